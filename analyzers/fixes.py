@@ -1,0 +1,55 @@
+"""Applying text edits to source text."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from torchsanity.analyzers.findings import Finding, Position, TextEdit
+
+
+def _offsets(source: str) -> list[int]:
+    starts = [0]
+    for i, ch in enumerate(source):
+        if ch == "\n":
+            starts.append(i + 1)
+    return starts
+
+
+def offset_of(line_starts: list[int], position: Position) -> int:
+    return line_starts[min(position.line, len(line_starts)) - 1] + position.column
+
+
+def apply_edits(source: str, edits: Iterable[TextEdit]) -> str:
+    """Apply non-overlapping edits (overlapping ones after the first are dropped)."""
+    starts = _offsets(source)
+    spans = sorted(
+        ((offset_of(starts, e.start), offset_of(starts, e.end), e.new_text) for e in edits),
+        key=lambda s: (s[0], s[1]),
+    )
+    out: list[str] = []
+    cursor = 0
+    for begin, end, text in spans:
+        if begin < cursor:
+            continue  # overlaps an edit already taken
+        out.append(source[cursor:begin])
+        out.append(text)
+        cursor = end
+    out.append(source[cursor:])
+    return "".join(out)
+
+
+def apply_fixes(source: str, findings: Iterable[Finding]) -> str:
+    """Apply the fixes of ``findings`` once; a fix that overlaps an earlier one is left for the next
+    round (call again until nothing changes)."""
+    starts = _offsets(source)
+    chosen: list[TextEdit] = []
+    taken: list[tuple[int, int]] = []
+    for finding in sorted(findings, key=lambda f: (f.start, f.code)):
+        if finding.fix is None:
+            continue
+        spans = [(offset_of(starts, e.start), offset_of(starts, e.end)) for e in finding.fix.edits]
+        if any(b < te and tb < e or (b == e == tb == te) for b, e in spans for tb, te in taken):
+            continue
+        chosen.extend(finding.fix.edits)
+        taken.extend(spans)
+    return apply_edits(source, chosen)

@@ -1,0 +1,371 @@
+"""The program model: what the rules ask about a module, built in one pass over one parse.
+
+It does not use libcst's scope or qualified-name metadata (too slow for every file); it resolves the
+few names the rules need — import aliases, names bound to optimizers / schedulers / models / losses /
+DataLoaders, functions and classes — in a single traversal of the tree's dataclass fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Iterator
+
+import libcst as cst
+
+if TYPE_CHECKING:
+    from torchsanity.analyzers.project import Project
+
+# Fields that only hold whitespace, parentheses or punctuation: never walked.
+_SKIPPED_FIELDS = frozenset(
+    {
+        "lpar",
+        "rpar",
+        "leading_lines",
+        "lines_after_decorators",
+        "header",
+        "footer",
+        "comma",
+        "semicolon",
+        "newline",
+        "trailing_whitespace",
+        "equal",
+        "colon",
+        "dot",
+        "star",
+        "whitespace_after_star",
+        "whitespace_after_param",
+        "whitespace_before_colon",
+        "whitespace_after_colon",
+    }
+)
+
+
+@lru_cache(maxsize=None)
+def _walked_fields(node_type: type) -> tuple[str, ...]:
+    return tuple(
+        f.name
+        for f in dataclasses.fields(node_type)
+        if f.name not in _SKIPPED_FIELDS and not f.name.startswith("whitespace")
+    )
+
+
+def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The node's children that carry code (no whitespace / punctuation), in source order."""
+    for name in _walked_fields(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            yield value
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                if isinstance(item, cst.CSTNode):
+                    yield item
+
+
+def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Pre-order traversal of ``node`` and its code-carrying descendants."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        children = list(iter_children(current))
+        children.reverse()
+        stack.extend(children)
+
+
+def dotted_name(expr: cst.BaseExpression | None) -> str | None:
+    """``a.b.c`` for a chain of Name / Attribute nodes, else None."""
+    parts: list[str] = []
+    while isinstance(expr, cst.Attribute):
+        parts.append(expr.attr.value)
+        expr = expr.value
+    if isinstance(expr, cst.Name):
+        parts.append(expr.value)
+        return ".".join(reversed(parts))
+    return None
+
+
+# What a bound name holds, as far as the rules care.
+OPTIMIZER = "optimizer"
+SCHEDULER = "scheduler"
+MODEL = "model"
+LOSS = "loss"
+DATALOADER = "dataloader"
+DATASET = "dataset"
+
+_OPTIMIZER_PREFIXES = ("torch.optim.", "bitsandbytes.optim.", "apex.optimizers.", "timm.optim.")
+_OPTIMIZER_NAMES = frozenset(
+    {"transformers.AdamW", "transformers.Adafactor", "transformers.optimization.AdamW",
+     "timm.optim.create_optimizer_v2", "timm.optim.create_optimizer"}
+)
+_SCHEDULER_PREFIXES = ("torch.optim.lr_scheduler.", "timm.scheduler.")
+_SCHEDULER_NAMES = frozenset(
+    {
+        "transformers.get_linear_schedule_with_warmup",
+        "transformers.get_cosine_schedule_with_warmup",
+        "transformers.get_constant_schedule_with_warmup",
+        "transformers.get_polynomial_decay_schedule_with_warmup",
+        "transformers.get_scheduler",
+        "transformers.optimization.get_linear_schedule_with_warmup",
+        "transformers.optimization.get_cosine_schedule_with_warmup",
+        "transformers.optimization.get_scheduler",
+    }
+)
+_MODEL_PREFIXES = ("torchvision.models.", "timm.create_model", "transformers.AutoModel")
+_DATALOADER_NAMES = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
+_NN_MODULE_BASES = frozenset(
+    {"torch.nn.Module", "torch.nn.modules.module.Module", "pytorch_lightning.LightningModule",
+     "lightning.LightningModule", "lightning.pytorch.LightningModule", "torch.nn.Sequential"}
+)
+
+
+def kind_of_constructor(qualname: str | None) -> str | None:
+    """The kind of object a call to ``qualname`` builds (optimizer, scheduler, loss, ...)."""
+    if not qualname:
+        return None
+    if qualname.startswith(_SCHEDULER_PREFIXES) or qualname in _SCHEDULER_NAMES:
+        return SCHEDULER
+    if qualname.startswith(_OPTIMIZER_PREFIXES) or qualname in _OPTIMIZER_NAMES:
+        if qualname.count(".") >= 2 and qualname.split(".")[-1][:1].isupper() or qualname in _OPTIMIZER_NAMES:
+            return OPTIMIZER
+        return None
+    if qualname in _DATALOADER_NAMES:
+        return DATALOADER
+    if qualname.startswith("torch.nn.") and not qualname.startswith("torch.nn.functional"):
+        last = qualname.rsplit(".", 1)[-1]
+        if last.endswith("Loss"):
+            return LOSS
+        if last[:1].isupper() and not qualname.startswith(("torch.nn.init", "torch.nn.utils", "torch.nn.parallel.")):
+            return MODEL
+    if qualname.startswith(_MODEL_PREFIXES):
+        return MODEL
+    return None
+
+
+@dataclass
+class Binding:
+    """``target = value`` (or ``with value as target`` / ``for target in value``) somewhere in the module."""
+
+    target: str  # dotted: "opt", "self.optimizer"
+    value: cst.BaseExpression | None
+    node: cst.CSTNode
+    kind: str | None = None
+
+
+@dataclass
+class FunctionInfo:
+    node: cst.FunctionDef
+    qualname: str  # "train" or "Trainer.train_epoch"
+    class_name: str | None
+    decorators: tuple[str, ...]
+
+
+@dataclass
+class ProgramModel:
+    """Everything the rules query about one module. Build with :meth:`ProgramModel.build`."""
+
+    module: cst.Module
+    path: str
+    imports: dict[str, str] = field(default_factory=dict)
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    functions: dict[str, FunctionInfo] = field(default_factory=dict)
+    classes: dict[str, cst.ClassDef] = field(default_factory=dict)
+    module_classes: set[str] = field(default_factory=set)  # classes here that subclass nn.Module
+    calls: list[cst.Call] = field(default_factory=list)
+    loops: list[cst.For | cst.While] = field(default_factory=list)
+    parents: dict[int, cst.CSTNode] = field(default_factory=dict)
+    project: "Project | None" = None
+
+    # ---- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, module: cst.Module, path: str = "<string>", project: "Project | None" = None) -> "ProgramModel":
+        model = cls(module=module, path=path, project=project)
+        model._index()
+        return model
+
+    def _index(self) -> None:
+        parents = self.parents
+        stack: list[tuple[cst.CSTNode, str | None]] = [(self.module, None)]
+        class_stack: list[tuple[cst.CSTNode, str]] = []
+        pending_bindings: list[Binding] = []
+        while stack:
+            node, class_name = stack.pop()
+            if isinstance(node, cst.Call):
+                self.calls.append(node)
+            elif isinstance(node, (cst.For, cst.While)):
+                self.loops.append(node)
+            elif isinstance(node, (cst.Import, cst.ImportFrom)):
+                self._add_import(node)
+            elif isinstance(node, cst.Assign):
+                for target in node.targets:
+                    pending_bindings.extend(self._bindings_for(target.target, node.value, node))
+            elif isinstance(node, cst.AnnAssign) and node.value is not None:
+                pending_bindings.extend(self._bindings_for(node.target, node.value, node))
+            elif isinstance(node, cst.WithItem) and node.asname is not None:
+                pending_bindings.extend(self._bindings_for(node.asname.name, node.item, node))
+            elif isinstance(node, cst.ClassDef):
+                self.classes[node.name.value] = node
+            elif isinstance(node, cst.FunctionDef):
+                qual = f"{class_name}.{node.name.value}" if class_name else node.name.value
+                self.functions.setdefault(qual, FunctionInfo(
+                    node=node,
+                    qualname=qual,
+                    class_name=class_name,
+                    decorators=tuple(filter(None, (dotted_name(_decorator_callee(d.decorator)) for d in node.decorators))),
+                ))
+            child_class = node.name.value if isinstance(node, cst.ClassDef) else (
+                None if isinstance(node, cst.FunctionDef) else class_name)
+            if isinstance(node, cst.FunctionDef) and class_name is not None:
+                child_class = class_name  # methods of nested helpers still belong to the class
+            children = list(iter_children(node))
+            for child in children:
+                parents[id(child)] = node
+            for child in reversed(children):
+                stack.append((child, child_class))
+        del class_stack
+        # Classes first, so that `model = Net()` knows Net is a module.
+        for name, node in self.classes.items():
+            for base in node.bases:
+                base_name = self.qualname(base.value)
+                if base_name in _NN_MODULE_BASES or (base_name and base_name.split(".")[-1] in self.module_classes):
+                    self.module_classes.add(name)
+        for binding in pending_bindings:
+            binding.kind = self.kind_of(binding.value)
+            self.bindings.setdefault(binding.target, []).append(binding)
+
+    def _add_import(self, node: cst.Import | cst.ImportFrom) -> None:
+        if isinstance(node, cst.Import):
+            for alias in node.names:
+                full = dotted_name(alias.name)
+                if full is None:
+                    continue
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                    self.imports[alias.asname.name.value] = full
+                else:
+                    head = full.split(".")[0]
+                    self.imports.setdefault(head, head)
+            return
+        if node.relative:
+            base = "." * len(node.relative) + (dotted_name(node.module) or "")
+        else:
+            base = dotted_name(node.module) or ""
+        if isinstance(node.names, cst.ImportStar):
+            return
+        for alias in node.names:
+            name = dotted_name(alias.name)
+            if name is None:
+                continue
+            local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
+            self.imports[local] = f"{base}.{name}" if base else name
+
+    def _bindings_for(self, target: cst.BaseExpression, value: cst.BaseExpression, node: cst.CSTNode) -> list[Binding]:
+        name = dotted_name(target)
+        if name is not None:
+            # `F = torch.nn.functional` / `nn = torch.nn`: a module alias.
+            value_name = dotted_name(value)
+            if "." not in name and value_name is not None:
+                resolved = self._resolve_dotted(value_name)
+                if resolved and resolved.split(".")[0] in ("torch", "torchvision", "numpy", "random"):
+                    self.imports.setdefault(name, resolved)
+            return [Binding(target=name, value=value, node=node)]
+        if isinstance(target, (cst.Tuple, cst.List)):
+            out: list[Binding] = []
+            values = value.elements if isinstance(value, (cst.Tuple, cst.List)) else None
+            for i, element in enumerate(target.elements):
+                element_value = values[i].value if values is not None and i < len(values) else None
+                out.extend(self._bindings_for(element.value, element_value, node) if element_value is not None
+                           else [Binding(target=n, value=None, node=node) for n in filter(None, [dotted_name(element.value)])])
+            return out
+        return []
+
+    # ---- queries --------------------------------------------------------------------------------
+
+    def _resolve_dotted(self, name: str) -> str:
+        head, _, rest = name.partition(".")
+        base = self.imports.get(head)
+        if base is None:
+            return name
+        return f"{base}.{rest}" if rest else base
+
+    def qualname(self, expr: cst.BaseExpression | None) -> str | None:
+        """The fully qualified name an expression refers to through the module's imports
+        (``nn.CrossEntropyLoss`` → ``torch.nn.CrossEntropyLoss``), or None."""
+        name = dotted_name(expr)
+        if name is None:
+            return None
+        return self._resolve_dotted(name)
+
+    def call_name(self, call: cst.Call) -> str | None:
+        """The qualified name of the function a call calls."""
+        return self.qualname(call.func)
+
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        return self.parents.get(id(node))
+
+    def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        current = self.parents.get(id(node))
+        while current is not None:
+            yield current
+            current = self.parents.get(id(current))
+
+    def enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
+        for ancestor in self.ancestors(node):
+            if isinstance(ancestor, cst.FunctionDef):
+                return ancestor
+        return None
+
+    def enclosing_statement(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        """The simple or compound statement that holds ``node`` (itself, if it is one)."""
+        current: cst.CSTNode | None = node
+        while current is not None:
+            if isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                return current
+            current = self.parents.get(id(current))
+        return None
+
+    def function_info(self, node: cst.FunctionDef) -> FunctionInfo | None:
+        for info in self.functions.values():
+            if info.node is node:
+                return info
+        return None
+
+    def kind_of(self, expr: cst.BaseExpression | None, _depth: int = 0) -> str | None:
+        """What an expression holds: OPTIMIZER, SCHEDULER, MODEL, LOSS, DATALOADER or None."""
+        if expr is None or _depth > 8:
+            return None
+        if isinstance(expr, cst.Call):
+            qual = self.call_name(expr)
+            kind = kind_of_constructor(qual)
+            if kind is not None:
+                return kind
+            if qual is not None and qual.split(".")[-1] in self.module_classes and "." not in qual:
+                return MODEL
+            # `model = Net().to(device)`, `model = torch.compile(model)`, `DDP(model)`.
+            if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("to", "cuda", "cpu", "double", "float", "half", "train", "eval"):
+                return self.kind_of(expr.func.value, _depth + 1)
+            if qual in ("torch.compile", "torch.nn.DataParallel", "torch.nn.parallel.DistributedDataParallel") and expr.args:
+                return self.kind_of(expr.args[0].value, _depth + 1)
+            return None
+        name = dotted_name(expr)
+        if name is not None:
+            for binding in reversed(self.bindings.get(name, [])):
+                if binding.kind is not None:
+                    return binding.kind
+                if binding.value is not None and binding.value is not expr:
+                    kind = self.kind_of(binding.value, _depth + 1)
+                    if kind is not None:
+                        return kind
+        return None
+
+    def names_of_kind(self, kind: str) -> set[str]:
+        """Every dotted name bound to an object of ``kind``."""
+        return {name for name, bs in self.bindings.items() if any(b.kind == kind for b in bs)}
+
+    def code_for(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+
+def _decorator_callee(expr: cst.BaseExpression) -> cst.BaseExpression:
+    return expr.func if isinstance(expr, cst.Call) else expr

@@ -1,0 +1,1 @@
+"""torchsanity's front ends: the `torchsanity` command line and the language server."""

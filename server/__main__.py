@@ -1,0 +1,5 @@
+import sys
+
+from torchsanity.server.cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""`torchsanity` — the command line. Each subcommand lives in its own module, imported on use."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="torchsanity",
+        description="Static checks and runtime sanity probes for PyTorch training code.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    from torchsanity.server import check_command, probe_command, rule_command
+
+    check_command.add_arguments(
+        commands.add_parser("check", help="statically check Python files or directories")
+    )
+    probe_command.add_arguments(
+        commands.add_parser("probe", help="run Karpathy's sanity checks on a training script")
+    )
+    rule_command.add_arguments(commands.add_parser("rule", help="print a rule's documentation"))
+    commands.add_parser("server", help="run the language server on stdio")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        print(f"torchsanity {version('torchsanity')}")
+        return 0
+    if args.command == "check":
+        from torchsanity.server.check_command import run
+
+        return run(args)
+    if args.command == "probe":
+        from torchsanity.server.probe_command import run
+
+        return run(args)
+    if args.command == "rule":
+        from torchsanity.server.rule_command import run
+
+        return run(args)
+    if args.command == "server":
+        from torchsanity.server.language_server import start_stdio
+
+        start_stdio()
+        return 0
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
