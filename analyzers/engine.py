@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from torchsanity.analyzers.config import Config
 from torchsanity.analyzers.findings import FileProblem, FileReport, Finding, Fix, Position, TextEdit
 from torchsanity.analyzers.fixes import apply_fixes
 from torchsanity.analyzers.model import ProgramModel
+from torchsanity.analyzers.positions import locate
 from torchsanity.analyzers.project import Project
 from torchsanity.analyzers.registry import all_rules
 from torchsanity.analyzers.rule import NodeEdit, NodeFix, RawFinding, Rule
@@ -61,18 +61,20 @@ def analyze_source(
                 FileProblem(path, "internal-error", f"internal error in {rule_class.code}: {type(error).__name__}: {error}")
             )
     if raw:
-        report.findings = _locate(module, source, path, config, raw)
+        report.findings = _locate(model, source, path, config, raw)
     return report
 
 
 def _locate(
-    module: cst.Module,
+    model: ProgramModel,
     source: str,
     path: str,
     config: Config,
     raw: list[tuple[type[Rule], RawFinding]],
 ) -> list[Finding]:
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    nodes = [n for _, item in raw for n in (item.node, item.end_node) if n is not None]
+    nodes += [edit.node for _, item in raw if item.fix for edit in item.fix.edits]
+    positions = locate(model, nodes)
     lines = source.splitlines()
     findings: dict[tuple, Finding] = {}
     for rule_class, item in raw:

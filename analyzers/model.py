@@ -175,6 +175,7 @@ class ProgramModel:
     calls: list[cst.Call] = field(default_factory=list)
     loops: list[cst.For | cst.While] = field(default_factory=list)
     parents: dict[int, cst.CSTNode] = field(default_factory=dict)
+    _name_kinds: dict[str, str | None] = field(default_factory=dict, repr=False)
     project: "Project | None" = None
 
     # ---- construction -------------------------------------------------------------------------
@@ -232,8 +233,9 @@ class ProgramModel:
                 if base_name in _NN_MODULE_BASES or (base_name and base_name.split(".")[-1] in self.module_classes):
                     self.module_classes.add(name)
         for binding in pending_bindings:
-            binding.kind = self.kind_of(binding.value)
             self.bindings.setdefault(binding.target, []).append(binding)
+        for binding in pending_bindings:
+            binding.kind = self.kind_of(binding.value)
 
     def _add_import(self, node: cst.Import | cst.ImportFrom) -> None:
         if isinstance(node, cst.Import):
@@ -331,11 +333,9 @@ class ProgramModel:
                 return info
         return None
 
-    def kind_of(self, expr: cst.BaseExpression | None, _depth: int = 0) -> str | None:
+    def kind_of(self, expr: cst.BaseExpression | None) -> str | None:
         """What an expression holds: OPTIMIZER, SCHEDULER, MODEL, LOSS, DATALOADER or None."""
-        if expr is None or _depth > 8:
-            return None
-        if isinstance(expr, cst.Call):
+        while isinstance(expr, cst.Call):
             qual = self.call_name(expr)
             kind = kind_of_constructor(qual)
             if kind is not None:
@@ -344,20 +344,28 @@ class ProgramModel:
                 return MODEL
             # `model = Net().to(device)`, `model = torch.compile(model)`, `DDP(model)`.
             if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("to", "cuda", "cpu", "double", "float", "half", "train", "eval"):
-                return self.kind_of(expr.func.value, _depth + 1)
-            if qual in ("torch.compile", "torch.nn.DataParallel", "torch.nn.parallel.DistributedDataParallel") and expr.args:
-                return self.kind_of(expr.args[0].value, _depth + 1)
-            return None
+                expr = expr.func.value
+            elif qual in ("torch.compile", "torch.nn.DataParallel", "torch.nn.parallel.DistributedDataParallel") and expr.args:
+                expr = expr.args[0].value
+            else:
+                return None
         name = dotted_name(expr)
-        if name is not None:
-            for binding in reversed(self.bindings.get(name, [])):
-                if binding.kind is not None:
-                    return binding.kind
-                if binding.value is not None and binding.value is not expr:
-                    kind = self.kind_of(binding.value, _depth + 1)
-                    if kind is not None:
-                        return kind
-        return None
+        return self._kind_of_name(name) if name is not None else None
+
+    def _kind_of_name(self, name: str) -> str | None:
+        """The kind of the latest binding of ``name`` that has one. Memoized per name (the model is
+        flow-insensitive), with a guard against cycles such as ``x = x.to(device)``."""
+        memo = self._name_kinds
+        if name in memo:
+            return memo[name]
+        memo[name] = None  # in progress: a cycle through this name contributes nothing
+        kind = None
+        for binding in reversed(self.bindings.get(name, ())):
+            kind = binding.kind if binding.kind is not None else self.kind_of(binding.value)
+            if kind is not None:
+                break
+        memo[name] = kind
+        return kind
 
     def names_of_kind(self, kind: str) -> set[str]:
         """Every dotted name bound to an object of ``kind``."""

@@ -1,0 +1,44 @@
+"""Positions of just the nodes that findings and fixes mention.
+
+libcst's PositionProvider tracks every node of the module, which costs more than parsing. Findings are
+few, so the module is cut at its top-level statements: the first line of each comes from plain code
+generation (cheap), and the position pass runs only over the statements that hold a reported node.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import libcst as cst
+from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
+
+from torchsanity.analyzers.model import ProgramModel
+
+
+def locate(model: ProgramModel, nodes: Iterable[cst.CSTNode]) -> dict[cst.CSTNode, CodeRange]:
+    """``{node: CodeRange}`` for ``nodes``, in the whole file's coordinates."""
+    module = model.module
+    body_ids = {id(statement): statement for statement in module.body}
+    wanted: dict[int, cst.CSTNode] = {}
+    for node in nodes:
+        top = node
+        while top is not None and id(top) not in body_ids:
+            top = model.parent(top)
+        if top is None:  # the module itself, or a node outside the statements: track everything
+            return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        wanted[id(top)] = top
+    ranges: dict[cst.CSTNode, CodeRange] = {}
+    line = 1 + sum(module.code_for_node(empty).count("\n") for empty in module.header)
+    for statement in module.body:
+        if not wanted:
+            break
+        if wanted.pop(id(statement), None) is not None:
+            piece = module.with_changes(body=(statement,), header=(), footer=())
+            offset = line - 1
+            for node, code_range in MetadataWrapper(piece, unsafe_skip_copy=True).resolve(PositionProvider).items():
+                ranges[node] = CodeRange(
+                    CodePosition(code_range.start.line + offset, code_range.start.column),
+                    CodePosition(code_range.end.line + offset, code_range.end.column),
+                )
+        line += module.code_for_node(statement).count("\n")
+    return ranges
