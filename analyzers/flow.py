@@ -1,0 +1,1046 @@
+"""The training-loop model: what a loop or function *does*, in order.
+
+For every scope (the module's top-level code, each function body) :class:`Flow` lists the effects that
+matter to training-loop rules, in execution order: ``backward`` / optimizer ``step`` / ``zero_grad`` /
+scheduler ``step`` / ``eval()`` / ``train()`` / model forwards / seeding calls. Helpers count where they
+are called: a call to a function or method of the same module (or of a sibling module, through
+``model.project``) is replaced by that function's effects, with its parameters mapped to the caller's
+arguments. Each effect carries its context: the compound statements (loops, ifs, withs, ...) that enclose
+it, from the scope down, including the helper call sites it was inlined through, so rules ask "is this
+inside that loop / under an `if` / under `torch.no_grad()`" with identity checks on nodes.
+
+Built lazily, once per :class:`ProgramModel` (see :func:`flow_of`), without libcst visitors or metadata.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import libcst as cst
+
+from torchsanity.analyzers.model import (
+    DATALOADER,
+    MODEL,
+    OPTIMIZER,
+    SCHEDULER,
+    FunctionInfo,
+    ProgramModel,
+    dotted_name,
+    iter_children,
+)
+
+BACKWARD = "backward"
+OPT_STEP = "opt_step"
+ZERO_GRAD = "zero_grad"
+SCHED_STEP = "sched_step"
+EVAL = "eval"
+TRAIN = "train"
+FORWARD = "forward"
+SEED = "seed"
+FIT = "fit"  # Lightning `trainer.fit(...)`: training happens in the library
+
+# Context nodes recorded for effects (relative to their scope).
+_CTX_TYPES = (
+    cst.For,
+    cst.While,
+    cst.If,
+    cst.Else,
+    cst.With,
+    cst.Try,
+    cst.TryStar,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.Finally,
+    cst.Match,
+)
+LOOP_TYPES = (cst.For, cst.While)
+_CTX_SET = frozenset(_CTX_TYPES)
+_SKIP_TYPES = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
+_ASSIGN_TYPES = frozenset({cst.Assign, cst.AugAssign, cst.AnnAssign})
+CONDITIONAL_TYPES = (cst.If, cst.Else, cst.Try, cst.TryStar, cst.ExceptHandler, cst.ExceptStarHandler,
+                     cst.Match, cst.For, cst.While)
+
+_NO_GRAD_CONTEXTS = frozenset(
+    {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad",
+     "torch.autograd.inference_mode"}
+)
+_SET_GRAD = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"})
+_ENABLE_GRAD = frozenset({"torch.enable_grad", "torch.autograd.enable_grad"})
+
+_TORCH_SEEDS = frozenset(
+    {"torch.manual_seed", "torch.cuda.manual_seed", "torch.cuda.manual_seed_all", "torch.random.manual_seed",
+     "torch.mps.manual_seed", "torch.xpu.manual_seed", "torch.xpu.manual_seed_all"}
+)
+_NOT_MODEL_RECEIVERS = re.compile(r"trainer|runner|learner|agent|engine|pipeline|solver|experiment|^exp$|env", re.I)
+_MODEL_NAME = re.compile(
+    r"^(model|net|network|module|encoder|decoder|classifier|backbone|generator|discriminator|policy|critic|actor"
+    r"|student|teacher|unet|resnet|vae|cnn|mlp|lstm|rnn|gnn|transformer)$|^(net|model)_?[a-z0-9]{0,6}$"
+    r"|^[a-z]+_(model|net)$", re.I)
+_VERB = re.compile(r"(get|build|create|make|load|init|setup|define|prepare|save|train|eval|evaluate|test|validate"
+                   r"|wrap|compile|export|run|update|copy|freeze|print|log)_", re.I)
+_OPTIMIZER_NAME = re.compile(r"(optim|optimizer|optimiser)|^opt$|^opt_?[a-z0-9]{0,3}$|_opt$", re.I)
+_SCHEDULER_NAME = re.compile(r"sched|lr_scheduler|scheduler|^lrs$|^lr_sched", re.I)
+_SCALER_NAME = re.compile(r"scaler", re.I)
+_ZERO_HELPER = re.compile(r"zero_grad|zero_?grads|clear_?grad|reset_?grad", re.I)
+
+
+def last_part(name: str | None) -> str:
+    return name.rsplit(".", 1)[-1] if name else ""
+
+
+@dataclass(eq=False)
+class Effect:
+    kind: str
+    site: cst.CSTNode  # the node in the scope's own module: the call itself, or the helper call it came through
+    inner: cst.CSTNode  # where it really happens (maybe in a helper, maybe in another module)
+    target: str | None = None  # dotted name acted on, in the scope's names where it could be mapped
+    ctx: tuple[cst.CSTNode, ...] = ()  # enclosing context nodes from the scope down (incl. helper call sites)
+    nograd: bool | None = False  # True under no_grad / inference_mode; None when it depends on a flag
+    via: tuple[cst.Call, ...] = ()  # helper call chain, outermost first; () when direct
+    flag: bool | None = True  # for TRAIN: train(True/False) or None for a variable flag
+    arg: cst.BaseExpression | None = None  # the loss of a backward, the closure of a step, ...
+    detail: str = ""  # for SEED: "torch" | "random" | "numpy" | "all"
+
+    @property
+    def direct(self) -> bool:
+        return not self.via
+
+    def inside(self, node: cst.CSTNode) -> bool:
+        return any(c is node for c in self.ctx)
+
+    def ctx_after(self, node: cst.CSTNode) -> tuple[cst.CSTNode, ...]:
+        for i, c in enumerate(self.ctx):
+            if c is node:
+                return self.ctx[i + 1:]
+        return self.ctx
+
+
+@dataclass
+class Scope:
+    node: cst.CSTNode  # cst.Module or cst.FunctionDef
+    effects: list[Effect] = field(default_factory=list)
+    _index: dict[int, list[Effect]] | None = None
+
+    def within(self, node: cst.CSTNode) -> list[Effect]:
+        """The effects inside the compound statement ``node`` (indexed once per scope)."""
+        if self._index is None:
+            index: dict[int, list[Effect]] = {}
+            for e in self.effects:
+                seen: set[int] = set()
+                for c in e.ctx:
+                    key = id(c)
+                    if key not in seen:
+                        seen.add(key)
+                        index.setdefault(key, []).append(e)
+            self._index = index
+        return self._index.get(id(node), [])
+
+
+def flow_of(model: ProgramModel) -> "Flow":
+    """The (cached) flow of a model."""
+    flow = model.__dict__.get("_torchsanity_flow")
+    if flow is None:
+        flow = Flow(model)
+        model.__dict__["_torchsanity_flow"] = flow
+    return flow
+
+
+class Flow:
+    def __init__(self, model: ProgramModel) -> None:
+        self.model = model
+        self._scopes: dict[int, Scope] = {}
+        self._function_effects: dict[int, list[Effect]] = {}
+        self._in_progress: set[int] = set()
+        self._bare_functions: dict[str, FunctionInfo] = {}
+        for qual, info in model.functions.items():
+            if "." not in qual:
+                self._bare_functions.setdefault(qual, info)
+        self._optimizer_arg_names: set[str] | None = None
+
+    # ---- scopes ----------------------------------------------------------------------------------
+
+    def scope_node(self, node: cst.CSTNode) -> cst.CSTNode:
+        return self.model.enclosing_function(node) or self.model.module
+
+    def scope(self, node: cst.CSTNode) -> Scope:
+        """The effects of the scope ``node`` (a Module or FunctionDef) itself."""
+        key = id(node)
+        scope = self._scopes.get(key)
+        if scope is None:
+            effects = self._function(self.model, node) if isinstance(node, cst.FunctionDef) else self._walk_module()
+            scope = Scope(node, effects)
+            self._scopes[key] = scope
+        return scope
+
+    def scope_of(self, node: cst.CSTNode) -> Scope:
+        return self.scope(self.scope_node(node))
+
+    def loop_effects(self, loop: cst.CSTNode) -> list[Effect]:
+        """Effects inside ``loop`` (or any compound statement), helpers inlined."""
+        return self.scope_of(loop).within(loop)
+
+    def all_scopes(self) -> Iterator[Scope]:
+        yield self.scope(self.model.module)
+        for info in self.model.functions.values():
+            yield self.scope(info.node)
+
+    # ---- walking ---------------------------------------------------------------------------------
+
+    def _walk_module(self) -> list[Effect]:
+        out: list[Effect] = []
+        try:
+            for stmt in self.model.module.body:
+                self._visit(self.model, stmt, (), False, out, self_class=None)
+        except RecursionError:
+            pass
+        return out
+
+    def _function(self, model: ProgramModel, func: cst.FunctionDef) -> list[Effect]:
+        """Effects of a function body relative to itself (cached; recursion-guarded)."""
+        key = id(func)
+        cached = self._function_effects.get(key) if model is self.model else None
+        if cached is not None:
+            return cached
+        if key in self._in_progress:
+            return []
+        self._in_progress.add(key)
+        out: list[Effect] = []
+        try:
+            info = model.function_info(func) if model is not self.model else self._info(func)
+            nograd = _decorated_no_grad(model, func)
+            self_class = info.class_name if info is not None else None
+            try:
+                self._visit(model, func.body, (), nograd, out, self_class=self_class)
+            except RecursionError:
+                pass
+        finally:
+            self._in_progress.discard(key)
+        if model is self.model:
+            self._function_effects[key] = out
+        return out
+
+    def _info(self, func: cst.FunctionDef) -> FunctionInfo | None:
+        cache = self.__dict__.setdefault("_info_cache", {})
+        if not cache:
+            for info in self.model.functions.values():
+                cache[id(info.node)] = info
+        return cache.get(id(func))
+
+    def _visit(self, model, node, ctx, nograd, out, self_class) -> None:
+        kind = type(node)
+        if kind in _SKIP_TYPES:
+            return
+        if kind in _CTX_SET:
+            ctx = ctx + (node,)
+            if kind is cst.With:
+                nograd = _with_no_grad(model, node, nograd)
+        for child in iter_children(node):
+            self._visit(model, child, ctx, nograd, out, self_class)
+        if kind is cst.Call:
+            self._call(model, node, ctx, nograd, out, self_class)
+        elif kind in _ASSIGN_TYPES:
+            targets = [t.target for t in node.targets] if kind is cst.Assign else [node.target]
+            for target in targets:
+                if type(target) is cst.Attribute and target.attr.value == "grad":
+                    out.append(Effect(ZERO_GRAD, node, node, None, ctx, nograd))
+        elif kind is cst.Del:
+            if type(node.target) is cst.Attribute and node.target.attr.value == "grad":
+                out.append(Effect(ZERO_GRAD, node, node, None, ctx, nograd))
+
+    def _call(self, model: ProgramModel, call: cst.Call, ctx, nograd, out: list[Effect], self_class) -> None:
+        func = call.func
+        qual = model.call_name(call)
+        args = [a for a in call.args if a.keyword is None and not a.star]
+        if isinstance(func, cst.Attribute):
+            attr = func.attr.value
+            recv = func.value
+            recv_name = dotted_name(recv)
+            if attr == "backward":
+                if qual in ("torch.autograd.backward",) or (
+                    recv_name and re.search(r"accelerator|fabric|engine|^self$", last_part(recv_name), re.I) and args
+                ):
+                    loss = args[0].value if args else None
+                elif isinstance(recv, cst.Call) and isinstance(recv.func, cst.Attribute) and recv.func.attr.value == "scale" and recv.args:
+                    loss = recv.args[0].value
+                else:
+                    loss = recv
+                out.append(Effect(BACKWARD, call, call, recv_name, ctx, nograd, arg=loss))
+                return
+            if attr == "manual_backward":
+                out.append(Effect(BACKWARD, call, call, recv_name, ctx, nograd, arg=args[0].value if args else None))
+                return
+            if attr == "step":
+                kind = self._step_kind(model, recv_name)
+                if kind == SCHEDULER:
+                    out.append(Effect(SCHED_STEP, call, call, recv_name, ctx, nograd, arg=args[0].value if args else None))
+                    return
+                if kind == OPTIMIZER:
+                    closure = args[0].value if args else None
+                    if closure is not None:
+                        self._inline_closure(model, closure, call, ctx, nograd, out, self_class)
+                    out.append(Effect(OPT_STEP, call, call, recv_name, ctx, nograd, arg=closure))
+                    return
+                if kind == "scaler" and args:
+                    out.append(Effect(OPT_STEP, call, call, dotted_name(args[0].value), ctx, nograd))
+                    return
+            if attr == "zero_grad":
+                out.append(Effect(ZERO_GRAD, call, call, recv_name, ctx, nograd))
+                return
+            if attr in ("zero_", "fill_", "detach_") and "grad" in (dotted_name(recv) or _chain_text(recv)).split("."):
+                out.append(Effect(ZERO_GRAD, call, call, None, ctx, nograd))
+                return
+            if attr in ("eval", "train") and not (recv_name and _NOT_MODEL_RECEIVERS.search(last_part(recv_name))) \
+                    and qual not in ("torch.nn.Module.train",) and not (isinstance(recv, cst.Name) and recv.value in model.imports):
+                if attr == "eval" and not call.args:
+                    out.append(Effect(EVAL, call, call, recv_name, ctx, nograd, flag=False))
+                    return
+                if attr == "train" and len(call.args) <= 1:
+                    flag: bool | None = True
+                    if call.args:
+                        value = call.args[0].value
+                        flag = {"True": True, "False": False}.get(value.value) if isinstance(value, cst.Name) else None
+                    out.append(Effect(TRAIN, call, call, recv_name, ctx, nograd, flag=flag))
+                    return
+            if attr == "fit" and recv_name and self._is_lightning_trainer(model, recv_name):
+                out.append(Effect(FIT, call, call, recv_name, ctx, nograd))
+                return
+        seed = self._seed_kind(model, call, qual)
+        if seed is not None:
+            out.append(Effect(SEED, call, call, None, ctx, nograd, detail=seed))
+            return
+        # Helpers: inline.
+        resolved = self._resolve(model, call, self_class)
+        if resolved is not None:
+            target_model, info, bound_self = resolved
+            effects = self._function_in(target_model, info.node)
+            mapping = _param_mapping(info.node, call, bound_self)
+            for e in effects:
+                out.append(Effect(
+                    e.kind,
+                    call,
+                    e.inner,
+                    _map_target(e.target, mapping),
+                    ctx + (call,) + e.ctx,
+                    True if (nograd is True or e.nograd is True) else (None if (nograd is None or e.nograd is None) else False),
+                    (call,) + e.via,
+                    e.flag,
+                    e.arg if target_model is model else None,
+                    e.detail,
+                ))
+            return
+        # Unresolved helpers whose name says they clear gradients.
+        name = last_part(dotted_name(func))
+        if name and _ZERO_HELPER.search(name):
+            out.append(Effect(ZERO_GRAD, call, call, None, ctx, nograd))
+            return
+        if self._is_forward(model, call):
+            out.append(Effect(FORWARD, call, call, dotted_name(func), ctx, nograd))
+
+    def _function_in(self, model: ProgramModel, func: cst.FunctionDef) -> list[Effect]:
+        if model is self.model:
+            return self._function(model, func)
+        other = flow_of(model)
+        if id(func) in self._in_progress or id(func) in other._in_progress:
+            return []
+        self._in_progress.add(id(func))
+        try:
+            return other._function(model, func)
+        finally:
+            self._in_progress.discard(id(func))
+
+    def _inline_closure(self, model, closure, call, ctx, nograd, out, self_class) -> None:
+        name = dotted_name(closure)
+        if name is None or "." in name:
+            return
+        info = self._bare_functions.get(name) if model is self.model else None
+        if info is None:
+            return
+        for e in self._function(model, info.node):
+            out.append(Effect(e.kind, call, e.inner, e.target, ctx + (call,) + e.ctx,
+                              True if (nograd is True or e.nograd is True) else e.nograd, (call,) + e.via, e.flag,
+                              e.arg, e.detail))
+
+    # ---- classification -------------------------------------------------------------------------
+
+    def _step_kind(self, model: ProgramModel, recv_name: str | None) -> str | None:
+        if not recv_name:
+            return None
+        kind = kind_of_name(model, recv_name)
+        if kind in (SCHEDULER, OPTIMIZER):
+            return kind
+        last = last_part(recv_name)
+        if _SCHEDULER_NAME.search(last):
+            return SCHEDULER
+        if _SCALER_NAME.search(last) or _bound_to(model, recv_name, ("GradScaler",)):
+            return "scaler"
+        if _OPTIMIZER_NAME.search(last) and not re.search(r"option", last, re.I):
+            return OPTIMIZER
+        return None
+
+    def is_scheduler(self, name: str | None) -> bool:
+        return self._step_kind(self.model, name) == SCHEDULER
+
+    def _is_lightning_trainer(self, model: ProgramModel, name: str) -> bool:
+        for b in model.bindings.get(name, []):
+            if isinstance(b.value, cst.Call):
+                q = model.call_name(b.value) or ""
+                if q.endswith("Trainer") and q.startswith(("pytorch_lightning", "lightning")):
+                    return True
+        return False
+
+    def _seed_kind(self, model: ProgramModel, call: cst.Call, qual: str | None) -> str | None:
+        if not qual:
+            return None
+        if qual in _TORCH_SEEDS:
+            return "torch"
+        if qual == "random.seed":
+            return "random"
+        if qual == "numpy.random.seed":
+            return "numpy"
+        last = last_part(qual)
+        if last == "manual_seed":
+            return "torch"
+        if "seed" not in last.lower() or last in ("default_rng", "SeedSequence"):
+            return None
+        if qual.startswith(("random.", "numpy.")):
+            return None
+        # A local helper is inlined instead (its body says what it seeds).
+        if self._resolve(model, call, None) is not None:
+            return None
+        return "all"
+
+    def _is_forward(self, model: ProgramModel, call: cst.Call) -> bool:
+        name = dotted_name(call.func)
+        if name is None or name in model.imports or name in ("self", "super"):
+            return False
+        if name in self._bare_functions or name in model.classes:
+            return False
+        return is_model_name(model, name)
+
+    def _resolve(self, model: ProgramModel, call: cst.Call, self_class: str | None):
+        """(model, FunctionInfo, bound_self) of the function ``call`` calls, when it is ours."""
+        func = call.func
+        if isinstance(func, cst.Name):
+            name = func.value
+            if model is self.model:
+                info = self._bare_functions.get(name)
+            else:
+                info = model.functions.get(name)
+            if info is not None:
+                return model, info, False
+            if name in model.imports and model.project is not None:
+                try:
+                    resolved = model.project.resolve(model, name)
+                except Exception:
+                    resolved = None
+                if resolved is not None:
+                    other, fname = resolved
+                    info = other.functions.get(fname)
+                    if info is not None and info.class_name is None:
+                        return other, info, False
+            return None
+        if isinstance(func, cst.Attribute):
+            recv = dotted_name(func.value)
+            if recv == "self" and self_class is not None:
+                for cls in _class_chain(model, self_class):
+                    info = model.functions.get(f"{cls}.{func.attr.value}")
+                    if info is not None:
+                        return model, info, True
+                return None
+            if recv and "." not in recv and model.project is not None and recv in model.imports:
+                qual = model.imports[recv]
+                try:
+                    path = model.project.module_file(qual, model.path)
+                    other = model.project.model_for(path) if path is not None else None
+                except Exception:
+                    other = None
+                if other is not None:
+                    info = other.functions.get(func.attr.value)
+                    if info is not None:
+                        return other, info, False
+        return None
+
+    # ---- queries used by several rules ----------------------------------------------------------
+
+    def optimizer_arg_names(self) -> set[str]:
+        """Dotted names mentioned in the arguments of optimizer constructors in this module."""
+        if self._optimizer_arg_names is None:
+            names: set[str] = set()
+            for bs in self.model.bindings.values():
+                for b in bs:
+                    if b.kind == OPTIMIZER and isinstance(b.value, cst.Call):
+                        for arg in b.value.args:
+                            names.update(dotted_names_in(arg.value))
+            self._optimizer_arg_names = names
+        return self._optimizer_arg_names
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+
+
+def dotted_names_in(node: cst.CSTNode) -> Iterator[str]:
+    """Every maximal Name / Attribute chain in ``node``."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        name = dotted_name(current) if isinstance(current, (cst.Name, cst.Attribute)) else None
+        if name is not None:
+            yield name
+            continue
+        stack.extend(iter_children(current))
+
+
+def names_in(node: cst.CSTNode) -> set[str]:
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            out.add(current.value)
+        stack.extend(iter_children(current))
+    return out
+
+
+def _chain_text(expr: cst.CSTNode) -> str:
+    parts = []
+    while isinstance(expr, (cst.Attribute, cst.Call, cst.Subscript)):
+        if isinstance(expr, cst.Attribute):
+            parts.append(expr.attr.value)
+            expr = expr.value
+        elif isinstance(expr, cst.Call):
+            expr = expr.func
+        else:
+            expr = expr.value
+    return ".".join(reversed(parts))
+
+
+def _safe_dotted(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
+
+
+def _bound_to(model: ProgramModel, name: str, suffixes: tuple[str, ...]) -> bool:
+    for b in model.bindings.get(name, []):
+        if isinstance(b.value, cst.Call) and last_part(model.call_name(b.value) or "") in suffixes:
+            return True
+    return False
+
+
+def _class_chain(model: ProgramModel, class_name: str) -> list[str]:
+    chain, seen = [class_name], {class_name}
+    i = 0
+    while i < len(chain) and len(chain) < 10:
+        node = model.classes.get(chain[i])
+        i += 1
+        if node is None:
+            continue
+        for base in node.bases:
+            name = dotted_name(base.value)
+            if name and name in model.classes and name not in seen:
+                seen.add(name)
+                chain.append(name)
+    return chain
+
+
+def _param_mapping(func: cst.FunctionDef, call: cst.Call, bound_self: bool) -> dict[str, str | None]:
+    params = [p.name.value for p in func.params.posonly_params] + [p.name.value for p in func.params.params]
+    if bound_self and params:
+        params = params[1:]
+    mapping: dict[str, str | None] = {}
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for name, arg in zip(params, positional):
+        mapping[name] = dotted_name(arg.value)
+    for arg in call.args:
+        if arg.keyword is not None:
+            mapping[arg.keyword.value] = dotted_name(arg.value)
+    for p in list(func.params.params) + list(func.params.kwonly_params) + list(func.params.posonly_params):
+        mapping.setdefault(p.name.value, None)
+    if bound_self:
+        mapping.pop("self", None)
+    return mapping
+
+
+def _map_target(target: str | None, mapping: dict[str, str | None]) -> str | None:
+    if target is None:
+        return None
+    head, dot, rest = target.partition(".")
+    if head in mapping:
+        mapped = mapping[head]
+        if mapped is None:
+            return None
+        return mapped + dot + rest
+    return target
+
+
+def _with_no_grad(model: ProgramModel, node: cst.With, inherited: bool | None) -> bool | None:
+    result = inherited
+    for item in node.items:
+        expr = item.item
+        if isinstance(expr, cst.Call):
+            qual = model.call_name(expr)
+            if qual in _NO_GRAD_CONTEXTS:
+                if qual.endswith("inference_mode") and expr.args and not _is_true(expr.args[0].value):
+                    result = None if result is not True else True
+                    continue
+                return True
+            if qual in _SET_GRAD:
+                value = expr.args[0].value if expr.args else None
+                if isinstance(value, cst.Name) and value.value == "False":
+                    return True
+                if isinstance(value, cst.Name) and value.value == "True":
+                    result = False
+                else:
+                    result = None
+            elif qual in _ENABLE_GRAD:
+                result = False
+        elif model.qualname(expr) in _NO_GRAD_CONTEXTS:
+            return True
+    return result
+
+
+def _is_true(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "True"
+
+
+def _decorated_no_grad(model: ProgramModel, func: cst.FunctionDef) -> bool:
+    for dec in func.decorators:
+        expr = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+        if model.qualname(expr) in _NO_GRAD_CONTEXTS:
+            return True
+    return False
+
+
+def decorated_no_grad(model: ProgramModel, func: cst.FunctionDef) -> bool:
+    return _decorated_no_grad(model, func)
+
+
+def is_conditional(e: Effect, relative_to: cst.CSTNode) -> bool:
+    """Whether ``e`` sits under an if / try / nested loop below ``relative_to``."""
+    return any(isinstance(c, CONDITIONAL_TYPES) for c in e.ctx_after(relative_to))
+
+
+def kind_of_name(model: ProgramModel, name: str | None) -> str | None:
+    """``model.kind_of`` for a dotted name (without building an expression)."""
+    if not name:
+        return None
+    for binding in reversed(model.bindings.get(name, [])):
+        if binding.kind is not None:
+            return binding.kind
+        if binding.value is not None:
+            kind = model.kind_of(binding.value)
+            if kind is not None:
+                return kind
+    return None
+
+
+def is_model_name(model: ProgramModel, name: str | None) -> bool:
+    if not name:
+        return False
+    if kind_of_name(model, name) == MODEL:
+        return True
+    last = last_part(name)
+    return bool(_MODEL_NAME.search(last)) and not _VERB.match(last) and not last[:1].isupper()
+
+
+def same_object(a: str | None, b: str | None) -> bool:
+    """``model`` / ``model.module`` / ``self.model`` refer to the same network."""
+    if not a or not b or a == "self" or b == "self":
+        return a == b and a is not None
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def iter_loader_names(model: ProgramModel, expr: cst.BaseExpression) -> Iterator[str]:
+    """Dotted names a `for` loop iterates over, through enumerate / tqdm / zip / iter wrappers."""
+    stack = [expr]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Call):
+            stack.extend(a.value for a in current.args)
+            continue
+        name = dotted_name(current)
+        if name is not None:
+            yield name
+        elif isinstance(current, cst.Subscript):
+            base = dotted_name(current.value)
+            key = current.slice[0].slice if current.slice else None
+            if base and isinstance(key, cst.Index) and isinstance(key.value, cst.SimpleString):
+                yield f"{base}.{key.value.evaluated_value}"
+
+
+_LOADER = re.compile(r"loader|(^|_)dl($|_)|dataloader|batches|(^|_)ds($|_)|dataset|data_iter|iterator", re.I)
+
+
+def is_batch_loop(model: ProgramModel, loop: cst.CSTNode) -> bool:
+    if not isinstance(loop, cst.For):
+        return False
+    for name in iter_loader_names(model, loop.iter):
+        if kind_of_name(model, name) == DATALOADER:
+            return True
+        if _LOADER.search(last_part(name)):
+            return True
+    return False
+
+
+def int_value(model: ProgramModel, expr: cst.BaseExpression | None, _depth: int = 0) -> int | None:
+    """The integer an expression evidently holds: a literal, a name bound once to a literal, or an
+    ``args.x`` whose argparse ``--x`` has an integer default."""
+    if expr is None or _depth > 4:
+        return None
+    if isinstance(expr, cst.Integer):
+        try:
+            return int(expr.value.replace("_", ""), 0)
+        except ValueError:
+            return None
+    name = dotted_name(expr)
+    if name is None:
+        return None
+    if "." not in name:
+        values = {int_value(model, b.value, _depth + 1) for b in model.bindings.get(name, [])}
+        if len(values) == 1:
+            return values.pop()
+        return None
+    # args.epochs: look for parser.add_argument("--epochs", default=N)
+    attr = last_part(name)
+    found: set[int | None] = set()
+    for call in model.calls:
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value == "add_argument" and call.args:
+            flags = [a.value.evaluated_value for a in call.args if a.keyword is None
+                     and isinstance(a.value, cst.SimpleString)]
+            dest = next((a.value for a in call.args if a.keyword and a.keyword.value == "dest"), None)
+            names = {f.lstrip("-").replace("-", "_") for f in flags if isinstance(f, str)}
+            if isinstance(dest, cst.SimpleString):
+                names = {dest.evaluated_value}
+            if attr in names:
+                default = next((a.value for a in call.args if a.keyword and a.keyword.value == "default"), None)
+                found.add(int_value(model, default, _depth + 1) if default is not None else None)
+    if len(found) == 1:
+        return found.pop()
+    return None
+
+
+def range_stop(model: ProgramModel, loop: cst.CSTNode) -> tuple[bool, int | None]:
+    """(is a `for _ in range(...)` loop, its resolved stop) — the epoch count of an epoch loop."""
+    if not isinstance(loop, cst.For) or not isinstance(loop.iter, cst.Call):
+        return False, None
+    call = loop.iter
+    inner = call
+    if model.call_name(call) in ("tqdm.tqdm", "tqdm", "tqdm.auto.tqdm", "tqdm.trange") and call.args and isinstance(call.args[0].value, cst.Call):
+        inner = call.args[0].value
+    if model.call_name(inner) != "range" or not inner.args or len(inner.args) > 2:
+        return False, None
+    if any(a.keyword is not None or a.star for a in inner.args):
+        return True, None
+    return True, int_value(model, inner.args[-1].value)
+
+
+def indent_of(model: ProgramModel, stmt: cst.CSTNode) -> str:
+    """The indentation (whitespace) of a statement, from its enclosing blocks."""
+    parts = []
+    for ancestor in model.ancestors(stmt):
+        if isinstance(ancestor, cst.IndentedBlock):
+            parts.append(ancestor.indent if ancestor.indent is not None else model.module.default_indent)
+    return "".join(reversed(parts))
+
+
+def statement_of_call(model: ProgramModel, call: cst.CSTNode) -> cst.SimpleStatementLine | None:
+    """The statement line when ``call`` is the whole of a one-statement line (``opt.zero_grad()``)."""
+    expr = model.parent(call)
+    if not isinstance(expr, cst.Expr) or expr.value is not call:
+        return None
+    line = model.parent(expr)
+    if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1:
+        return line
+    return None
+
+
+def block_of(model: ProgramModel, stmt: cst.CSTNode) -> cst.CSTNode | None:
+    """The block holding a statement (IndentedBlock or Module), or None for one-line bodies."""
+    parent = model.parent(stmt)
+    return parent if isinstance(parent, (cst.IndentedBlock, cst.Module)) else None
+
+
+def top_statement_in(model: ProgramModel, node: cst.CSTNode, block: cst.CSTNode) -> cst.CSTNode | None:
+    """The statement of ``block`` (its direct child) that holds ``node``."""
+    current = node
+    while current is not None:
+        parent = model.parent(current)
+        if parent is block:
+            return current
+        current = parent
+    return None
+
+
+def loop_body_block(loop: cst.CSTNode) -> cst.IndentedBlock | None:
+    body = getattr(loop, "body", None)
+    return body if isinstance(body, cst.IndentedBlock) and body.body else None
+
+
+def loop_header(loop: cst.CSTNode) -> tuple[cst.CSTNode, cst.CSTNode]:
+    """(start, end) nodes to report a loop on: its header, not its whole body."""
+    if isinstance(loop, cst.For):
+        return loop.target, loop.iter
+    if isinstance(loop, cst.While):
+        return loop.test, loop.test
+    return loop, loop
+
+
+def module_alias(model: ProgramModel, module: str) -> str | None:
+    """The local name a module is imported as (``np`` for numpy), if any."""
+    for local, qual in model.imports.items():
+        if qual == module and local.isidentifier():
+            return local
+    return None
+
+
+def first_import_block_end(model: ProgramModel) -> cst.CSTNode | None:
+    """The last statement of the module's leading block of imports / docstring, or None."""
+    last = None
+    for stmt in model.module.body:
+        if isinstance(stmt, cst.SimpleStatementLine) and all(
+            isinstance(s, (cst.Import, cst.ImportFrom)) or (isinstance(s, cst.Expr) and isinstance(s.value, (cst.SimpleString, cst.ConcatenatedString)))
+            for s in stmt.body
+        ):
+            last = stmt
+            continue
+        break
+    return last
+
+
+def modulo_in(test: cst.BaseExpression) -> cst.BinaryOperation | None:
+    """The first ``a % k`` in an `if` test (``i % k == 0``, ``(i + 1) % k == 0 or last``, ``not i % k``)."""
+    stack = [test]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.BinaryOperation) and isinstance(current.operator, cst.Modulo):
+            return current
+        if isinstance(current, (cst.Comparison, cst.BooleanOperation, cst.UnaryOperation, cst.ComparisonTarget)):
+            stack.extend(reversed(list(iter_children(current))))
+    return None
+
+
+def accumulation_gates(model: ProgramModel, loop: cst.CSTNode, effects: list[Effect]) -> list[tuple[cst.If, cst.BinaryOperation]]:
+    """`if ... % k ...:` statements inside ``loop`` whose body steps an optimizer."""
+    gates = []
+    seen: set[int] = set()
+    for e in effects:
+        if e.kind != OPT_STEP:
+            continue
+        after = e.ctx_after(loop)
+        for i, c in enumerate(after):
+            if isinstance(c, LOOP_TYPES):
+                break
+            if isinstance(c, cst.If) and id(c) not in seen:
+                nxt = after[i + 1] if i + 1 < len(after) else None
+                if nxt is not None and nxt is c.orelse:
+                    continue
+                mod = modulo_in(c.test)
+                if mod is not None:
+                    seen.add(id(c))
+                    gates.append((c, mod))
+                    break
+    return gates
+
+
+# ---- evaluation regions (SAN201 / SAN202) ------------------------------------------------------------
+
+_EVAL_FUNCTION = re.compile(
+    r"^(eval|evaluate|evaluation|validate|validation|val|valid|test|predict|inference|infer)"
+    r"(_(epoch|one_epoch|model|loop|loader|fn|net|all|dataset|set))?$"
+    r"|^(run|do)_(eval|evaluation|validation|val|test|inference)(_epoch)?$"
+    r"|^(evaluate|validate)_\w+$",
+    re.I,
+)
+_EVAL_LOADER = re.compile(r"(^|_)(val|valid|validation|test|eval|dev|holdout)(_|$)", re.I)
+_EVAL_LOADER_KIND = re.compile(r"load|(^|_)dl($|_)|data|set|ds($|_)|iter|batches", re.I)
+_GRAD_NEEDED = re.compile(r"requires_grad|autograd\.grad|enable_grad|register_hook")
+
+
+@dataclass
+class EvalRegion:
+    node: cst.CSTNode  # the FunctionDef or the loop
+    function: FunctionInfo | None
+    effects: list[Effect]
+
+
+def _is_test_module(model: ProgramModel) -> bool:
+    base = model.path.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.startswith("test_") or base.endswith("_test.py") or any(
+        q.split(".")[0] in ("pytest", "unittest") for q in model.imports.values())
+
+
+def eval_regions(model: ProgramModel) -> list[EvalRegion]:
+    """Evaluation code: functions named like evaluate / validate / test / predict, and loops over a
+    validation / test loader, that run a model forward and never backpropagate (cached)."""
+    cached = model.__dict__.get("_torchsanity_eval_regions")
+    if cached is not None:
+        return cached
+    flow = flow_of(model)
+    regions: list[EvalRegion] = []
+    eval_functions: set[int] = set()
+    if not _is_test_module(model):
+        for info in model.functions.values():
+            if info.class_name is not None and info.class_name in model.module_classes:
+                continue  # a module's own predict(), Lightning's validation_step: the caller / Lightning decides
+            if not _EVAL_FUNCTION.match(info.node.name.value):
+                continue
+            effects = flow.scope(info.node).effects
+            if not _evaluates(effects) or _needs_grad(model, info.node):
+                continue
+            regions.append(EvalRegion(info.node, info, effects))
+            eval_functions.add(id(info.node))
+    for loop in model.loops:
+        if not isinstance(loop, cst.For) or not _iterates_eval_data(model, loop):
+            continue
+        func = model.enclosing_function(loop)
+        if func is not None and id(func) in eval_functions:
+            continue
+        effects = flow.loop_effects(loop)
+        if not _evaluates(effects) or _needs_grad(model, loop):
+            continue
+        if func is not None:
+            info = flow._info(func)
+            if info is not None and info.class_name in model.module_classes:
+                continue
+        regions.append(EvalRegion(loop, None, effects))
+    model.__dict__["_torchsanity_eval_regions"] = regions
+    return regions
+
+
+def _evaluates(effects: list[Effect]) -> bool:
+    kinds = {e.kind for e in effects}
+    return FORWARD in kinds and not kinds & {BACKWARD, OPT_STEP, FIT}
+
+
+def _needs_grad(model: ProgramModel, node: cst.CSTNode) -> bool:
+    return bool(_GRAD_NEEDED.search(model.code_for(node)))
+
+
+def _iterates_eval_data(model: ProgramModel, loop: cst.For) -> bool:
+    for name in iter_loader_names(model, loop.iter):
+        parts = name.split(".")
+        last = parts[-1]
+        if _EVAL_LOADER.search(last) and (_EVAL_LOADER_KIND.search(last) or len(parts) > 1 and _EVAL_LOADER_KIND.search(parts[-2])):
+            return True
+        if len(parts) > 1 and re.fullmatch(r"(val|valid|validation|test|eval|dev)", last, re.I) \
+                and _EVAL_LOADER_KIND.search(parts[-2]):
+            return True  # dataloaders['val']
+    return False
+
+
+def call_sites(model: ProgramModel, func: FunctionInfo) -> list[cst.Call]:
+    """Calls of ``func`` in its module (plain calls, ``self.method(...)`` for methods)."""
+    name = func.node.name.value
+    out = []
+    for call in model.calls:
+        f = call.func
+        if func.class_name is None and isinstance(f, cst.Name) and f.value == name:
+            out.append(call)
+        elif func.class_name is not None and isinstance(f, cst.Attribute) and f.attr.value == name:
+            out.append(call)
+    return out
+
+
+def referenced_otherwise(model: ProgramModel, func: FunctionInfo, calls: list[cst.Call]) -> bool:
+    """Whether the function's name is used other than by calling it (passed as a callback)."""
+    name = func.node.name.value
+    call_funcs = {id(c.func) for c in calls} | {id(c.func.attr) for c in calls if isinstance(c.func, cst.Attribute)}
+    for node in walk_names(model.module):
+        if node.value == name and id(node) not in call_funcs and node is not func.node.name:
+            parent = model.parent(node)
+            if isinstance(parent, cst.Attribute) and id(parent) in call_funcs:
+                continue
+            return True
+    return False
+
+
+def walk_names(node: cst.CSTNode) -> Iterator[cst.Name]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            yield current
+        stack.extend(iter_children(current))
+
+
+def eval_fix_safe(flow: Flow, in_region) -> bool:
+    """Whether switching the model to eval() inside the region (effects for which ``in_region`` is
+    true, in any scope) leaves every later training step after a ``train()``."""
+    for scope in flow.all_scopes():
+        effects = scope.effects
+        idxs = [i for i, e in enumerate(effects) if in_region(e)]
+        if not idxs:
+            continue
+        for e in effects[idxs[-1] + 1:]:
+            if e.kind == TRAIN and e.flag is not False:
+                break
+            if e.kind in (BACKWARD, FIT):
+                return False
+        loops: list[cst.CSTNode] = []
+        for i in idxs:
+            for c in effects[i].ctx:
+                if isinstance(c, LOOP_TYPES) and all(c is not l for l in loops):
+                    loops.append(c)
+        for loop in loops:
+            for e in effects:
+                if not e.inside(loop):
+                    continue
+                if e.kind == TRAIN and e.flag is not False:
+                    break
+                if e.kind in (BACKWARD, FIT):
+                    return False
+    return True
+
+
+# ---- schedulers (SAN501 / SAN502 / SAN503) ---------------------------------------------------------
+
+
+@dataclass
+class SchedulerInfo:
+    name: str  # the dotted name it is bound to
+    call: cst.Call  # the constructor call
+    cls: str  # "StepLR", "CosineAnnealingLR", ...
+
+
+def schedulers(model: ProgramModel) -> list[SchedulerInfo]:
+    """Schedulers bound once to a name (a rebound name mixes the steps of several schedulers)."""
+    out = []
+    for name, bindings in model.bindings.items():
+        if len(bindings) != 1:
+            continue
+        b = bindings[0]
+        if b.kind == SCHEDULER and isinstance(b.value, cst.Call):
+            qual = model.call_name(b.value) or ""
+            out.append(SchedulerInfo(name, b.value, qual.rsplit(".", 1)[-1]))
+    return out
+
+
+def call_arg(call: cst.Call, keyword: str, position: int) -> cst.BaseExpression | None:
+    """The argument passed as ``keyword=`` or at ``position`` (0-based, positional only)."""
+    for a in call.args:
+        if a.keyword is not None and a.keyword.value == keyword:
+            return a.value
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if any(a.star for a in call.args):
+        return None
+    return positional[position].value if len(positional) > position else None
+
+
+def scheduler_steps(flow: Flow, name: str) -> list[Effect]:
+    """Every `name.step()` effect in every scope of the module (helpers inlined, targets mapped)."""
+    by_target = flow.__dict__.get("_sched_steps")
+    if by_target is None:
+        by_target = {}
+        for scope in flow.all_scopes():
+            for e in scope.effects:
+                if e.kind == SCHED_STEP:
+                    by_target.setdefault(e.target, []).append(e)
+        flow.__dict__["_sched_steps"] = by_target
+    return by_target.get(name, [])
+
+
+def innermost_loop(e: Effect) -> cst.CSTNode | None:
+    for c in reversed(e.ctx):
+        if isinstance(c, LOOP_TYPES):
+            return c
+    return None

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchsanity.analyzers.flow import (
+    BACKWARD,
+    OPT_STEP,
+    ZERO_GRAD,
+    flow_of,
+    loop_body_block,
+    loop_header,
+    LOOP_TYPES,
+)
+from torchsanity.analyzers.model import ProgramModel
+from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+
+
+class MissingZeroGrad(Rule):
+    """A loop that calls `backward()` and `optimizer.step()` but never clears the gradients: no
+    `zero_grad()` (of the optimizer or the model, with or without `set_to_none`), no `p.grad = None`,
+    no `p.grad.zero_()` — in the loop itself or in a helper it calls (same module or a sibling module)."""
+
+    code = "SAN101"
+    name = "missing-zero-grad"
+    message = "this loop calls backward() and step() but never clears the gradients (zero_grad)"
+    why = """
+        `backward()` *adds* to `.grad`. Without clearing, every step uses the sum of the gradients of all
+        batches seen so far: the effective learning rate grows with the iteration count and the update
+        direction is dominated by old batches. Training may still seem to progress, which makes the bug
+        easy to miss. (Gradient accumulation clears too — only every k batches.)
+    """
+    example = """
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+    """
+    fix_doc = """
+        Call `optimizer.zero_grad()` (or `optimizer.zero_grad(set_to_none=True)`) once per step, at the
+        top of the loop body or right after `step()`. The quick fix inserts `optimizer.zero_grad()` at the
+        top of the loop body.
+    """
+    VALID = [
+        # zero_grad at the start of the loop
+        "for x, y in loader:\n    optimizer.zero_grad()\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
+        # after the forward pass
+        "for x, y in loader:\n    out = model(x)\n    optimizer.zero_grad()\n    criterion(out, y).backward()\n    optimizer.step()\n",
+        # after step, with set_to_none, and before the loop
+        "optimizer.zero_grad()\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n    optimizer.zero_grad(set_to_none=True)\n",
+        # the model's zero_grad
+        "for x, y in loader:\n    model.zero_grad()\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
+        # p.grad = None
+        "for x, y in loader:\n    for p in model.parameters():\n        p.grad = None\n    loss_fn(model(x), y).backward()\n    optimizer.step()\n",
+        # a helper of the same module
+        "def reset(opt):\n    opt.zero_grad()\n\nfor x, y in loader:\n    reset(optimizer)\n    loss_fn(model(x), y).backward()\n    optimizer.step()\n",
+        # LBFGS closure
+        "def closure():\n    optimizer.zero_grad()\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    return loss\n\nfor i in range(20):\n    optimizer.step(closure)\n",
+        # accumulating over the whole epoch, one step after the loop
+        "optimizer.zero_grad()\nfor x, y in loader:\n    loss_fn(model(x), y).backward()\noptimizer.step()\n",
+        # env.step() is not an optimizer
+        "for t in range(100):\n    obs, r, done, info = env.step(a)\n    loss.backward()\n",
+    ]
+    INVALID = [
+        Invalid(
+            "for x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
+            line=1,
+            fixed="for x, y in loader:\n    optimizer.zero_grad()\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
+        ),
+        Invalid(
+            "def train(model, opt, loader):\n    for epoch in range(10):\n        for x, y in loader:\n"
+            "            scaler.scale(loss_fn(model(x), y)).backward()\n            scaler.step(opt)\n            scaler.update()\n",
+            line=3,
+            fixed="def train(model, opt, loader):\n    for epoch in range(10):\n        for x, y in loader:\n"
+            "            opt.zero_grad()\n"
+            "            scaler.scale(loss_fn(model(x), y)).backward()\n            scaler.step(opt)\n            scaler.update()\n",
+        ),
+        # zero_grad once per epoch does not clear between the batches
+        Invalid(
+            "for epoch in range(3):\n    opt.zero_grad()\n    for x, y in loader:\n        loss_fn(model(x), y).backward()\n        opt.step()\n",
+            line=3,
+            fixed="for epoch in range(3):\n    opt.zero_grad()\n    for x, y in loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n",
+        ),
+        # the step in a helper of the same module
+        Invalid(
+            "def update(optimizer):\n    optimizer.step()\n\nfor x, y in loader:\n    loss_fn(model(x), y).backward()\n    update(opt)\n",
+            line=4,
+            fixed="def update(optimizer):\n    optimizer.step()\n\nfor x, y in loader:\n    opt.zero_grad()\n    loss_fn(model(x), y).backward()\n    update(opt)\n",
+        ),
+    ]
+
+    def check(self, model: ProgramModel):
+        flow = flow_of(model)
+        for loop in model.loops:
+            effects = flow.loop_effects(loop)
+            steps = [e for e in effects if e.kind == OPT_STEP]
+            backwards = [e for e in effects if e.kind == BACKWARD]
+            if not steps or not backwards:
+                continue
+            if any(e.kind == ZERO_GRAD for e in effects):
+                continue
+            if any(s.arg is not None for s in steps):
+                continue  # step(closure): the closure owns the gradients
+            if _inner_loop_has_both(loop, effects):
+                continue  # reported on the inner loop
+            start, end = loop_header(loop)
+            yield self.finding(start, end_node=end, fix=_fix(model, loop, steps))
+
+
+def _inner_loop_has_both(loop: cst.CSTNode, effects) -> bool:
+    kinds_by_loop: dict[int, set[str]] = {}
+    for e in effects:
+        for c in e.ctx_after(loop):
+            if isinstance(c, LOOP_TYPES):
+                kinds_by_loop.setdefault(id(c), set()).add(e.kind)
+    return any(BACKWARD in kinds and OPT_STEP in kinds for kinds in kinds_by_loop.values())
+
+
+def _fix(model: ProgramModel, loop: cst.CSTNode, steps) -> NodeFix | None:
+    targets = {s.target for s in steps}
+    if len(targets) != 1:
+        return None
+    target = targets.pop()
+    if not target or target.split(".")[0] == "self" and not any(s.direct for s in steps):
+        return None
+    body = loop_body_block(loop)
+    if body is None:
+        return None
+    return NodeFix(f"Insert {target}.zero_grad() at the top of the loop",
+                   (NodeEdit("insert_before", body.body[0], f"{target}.zero_grad()"),))

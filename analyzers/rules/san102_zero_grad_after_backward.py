@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from torchsanity.analyzers.flow import (
+    BACKWARD,
+    OPT_STEP,
+    ZERO_GRAD,
+    block_of,
+    flow_of,
+    is_model_name,
+    same_object,
+    statement_of_call,
+)
+from torchsanity.analyzers.model import ProgramModel
+from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+
+
+class ZeroGradAfterBackward(Rule):
+    """Gradients cleared between `backward()` and the `step()` of the same optimizer (its own
+    `zero_grad()`, or the model's when a single optimizer and a single model are involved): the step
+    then sees zero (or None) gradients."""
+
+    code = "SAN102"
+    name = "zero-grad-after-backward"
+    message = "zero_grad() between backward() and step() clears the gradients the step needs"
+    why = """
+        `zero_grad()` after `backward()` erases the gradients that were just computed, so the following
+        `step()` updates nothing (or only applies weight decay / momentum). The loss stays flat and no
+        error is raised.
+    """
+    example = """
+        loss.backward()
+        optimizer.zero_grad()
+        optimizer.step()
+    """
+    fix_doc = """
+        Clear the gradients before `backward()` (at the top of the iteration, or right after `step()`).
+        The quick fix moves the `zero_grad()` call to just before `backward()`.
+    """
+    VALID = [
+        "for x, y in loader:\n    optimizer.zero_grad()\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
+        "for x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    optimizer.step()\n    optimizer.zero_grad()\n",
+        # GAN: clearing the generator between the discriminator's backward and step
+        "for x in loader:\n    netD.zero_grad()\n    errD.backward()\n    netG.zero_grad()\n    optimizerD.step()\n    errG.backward()\n    optimizerG.step()\n",
+        # accumulation: step and clear every k batches
+        "for i, (x, y) in enumerate(loader):\n    (loss_fn(model(x), y) / k).backward()\n    if (i + 1) % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        # a second backward after the clearing (closure style)
+        "loss.backward()\nopt.zero_grad()\nloss2.backward()\nopt.step()\n",
+    ]
+    INVALID = [
+        Invalid(
+            "for x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    optimizer.zero_grad()\n    optimizer.step()\n",
+            line=4,
+            fixed="for x, y in loader:\n    loss = loss_fn(model(x), y)\n    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n",
+        ),
+        Invalid(
+            "def train_step(model, optimizer, x, y):\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+            "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n    model.zero_grad()\n    optimizer.step()\n",
+            line=5,
+            fixed="def train_step(model, optimizer, x, y):\n    loss = loss_fn(model(x), y)\n    model.zero_grad()\n    loss.backward()\n"
+            "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n    optimizer.step()\n",
+        ),
+    ]
+
+    def check(self, model: ProgramModel):
+        flow = flow_of(model)
+        reported: set[int] = set()
+        for scope in flow.all_scopes():
+            effects = scope.effects
+            steps = [e for e in effects if e.kind == OPT_STEP]
+            if not steps:
+                continue
+            zero_targets = {e.target for e in effects if e.kind == ZERO_GRAD}
+            step_targets = {e.target for e in steps}
+            for si, step in enumerate(effects):
+                if step.kind != OPT_STEP or step.arg is not None:
+                    continue
+                zero = backward = None
+                zi = None
+                for j in range(si - 1, -1, -1):
+                    e = effects[j]
+                    if e.kind == OPT_STEP and same_object(e.target, step.target):
+                        break
+                    if e.kind == BACKWARD:
+                        if zero is None:
+                            break  # a backward after the last clearing: fine
+                        backward = e
+                        break
+                    if e.kind == ZERO_GRAD and zero is None and _matches(model, e.target, step.target, zero_targets, step_targets):
+                        if _encloses(e, step):
+                            zero, zi = e, j
+                if zero is None or backward is None or id(zero.site) in reported:
+                    continue
+                if zero.via and backward.via and step.via and zero.via[0] is backward.via[0] is step.via[0]:
+                    continue  # all inside one helper call: reported in the helper itself
+                reported.add(id(zero.site))
+                yield self.finding(zero.site, fix=_fix(model, effects, zero, zi))
+
+
+def _matches(model, zero_target, step_target, zero_targets, step_targets) -> bool:
+    if zero_target is None or step_target is None:
+        return False
+    if same_object(zero_target, step_target):
+        return True
+    return len(step_targets) == 1 and len(zero_targets) == 1 and is_model_name(model, zero_target)
+
+
+def _encloses(zero, step) -> bool:
+    """The clearing is not in a branch the step is outside of (its context is a prefix of the step's)."""
+    return len(zero.ctx) <= len(step.ctx) and all(a is b for a, b in zip(zero.ctx, step.ctx))
+
+
+def _fix(model: ProgramModel, effects, zero, zi) -> NodeFix | None:
+    if not zero.direct:
+        return None
+    zero_stmt = statement_of_call(model, zero.site)
+    if zero_stmt is None:
+        return None
+    # The backward(s) since the previous step / clearing: exactly one, direct, in the same block.
+    backwards = []
+    for j in range(zi - 1, -1, -1):
+        e = effects[j]
+        if e.kind in (OPT_STEP, ZERO_GRAD):
+            break
+        if e.kind == BACKWARD:
+            backwards.append(e)
+    if len(backwards) != 1 or not backwards[0].direct:
+        return None
+    back_stmt = statement_of_call(model, backwards[0].site)
+    if back_stmt is None or block_of(model, back_stmt) is None or block_of(model, back_stmt) is not block_of(model, zero_stmt):
+        return None
+    code = model.code_for(zero.site)
+    return NodeFix("Move zero_grad() before backward()",
+                   (NodeEdit("insert_before", back_stmt, code), NodeEdit("delete_statement", zero_stmt)))

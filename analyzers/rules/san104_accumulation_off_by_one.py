@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchsanity.analyzers.flow import LOOP_TYPES, accumulation_gates, flow_of, int_value
+from torchsanity.analyzers.model import ProgramModel, walk
+from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+
+
+class AccumulationOffByOne(Rule):
+    """`if i % k == 0: optimizer.step()` where `i` counts batches from 0 (`enumerate(loader)`): the
+    first step comes after a single batch, and every later one after k."""
+
+    code = "SAN104"
+    name = "accumulation-off-by-one"
+    message = "i counts from 0, so `i % k == 0` steps after the first batch; use `(i + 1) % k == 0`"
+    why = """
+        With `enumerate` the first index is 0 and `0 % k == 0`: the optimizer steps after the very first
+        micro-batch (with 1/k of the intended gradient), and the last k-1 batches of the epoch are
+        accumulated into the next epoch's first step (or lost).
+    """
+    example = """
+        for i, (x, y) in enumerate(loader):
+            (loss_fn(model(x), y) / k).backward()
+            if i % k == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+    """
+    fix_doc = """
+        Count the batch as done before testing: `if (i + 1) % k == 0:` (or `enumerate(loader, start=1)`).
+    """
+    VALID = [
+        "for i, (x, y) in enumerate(loader):\n    (loss_fn(model(x), y) / k).backward()\n    if (i + 1) % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        "for i, (x, y) in enumerate(loader, 1):\n    (loss_fn(model(x), y) / k).backward()\n    if i % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        "for i, (x, y) in enumerate(loader, start=1):\n    (loss_fn(model(x), y) / k).backward()\n    if i % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        # logging, not stepping
+        "for i, (x, y) in enumerate(loader):\n    opt.zero_grad()\n    loss.backward()\n    opt.step()\n    if i % 100 == 0:\n        print(loss.item())\n",
+        # a guard against the first batch
+        "for i, (x, y) in enumerate(loader):\n    loss.backward()\n    if i % k == 0 and i > 0:\n        opt.step()\n        opt.zero_grad()\n",
+        # a counter incremented before the test
+        "step = 0\nfor x, y in loader:\n    loss.backward()\n    step += 1\n    if step % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
+    ]
+    INVALID = [
+        Invalid(
+            "for i, (x, y) in enumerate(loader):\n    (loss_fn(model(x), y) / 4).backward()\n    if i % 4 == 0:\n        optimizer.step()\n        optimizer.zero_grad()\n",
+            line=3,
+            fixed="for i, (x, y) in enumerate(loader):\n    (loss_fn(model(x), y) / 4).backward()\n    if (i + 1) % 4 == 0:\n        optimizer.step()\n        optimizer.zero_grad()\n",
+        ),
+        Invalid(
+            "for step, batch in enumerate(tqdm(train_loader)):\n    loss = model(**batch).loss / args.accum\n    loss.backward()\n"
+            "    if not step % args.accum:\n        opt.step()\n        opt.zero_grad()\n",
+            line=4,
+            fixed="for step, batch in enumerate(tqdm(train_loader)):\n    loss = model(**batch).loss / args.accum\n    loss.backward()\n"
+            "    if not (step + 1) % args.accum:\n        opt.step()\n        opt.zero_grad()\n",
+        ),
+    ]
+
+    def check(self, model: ProgramModel):
+        flow = flow_of(model)
+        for loop in model.loops:
+            if not isinstance(loop, cst.For):
+                continue
+            index = _zero_based_index(model, loop)
+            if index is None:
+                continue
+            for gate, mod in accumulation_gates(model, loop, flow.loop_effects(loop)):
+                if _nearest_loop(model, gate) is not loop:
+                    continue
+                if not _is_zero_test(gate.test, mod):
+                    continue
+                if not (isinstance(mod.left, cst.Name) and mod.left.value == index):
+                    continue
+                k = int_value(model, mod.right)
+                if k is not None and k <= 1:
+                    continue
+                if _reassigned(loop, index):
+                    continue
+                yield self.finding(gate.test, fix=NodeFix(
+                    f"Use ({index} + 1) % k", (NodeEdit("replace", mod.left, f"({index} + 1)"),)))
+
+
+def _zero_based_index(model: ProgramModel, loop: cst.For) -> str | None:
+    it = loop.iter
+    while isinstance(it, cst.Call) and model.call_name(it) != "enumerate" and it.args:
+        it = it.args[0].value  # tqdm(enumerate(loader))
+    if not isinstance(it, cst.Call) or model.call_name(it) != "enumerate":
+        return None
+    start = next((a.value for a in it.args if a.keyword and a.keyword.value == "start"), None)
+    positional = [a for a in it.args if a.keyword is None and not a.star]
+    if start is None and len(positional) > 1:
+        start = positional[1].value
+    if start is not None and int_value(model, start) != 0:
+        return None
+    if isinstance(loop.target, (cst.Tuple, cst.List)) and loop.target.elements:
+        first = loop.target.elements[0].value
+        if isinstance(first, cst.Name):
+            return first.value
+    return None
+
+
+def _nearest_loop(model: ProgramModel, node: cst.CSTNode):
+    for ancestor in model.ancestors(node):
+        if isinstance(ancestor, LOOP_TYPES):
+            return ancestor
+        if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
+            return None
+    return None
+
+
+def _is_zero_test(test: cst.BaseExpression, mod: cst.BinaryOperation) -> bool:
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return test.expression is mod
+    if isinstance(test, cst.Comparison) and test.left is mod and len(test.comparisons) == 1:
+        target = test.comparisons[0]
+        return isinstance(target.operator, cst.Equal) and isinstance(target.comparator, cst.Integer) \
+            and target.comparator.value == "0"
+    return False
+
+
+def _reassigned(loop: cst.For, name: str) -> bool:
+    for node in walk(loop.body):
+        if isinstance(node, cst.AugAssign) and isinstance(node.target, cst.Name) and node.target.value == name:
+            return True
+        if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name) and node.target.value == name:
+            return True
+    return False

@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchsanity.analyzers.flow import (
+    BACKWARD,
+    EVAL,
+    FORWARD,
+    TRAIN,
+    flow_of,
+    is_conditional,
+    loop_body_block,
+    loop_header,
+    same_object,
+    top_statement_in,
+)
+from torchsanity.analyzers.model import ProgramModel, dotted_name
+from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+
+_TRAIN, _EVAL, _MAYBE_EVAL, _UNKNOWN = "train", "eval", "maybe-eval", "unknown"
+
+
+class TrainModeNotRestored(Rule):
+    """A loop that switches a model to `eval()` (directly or through an evaluation helper) and trains
+    it again — in the same iteration or the next one — without `model.train()` first. Quiet when the
+    helper restores the mode itself, when `model.train()` opens every iteration, with `train(flag)`, and
+    for models that are never optimised (a frozen teacher)."""
+
+    code = "SAN203"
+    name = "train-mode-not-restored"
+    message = "the model is switched to eval() and trained again without model.train()"
+    why = """
+        `model.eval()` is sticky: after the first validation the rest of training runs with dropout
+        disabled and batch-norm frozen on its running statistics. Nothing fails; the model just trains
+        worse (and differently from the first epoch), which is hard to trace back.
+    """
+    example = """
+        model.train()
+        for epoch in range(epochs):
+            for x, y in train_loader:
+                ...
+                loss.backward()
+                optimizer.step()
+            evaluate(model, val_loader)   # calls model.eval()
+    """
+    fix_doc = """
+        Call `model.train()` at the start of each epoch's training (or at the end of the evaluation
+        helper). The quick fix inserts `model.train()` before the training part of the loop body.
+    """
+    VALID = [
+        "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n    model.eval()\n    validate(model)\n",
+        # the helper restores the mode
+        "def evaluate(model):\n    model.eval()\n    run(model)\n    model.train()\n\nfor epoch in range(10):\n    for x, y in train_loader:\n"
+        "        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n    evaluate(model)\n",
+        # train(flag)
+        "for epoch in range(10):\n    for phase in ['train', 'val']:\n        model.train(phase == 'train')\n        for x, y in loaders[phase]:\n"
+        "            out = model(x)\n            if phase == 'train':\n                loss_fn(out, y).backward()\n                opt.step()\n",
+        # if / else on the phase
+        "for epoch in range(10):\n    for phase in ['train', 'val']:\n        if phase == 'train':\n            model.train()\n        else:\n            model.eval()\n"
+        "        for x, y in loaders[phase]:\n            out = model(x)\n            if phase == 'train':\n                loss_fn(out, y).backward()\n                opt.step()\n",
+        # a frozen backbone inside a trained model
+        "for epoch in range(10):\n    model.train()\n    model.backbone.eval()\n    for x, y in loader:\n        opt.zero_grad()\n"
+        "        loss_fn(model(x), y).backward()\n        opt.step()\n",
+        # a frozen teacher in eval mode
+        "optimizer = torch.optim.SGD(student.parameters(), lr=0.1)\nfor x, y in loader:\n    teacher.eval()\n    t = teacher(x)\n    s = student(x)\n"
+        "    optimizer.zero_grad()\n    kd(s, t).backward()\n    optimizer.step()\n",
+    ]
+    INVALID = [
+        Invalid(
+            "def evaluate(model, loader):\n    model.eval()\n    for x, y in loader:\n        model(x)\n\n"
+            "for epoch in range(10):\n    for x, y in train_loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n"
+            "    evaluate(model, val_loader)\n",
+            line=6,
+            fixed="def evaluate(model, loader):\n    model.eval()\n    for x, y in loader:\n        model(x)\n\n"
+            "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n"
+            "    evaluate(model, val_loader)\n",
+        ),
+        # validation first, then training, in the same iteration
+        Invalid(
+            "for epoch in range(10):\n    net.eval()\n    with torch.no_grad():\n        val = net(xv)\n    opt.zero_grad()\n    loss_fn(net(x), y).backward()\n    opt.step()\n",
+            line=1,
+            fixed="for epoch in range(10):\n    net.eval()\n    with torch.no_grad():\n        val = net(xv)\n    opt.zero_grad()\n    net.train()\n    loss_fn(net(x), y).backward()\n    opt.step()\n",
+        ),
+        # mid-epoch evaluation that does not switch back
+        Invalid(
+            "def validate(model):\n    model.eval()\n    model(xv)\n\nmodel.train()\nfor i, (x, y) in enumerate(train_loader):\n    opt.zero_grad()\n"
+            "    loss_fn(model(x), y).backward()\n    opt.step()\n    if i % 100 == 0:\n        validate(model)\n",
+            line=6,
+            fixed="def validate(model):\n    model.eval()\n    model(xv)\n\nmodel.train()\nfor i, (x, y) in enumerate(train_loader):\n    opt.zero_grad()\n"
+            "    model.train()\n    loss_fn(model(x), y).backward()\n    opt.step()\n    if i % 100 == 0:\n        validate(model)\n",
+        ),
+    ]
+
+    def check(self, model: ProgramModel):
+        flow = flow_of(model)
+        flagged: set[int] = set()
+        # innermost loops first, so an outer loop is skipped when an inner one is reported
+        loops = sorted(model.loops, key=lambda l: -sum(1 for _ in model.ancestors(l)))
+        for loop in loops:
+            effects = flow.loop_effects(loop)
+            if not any(e.kind == EVAL or (e.kind == TRAIN and e.flag is False) for e in effects):
+                continue
+            if not any(e.kind == BACKWARD for e in effects):
+                continue
+            if flagged and any(id(c) in flagged for e in effects for c in e.ctx_after(loop)):
+                continue
+            bug = _simulate(model, flow, loop, effects)
+            if bug is None:
+                continue
+            flagged.add(id(loop))
+            target, forward = bug
+            start, end = loop_header(loop)
+            yield self.finding(start, end_node=end,
+                               message=f"{target} is switched to eval() and trained again without {target}.train()",
+                               fix=_fix(model, loop, effects, target, forward))
+
+
+def _trained(flow, target: str) -> bool:
+    names = flow.optimizer_arg_names()
+    if not names:
+        return True  # optimizers built elsewhere: cannot tell
+    bare = target[5:] if target.startswith("self.") else target
+    return any(same_object(target, n) or same_object(bare, n[5:] if n.startswith("self.") else n) for n in names)
+
+
+def _simulate(model, flow, loop, effects):
+    """Run the loop body twice over abstract mode states per model; returns (model, forward effect)
+    when a backward happens while a model that was forwarded with grad is in eval mode."""
+    state: dict[str, str] = {}
+    evaluated = {e.target for e in effects if e.kind in (EVAL, TRAIN) and e.target}
+    for _ in range(2):
+        forwarded: dict[str, object] = {}
+        for e in effects:
+            if e.kind in (EVAL, TRAIN) and e.target:
+                to_eval = e.kind == EVAL or e.flag is False
+                cond = is_conditional(e, loop)
+                # switching a module switches its submodules, not its parent (a frozen backbone)
+                for name in [n for n in evaluated if n == e.target or n.startswith(e.target + ".")]:
+                    current = state.get(name, _TRAIN)
+                    if e.kind == TRAIN and e.flag is None:
+                        state[name] = _UNKNOWN
+                    elif to_eval:
+                        state[name] = _EVAL if not cond else (_MAYBE_EVAL if current in (_TRAIN, _MAYBE_EVAL) else current)
+                    else:
+                        state[name] = _TRAIN if not cond else _UNKNOWN
+            elif e.kind == FORWARD and e.target and e.nograd is False:
+                for name in evaluated:
+                    if (name == e.target or e.target.startswith(name + ".")) and name not in forwarded:
+                        forwarded[name] = e
+            elif e.kind == BACKWARD:
+                for name, fwd in forwarded.items():
+                    if state.get(name, _TRAIN) in (_EVAL, _MAYBE_EVAL) and _trained(flow, name):
+                        return name, fwd
+                forwarded = {}
+    return None
+
+
+def _fix(model: ProgramModel, loop, effects, target: str, forward) -> NodeFix | None:
+    if dotted_name(_safe_expr(target)) != target:
+        return None
+    body = loop_body_block(loop)
+    if body is None:
+        return None
+    stmt = top_statement_in(model, forward.site, body)
+    if stmt is None:
+        return None
+    # no mode switch inside that statement before the forward
+    for e in effects:
+        if e is forward:
+            break
+        if e.kind in (EVAL, TRAIN) and top_statement_in(model, e.site, body) is stmt:
+            return None
+    # a loop body reached before the statement must not evaluate after the insertion point... keep simple:
+    # the insertion happens right before the statement that holds the first training forward.
+    return NodeFix(f"Insert {target}.train()", (NodeEdit("insert_before", stmt, f"{target}.train()"),))
+
+
+def _safe_expr(text: str):
+    try:
+        return cst.parse_expression(text)
+    except Exception:
+        return None
