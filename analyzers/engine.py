@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -19,16 +21,28 @@ from torchsanity.analyzers.source import parse_source, read_source
 from torchsanity.analyzers.suppression import is_suppressed
 
 MAX_FIX_ROUNDS = 10
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the line breaks Python (and libcst) count, unlike str.splitlines
+_ERROR_AT = re.compile(r"error at (\d+):(\d+):?")
 
 
-def syntax_problem(path: str, error: cst.ParserSyntaxError) -> FileProblem:
+def syntax_problem(path: str, error: cst.ParserSyntaxError, source: str | None = None) -> FileProblem:
+    """One clear line for code that does not parse. CPython's parser, asked only on error, gives the
+    better location and message; libcst's own is the fallback."""
+    if source is not None:
+        try:
+            compile(source, path, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        except SyntaxError as cpython:
+            return FileProblem(path, "syntax-error", f"syntax error: {cpython.msg}",
+                               Position(max(cpython.lineno or 1, 1), max((cpython.offset or 1) - 1, 0)))
+        except (ValueError, RecursionError, MemoryError):
+            pass
     message = error.message.removeprefix("parser error: ") or "invalid syntax"
-    return FileProblem(
-        path=path,
-        kind="syntax-error",
-        message=f"syntax error: {message}",
-        start=Position(max(error.raw_line, 1), max(error.raw_column, 0)),
-    )
+    line, column = max(error.raw_line, 1), max(error.raw_column, 0)
+    located = _ERROR_AT.match(message)  # the native parser's "error at 12:4: expected ..."
+    if located:
+        line, column = int(located.group(1)), int(located.group(2))
+        message = message[located.end():].strip() or "invalid syntax"
+    return FileProblem(path=path, kind="syntax-error", message=f"syntax error: {message}", start=Position(line, column))
 
 
 def analyze_source(
@@ -44,7 +58,7 @@ def analyze_source(
     try:
         module = parse_source(source)
     except cst.ParserSyntaxError as error:
-        report.problems.append(syntax_problem(path, error))
+        report.problems.append(syntax_problem(path, error, source))
         return report
     except (RecursionError, MemoryError, ValueError) as error:  # pathological nesting, NUL bytes
         report.problems.append(FileProblem(path, "syntax-error", f"cannot parse: {type(error).__name__}"))
@@ -61,7 +75,10 @@ def analyze_source(
                 FileProblem(path, "internal-error", f"internal error in {rule_class.code}: {type(error).__name__}: {error}")
             )
     if raw:
-        report.findings = _locate(model, source, path, config, raw)
+        try:
+            report.findings = _locate(model, source, path, config, raw, report.problems)
+        except RecursionError:
+            report.problems.append(FileProblem(path, "internal-error", "the file nests too deeply to locate findings"))
     return report
 
 
@@ -71,19 +88,28 @@ def _locate(
     path: str,
     config: Config,
     raw: list[tuple[type[Rule], RawFinding]],
+    problems: list[FileProblem],
 ) -> list[Finding]:
     nodes = [n for _, item in raw for n in (item.node, item.end_node) if n is not None]
     nodes += [edit.node for _, item in raw if item.fix for edit in item.fix.edits]
     positions = locate(model, nodes)
-    lines = source.splitlines()
+    lines = _LINE_BREAK.split(source)
+    newline = model.module.default_newline
     findings: dict[tuple, Finding] = {}
+    misplaced: set[str] = set()
     for rule_class, item in raw:
+        if item.node not in positions or (item.end_node or item.node) not in positions:
+            if rule_class.code not in misplaced:  # a rule bug: reported once, the other rules still count
+                misplaced.add(rule_class.code)
+                problems.append(FileProblem(
+                    path, "internal-error", f"internal error in {rule_class.code}: reported a node outside the module"))
+            continue
         start = positions[item.node].start
         end = positions[item.end_node or item.node].end
         line_text = lines[start.line - 1] if 0 < start.line <= len(lines) else ""
         if is_suppressed(rule_class.code, line_text):
             continue
-        fix = _text_fix(item.fix, positions, lines) if item.fix else None
+        fix = _text_fix(item.fix, positions, lines, newline) if item.fix else None
         finding = Finding(
             code=rule_class.code,
             name=rule_class.name,
@@ -98,35 +124,35 @@ def _locate(
     return sorted(findings.values(), key=lambda f: (f.start, f.code))
 
 
-def _text_fix(fix: NodeFix, positions, lines: list[str]) -> Fix | None:
+def _text_fix(fix: NodeFix, positions, lines: list[str], newline: str) -> Fix | None:
     edits: list[TextEdit] = []
     for edit in fix.edits:
-        text_edit = _text_edit(edit, positions, lines)
+        text_edit = _text_edit(edit, positions, lines, newline) if edit.node in positions else None
         if text_edit is None:
             return None  # a fix that cannot be applied exactly is not offered
         edits.append(text_edit)
     return Fix(description=fix.description, edits=tuple(edits))
 
 
-def _text_edit(edit: NodeEdit, positions, lines: list[str]) -> TextEdit | None:
+def _text_edit(edit: NodeEdit, positions, lines: list[str], newline: str) -> TextEdit | None:
     code_range = positions[edit.node]
     start = Position(code_range.start.line, code_range.start.column)
     end = Position(code_range.end.line, code_range.end.column)
     if edit.kind == "replace":
-        return TextEdit(start, end, edit.text)
+        return TextEdit(start, end, edit.text.replace("\r\n", "\n").replace("\n", newline))
     line = lines[start.line - 1] if start.line <= len(lines) else ""
     if line[: start.column].strip():
         return None  # the statement shares its line with other code (`for x in y: step()`)
     indent = line[: start.column]
     if edit.kind == "insert_before":
-        text = "".join(f"{indent}{part}\n" if part else "\n" for part in edit.text.split("\n"))
+        text = "".join(f"{indent}{part}{newline}" if part else newline for part in edit.text.split("\n"))
         return TextEdit(Position(start.line, 0), Position(start.line, 0), text)
     if edit.kind == "insert_after":
-        text = "".join(f"{indent}{part}\n" if part else "\n" for part in edit.text.split("\n"))
+        text = "".join(f"{indent}{part}{newline}" if part else newline for part in edit.text.split("\n"))
         after = Position(end.line + 1, 0) if end.line < len(lines) else None
         if after is None:
             last = lines[end.line - 1] if end.line <= len(lines) else ""
-            return TextEdit(Position(end.line, len(last)), Position(end.line, len(last)), "\n" + text.rstrip("\n"))
+            return TextEdit(Position(end.line, len(last)), Position(end.line, len(last)), newline + text[: -len(newline)])
         return TextEdit(after, after, text)
     if edit.kind == "delete_statement":
         return TextEdit(Position(start.line, 0), Position(end.line + 1, 0), "")

@@ -145,7 +145,7 @@ def kind_of_constructor(qualname: str | None) -> str | None:
 
 @dataclass
 class Binding:
-    """``target = value`` (or ``with value as target`` / ``for target in value``) somewhere in the module."""
+    """``target = value`` (or ``with value as target``) somewhere in the module; loop targets are not bindings."""
 
     target: str  # dotted: "opt", "self.optimizer"
     value: cst.BaseExpression | None

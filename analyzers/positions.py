@@ -24,8 +24,10 @@ def locate(model: ProgramModel, nodes: Iterable[cst.CSTNode]) -> dict[cst.CSTNod
         top = node
         while top is not None and id(top) not in body_ids:
             top = model.parent(top)
-        if top is None:  # the module itself, or a node outside the statements: track everything
-            return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        if top is None:
+            if node is module:  # the module itself: track everything
+                return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+            continue  # not part of this module: the caller reports the rule's mistake
         wanted[id(top)] = top
     ranges: dict[cst.CSTNode, CodeRange] = {}
     line = 1 + sum(module.code_for_node(empty).count("\n") for empty in module.header)

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchsanity.analyzers.dataflow import (
+    LOGITS, NLL, SIGMOID, SOFTMAX, Activation, Dataflow, dataflow, loss_input, loss_of_call, uses_of,
+)
+from torchsanity.analyzers.model import ProgramModel
+from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+
+
+class NllWithoutLogSoftmax(Rule):
+    """`nn.NLLLoss` / `F.nll_loss` applied to probabilities (`softmax` / `sigmoid` output) or to raw logits
+    (the output of a `Linear` / `Conv` layer, or of a model whose last layer is one), instead of
+    log-probabilities."""
+
+    code = "SAN602"
+    name = "nll-without-log-softmax"
+    message = "NLLLoss expects log-probabilities (log_softmax output), not probabilities or raw logits"
+    why = """
+        `NLLLoss` only picks `-input[target]`: it does not normalise. On raw logits the loss is unbounded
+        below (the model minimises it by growing the target logit forever); on probabilities it minimises
+        `-p` instead of `-log p`, a much weaker signal that trains poorly and reports meaningless values.
+        `NLLLoss(log_softmax(z))` is `CrossEntropyLoss(z)`.
+    """
+    example = """
+        out = F.softmax(self.fc(x), dim=1)
+        loss = F.nll_loss(out, y)   # SAN602
+    """
+    fix_doc = """
+        Use `log_softmax` instead of `softmax` (or add it in front of the loss for raw logits), or pass the
+        logits to `CrossEntropyLoss`, which does both.
+    """
+    VALID = [
+        "import torch.nn.functional as F\nloss = F.nll_loss(F.log_softmax(logits, dim=1), y)\n",
+        "import torch\nimport torch.nn.functional as F\nloss = F.nll_loss(torch.log(probs + 1e-8), y)\n",
+        # a model whose forward ends in log_softmax (the PyTorch MNIST example)
+        "import torch.nn as nn\nimport torch.nn.functional as F\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(8, 2)\n"
+        "    def forward(self, x):\n        return F.log_softmax(self.fc(x), dim=1)\n"
+        "model = Net()\nloss = F.nll_loss(model(x), y)\n",
+        # unknown model output: stay silent
+        "import torch.nn.functional as F\ndef train(model, x, y):\n    return F.nll_loss(model(x), y)\n",
+        "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(4, 3), nn.LogSoftmax(dim=1))\nloss = nn.NLLLoss()(model(x), y)\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torch.nn.functional as F\nloss = F.nll_loss(F.softmax(logits, dim=1), y)\n",
+            line=2,
+            fixed="import torch.nn.functional as F\nloss = F.nll_loss(F.log_softmax(logits, dim=1), y)\n",
+        ),
+        Invalid(
+            "import torch\nimport torch.nn as nn\ncriterion = nn.NLLLoss()\nprobs = logits.softmax(dim=1)\nloss = criterion(probs, y)\n",
+            line=5,
+            fixed="import torch\nimport torch.nn as nn\ncriterion = nn.NLLLoss()\nprobs = logits.log_softmax(dim=1)\nloss = criterion(probs, y)\n",
+        ),
+        Invalid(
+            "import torch\nimport torch.nn as nn\nmodel = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
+            "loss = nn.NLLLoss()(model(x), y)\n",
+            line=4,
+            fixed="import torch\nimport torch.nn as nn\nmodel = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
+            "loss = nn.NLLLoss()(torch.log_softmax(model(x), dim=1), y)\n",
+        ),
+        Invalid(
+            "import torch.nn.functional as F\np = F.softmax(z, dim=1)\nloss = F.nll_loss(p, y)\nconf = p.max(1)\n",
+            line=3,
+        ),
+    ]
+
+    def check(self, model: ProgramModel):
+        flow = None
+        for call in model.calls:
+            if not call.args:
+                continue
+            if flow is None:
+                flow = dataflow(model)
+            if loss_of_call(flow, call) != NLL:
+                continue
+            arg = loss_input(call)
+            if arg is None:
+                continue
+            act = flow.activation(arg.value)
+            if act is None or act.kind not in (SOFTMAX, SIGMOID, LOGITS):
+                continue
+            if act.kind == LOGITS:
+                message = "NLLLoss on raw logits: it expects log-probabilities; apply log_softmax (or use CrossEntropyLoss)"
+                fix = _log_softmax_wrap(model, arg)
+            elif act.kind == SIGMOID:
+                message = "NLLLoss on sigmoid probabilities: it expects log-probabilities (log_softmax output)"
+                fix = None
+            else:
+                message = "NLLLoss on softmax probabilities: it expects log-probabilities; use log_softmax"
+                fix = _softmax_to_log_softmax(flow, arg, act)
+            yield self.finding(arg.value, message=message, fix=fix)
+
+
+def _log_softmax_wrap(model: ProgramModel, arg: cst.Arg) -> NodeFix | None:
+    functional = next((alias for alias, full in model.imports.items() if full == "torch.nn.functional"), None)
+    prefix = f"{functional}.log_softmax" if functional else ("torch.log_softmax" if model.imports.get("torch") == "torch" else None)
+    if prefix is None:
+        return None
+    return NodeFix("Apply log_softmax", (NodeEdit("replace", arg.value, f"{prefix}({model.code_for(arg.value)}, dim=1)"),))
+
+
+def _softmax_to_log_softmax(flow: Dataflow, arg: cst.Arg, act: Activation) -> NodeFix | None:
+    call = act.call
+    if call is None or act.model is not flow.model or not isinstance(call.func, cst.Attribute) \
+            or call.func.attr.value != "softmax":
+        return None
+    if call is not arg.value:
+        # through a name: only when the probabilities are used for nothing else
+        if not isinstance(arg.value, cst.Name):
+            return None
+        parent = flow.model.parent(call)
+        if not isinstance(parent, cst.Assign) or len(parent.targets) != 1 \
+                or not isinstance(parent.targets[0].target, cst.Name) \
+                or parent.targets[0].target.value != arg.value.value:
+            return None
+        scope = flow.scope(call)
+        if flow.scope(arg.value) is not scope:
+            return None
+        if len(uses_of(flow, arg.value.value, scope if scope is not None else flow.model.module)) != 2:
+            return None
+    return NodeFix("Use log_softmax", (NodeEdit("replace", call.func.attr, "log_softmax"),))

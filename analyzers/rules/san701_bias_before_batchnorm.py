@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchsanity.analyzers.dataflow import dataflow, uses_of
+from torchsanity.analyzers.model import ProgramModel, dotted_name
+from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+
+# Layer → index of `bias` among its positional parameters.
+_BIAS_POSITION = {
+    "torch.nn.Linear": 2, "torch.nn.LazyLinear": 1,
+    "torch.nn.Conv1d": 7, "torch.nn.Conv2d": 7, "torch.nn.Conv3d": 7,
+    "torch.nn.ConvTranspose1d": 7, "torch.nn.ConvTranspose2d": 7, "torch.nn.ConvTranspose3d": 7,
+    "torch.nn.LazyConv1d": 6, "torch.nn.LazyConv2d": 6, "torch.nn.LazyConv3d": 6,
+    "torch.nn.LazyConvTranspose1d": 6, "torch.nn.LazyConvTranspose2d": 6, "torch.nn.LazyConvTranspose3d": 6,
+}
+_BATCHNORMS = frozenset({
+    "torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", "torch.nn.BatchNorm3d", "torch.nn.SyncBatchNorm",
+    "torch.nn.LazyBatchNorm1d", "torch.nn.LazyBatchNorm2d", "torch.nn.LazyBatchNorm3d",
+})
+
+
+class BiasBeforeBatchNorm(Rule):
+    """A `Conv*` / `Linear` layer with a bias (the default) directly followed by `BatchNorm*`: next to each
+    other in `nn.Sequential(...)` or a layer list, or `x = self.bn(self.conv(x))` / consecutive statements
+    in `forward`."""
+
+    code = "SAN701"
+    name = "bias-before-batchnorm"
+    message = "this layer's bias is cancelled by the BatchNorm that follows it; use bias=False"
+    why = """
+        BatchNorm subtracts the per-channel batch mean, so a constant bias added just before it is removed
+        again: the parameter gets (numerically) zero gradient, wastes memory and optimizer state, and with
+        weight decay it is just noise. BatchNorm's own `beta` plays the role of the bias.
+    """
+    example = """
+        nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU())   # SAN701
+    """
+    fix_doc = """
+        Create the layer with `bias=False` (what torchvision's ResNet does).
+    """
+    VALID = [
+        "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU())\n",
+        "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.BatchNorm2d(64))\n",
+        "import torch.nn as nn\nhead = nn.Sequential(nn.Linear(128, 64), nn.LayerNorm(64))\n",
+        "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 64, 3, bias=use_bias), nn.BatchNorm2d(64))\n",
+        "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 64, 3, **cfg), nn.BatchNorm2d(64))\n",
+        # conv output also used without the BN
+        "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(8, 8, 3)\n        self.bn = nn.BatchNorm2d(8)\n"
+        "    def forward(self, x):\n        y = self.conv(x)\n        z = self.bn(y)\n        return y + z\n",
+        # BN only on one configuration
+        "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self, with_bn):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(5, 5)\n        self.bn = nn.BatchNorm1d(5)\n        self.with_bn = with_bn\n"
+        "    def forward(self, x):\n        x = self.fc(x)\n        if self.with_bn:\n            x = self.bn(x)\n        return x\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torch.nn as nn\nblock = nn.Sequential(\n    nn.Conv2d(3, 64, kernel_size=3, padding=1),\n    nn.BatchNorm2d(64),\n    nn.ReLU(),\n)\n",
+            line=3,
+            fixed="import torch.nn as nn\nblock = nn.Sequential(\n    nn.Conv2d(3, 64, kernel_size=3, padding=1, bias=False),\n    nn.BatchNorm2d(64),\n    nn.ReLU(),\n)\n",
+        ),
+        Invalid(
+            "import torch.nn as nn\nlayers = [nn.Linear(256, 128, bias=True), nn.BatchNorm1d(128)]\n",
+            line=2,
+            fixed="import torch.nn as nn\nlayers = [nn.Linear(256, 128, bias=False), nn.BatchNorm1d(128)]\n",
+        ),
+        Invalid(
+            "import torch.nn as nn\nimport torch.nn.functional as F\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.conv1 = nn.Conv2d(3, 32, 3)\n        self.bn1 = nn.BatchNorm2d(32)\n"
+            "    def forward(self, x):\n        x = self.conv1(x)\n        x = self.bn1(x)\n        return F.relu(x)\n",
+            line=6,
+            fixed="import torch.nn as nn\nimport torch.nn.functional as F\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.conv1 = nn.Conv2d(3, 32, 3, bias=False)\n        self.bn1 = nn.BatchNorm2d(32)\n"
+            "    def forward(self, x):\n        x = self.conv1(x)\n        x = self.bn1(x)\n        return F.relu(x)\n",
+        ),
+        Invalid(
+            "import torch.nn as nn\nimport torch.nn.functional as F\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.fc = nn.Linear(64, 64)\n        self.norm = nn.BatchNorm1d(64)\n"
+            "    def forward(self, x):\n        return F.relu(self.norm(self.fc(x)))\n",
+            line=6,
+        ),
+    ]
+
+    def check(self, model: ProgramModel):
+        flow = None
+        reported: set[int] = set()
+        for call in model.calls:
+            qual = model.call_name(call)
+            if qual not in _BATCHNORMS:
+                continue
+            if flow is None:
+                flow = dataflow(model)
+            for layer, element in _preceding_layers(model, flow, call):
+                if id(layer) in reported:
+                    continue
+                reported.add(id(layer))
+                bias = _bias(model, layer)
+                if bias is None:
+                    continue
+                fix = _fix(model, layer, bias) if element is layer else None
+                yield self.finding(element, fix=fix)
+
+
+def _bias(model: ProgramModel, layer: cst.Call) -> cst.Arg | bool | None:
+    """The explicit ``bias=True`` argument, True when the bias is on by default, None otherwise."""
+    position = _BIAS_POSITION.get(model.call_name(layer) or "")
+    if position is None:
+        return None
+    positional = 0
+    for arg in layer.args:
+        if arg.star:
+            return None
+        if arg.keyword is None:
+            if positional == position:
+                return arg if _is_true(arg.value) else None
+            positional += 1
+        elif arg.keyword.value == "bias":
+            return arg if _is_true(arg.value) else None
+    return True
+
+
+def _is_true(value: cst.BaseExpression) -> bool:
+    return isinstance(value, cst.Name) and value.value == "True"
+
+
+def _fix(model: ProgramModel, layer: cst.Call, bias: cst.Arg | bool) -> NodeFix | None:
+    if isinstance(bias, cst.Arg):
+        return NodeFix("Use bias=False", (NodeEdit("replace", bias.value, "False"),))
+    if not layer.args:
+        return None
+    last = layer.args[-1]
+    return NodeFix("Use bias=False", (NodeEdit("replace", last.value, f"{model.code_for(last.value)}, bias=False"),))
+
+
+def _layer_call(model: ProgramModel, flow, expr: cst.BaseExpression) -> cst.Call | None:
+    if isinstance(expr, cst.Call):
+        return expr if model.call_name(expr) in _BIAS_POSITION else None
+    if dotted_name(expr) is None:
+        return None
+    defs = flow.definitions(expr)
+    if not defs or len(defs) != 1 or defs[0][0] is not flow:
+        return None
+    value = defs[0][1]
+    return value if isinstance(value, cst.Call) and model.call_name(value) in _BIAS_POSITION else None
+
+
+def _preceding_layers(model: ProgramModel, flow, bn: cst.Call):
+    """(layer constructor call, node to report) for the layers whose output goes straight into ``bn``."""
+    parent = model.parent(bn)
+    # nn.Sequential(conv, bn) / [conv, bn, relu]
+    if isinstance(parent, cst.Arg) and parent.keyword is None:
+        container = model.parent(parent)
+        if isinstance(container, cst.Call) and model.call_name(container) == "torch.nn.Sequential":
+            args = list(container.args)
+            index = next(i for i, a in enumerate(args) if a is parent)
+            if index > 0 and args[index - 1].keyword is None and not args[index - 1].star:
+                layer = _layer_call(model, flow, args[index - 1].value)
+                if layer is not None:
+                    yield layer, args[index - 1].value
+        return
+    if isinstance(parent, cst.Element):
+        container = model.parent(parent)
+        if isinstance(container, (cst.List, cst.Tuple)):
+            elements = list(container.elements)
+            index = next(i for i, e in enumerate(elements) if e is parent)
+            if index > 0 and isinstance(elements[index - 1], cst.Element):
+                layer = _layer_call(model, flow, elements[index - 1].value)
+                if layer is not None:
+                    yield layer, elements[index - 1].value
+        return
+    # self.bn = nn.BatchNorm2d(...) in __init__, used in the class's methods
+    if not isinstance(parent, cst.Assign) or len(parent.targets) != 1:
+        return
+    target = dotted_name(parent.targets[0].target)
+    if target is None or not target.startswith("self.") or target.count(".") != 1:
+        return
+    class_name = flow.class_of(flow.scope(parent))
+    if class_name is None:
+        return
+    calls_by_attr = _self_calls(model, flow).get(class_name, {})
+    fed: dict[str, list[bool]] = {}
+    for bn_call in calls_by_attr.get(target, []):
+        if len(bn_call.args) != 1 or bn_call.args[0].keyword is not None or bn_call.args[0].star:
+            continue
+        source = _direct_source(model, flow, bn_call)
+        if source is not None:
+            fed.setdefault(dotted_name(source.func), []).append(source)
+    for attr, sources in fed.items():
+        uses = calls_by_attr.get(attr, [])
+        if len(uses) != len(sources) or not all(any(u is s for s in sources) for u in uses):
+            continue  # the layer's output also goes elsewhere
+        defs = flow.definitions(sources[0].func)
+        if not defs or len(defs) != 1 or defs[0][0] is not flow:
+            continue
+        layer = defs[0][1]
+        if isinstance(layer, cst.Call) and model.call_name(layer) in _BIAS_POSITION:
+            yield layer, layer
+
+
+def _self_calls(model: ProgramModel, flow) -> dict[str, dict[str, list[cst.Call]]]:
+    """class name → ``self.attr`` → the calls ``self.attr(...)`` in that class's methods (built once)."""
+    cached = flow.__dict__.get("_san701_self_calls")
+    if cached is None:
+        cached = {}
+        for call in model.calls:
+            func = call.func
+            if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+                class_name = flow.class_of(flow.scope(call))
+                if class_name is not None:
+                    cached.setdefault(class_name, {}).setdefault(f"self.{func.attr.value}", []).append(call)
+        flow.__dict__["_san701_self_calls"] = cached
+    return cached
+
+
+def _direct_source(model: ProgramModel, flow, bn_call: cst.Call) -> cst.Call | None:
+    """The ``self.layer(...)`` call whose output is ``bn_call``'s input and nothing else's."""
+    value = bn_call.args[0].value
+    if isinstance(value, cst.Call):
+        name = dotted_name(value.func)
+        return value if name is not None and name.startswith("self.") and name.count(".") == 1 else None
+    if not isinstance(value, cst.Name):
+        return None
+    binding = flow.reaching(value.value, bn_call)
+    if binding is None or getattr(binding, "value", None) is None or not isinstance(binding.value, cst.Call):
+        return None
+    source = binding.value
+    name = dotted_name(source.func)
+    if name is None or not name.startswith("self.") or name.count(".") != 1:
+        return None
+    statement = model.parent(bn_call)
+    if model.parent(model.enclosing_statement(bn_call)) is not model.parent(model.enclosing_statement(binding.node)):
+        return None  # `if self.with_bn: x = self.bn(x)`: the layer's output does not always go to the BN
+    rebinds = isinstance(statement, cst.Assign) and len(statement.targets) == 1 \
+        and isinstance(statement.targets[0].target, cst.Name) and statement.targets[0].target.value == value.value
+    scope = flow.scope(bn_call)
+    if not rebinds and (scope is None or len(uses_of(flow, value.value, scope)) != 2):
+        return None
+    if rebinds and scope is not None:
+        # x = conv(x); x = bn(x): nothing may read x in between
+        between = [n for n in uses_of(flow, value.value, scope)
+                   if flow.precedes(binding.node, n) and flow.precedes(n, statement)]
+        if between:
+            return None
+    return source

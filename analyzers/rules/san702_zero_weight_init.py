@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchsanity.analyzers.dataflow import ForTarget, dataflow
+from torchsanity.analyzers.model import ProgramModel, dotted_name
+from torchsanity.analyzers.rule import Invalid, Rule
+
+_ZERO_INITS = frozenset({"torch.nn.init.zeros_", "torch.nn.init.zeros"})
+_ONE_INITS = frozenset({"torch.nn.init.ones_", "torch.nn.init.ones"})
+_CONSTANT_INITS = frozenset({"torch.nn.init.constant_", "torch.nn.init.constant"})
+_WEIGHT_LAYERS = frozenset(
+    f"torch.nn.{name}" for name in (
+        "Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+        "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d",
+    )
+)
+
+
+class ZeroWeightInit(Rule):
+    """The weights of every `Linear` / `Conv` layer of a network (or every parameter) initialised to one
+    constant: `nn.init.zeros_(m.weight)` / `constant_(m.weight, 0)` / `m.weight.data.fill_(0)` for each
+    `m` of `model.modules()` or in a function passed to `model.apply`, guarded by
+    `isinstance(m, nn.Linear)`-style checks; or `for p in model.parameters(): nn.init.zeros_(p)`.
+    Zero-initialising single layers (residual branches, output heads, LoRA `B`) is common and left alone."""
+
+    code = "SAN702"
+    name = "zero-weight-init"
+    message = "all weights initialised to the same constant: every unit of a layer computes and learns the same thing"
+    why = """
+        When every weight starts at the same value, all units of a layer compute the same output and receive
+        the same gradient, so they stay identical for ever (the symmetry is never broken); with zeros, the
+        gradients of the hidden layers are exactly zero as well. The network behaves as if it had one
+        unit per layer. Biases may start at zero; weights need small random values.
+    """
+    example = """
+        def init_weights(m):
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.weight)   # SAN702
+        model.apply(init_weights)
+    """
+    fix_doc = """
+        Initialise weights randomly with a scale that fits the activation: `nn.init.kaiming_normal_`
+        (ReLU), `nn.init.xavier_uniform_` (tanh / linear), or keep PyTorch's default; zero only the biases.
+    """
+    VALID = [
+        "import torch.nn as nn\ndef init_weights(m):\n    if isinstance(m, nn.Linear):\n"
+        "        nn.init.xavier_uniform_(m.weight)\n        nn.init.zeros_(m.bias)\nmodel.apply(init_weights)\n",
+        # torchvision ResNet's zero_init_residual: BN weights of the last block layer
+        "import torch.nn as nn\nclass R(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        for m in self.modules():\n            if isinstance(m, nn.BatchNorm2d):\n"
+        "                nn.init.constant_(m.weight, 1)\n        for m in self.modules():\n"
+        "            if isinstance(m, Bottleneck):\n                nn.init.constant_(m.bn3.weight, 0)\n",
+        # a single zero-initialised output layer / zero_module helper
+        "import torch.nn as nn\nclass D(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.out = nn.Linear(8, 8)\n        nn.init.zeros_(self.out.weight)\n",
+        "def zero_module(module):\n    for p in module.parameters():\n        p.detach().zero_()\n    return module\n",
+        "import torch.nn as nn\nfor m in model.modules():\n    if isinstance(m, nn.Linear):\n        nn.init.normal_(m.weight, 0, 0.01)\n        nn.init.constant_(m.bias, 0)\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.a = nn.Linear(4, 8)\n        self.b = nn.Linear(8, 2)\n        self.apply(self._init)\n"
+            "    def _init(self, m):\n        if isinstance(m, nn.Linear):\n            nn.init.zeros_(m.weight)\n",
+            line=10,
+        ),
+        Invalid(
+            "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3))\n"
+            "        for m in self.modules():\n            if isinstance(m, (nn.Conv2d, nn.Linear)):\n"
+            "                m.weight.data.fill_(0.0)\n",
+            line=8,
+        ),
+        Invalid(
+            "import torch.nn as nn\nclass Net(nn.Module):\n    pass\nnet = Net()\nfor p in net.parameters():\n    nn.init.constant_(p, 0.0)\n",
+            line=6,
+        ),
+    ]
+
+    def check(self, model: ProgramModel):
+        flow = None
+        apply_targets: dict[str, list[cst.BaseExpression]] | None = None
+        for call in model.calls:
+            target = _constant_init_target(model, call)
+            if target is None:
+                continue
+            if flow is None:
+                flow = dataflow(model)
+            name = dotted_name(target)
+            if name is None:
+                continue
+            if name.endswith(".weight") and name.count(".") == 1:
+                layer = name.split(".")[0]
+                if not _guarded_by_weight_layers(model, call, layer):
+                    continue
+                binding = flow.reaching(layer, call)
+                if isinstance(binding, ForTarget):
+                    network = _modules_receiver(binding.loop, layer)
+                    if network is None or not _whole_network(model, flow, network):
+                        continue
+                elif binding is None:
+                    function = flow.scope(call)
+                    if function is None or layer not in flow.params(function):
+                        continue
+                    if apply_targets is None:
+                        apply_targets = _apply_calls(model)
+                    receivers = apply_targets.get(function.name.value, [])
+                    if not receivers or not all(_whole_network(model, flow, r) for r in receivers):
+                        continue
+                else:
+                    continue
+                yield self.finding(call)
+            elif "." not in name:
+                binding = flow.reaching(name, call)
+                if not isinstance(binding, ForTarget):
+                    continue
+                network = _parameters_receiver(binding.loop, name)
+                if network is None or not _whole_network(model, flow, network):
+                    continue
+                if _guard_mentions(model, call, binding.loop, "bias"):
+                    continue
+                yield self.finding(call, message="every parameter initialised to the same constant: units stay "
+                                                 "identical (symmetric) and never learn different features")
+
+
+def _constant_init_target(model: ProgramModel, call: cst.Call) -> cst.BaseExpression | None:
+    qual = model.call_name(call)
+    args = [a for a in call.args if not a.star]
+    if qual in _ZERO_INITS or qual in _ONE_INITS:
+        return args[0].value if args and args[0].keyword is None else None
+    if qual in _CONSTANT_INITS:
+        if len(args) >= 2 and _is_number(args[1].value):
+            return args[0].value if args[0].keyword is None else None
+        return None
+    func = call.func
+    if isinstance(func, cst.Attribute) and (func.attr.value == "zero_" and not args
+                                            or func.attr.value == "fill_" and len(args) == 1 and _is_number(args[0].value)):
+        receiver = func.value
+        if isinstance(receiver, cst.Attribute) and receiver.attr.value == "data":
+            receiver = receiver.value
+        elif isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Attribute) \
+                and receiver.func.attr.value == "detach" and not receiver.args:
+            receiver = receiver.func.value
+        return receiver
+    return None
+
+
+def _is_number(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+        expr = expr.expression
+    return isinstance(expr, (cst.Integer, cst.Float))
+
+
+def _guarded_by_weight_layers(model: ProgramModel, call: cst.Call, layer: str) -> bool:
+    """The call sits in the body of ``if isinstance(layer, (nn.Linear, nn.Conv2d, ...))``."""
+    previous: cst.CSTNode = call
+    for ancestor in model.ancestors(call):
+        if isinstance(ancestor, cst.FunctionDef):
+            return False
+        if isinstance(ancestor, cst.If) and previous is ancestor.body:
+            types = _isinstance_types(model, ancestor.test, layer)
+            if types is not None:
+                return bool(types) and types <= _WEIGHT_LAYERS
+        previous = ancestor
+    return False
+
+
+def _isinstance_types(model: ProgramModel, test: cst.BaseExpression, layer: str) -> set[str] | None:
+    if isinstance(test, cst.Call) and dotted_name(test.func) == "isinstance" and len(test.args) == 2 \
+            and dotted_name(test.args[0].value) == layer:
+        spec = test.args[1].value
+        elements = spec.elements if isinstance(spec, (cst.Tuple, cst.List)) else None
+        values = [e.value for e in elements] if elements is not None else [spec]
+        return {model.qualname(v) or "?" for v in values}
+    return None
+
+
+def _modules_receiver(loop: cst.For, layer: str) -> cst.BaseExpression | None:
+    """``net`` for ``for m in net.modules()`` / ``for name, m in net.named_modules()``."""
+    iterator = loop.iter
+    if not (isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Attribute)):
+        return None
+    method = iterator.func.attr.value
+    if method == "modules" and isinstance(loop.target, cst.Name) and loop.target.value == layer:
+        return iterator.func.value
+    if method == "named_modules" and isinstance(loop.target, cst.Tuple) and len(loop.target.elements) == 2 \
+            and dotted_name(loop.target.elements[1].value) == layer:
+        return iterator.func.value
+    return None
+
+
+def _parameters_receiver(loop: cst.For, name: str) -> cst.BaseExpression | None:
+    iterator = loop.iter
+    if not (isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Attribute)):
+        return None
+    method = iterator.func.attr.value
+    if method == "parameters" and isinstance(loop.target, cst.Name) and loop.target.value == name:
+        return iterator.func.value
+    if method == "named_parameters" and isinstance(loop.target, cst.Tuple) and len(loop.target.elements) == 2 \
+            and dotted_name(loop.target.elements[1].value) == name:
+        return iterator.func.value
+    return None
+
+
+def _whole_network(model: ProgramModel, flow, expr: cst.BaseExpression) -> bool:
+    """``self`` inside an nn.Module class, or a name bound to a network (a model class, torchvision /
+    timm constructor) rather than to one layer."""
+    name = dotted_name(expr)
+    if name == "self":
+        return flow.class_of(model.enclosing_function(expr)) in model.module_classes
+    refs = flow.module_of(expr)
+    if refs:
+        return all(ref.classdef is not None for ref in refs)
+    defs = flow.definitions(expr)
+    if defs and all(isinstance(v, cst.Call) and (f.model.call_name(v) or "").startswith(("torchvision.models.", "timm."))
+                    for f, v in defs):
+        return True
+    return False
+
+
+def _apply_calls(model: ProgramModel) -> dict[str, list[cst.BaseExpression]]:
+    """Function name → receivers of ``receiver.apply(function)`` in this module."""
+    out: dict[str, list[cst.BaseExpression]] = {}
+    for call in model.calls:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "apply" and len(call.args) == 1:
+            target = dotted_name(call.args[0].value)
+            if target is not None:
+                out.setdefault(target.rsplit(".", 1)[-1], []).append(func.value)
+    return out
+
+
+def _guard_mentions(model: ProgramModel, call: cst.Call, loop: cst.For, word: str) -> bool:
+    for ancestor in model.ancestors(call):
+        if ancestor is loop:
+            return False
+        if isinstance(ancestor, cst.If) and word in model.code_for(ancestor.test):
+            return True
+    return False

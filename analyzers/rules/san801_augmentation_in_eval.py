@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from torchsanity.analyzers.dataflow import EVAL_ROLE, TRAIN_ROLE, dataflow, name_role
+from torchsanity.analyzers.model import ProgramModel, dotted_name
+from torchsanity.analyzers.rule import Invalid, Rule
+
+_LIBRARIES = ("torchvision.transforms.", "albumentations.", "kornia.augmentation.", "monai.transforms.")
+_RANDOM_NAMES = frozenset({
+    "ColorJitter", "RandAugment", "AutoAugment", "TrivialAugmentWide", "AugMix", "ElasticTransform",
+    # albumentations: random with p=0.5 by default
+    "HorizontalFlip", "VerticalFlip", "Flip", "ShiftScaleRotate", "Rotate", "HueSaturationValue",
+    "CoarseDropout", "GaussNoise", "Affine", "Perspective", "GridDistortion", "OpticalDistortion", "Cutout",
+})
+# Deterministic once applied: with p=1 they are a fixed operation (e.g. a flip for TTA).
+_FIXED_WHEN_ALWAYS = frozenset({
+    "RandomHorizontalFlip", "RandomVerticalFlip", "RandomGrayscale", "HorizontalFlip", "VerticalFlip",
+    "RandomInvert", "RandomSolarize", "RandomPosterize", "RandomAutocontrast", "RandomEqualize",
+    "RandomAdjustSharpness", "ToGray",
+})
+_DATASET_ROLE_KEYWORDS = ("split", "subset", "mode", "phase", "stage")
+_TRANSFORM_KEYWORDS = ("transform", "transforms", "img_transform", "image_transform", "preprocess")
+
+
+class AugmentationInEval(Rule):
+    """A random augmentation (`RandomCrop`, `RandomHorizontalFlip`, `ColorJitter`, `RandAugment`, ...,
+    torchvision / albumentations / kornia) in the transforms of a validation or test dataset: a transform
+    pipeline named or keyed *val* / *test* / *eval*, the `transform=` of a dataset built with `train=False`,
+    `split="val"` or bound to a validation name — including the training pipeline passed to a validation
+    dataset."""
+
+    code = "SAN801"
+    name = "augmentation-in-eval"
+    message = "random augmentation in a validation / test transform: evaluation becomes noisy and biased"
+    why = """
+        Validation and test data must be seen the same way every time. Random crops, flips and colour
+        jitter make the metric noisy from run to run (so early stopping and model selection chase noise)
+        and systematically pessimistic, and the numbers stop being comparable to anyone else's.
+        Evaluation transforms should be deterministic: resize, center-crop, to-tensor, normalize.
+    """
+    example = """
+        val_tf = T.Compose([T.RandomResizedCrop(224), T.ToTensor(), normalize])   # SAN801
+    """
+    fix_doc = """
+        Use a deterministic pipeline for evaluation, e.g. `T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+        normalize`; keep the random transforms in the training pipeline only. (For deliberate test-time
+        augmentation, name it `tta_...` or suppress with `# noqa: SAN801`.)
+    """
+    VALID = [
+        "import torchvision.transforms as T\nval_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])\n"
+        "train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor()])\n",
+        "from torchvision import transforms\ndata_transforms = {\n    'train': transforms.Compose([transforms.RandomCrop(32, padding=4)]),\n"
+        "    'val': transforms.Compose([transforms.ToTensor()]),\n}\n",
+        # deliberate test-time augmentation
+        "import torchvision.transforms as T\ntta_transforms = [T.Compose([T.RandomHorizontalFlip(p=1.0), T.ToTensor()])]\n",
+        "import torchvision.transforms as T\ntest_tf = T.Compose([T.RandomHorizontalFlip(p=1.0), T.ToTensor()])\n",
+        "import torchvision\nimport torchvision.transforms as T\n"
+        "train_set = torchvision.datasets.CIFAR10('data', train=True, transform=T.Compose([T.RandomCrop(32, 4), T.ToTensor()]))\n",
+    ]
+    INVALID = [
+        Invalid(
+            "import torchvision.transforms as T\nval_transform = T.Compose([\n    T.RandomResizedCrop(224),\n    T.ToTensor(),\n])\n",
+            line=3,
+        ),
+        Invalid(
+            "from torchvision import transforms\ndata_transforms = {\n    'train': transforms.Compose([transforms.RandomCrop(32)]),\n"
+            "    'test': transforms.Compose([transforms.ColorJitter(0.4, 0.4, 0.4), transforms.ToTensor()]),\n}\n",
+            line=4,
+        ),
+        Invalid(
+            "import torchvision\nimport torchvision.transforms as T\n"
+            "testset = torchvision.datasets.CIFAR10('data', train=False, transform=T.Compose([T.RandomHorizontalFlip(), T.ToTensor()]))\n",
+            line=3,
+        ),
+        # the training pipeline handed to the validation dataset
+        Invalid(
+            "from torchvision import datasets, transforms\n"
+            "transform = transforms.Compose([transforms.RandomResizedCrop(224), transforms.ToTensor()])\n"
+            "train_ds = datasets.ImageFolder('data/train', transform=transform)\n"
+            "val_ds = datasets.ImageFolder('data/val', transform=transform)\n",
+            line=4,
+        ),
+        # pytorch/examples' ImageNet layout, transform passed positionally
+        Invalid(
+            "import os\nimport torch\nfrom torchvision import datasets, transforms\nvaldir = os.path.join(args.data, 'val')\n"
+            "val_loader = torch.utils.data.DataLoader(\n    datasets.ImageFolder(valdir, transforms.Compose([\n"
+            "        transforms.RandomResizedCrop(224),\n        transforms.ToTensor(),\n    ])),\n    batch_size=256, shuffle=False)\n",
+            line=7,
+        ),
+    ]
+
+    def check(self, model: ProgramModel):
+        flow = None
+        reported: set[int] = set()
+        for call in model.calls:
+            qual = model.call_name(call)
+            if qual is None or not qual.startswith(_LIBRARIES):
+                continue
+            if not _random_transform(qual, call):
+                continue
+            if flow is None:
+                flow = dataflow(model)
+            if _context_role(model, call) == EVAL_ROLE and id(call) not in reported:
+                reported.add(id(call))
+                yield self.finding(call)
+        # `val_ds = Dataset(..., transform=train_tf)`: a random pipeline reused for evaluation
+        for call in model.calls:
+            for arg in call.args:
+                if arg.keyword is None or arg.keyword.value not in _TRANSFORM_KEYWORDS:
+                    continue
+                if not isinstance(arg.value, cst.Name) or name_role(arg.value.value) == EVAL_ROLE:
+                    continue
+                if _dataset_role(model, call) != EVAL_ROLE:
+                    continue
+                if flow is None:
+                    flow = dataflow(model)
+                defs = flow.definitions(arg.value)
+                if not defs or not all(f is flow and _has_random(model, v) for f, v in defs):
+                    continue
+                yield self.finding(arg.value, message=(
+                    "this validation / test dataset gets a transform with random augmentation "
+                    f"({arg.value.value}); use a deterministic evaluation pipeline"))
+
+
+def _random_transform(qual: str, call: cst.Call) -> bool:
+    last = qual.rsplit(".", 1)[-1]
+    randomly_named = last.startswith("Random") and last[6:7].isupper() or last.startswith("Rand") and last[4:5].isupper()
+    if not (randomly_named or last in _RANDOM_NAMES):
+        return False
+    if last in ("RandomApply", "RandomChoice", "RandomOrder", "OneOf", "SomeOf"):
+        return False  # the containers: their members are judged instead
+    probability = None
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value in ("p", "prob", "probability"):
+            probability = arg.value
+    if probability is None and last in ("RandomHorizontalFlip", "RandomVerticalFlip", "RandomGrayscale") and call.args \
+            and call.args[0].keyword is None:
+        probability = call.args[0].value
+    value = _number(probability) if probability is not None else None
+    if value == 0:
+        return False
+    if value is not None and value >= 1 and last in _FIXED_WHEN_ALWAYS:
+        return False
+    return True
+
+
+def _number(expr: cst.BaseExpression) -> float | None:
+    if isinstance(expr, (cst.Integer, cst.Float)):
+        return float(expr.value.replace("_", ""))
+    return None
+
+
+def _has_random(model: ProgramModel, expr: cst.BaseExpression) -> bool:
+    from torchsanity.analyzers.model import walk
+
+    for node in walk(expr):
+        if isinstance(node, cst.Call):
+            qual = model.call_name(node)
+            if qual is not None and qual.startswith(_LIBRARIES) and _random_transform(qual, node):
+                return True
+    return False
+
+
+def _string(expr: cst.BaseExpression) -> str | None:
+    if isinstance(expr, cst.SimpleString):
+        value = expr.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _assigned_name(model: ProgramModel, expr: cst.CSTNode) -> str | None:
+    parent = model.parent(expr)
+    if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+        return dotted_name(parent.targets[0].target)
+    if isinstance(parent, cst.AnnAssign):
+        return dotted_name(parent.target)
+    return None
+
+
+def _dataset_role(model: ProgramModel, call: cst.Call) -> str | None:
+    """What a dataset constructor call is for: train=..., split='val', its target name, a 'val' folder."""
+    roles: set[str | None] = {name_role(_assigned_name(model, call))}
+    holder = model.parent(call)
+    if isinstance(holder, cst.Arg) and isinstance(model.parent(holder), cst.Call) \
+            and (model.call_name(model.parent(holder)) or "").endswith("DataLoader"):
+        roles.add(name_role(_assigned_name(model, model.parent(holder))))  # val_loader = DataLoader(Dataset(...))
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "train" and isinstance(arg.value, cst.Name):
+            roles.add(TRAIN_ROLE if arg.value.value == "True" else EVAL_ROLE if arg.value.value == "False" else None)
+        elif arg.keyword is not None and arg.keyword.value in _DATASET_ROLE_KEYWORDS:
+            roles.add(name_role(_string(arg.value)))
+        elif arg.keyword is None and arg is call.args[0] or arg.keyword is not None and arg.keyword.value in (
+                "root", "path", "data_dir", "root_dir", "img_dir", "image_dir"):
+            text = _string(arg.value)
+            if text is None and isinstance(arg.value, cst.Call) and arg.value.args:
+                text = _string(arg.value.args[-1].value)  # os.path.join(root, "val")
+            if text is None and isinstance(arg.value, cst.Name):
+                roles.add(name_role(arg.value.value))  # valdir
+            elif text is not None and text.rstrip("/").rsplit("/", 1)[-1].lower() in (
+                    "val", "valid", "validation", "test", "train", "training", "eval"):
+                roles.add(name_role(text))
+    roles.discard(None)
+    return roles.pop() if len(roles) == 1 else None
+
+
+def _context_role(model: ProgramModel, node: cst.CSTNode) -> str | None:
+    """Walk up from a transform to where its pipeline is named or used."""
+    current = node
+    for parent in model.ancestors(node):
+        if isinstance(parent, cst.DictElement) and parent.value is current:
+            return name_role(_string(parent.key))
+        if isinstance(parent, cst.Arg) and parent.keyword is not None:
+            keyword = parent.keyword.value
+            call = model.parent(parent)
+            if keyword in _TRANSFORM_KEYWORDS and isinstance(call, cst.Call):
+                return _dataset_role(model, call)
+            role = name_role(keyword)
+            if role is not None:
+                return role
+        if isinstance(parent, (cst.Assign, cst.AnnAssign)):
+            return name_role(_assigned_name(model, current))
+        if isinstance(parent, cst.Return):
+            function = model.enclosing_function(parent)
+            return name_role(function.name.value) if function is not None else None
+        if isinstance(parent, (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.SimpleStatementLine)):
+            return None
+        if isinstance(parent, cst.Arg) and parent.keyword is None:
+            call = model.parent(parent)
+            if isinstance(call, cst.Call) and (model.call_name(call) or "").endswith(
+                    ("torchvision.datasets.ImageFolder", "torchvision.datasets.DatasetFolder")) \
+                    and len(call.args) > 1 and call.args[1] is parent:
+                return _dataset_role(model, call)  # ImageFolder(root, transform)
+        if isinstance(parent, cst.Call) and current is not parent.func:
+            qual = model.call_name(parent) or ""
+            if not (qual.startswith(_LIBRARIES) or qual == "torch.nn.Sequential"):
+                return None  # an argument of something else: we do not know what it does
+        current = parent
+    return None
