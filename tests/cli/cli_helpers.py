@@ -1,0 +1,19 @@
+"""Shared snippets and helpers of the CLI tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ADAM_L2 = "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)\n"
+ADAM_L2_FIXED = "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)\n"
+CLEAN = "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3)\n"
+
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
