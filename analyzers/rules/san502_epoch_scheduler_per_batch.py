@@ -83,7 +83,9 @@ class EpochSchedulerPerBatch(Rule):
         for sched in schedulers(model):
             if sched.cls not in _EPOCH_SCHEDULERS:
                 continue
-            for e in scheduler_steps(flow, sched.name):
+            # Direct effects first: a step reached both directly and through a helper call is reported
+            # once, where it is written.
+            for e in sorted(scheduler_steps(flow, sched.name), key=lambda e: bool(e.via)):
                 loop = innermost_loop(e)
                 if loop is None or id(loop) not in loop_ids or not is_batch_loop(model, loop):
                     continue
@@ -99,9 +101,9 @@ class EpochSchedulerPerBatch(Rule):
                             break
                 if not _epoch_scaled(model, sched, epochs):
                     continue
-                if id(e.site) in reported:
+                if id(e.site) in reported or id(e.inner) in reported:
                     continue
-                reported.add(id(e.site))
+                reported.update((id(e.site), id(e.inner)))
                 yield self.finding(e.site, fix=_fix(model, e, loop))
 
 

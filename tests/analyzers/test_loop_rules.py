@@ -123,3 +123,31 @@ def test_rule_docs_render():
     for rule in LOOP_RULES:
         page = rule.docs_markdown()
         assert page.startswith(f"# {rule.code} {rule.name}")
+
+
+def test_scheduler_step_in_a_called_helper_is_reported_once_where_written():
+    source = '''import torch
+from torch.utils.data import DataLoader
+
+model = torch.nn.Linear(4, 2)
+loader = DataLoader(dataset, batch_size=8, shuffle=True)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+
+
+def train(epochs):
+    for epoch in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+
+
+if __name__ == "__main__":
+    train(3)
+'''
+    from torchsanity.analyzers import analyze_source
+
+    found = [(f.code, f.start.line) for f in analyze_source(source).findings if f.code == "SAN502"]
+    assert found == [("SAN502", 16)]

@@ -185,13 +185,6 @@ def test_fifty_thousand_line_file(run_cli, tmp_path):
     print(f"50k-line file checked in {elapsed:.1f}s")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG analyzers/dataflow.py _argument_definitions (used by SAN601): scans every call of the module for "
-    "each loss call, so SAN601 is quadratic or worse (2.2k lines: 1.2 s, 9k lines: 58 s; 50k lines: ~30 min). "
-    "Remove this marker when fixed.",
-)
-@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_fifty_thousand_line_file_with_every_rule(run_cli, tmp_path):
     source = _huge_source()
