@@ -1,0 +1,449 @@
+"""The ``torchsanity/runProbe`` request (also the ``torchsanity.runProbe`` command).
+
+Params (JSON object): ``uri`` (the training script, required), ``checks`` (list of check ids),
+``args`` (the script's arguments), ``python`` (the interpreter to run it with: the user's, with their
+torch; default the server's), ``timeout`` (seconds), ``device`` (``auto`` | ``cpu`` | ``cuda``),
+``steps``, ``entry`` (``pkg.mod:fn``), ``cwd``, ``workDoneToken``.
+
+The harness (:func:`torchsanity.server.probe_runner.run_probe`) blocks, so it runs in a thread; its
+events become ``$/progress`` reports on the client's work-done token, or on one the server creates.
+
+Cancellation: a ``$/cancelRequest`` for the request, or a ``window/workDoneProgress/cancel`` for its
+token, sets the harness' cancel event, which kills the whole child process tree; the handler then
+waits for the harness to return (pygls does not stop a running handler by itself).
+
+One probe per document: a second request for the same document **cancels** the running one (whose
+request answers ``{"status": "superseded"}``) and starts afresh — the newer request is the one that
+matches the code on screen. Shutdown / exit cancel every running probe and wait for the trees to die.
+
+Results: diagnostics with source ``torchsanity-probe`` on the lines the checks name (``fail`` and
+``error`` as errors, ``warn`` as warnings), and a ``torchsanity/probeReport`` notification
+``{"uri", "status", "exitCode", "report"}``. The request answers the same object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInternalError
+from pygls.uris import from_fs_path, to_fs_path
+
+from torchsanity.server.lsp_positions import LineIndex, units
+
+if TYPE_CHECKING:
+    from torchsanity.server.language_server import TorchSanityServer
+
+logger = logging.getLogger(__name__)
+
+PROBE_SOURCE = "torchsanity-probe"
+REPORT_NOTIFICATION = "torchsanity/probeReport"
+RUN_PROBE_REQUEST = "torchsanity/runProbe"
+RUN_PROBE_COMMAND = "torchsanity.runProbe"
+_TRACEBACK_FRAME = re.compile(r'File "(.+?)", line (\d+)')
+_STEP_REPORT_INTERVAL = 0.1  # seconds between two step reports of one probe
+
+_STATUS_SEVERITY = {
+    "fail": types.DiagnosticSeverity.Error,
+    "error": types.DiagnosticSeverity.Error,
+    "warn": types.DiagnosticSeverity.Warning,
+}
+
+
+@dataclass
+class ProbeParams:
+    uri: str
+    script: str
+    checks: list[str] | None = None
+    args: list[str] = field(default_factory=list)
+    python: str | None = None
+    timeout: float | None = None
+    device: str = "auto"
+    steps: int | None = None
+    entry: str | None = None
+    cwd: str | None = None
+    token: types.ProgressToken | None = None
+
+    @classmethod
+    def parse(cls, raw: Any) -> "ProbeParams":
+        if not isinstance(raw, dict):
+            raise JsonRpcInvalidParams(f"{RUN_PROBE_REQUEST} expects an object with a `uri`")
+        uri = raw.get("uri")
+        if not isinstance(uri, str) or not uri:
+            raise JsonRpcInvalidParams("`uri` (the training script) is required")
+        script = to_fs_path(uri) if uri.startswith("file:") else None
+        if not script:
+            raise JsonRpcInvalidParams(f"`uri` must be a file URI, got {uri!r}")
+
+        def str_list(name: str) -> list[str] | None:
+            value = raw.get(name)
+            if value is None:
+                return None
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise JsonRpcInvalidParams(f"`{name}` must be a list of strings")
+            return list(value)
+
+        def opt(name: str, kinds: tuple[type, ...]) -> Any:
+            value = raw.get(name)
+            if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+                raise JsonRpcInvalidParams(f"`{name}` has the wrong type")
+            return value
+
+        device = opt("device", (str,)) or "auto"
+        if device not in ("auto", "cpu", "cuda"):
+            raise JsonRpcInvalidParams("`device` must be auto, cpu or cuda")
+        timeout = opt("timeout", (int, float))
+        steps = opt("steps", (int,))
+        token = raw.get("workDoneToken")
+        if token is not None and (not isinstance(token, (str, int)) or isinstance(token, bool)):
+            raise JsonRpcInvalidParams("`workDoneToken` must be a string or an integer")
+        return cls(
+            uri=uri,
+            script=str(Path(script)),
+            checks=str_list("checks"),
+            args=str_list("args") or [],
+            python=opt("python", (str,)) or None,
+            timeout=float(timeout) if timeout is not None else None,
+            device=device,
+            steps=steps,
+            entry=opt("entry", (str,)) or None,
+            cwd=opt("cwd", (str,)) or None,
+            token=token,
+        )
+
+
+@dataclass
+class ProbeJob:
+    params: ProbeParams
+    request_id: Any
+    cancel: threading.Event = field(default_factory=threading.Event)
+    token: types.ProgressToken | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    superseded: bool = False
+    checks_total: int = 0
+    checks_done: int = 0
+    last_step_report: float = 0.0
+
+
+def _load_run_probe() -> Callable[..., Any]:
+    from torchsanity.server.probe_runner import run_probe  # the harness (lands separately)
+
+    return run_probe
+
+
+def _call_run_probe(run_probe: Callable[..., Any], params: ProbeParams, cwd: str, on_event, cancel) -> Any:
+    kwargs: dict[str, Any] = {
+        "python": params.python,
+        "checks": params.checks,
+        "steps": params.steps,
+        "device": params.device,
+        "timeout": params.timeout,
+        "entry": params.entry,
+        "cwd": cwd,
+        "on_event": on_event,
+        "cancel": cancel,
+    }
+    try:
+        accepted = inspect.signature(run_probe).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+            kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    except (TypeError, ValueError):  # pragma: no cover
+        pass
+    return run_probe(params.script, tuple(params.args), **kwargs)
+
+
+class ProbeManager:
+    def __init__(self, server: "TorchSanityServer") -> None:
+        self.server = server
+        self.by_uri: dict[str, ProbeJob] = {}
+        self.by_request: dict[Any, ProbeJob] = {}
+        self.by_token: dict[Any, ProbeJob] = {}
+        self.diagnostics: dict[str, list[types.Diagnostic]] = {}  # client URI -> probe diagnostics
+        self._owned: dict[str, set[str]] = {}  # script URI -> URIs its last report put diagnostics on
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="torchsanity-probe")
+
+    # ---- cancellation -------------------------------------------------------------------------
+
+    def cancel_request(self, request_id: Any) -> None:
+        job = self.by_request.get(request_id)
+        if job is not None:
+            logger.info("probe of %s cancelled by $/cancelRequest", job.params.uri)
+            job.cancel.set()
+
+    def cancel_token(self, token: Any) -> None:
+        job = self.by_token.get(token)
+        if job is not None:
+            logger.info("probe of %s cancelled from its progress", job.params.uri)
+            job.cancel.set()
+
+    def cancel_all(self) -> None:
+        for job in list(self.by_uri.values()):
+            job.cancel.set()
+
+    async def wait_all(self, timeout: float = 15.0) -> None:
+        jobs = list(self.by_uri.values())
+        if jobs:
+            await asyncio.wait([asyncio.ensure_future(j.done.wait()) for j in jobs], timeout=timeout)
+
+    def shutdown_blocking(self, timeout: float = 15.0) -> None:
+        """Cancel every probe and wait (blocking) for the harness threads to return."""
+        self.cancel_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + timeout
+        for thread in list(threading.enumerate()):
+            if thread.name.startswith("torchsanity-probe") and thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def running(self) -> list[str]:
+        return sorted(self.by_uri)
+
+    # ---- the request ----------------------------------------------------------------------------
+
+    async def run(self, raw_params: Any, request_id: Any) -> dict:
+        params = ProbeParams.parse(raw_params)
+        try:
+            run_probe = _load_run_probe()
+        except ImportError as error:
+            raise JsonRpcInternalError(f"the probe harness is not available: {error}") from error
+        if not Path(params.script).is_file():
+            raise JsonRpcInvalidParams(f"no such file: {params.script}")
+
+        previous = self.by_uri.get(params.uri)
+        if previous is not None:
+            previous.superseded = True
+            previous.cancel.set()
+            await previous.done.wait()
+
+        job = ProbeJob(params=params, request_id=request_id)
+        job.checks_total = len(params.checks) if params.checks else 0
+        self.by_uri[params.uri] = job
+        if request_id is not None:
+            self.by_request[request_id] = job
+        loop = asyncio.get_running_loop()
+        try:
+            await self._begin_progress(job)
+            cwd = params.cwd or self.server.folder_for_path(params.script) or str(Path(params.script).parent)
+
+            def on_event(event: dict) -> None:
+                try:
+                    loop.call_soon_threadsafe(self._on_event, job, event)
+                except RuntimeError:  # the loop is gone (exit)
+                    pass
+
+            future = loop.run_in_executor(
+                self._pool, _call_run_probe, run_probe, params, cwd, on_event, job.cancel
+            )
+            try:
+                outcome = await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # $/cancelRequest: pygls cancels this task, but the harness thread runs on until told.
+                job.cancel.set()
+                try:
+                    await asyncio.wait_for(asyncio.shield(future), timeout=30)
+                except BaseException:  # noqa: BLE001 - whatever the harness did, we are cancelled
+                    pass
+                self._end_progress(job, "cancelled")
+                self._send_report(job, "cancelled", None, None)
+                raise
+            except ValueError as error:  # the harness refuses its arguments (unknown check, steps < 2)
+                self._end_progress(job, f"invalid: {error}")
+                raise JsonRpcInvalidParams(str(error)) from error
+            except Exception as error:
+                logger.exception("probe harness failed")
+                if job.cancel.is_set():
+                    return self._finish(job, "superseded" if job.superseded else "cancelled", None, None)
+                self.server.log(f"torchsanity probe of {params.script} failed: {type(error).__name__}: {error}")
+                self._end_progress(job, f"failed: {error}")
+                raise JsonRpcInternalError(f"probe harness failed: {type(error).__name__}: {error}") from error
+            report = getattr(outcome, "report", None)
+            exit_code = getattr(outcome, "exit_code", None)
+            if job.cancel.is_set():
+                return self._finish(job, "superseded" if job.superseded else "cancelled", report, exit_code)
+            self._publish(job, report if isinstance(report, dict) else {})
+            return self._finish(job, "completed", report, exit_code)
+        finally:
+            if self.by_uri.get(params.uri) is job:
+                del self.by_uri[params.uri]
+            self.by_request.pop(request_id, None)
+            if job.token is not None:
+                self.by_token.pop(job.token, None)
+            job.done.set()
+
+    def _finish(self, job: ProbeJob, status: str, report: Any, exit_code: Any) -> dict:
+        summary = status
+        if status == "completed" and isinstance(report, dict):
+            statuses = [c.get("status") for c in report.get("checks", []) if isinstance(c, dict)]
+            counts = {s: statuses.count(s) for s in ("pass", "warn", "fail", "error", "skip") if statuses.count(s)}
+            summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no checks ran"
+        self._end_progress(job, summary)
+        return self._send_report(job, status, report, exit_code)
+
+    def _send_report(self, job: ProbeJob, status: str, report: Any, exit_code: Any) -> dict:
+        result = {"uri": job.params.uri, "status": status, "exitCode": exit_code, "report": report}
+        self.server.protocol.notify(REPORT_NOTIFICATION, result)
+        return result
+
+    # ---- progress -------------------------------------------------------------------------------
+
+    async def _begin_progress(self, job: ProbeJob) -> None:
+        token = job.params.token
+        if token is None and self.server.client_supports_progress():
+            token = f"torchsanity-probe-{uuid.uuid4()}"
+            try:
+                await asyncio.wait_for(self.server.work_done_progress.create_async(token), timeout=10)
+            except Exception as error:  # noqa: BLE001 - no progress is better than no probe
+                logger.warning("client refused progress token: %s", error)
+                token = None
+        if token is None:
+            return
+        job.token = token
+        self.by_token[token] = job
+        self.server.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title="torchsanity probe",
+                message=f"starting {Path(job.params.script).name}",
+                cancellable=True,
+                percentage=0,
+            ),
+        )
+
+    def _report(self, job: ProbeJob, message: str) -> None:
+        if job.token is None:
+            return
+        percentage = None
+        if job.checks_total:
+            percentage = min(99, int(100 * job.checks_done / job.checks_total))
+        self.server.work_done_progress.report(
+            job.token, types.WorkDoneProgressReport(message=message, percentage=percentage, cancellable=True)
+        )
+
+    def _end_progress(self, job: ProbeJob, message: str) -> None:
+        if job.token is None:
+            return
+        token, job.token = job.token, None
+        self.server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+        self.server.work_done_progress.tokens.pop(token, None)
+
+    def _on_event(self, job: ProbeJob, event: dict) -> None:
+        if job.token is None or not isinstance(event, dict):
+            return
+        kind = event.get("event")
+        check = event.get("check") or ""
+        if kind in ("start", "probe-start") and isinstance(event.get("checks"), list) and not job.checks_total:
+            job.checks_total = len(event["checks"])
+            self._report(job, "running " + ", ".join(map(str, event["checks"])))
+        elif kind == "check-start":
+            self._report(job, f"{check}…")
+        elif kind == "step":
+            now = time.monotonic()
+            if now - job.last_step_report < _STEP_REPORT_INTERVAL:
+                return
+            job.last_step_report = now
+            step = event.get("step")
+            total = event.get("steps") or event.get("total")
+            text = f"step {step}/{total}" if total else f"step {step}"
+            self._report(job, f"{check}: {text}" if check else text)
+        elif kind == "check-end":
+            job.checks_done += 1
+            self._report(job, f"{check}: {event.get('status', 'done')}")
+        elif isinstance(event.get("message"), str):
+            self._report(job, event["message"])
+
+    # ---- results as diagnostics -----------------------------------------------------------------
+
+    def _publish(self, job: ProbeJob, report: dict) -> None:
+        script_uri = job.params.uri
+        touched = set(self._owned.get(script_uri, set()))
+        for uri in touched:
+            self.diagnostics.pop(uri, None)
+        new: dict[str, list[types.Diagnostic]] = {}
+        for check in report.get("checks", []) or []:
+            if not isinstance(check, dict):
+                continue
+            severity = _STATUS_SEVERITY.get(str(check.get("status")))
+            line = check.get("line")
+            if severity is None or not isinstance(line, int) or isinstance(line, bool) or line < 1:
+                continue
+            path = check.get("path")
+            if isinstance(path, str) and path:
+                if not Path(path).is_absolute():
+                    path = str(Path(job.params.script).parent / path)
+                uri = script_uri if Path(path).resolve() == Path(job.params.script).resolve() else from_fs_path(path)
+            else:
+                uri = script_uri
+            if uri is None:
+                continue
+            new.setdefault(uri, []).append(self._diagnostic(uri, check, line, severity))
+        script_error = self._script_error(job, report)
+        if script_error is not None:
+            uri, diagnostic = script_error
+            new.setdefault(uri, []).append(diagnostic)
+        for uri, diagnostics in new.items():
+            self.diagnostics[uri] = diagnostics
+        self._owned[script_uri] = set(new)
+        for uri in touched | set(new):
+            self.server.republish(uri)
+
+    def _script_error(self, job: ProbeJob, report: dict) -> tuple[str, types.Diagnostic] | None:
+        """The script's own exception, on the innermost line of the user's code its traceback names."""
+        error = report.get("error")
+        if not isinstance(error, dict) or error.get("source") not in ("script", "entry"):
+            return None
+        frames = _TRACEBACK_FRAME.findall(str(error.get("traceback") or ""))
+        if not frames:
+            return None
+        script = Path(job.params.script).resolve()
+        chosen = next(((p, n) for p, n in reversed(frames) if Path(p).resolve() == script), frames[-1])
+        path, line = chosen[0], int(chosen[1])
+        uri = job.params.uri if Path(path).resolve() == script else from_fs_path(path)
+        if uri is None:
+            return None
+        check = {
+            "id": "script-error",
+            "status": "error",
+            "message": f"the script raised {error.get('type', 'an exception')}: {error.get('message', '')}".rstrip(": "),
+        }
+        return uri, self._diagnostic(uri, check, line, types.DiagnosticSeverity.Error)
+
+    def _diagnostic(self, uri: str, check: dict, line: int, severity: types.DiagnosticSeverity) -> types.Diagnostic:
+        text = self.server.client_text(uri)
+        index = LineIndex(text or "", self.server.position_encoding())
+        line_text = index.line_text(line - 1)
+        stripped = len(line_text) - len(line_text.lstrip())
+        rng = types.Range(
+            start=types.Position(line=line - 1, character=units(line_text[:stripped], index.encoding)),
+            end=types.Position(line=line - 1, character=units(line_text, index.encoding) if text is not None else 10_000),
+        )
+        check_id = str(check.get("id", "probe"))
+        message = str(check.get("message") or check.get("status"))
+        details = []
+        if check.get("measured") is not None:
+            details.append(f"measured {check['measured']}")
+        if check.get("expected") is not None:
+            details.append(f"expected {check['expected']}")
+        if details:
+            message += f" ({'; '.join(details)})"
+        return types.Diagnostic(
+            range=rng,
+            message=message,
+            severity=severity,
+            code=check_id,
+            source=PROBE_SOURCE,
+            data={"status": check.get("status")},
+        )
+
+    def clear_for(self, uri: str) -> None:
+        """Forget the probe diagnostics a closed document's last probe left on itself."""
+        self.diagnostics.pop(uri, None)

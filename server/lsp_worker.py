@@ -1,0 +1,215 @@
+"""The analysis worker: a child process (``python -m torchsanity.server.lsp_worker``) that runs the
+engine for the language server, so that
+
+- a runaway analysis (a pathological file, an engine bug) can be stopped: it gets a time budget
+  (``torchsanity.analysisTimeoutMs``), and an analysis whose document changed or closed meanwhile is
+  abandoned when it has already run for a while — the process is killed and restarted on next use;
+- the server's event loop never competes with the engine for the GIL;
+- a crash of the native parser costs one analysis, not the server.
+
+Requests and answers are pickles, length-prefixed, over the child's stdin / stdout (its own pipes, not
+the LSP channel; the child points its fd 1 at stderr so a stray ``print`` cannot corrupt anything).
+The child keeps one :class:`~torchsanity.analyzers.Project` per root and generation, so cross-file
+resolution is cached until the server says a file was saved.
+
+Set ``TORCHSANITY_LSP_WORKER=thread`` to analyse in a thread of the server instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from typing import Any, BinaryIO
+
+logger = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<Q")
+
+
+class WorkerAborted(Exception):
+    """The analysis was stopped: ``reason`` is ``timeout``, ``superseded``, ``closed`` or ``crashed``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Failure:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _write(stream: BinaryIO, value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = stream.read(size)
+        if not chunk:
+            raise EOFError("the worker's pipe closed")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read(stream: BinaryIO) -> Any:
+    (size,) = _HEADER.unpack(_read_exactly(stream, _HEADER.size))
+    return pickle.loads(_read_exactly(stream, size))
+
+
+class AnalysisWorker:
+    """The parent's handle on the worker process. :meth:`call` is used by one thread at a time (the
+    server's single analysis thread); :meth:`kill` may be called from any thread."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._ready: subprocess.Popen | None = None  # the process that said it is ready
+        self._reason: str | None = None
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> subprocess.Popen:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "torchsanity.server.lsp_worker"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=None,
+                    bufsize=0,
+                )
+            return self._proc
+
+    def start(self) -> None:
+        """Start the process ahead of the first analysis (it imports the engine)."""
+        try:
+            self._ensure()
+        except OSError as error:  # pragma: no cover
+            logger.warning("cannot start the analysis worker: %s", error)
+
+    def call(self, kind: str, payload: Any, timeout: float | None) -> Any:
+        proc = self._ensure()
+        self._reason = None
+        if self._ready is not proc:
+            # A new process first imports the engine; that is not the analysis' time.
+            try:
+                assert proc.stdout is not None
+                if _read(proc.stdout) != "ready":
+                    raise EOFError("unexpected greeting")
+            except (EOFError, OSError, pickle.UnpicklingError, struct.error) as error:
+                self._discard(proc)
+                raise WorkerAborted(self._reason or "crashed") from error
+            self._ready = proc
+        timer = threading.Timer(timeout, self.kill, args=("timeout",)) if timeout else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            _write(proc.stdin, (kind, payload))
+            result = _read(proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError, struct.error) as error:
+            reason = self._reason or "crashed"
+            logger.info("analysis worker stopped (%s): %s", reason, error)
+            self._discard(proc)
+            raise WorkerAborted(reason) from error
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if isinstance(result, _Failure):
+            raise RuntimeError(result.message)
+        return result
+
+    def kill(self, reason: str) -> None:
+        with self._lock:
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            self._reason = reason
+            try:
+                proc.kill()
+            except OSError:  # pragma: no cover
+                pass
+
+    def _discard(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            if self._proc is proc:
+                self._proc = None
+        try:
+            proc.kill()
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):  # pragma: no cover
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+
+
+# ---- the child ----------------------------------------------------------------------------------
+
+
+def _serve() -> None:
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # a stray print goes to stderr, never into the answer pipe
+    inp = sys.stdin.buffer
+
+    from torchsanity.analyzers import Project
+    from torchsanity.server.lsp_analysis import fix_all_edits, run_analysis
+
+    projects: dict[str, tuple[int, Project]] = {}
+    try:  # import the rules and warm the parser before saying ready
+        from torchsanity.analyzers import analyze_source
+
+        analyze_source("import torch\nfor x in y:\n    pass\n", "<warm-up>")
+    except Exception:  # noqa: BLE001 - the first real request will report what is wrong
+        pass
+    _write(out, "ready")
+
+    def project(root: str | None, generation: int) -> Project | None:
+        if root is None:
+            return None
+        cached = projects.get(root)
+        if cached is None or cached[0] != generation:
+            cached = projects[root] = (generation, Project(root))
+        return cached[1]
+
+    while True:
+        try:
+            kind, payload = _read(inp)
+        except EOFError:
+            return
+        try:
+            if kind == "analyse":
+                snapshot, root, generation = payload
+                analysis = run_analysis(replace(snapshot, project=project(root, generation)))
+                analysis.snapshot = replace(analysis.snapshot, project=None)
+                result: Any = analysis
+            elif kind == "fix":
+                analysis, root, generation = payload
+                analysis.snapshot = replace(analysis.snapshot, project=project(root, generation))
+                result = fix_all_edits(analysis)
+            else:
+                result = _Failure(f"unknown request {kind!r}")
+        except BaseException as error:  # noqa: BLE001 - answer, never die on one request
+            result = _Failure(f"{type(error).__name__}: {error}")
+        _write(out, result)
+
+
+if __name__ == "__main__":
+    _serve()

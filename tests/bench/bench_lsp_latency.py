@@ -1,0 +1,274 @@
+"""Edit-to-diagnostics latency through the real language server (a script, not a test).
+
+    python tests/bench/bench_lsp_latency.py [--edits 60] [--sizes 300,3000]
+
+Starts ``torchsanity server`` over stdio with a real LSP client (pytest-lsp's), sets the debounce to 0
+(so the latency measured is the server's work, not the quiet time it waits for the typist), opens a
+300-line and a 3,000-line training file and makes many one-line edits to each. For every edit it
+measures the time from sending ``didChange`` to receiving the ``publishDiagnostics`` of that version,
+and asks the server how long the analysis itself took. Printed next to the bare
+``libcst.parse_module`` time of the same file, measured in this process. No time assertions: the
+targets (median ≤ 30 ms for 300 lines, ≤ 150 ms for 3,000) are for a person to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LIBCST_PARSER_TYPE", "native")
+
+import libcst  # noqa: E402
+from lsprotocol import types  # noqa: E402
+from pygls.uris import from_fs_path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+from lsp_helpers import SERVER_COMMAND, capabilities, make_client  # noqa: E402
+
+HEADER = '''\
+"""A training script."""
+
+import argparse
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        return x + self.fc2(F.gelu(self.fc1(self.norm(x))))
+
+
+class Model(nn.Module):
+    def __init__(self, dim: int = 64, depth: int = 4, classes: int = 10) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*[Block(dim) for _ in range(depth)])
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        return self.head(self.blocks(x))
+
+'''
+
+HELPER = '''\
+
+def evaluate_{i}(model, loader, device="cpu"):
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in loader:
+            {move}
+            logits = model({xname})
+            correct += (logits.argmax(-1) == {yname}).sum().item()
+            total += {yname}.numel()
+    model.train()
+    return correct / max(total, 1)
+
+
+def attention_{i}(q, k, v, B, T, C):
+    att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
+    att = F.softmax(att, dim=-1)
+    y = att @ v
+    return y.transpose(1, 2).reshape(B, T, C)
+
+'''
+
+FOOTER = '''\
+
+def train(args):
+    torch.manual_seed(args.seed)
+    x = torch.randn(1024, 64)
+    y = torch.randint(0, 10, (1024,))
+    loader = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)
+    model = Model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    criterion = nn.CrossEntropyLoss()
+    for epoch in range(args.epochs):
+        for step, (xb, yb) in enumerate(loader):
+            optimizer.zero_grad()
+            loss = criterion(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    train(parser.parse_args())
+'''
+
+EDIT_MARKER = "LATENCY_PROBE = 0"
+
+
+def training_file(lines: int, rebind: bool = True) -> str:
+    """A training script of ``lines`` lines. ``rebind``: the helpers move batches with the ubiquitous
+    ``x, y = x.to(device), y.to(device)`` (a name rebound in many functions); without it they bind
+    new names (``xd, yd = ...``)."""
+    parts = [HEADER, EDIT_MARKER + "\n"]
+    i = 0
+    names = {"move": "x, y = x.to(device), y.to(device)", "xname": "x", "yname": "y"}
+    if not rebind:
+        names = {"move": "xd, yd = x.to(device), y.to(device)", "xname": "xd", "yname": "yd"}
+    while sum(p.count("\n") for p in parts) + FOOTER.count("\n") + HELPER.count("\n") <= lines:
+        parts.append(HELPER.format(i=i, **names))
+        i += 1
+    parts.append(FOOTER)
+    text = "".join(parts)
+    have = text.count("\n")
+    return text + "\n" * max(0, lines - have)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def parse_times(text: str, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        libcst.parse_module(text)
+        out.append(time.perf_counter() - began)
+    return out
+
+
+async def measure(client, folder: Path, lines: int, edits: int, rebind: bool, budget: float) -> dict | None:
+    text = training_file(lines, rebind)
+    path = folder / f"train_{lines}.py"
+    path.write_text(text, encoding="utf-8")
+    uri = from_fs_path(str(path))
+    marker_line = text.split("\n").index(EDIT_MARKER)
+
+    arrived = client.publish_times  # (uri, version) -> arrival time, stamped by the client's handler
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+        )
+    )
+    try:
+        await wait_for(lambda: (uri, 1) in arrived, budget)
+    except TimeoutError:
+        client.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        return {"lines": text.count("\n"), "timed_out": budget}
+
+    latencies: list[float] = []
+    analysis: list[float] = []
+    for n in range(edits):
+        version = n + 2
+        new_line = f"LATENCY_PROBE = {n + 1}"
+        old_len = len(f"LATENCY_PROBE = {n}")
+        sent = time.perf_counter()
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(types.Position(marker_line, 0), types.Position(marker_line, old_len)),
+                        text=new_line,
+                    )
+                ],
+            )
+        )
+        await wait_for(lambda: (uri, version) in arrived, budget)
+        latencies.append(arrived[(uri, version)] - sent)
+        status = await client.protocol.send_request_async("torchsanity/serverStatus", {})
+        doc = next(d for d in status.documents if d.uri == uri)
+        analysis.append(doc.lastAnalysisMs / 1000)
+    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    parse = parse_times(text, max(5, min(edits, 30)))
+    return {
+        "lines": text.count("\n"),
+        "latency": latencies,
+        "analysis": analysis,
+        "parse": parse,
+    }
+
+
+async def wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the server did not publish in time")
+        await asyncio.sleep(0.0005)
+
+
+async def main_async(sizes: list[int], edits: int, rebind: bool, budget: float) -> None:
+    client = make_client()
+    await client.start_io(*SERVER_COMMAND)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "pyproject.toml").write_text("[tool.torchsanity]\n", encoding="utf-8")
+        client.set_configuration({"debounceMs": 0}, section="torchsanity")
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=capabilities(),
+                root_uri=from_fs_path(tmp),
+                workspace_folders=[types.WorkspaceFolder(uri=from_fs_path(tmp), name="bench")],
+            )
+        )
+        results = [await measure(client, folder, lines, edits, rebind, budget) for lines in sizes]
+        if any("timed_out" in r for r in results):
+            client._server.kill()  # still busy with an analysis it cannot abort: do not wait for it
+        else:
+            await client.shutdown_session()
+        await client.stop()
+
+    targets = {300: 30, 3000: 150}
+    variant = "helpers rebind x, y = x.to(device), ..." if rebind else "helpers bind new names"
+    print(f"edit-to-diagnostics latency through the real server ({edits} one-line edits per file, debounce 0; {variant})")
+    print("analysis: the engine's time in the server; server overhead: latency - analysis (I/O, JSON, scheduling)")
+    print(
+        f"{'lines':>6} {'median ms':>10} {'p95 ms':>8} {'analysis med':>13} {'analysis p95':>13} "
+        f"{'server overhead':>16} {'parse med':>10} {'latency/parse':>14} {'target':>7}"
+    )
+    for r in results:
+        if "timed_out" in r:
+            print(f"{r['lines']:>6} no diagnostics within {r['timed_out']:.0f} s of opening (the analysis did not finish)")
+            continue
+        lat, ana, par = r["latency"], r["analysis"], r["parse"]
+        med, p95 = statistics.median(lat) * 1000, percentile(lat, 0.95) * 1000
+        amed, ap95 = statistics.median(ana) * 1000, percentile(ana, 0.95) * 1000
+        pmed = statistics.median(par) * 1000
+        overhead = statistics.median(l - a for l, a in zip(lat, ana)) * 1000
+        target = targets.get(min(targets, key=lambda t: abs(t - r["lines"])))
+        print(
+            f"{r['lines']:>6} {med:>10.1f} {p95:>8.1f} {amed:>13.1f} {ap95:>13.1f} "
+            f"{overhead:>16.1f} {pmed:>10.1f} {med / pmed:>13.1f}x {'≤' + str(target):>7}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--edits", type=int, default=60, help="edits per file (default 60)")
+    parser.add_argument("--sizes", default="300,3000", help="file sizes in lines (default 300,3000)")
+    parser.add_argument(
+        "--rebind", action="store_true", help="helpers rebind `x, y = x.to(device), ...` (stresses the program model)"
+    )
+    parser.add_argument("--budget", type=float, default=120, help="seconds to wait for one analysis (default 120)")
+    args = parser.parse_args()
+    asyncio.run(main_async([int(s) for s in args.sizes.split(",")], args.edits, args.rebind, args.budget))
+
+
+if __name__ == "__main__":
+    main()
