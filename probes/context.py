@@ -1,0 +1,156 @@
+"""What every check sees: the replayable step, the workbench of copies, the loss's kind and the source sites."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .replay import Step
+from .workbench import Workbench
+
+
+@dataclass
+class LossInfo:
+    """Which loss the script uses and what its first value was."""
+
+    kind: str  # cross-entropy | nll | bce | bce-logits | mse | l1 | ... | unknown
+    value: float
+    classes: int | None = None
+    input: torch.Tensor | None = None  # the loss function's input at capture (logits, probabilities, outputs)
+    target: torch.Tensor | None = None
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class CheckResult:
+    """One check's verdict, as it goes into the JSON report."""
+
+    id: str
+    status: str
+    message: str
+    measured: Any = None
+    expected: Any = None
+    site: tuple[str, int] | None = None
+    series: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+
+    def to_json(self, script: str) -> dict:
+        out = {
+            "id": self.id,
+            "status": self.status,
+            "measured": _jsonable(self.measured),
+            "expected": _jsonable(self.expected),
+            "message": self.message,
+            "line": self.site[1] if self.site else None,
+            "series": _jsonable(self.series),
+        }
+        if self.site and os.path.abspath(self.site[0]) != os.path.abspath(script):
+            out["path"] = self.site[0]
+        if self.details:
+            out["details"] = _jsonable(self.details)
+        return out
+
+
+def loss_info(call: Any, value: float) -> LossInfo:
+    """What the checks need to know about the loss, from the loss function call seen at capture (or None)."""
+    if call is None:
+        return LossInfo(kind="unknown", value=value)
+    classes = None
+    inp = call.input if isinstance(call.input, torch.Tensor) else None
+    if call.kind in ("cross-entropy", "nll") and inp is not None and inp.dim() >= 1:
+        classes = int(inp.shape[1] if inp.dim() >= 2 else inp.shape[0])
+    return LossInfo(kind=call.kind, value=value, classes=classes,
+                    input=inp.detach() if inp is not None else None,
+                    target=call.target.detach() if isinstance(call.target, torch.Tensor) else None,
+                    kwargs=dict(call.kwargs))
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else (None if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, torch.Tensor):
+        return _jsonable(x.detach().cpu().tolist())
+    if isinstance(x, (int, str, bool)) or x is None:
+        return x
+    try:
+        import numpy as np
+
+        if isinstance(x, np.generic):
+            return _jsonable(x.item())
+    except Exception:
+        pass
+    return str(x)
+
+
+def scalar(loss: torch.Tensor) -> float:
+    loss = loss.detach()
+    if loss.numel() != 1:
+        loss = loss.float().mean()
+    return float(loss.float().cpu())
+
+
+class ProbeContext:
+    """Shared state for the checks, with the training loop they all use."""
+
+    def __init__(self, step: Step, wb: Workbench, loss: LossInfo, *, steps: int, sites: dict,
+                 progress: Callable[[str, int, int], None] | None = None, device: str = "cpu"):
+        self.step = step
+        self.wb = wb
+        self.loss = loss
+        self.steps = steps
+        self.sites = sites  # model, loss, loop, optimizer, data -> (file, line)
+        self.progress = progress or (lambda check, i, n: None)
+        self.device = device
+        self.cache: dict[str, Any] = {}
+
+    @property
+    def optimizer(self) -> Any:
+        return self.wb.optimizer
+
+    def configured_lrs(self) -> list[float]:
+        opt = self.wb.optimizer
+        return [float(g["lr"]) for g in opt.param_groups] if opt is not None and opt.param_groups else []
+
+    def train(self, check: str, steps: int, *, sub: bool = True, zero_inputs: bool = False,
+              lrs: list[float] | None = None, stop: Callable[[list[float]], bool] | None = None) -> list[float]:
+        """Run up to ``steps`` optimizer steps on the replayed batch from the captured state; the losses."""
+        wb = self.wb
+        opt = wb.optimizer
+        if opt is None:
+            raise RuntimeError("no optimizer holds the model's parameters")
+        wb.reset()
+        base = [g["lr"] for g in opt.param_groups]
+        losses: list[float] = []
+        for i in range(steps):
+            if lrs is not None:
+                for g, b in zip(opt.param_groups, base):
+                    g["lr"] = lrs[i] * (b / base[0] if base[0] else 1.0)
+            opt.zero_grad(set_to_none=True)
+            result = self.step.run(wb, sub=sub, zero_inputs=zero_inputs)
+            loss = result.loss if result.loss.numel() == 1 else result.loss.float().mean()
+            value = scalar(loss)
+            losses.append(value)
+            self.progress(check, i + 1, steps)
+            if not math.isfinite(value) or (stop is not None and stop(losses)):
+                break
+            loss.backward()
+            if isinstance(opt, torch.optim.LBFGS):
+                opt.step(lambda: self.step.run(wb, sub=sub, zero_inputs=zero_inputs).loss)
+            else:
+                opt.step()
+        wb.reset()
+        return losses
+
+    def overfit_curve(self, check: str = "overfit-batch") -> list[float]:
+        """The real-input overfitting curve (shared by overfit-batch and input-independence)."""
+        if "overfit" not in self.cache:
+            self.cache["overfit"] = self.train(check, self.steps)
+        return self.cache["overfit"]

@@ -1,0 +1,385 @@
+"""Turn the recorded tape into a training step that can be re-run on copies of the model.
+
+The loss tensor handed to the first ``backward()`` is traced back through the tape (module calls and torch
+operations done outside modules) to the tensors that came from outside: those are the batch. Replaying the
+needed entries in order with substituted tensors gives the loss again — for a loop that feeds a DataLoader
+batch to ``criterion(model(x), y)`` as much as for hand-sliced batches with the loss computed inside the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .capture import Captured, Entry, LossCall
+from .workbench import Workbench
+
+
+class CannotDrive(Exception):
+    """The script's step cannot be replayed; the message says exactly why."""
+
+
+_SCALE_OPS = {"mul", "div", "__mul__", "__truediv__", "__rmul__", "__div__", "true_divide", "multiply", "divide"}
+
+
+def iter_tensors(obj: Any, depth: int = 0):
+    """Tensors inside nested tuples / lists / dicts (ModelOutput included)."""
+    if depth > 6:
+        return
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from iter_tensors(v, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from iter_tensors(v, depth + 1)
+
+
+def map_structure(obj: Any, fn: Callable[[Any], Any], depth: int = 0) -> Any:
+    """Apply ``fn`` to every tensor (and module) inside nested containers, rebuilding the containers."""
+    if isinstance(obj, (torch.Tensor, torch.nn.Module)):
+        return fn(obj)
+    if depth > 6:
+        return obj
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(map_structure(v, fn, depth + 1) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        try:
+            return type(obj)(map_structure(v, fn, depth + 1) for v in obj)
+        except TypeError:
+            return [map_structure(v, fn, depth + 1) for v in obj]
+    if isinstance(obj, dict):
+        new = {k: map_structure(v, fn, depth + 1) for k, v in obj.items()}
+        try:
+            return type(obj)(new)
+        except Exception:
+            return new
+    return obj
+
+
+def bind_structure(old: Any, new: Any, env: dict[int, torch.Tensor], depth: int = 0) -> None:
+    """Record ``env[id(old_tensor)] = new_tensor`` walking both structures in parallel."""
+    if isinstance(old, torch.Tensor):
+        if isinstance(new, torch.Tensor):
+            env[id(old)] = new
+        return
+    if depth > 6:
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k, v in old.items():
+            if k in new:
+                bind_structure(v, new[k], env, depth + 1)
+    elif isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        for a, b in zip(old, new):
+            bind_structure(a, b, env, depth + 1)
+
+
+def _has_trainable(module: torch.nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
+
+
+@dataclass
+class StepResult:
+    """What one replayed step produced."""
+
+    loss: torch.Tensor
+    model_outputs: list[Any]
+    model_inputs: list[torch.Tensor] = field(default_factory=list)
+
+
+class Step:
+    """The replayable step. Subclasses: ``TapeStep`` (from the script) and ``entry.EntryStep``."""
+
+    models: list[torch.nn.Module]
+    optimizer: Any
+    loss_call: LossCall | None
+    batch_size: int
+    sub_batch: int | None = None
+    batch_source: str = "replay"
+
+    def run(self, wb: Workbench, *, sub: bool = False, zero_inputs: bool = False, grad_inputs: bool = False,
+            model_hook: Callable[[Any], None] | None = None) -> StepResult:
+        raise NotImplementedError
+
+    def input_tensors(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def target_tensors(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+
+def _autocast(state: tuple):
+    stack = contextlib.ExitStack()
+    for device, dtype in state:
+        stack.enter_context(torch.autocast(device_type=device, dtype=dtype))
+    return stack
+
+
+class TapeStep(Step):
+    """A step rebuilt from the tape recorded up to the first backward()."""
+
+    def __init__(self, cap: Captured, sub_batch: int = 8):
+        self.cap = cap
+        tape = cap.tape
+        produced: dict[int, int] = {}  # tensor id -> index of the last entry that produced it
+        bearing: set[int] = set()  # tensors that depend on a model output
+        for i, e in enumerate(tape):
+            ins = {id(t) for t in iter_tensors((e.args, e.kwargs))}
+            if e.kind == "func" and not ins:
+                continue  # factories (torch.tensor(...), randn): their values are kept as constants
+            bear = (e.kind == "module" and _has_trainable(e.fn)) or bool(ins & bearing)
+            for t in iter_tensors(e.out):
+                if isinstance(t, torch.nn.Parameter) or (id(t) in ins and id(t) not in produced):
+                    continue  # in-place on an outside tensor: its captured value already has the effect
+                produced[id(t)] = i
+                if bear:
+                    bearing.add(id(t))
+        self.loss_tensor = self._strip_scaling(cap.loss, tape, produced, bearing)
+        if id(self.loss_tensor) not in produced:
+            raise CannotDrive(
+                "the tensor passed to backward() was not computed from a module call the probe could see "
+                "(is the model called through a custom autograd path?)"
+            )
+        # def-use walk from the loss back to the tensors that came from outside the step
+        needed_entries: list[int] = []
+        needed = {id(self.loss_tensor)}
+        leaves: dict[int, torch.Tensor] = {}
+        for i in range(len(tape) - 1, -1, -1):
+            e = tape[i]
+            ins = {id(t) for t in iter_tensors((e.args, e.kwargs))}
+            if e.kind == "func" and not ins:
+                continue
+            outs = {id(t) for t in iter_tensors(e.out) if not isinstance(t, torch.nn.Parameter)}
+            hit = outs & needed
+            if not hit:
+                continue
+            needed_entries.append(i)
+            needed -= hit - ins  # outputs of an in-place op still need their earlier producer
+            needed |= ins
+        for e in tape:
+            for t in iter_tensors((e.args, e.kwargs)):
+                if id(t) in needed and not isinstance(t, torch.nn.Parameter):
+                    leaves[id(t)] = t
+        self.entries: list[Entry] = [tape[i] for i in sorted(needed_entries)]
+        models: list[torch.nn.Module] = []
+        for e in self.entries:
+            if e.kind == "module" and _has_trainable(e.fn) and all(e.fn is not m for m in models):
+                models.append(e.fn)
+        if not models:
+            raise CannotDrive(
+                "no module with trainable parameters was called on the way to the loss passed to backward()"
+            )
+        self.model_fns = {id(m) for m in models}
+        if len(models) > 1:
+            owner = _common_owner(models, cap)
+            if owner is None:
+                names = ", ".join(_describe(m, cap) for m in models)
+                raise CannotDrive(
+                    f"the loss depends on {len(models)} separately called models ({names}) that no single module "
+                    "holds; the probe drives one model per step — pass --entry MODULE:FUNCTION returning the "
+                    "model to probe"
+                )
+            models = [owner]  # e.g. a LightningModule whose training_step calls its encoder and decoder
+        self.models = models
+        self.bearing = bearing
+        self.model_entries = [e for e in self.entries if e.kind == "module" and id(e.fn) in self.model_fns]
+        self.leaves = leaves
+        self.loss_call = self._find_loss_call(cap.loss_calls)
+        self.target_ids = self._target_ids(cap.loss_calls)
+        # data-side tensors at the model calls: the batch as the model sees it
+        self.model_args = [t for e in self.model_entries for t in iter_tensors((e.args, e.kwargs))
+                           if id(t) not in bearing]
+        # targets handed to the model (nanoGPT's model(x, y)) are not inputs; the first tensor always is (an
+        # autoencoder's input is also its target)
+        self.protected = {id(t) for t in self.model_args[1:] if id(t) in self.target_ids}
+        inputs = [t for t in self.model_args if id(t) not in self.protected]
+        if not inputs:
+            raise CannotDrive("the model was called without tensor inputs; nothing to probe")
+        self.batch_size = int(inputs[0].shape[0]) if inputs[0].dim() > 0 else 1
+        self.batch_source = "dataloader" if cap.dataloader_batches else "replay"
+        self.optimizer = self._find_optimizer(models[0], cap.optimizers)
+        self.sub_batch = None
+        self._requested_sub = sub_batch
+
+    # -- analysis helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _strip_scaling(loss, tape, produced, bearing):
+        """Undo ``loss / accum`` and GradScaler's ``loss * scale``: the loss the user means."""
+        for _ in range(8):
+            i = produced.get(id(loss))
+            if i is None:
+                break
+            e = tape[i]
+            name = getattr(e.fn, "__name__", "")
+            if e.kind != "func" or name not in _SCALE_OPS:
+                break
+            operands = [a for a in e.args if isinstance(a, torch.Tensor)]
+            carrying = [a for a in operands if id(a) in bearing]
+            if len(carrying) != 1 or carrying[0].numel() != 1:
+                break
+            loss = carrying[0]
+        return loss
+
+    def _find_loss_call(self, calls: list[LossCall]) -> LossCall | None:
+        loss = self.loss_tensor
+        for call in reversed(calls):
+            if call.out is loss:
+                return call
+        reachable = _graph_nodes(loss)
+        for call in reversed(calls):
+            fn = getattr(call.out, "grad_fn", None)
+            if fn is not None and fn in reachable:
+                return call
+        return None
+
+    def _target_ids(self, calls: list[LossCall]) -> set[int]:
+        ptrs = set()
+        for call in calls:
+            if isinstance(call.target, torch.Tensor):
+                ptrs.add(_storage(call.target))
+        ids = set()
+        for e in self.entries:
+            for t in iter_tensors((e.args, e.kwargs, e.out)):
+                if _storage(t) in ptrs:
+                    ids.add(id(t))
+        return ids
+
+    def _find_optimizer(self, model: torch.nn.Module, optimizers: list[Any]) -> Any | None:
+        ids = {id(p) for p in model.parameters()}
+        best, best_n = None, 0
+        for opt in optimizers:
+            n = sum(1 for g in opt.param_groups for p in g["params"] if id(p) in ids)
+            if n > best_n:
+                best, best_n = opt, n
+        return best
+
+    # -- running ----------------------------------------------------------------------------------------
+    def input_tensors(self) -> list[torch.Tensor]:
+        return [t for t in self.model_args if id(t) not in self.protected]
+
+    def target_tensors(self) -> list[torch.Tensor]:
+        if self.loss_call is not None and isinstance(self.loss_call.target, torch.Tensor):
+            return [self.loss_call.target]
+        return [t for t in self.leaves.values() if id(t) in self.target_ids]
+
+    def choose_sub_batch(self, wb: Workbench) -> None:
+        """Use the first few samples for the overfitting checks when the step replays with them."""
+        k = min(self._requested_sub, self.batch_size)
+        if k >= self.batch_size:
+            return
+        self.sub_batch = k
+        try:
+            with torch.no_grad():
+                wb.reset()
+                loss = self.run(wb, sub=True).loss
+            if not torch.isfinite(loss.detach()).all():
+                self.sub_batch = None
+        except Exception:
+            self.sub_batch = None
+        finally:
+            wb.reset()
+
+    def run(self, wb: Workbench, *, sub: bool = False, zero_inputs: bool = False, grad_inputs: bool = False,
+            model_hook: Callable[[Any], None] | None = None) -> StepResult:
+        env: dict[int, torch.Tensor] = {}
+        k = self.sub_batch if sub else None
+        n = self.batch_size
+        bearing = self.bearing
+        outputs: list[Any] = []
+        model_inputs: list[torch.Tensor] = []
+
+        def sub_fn(x: Any) -> Any:
+            if isinstance(x, torch.nn.Module):
+                return wb.map(x)
+            i = id(x)
+            value = env[i] if i in env else wb.map(x)
+            if k is not None and i not in bearing and isinstance(value, torch.Tensor) and value.dim() > 0 \
+                    and value.shape[0] == n and not isinstance(value, torch.nn.Parameter):
+                value = value[:k]  # data-side tensors carrying the batch: keep the first k samples
+            return value
+
+        for e in self.entries:
+            args = map_structure(e.args, sub_fn)
+            kwargs = map_structure(e.kwargs, sub_fn)
+            if e.kind == "module" and id(e.fn) in self.model_fns:
+                if zero_inputs or grad_inputs:
+                    orig = list(iter_tensors((e.args, e.kwargs)))
+                    targets = {id(n) for o, n in zip(orig, iter_tensors((args, kwargs)))
+                               if id(o) in self.protected or id(o) in bearing}
+
+                    def prep(t: Any) -> Any:
+                        if not isinstance(t, torch.Tensor) or id(t) in targets:
+                            return t
+                        if zero_inputs:
+                            t = torch.zeros_like(t)
+                        if grad_inputs and t.is_floating_point():
+                            t = t.detach().clone().requires_grad_(True)
+                            model_inputs.append(t)
+                        return t
+
+                    args = map_structure(args, prep)
+                    kwargs = map_structure(kwargs, prep)
+                fn = wb.map(e.fn)
+                with _autocast(e.autocast):
+                    out = fn(*args, **kwargs)
+                outputs.append(out)
+                if model_hook is not None:
+                    model_hook(out)
+            else:
+                fn = wb.map(e.fn) if e.kind == "module" else e.fn
+                with _autocast(e.autocast):
+                    out = fn(*args, **kwargs)
+            bind_structure(e.out, out, env)
+        loss = env.get(id(self.loss_tensor))
+        if loss is None:
+            raise CannotDrive("replaying the step did not produce the loss again")
+        return StepResult(loss=loss, model_outputs=outputs, model_inputs=model_inputs)
+
+
+def _storage(t: torch.Tensor) -> int:
+    try:
+        return t.untyped_storage().data_ptr()
+    except Exception:
+        return -id(t)
+
+
+def _graph_nodes(t: torch.Tensor, limit: int = 200000) -> set:
+    seen = set()
+    fn = getattr(t, "grad_fn", None)
+    stack = [fn] if fn is not None else []
+    while stack and len(seen) < limit:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for nxt, _ in getattr(node, "next_functions", ()):
+            if nxt is not None and nxt not in seen:
+                stack.append(nxt)
+    return seen
+
+
+def _common_owner(models: list[torch.nn.Module], cap: Captured) -> torch.nn.Module | None:
+    """The smallest module the user built that holds all of ``models`` as submodules."""
+    parent: dict[int, torch.nn.Module] = {}
+    for m in list(cap.module_sites.keys()):
+        for child in m.children():
+            parent.setdefault(id(child), m)
+    wanted = {id(m) for m in models}
+    node = parent.get(id(models[0]))
+    for _ in range(64):
+        if node is None:
+            return None
+        if wanted <= {id(x) for x in node.modules()}:
+            return node
+        node = parent.get(id(node))
+    return None
+
+
+def _describe(module: torch.nn.Module, cap: Captured) -> str:
+    site = cap.module_sites.get(module)
+    where = f" built at line {site[1]}" if site else ""
+    return f"{type(module).__name__}{where}"

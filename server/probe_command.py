@@ -1,0 +1,143 @@
+"""`torchsanity probe SCRIPT [-- ARGS]`: run the runtime sanity probes and print / save the verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+
+from torchsanity.server import probe_report
+from torchsanity.server.probe_runner import CHECK_IDS, DEFAULT_STEPS, DEFAULT_TIMEOUT, run_probe
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Run Karpathy's sanity checks on an unmodified training script: the script runs in a "
+                          "child process until its first backward(), then the checks run on copies of its model. "
+                          "The script's own arguments go last, after --: probe [options] train.py -- --epochs 3")
+    parser.add_argument("script", nargs="?", help="the training script (optional with --entry)")
+    parser.add_argument("script_args", nargs="*", metavar="-- ARGS", help="arguments for the script, after --")
+    parser.add_argument("--checks", default=None,
+                        help=f"comma-separated subset of: {', '.join(CHECK_IDS)} (default: all)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"optimizer steps for the overfitting checks (default {DEFAULT_STEPS})")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: the script's own choice; cpu hides GPUs; cuda requires one")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help=f"seconds before the whole process tree is stopped (default {DEFAULT_TIMEOUT:.0f})")
+    parser.add_argument("--entry", default=None, metavar="MODULE:FUNCTION",
+                        help="explicit entry point returning (model, batch, loss_fn, optimizer)")
+    parser.add_argument("--nproc-per-node", type=int, default=None, dest="nproc_per_node",
+                        help="launch through torchrun with N processes per node; report rank 0")
+    parser.add_argument("--python", default=None, help="interpreter to run the script with (default: this one)")
+    parser.add_argument("--format", choices=("text", "json", "html"), default=None,
+                        help="output format (default text; html when --output ends in .html)")
+    parser.add_argument("--output", "-o", default=None, help="write the report to this file")
+
+
+def _checks(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    items = [c.strip() for c in value.split(",") if c.strip()]
+    unknown = [c for c in items if c not in CHECK_IDS]
+    if unknown:
+        raise ValueError(f"unknown check(s): {', '.join(unknown)}; choose from {', '.join(CHECK_IDS)}")
+    return items
+
+
+class _Progress:
+    """Live progress on stderr with rich: one bar per check, its verdict when it ends."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.progress = None
+        self.tasks: dict[str, int] = {}
+        self.lock = threading.Lock()
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+            self.console = Console(stderr=True)
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), console=self.console, transient=False)
+
+    def __enter__(self):
+        if self.progress is not None:
+            self.progress.start()
+            self.waiting = self.progress.add_task("running the script to its first backward()", total=None)
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+
+    def on_event(self, ev: dict) -> None:
+        if self.progress is None:
+            return
+        with self.lock:
+            kind = ev.get("event")
+            if kind == "captured":
+                self.progress.update(self.waiting, description="captured the first step", total=1, completed=1)
+            elif kind == "check-start":
+                self.tasks[ev["check"]] = self.progress.add_task(ev["check"], total=None)
+            elif kind == "step" and ev.get("check") in self.tasks:
+                self.progress.update(self.tasks[ev["check"]], completed=ev["step"], total=ev["total"])
+            elif kind == "check-end" and ev.get("check") in self.tasks:
+                style = probe_report.STATUS_STYLE.get(ev.get("status"), "")
+                task = self.tasks[ev["check"]]
+                total = self.progress.tasks[task].total or 1
+                self.progress.update(task, description=f"{ev['check']} [{style}]{ev.get('status')}[/]",
+                                     total=total, completed=total)
+
+
+def run(args: argparse.Namespace) -> int:
+    script_args = list(args.script_args or [])
+    if script_args and script_args[0] == "--":
+        script_args = script_args[1:]
+    fmt = args.format or ("html" if args.output and args.output.endswith(".html") else "text")
+    if not args.script and not args.entry:
+        print("torchsanity probe: give a training script (or --entry MODULE:FUNCTION)", file=sys.stderr)
+        return 2
+    try:
+        checks = _checks(args.checks)
+    except ValueError as exc:
+        print(f"torchsanity probe: {exc}", file=sys.stderr)
+        return 2
+    live = fmt == "text" and sys.stderr.isatty()
+    progress = _Progress(live)
+    try:
+        with progress:
+            outcome = run_probe(args.script or "", script_args, python=args.python, checks=checks, steps=args.steps,
+                                device=args.device, timeout=args.timeout, entry=args.entry,
+                                nproc_per_node=args.nproc_per_node, on_event=progress.on_event)
+    except ValueError as exc:
+        print(f"torchsanity probe: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("torchsanity probe: interrupted; the script's processes were stopped", file=sys.stderr)
+        return 2
+    report = outcome.report
+    if fmt == "json":
+        text = json.dumps(report, indent=2, default=str)
+    elif fmt == "html":
+        text = probe_report.render_html(report)
+    else:
+        text = probe_report.render_text(report)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"report written to {args.output} — {probe_report.verdict_line(report)}", file=sys.stderr)
+    elif fmt == "text" and sys.stdout.isatty():
+        from rich.console import Console
+
+        console = Console()
+        console.print(probe_report.rich_table(report, console.width))
+        err = probe_report.error_text(report)
+        if err:
+            console.print(err, style="bold red", markup=False, highlight=False)
+        console.print(probe_report.verdict_line(report), markup=False, highlight=False)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if report.get("error") and report["error"].get("source") == "script" and fmt != "text":
+        print(probe_report.error_text(report), file=sys.stderr)
+    return outcome.exit_code
