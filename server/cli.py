@@ -29,7 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `probe train.py --output r.html -- --epochs 3`: everything after `--` belongs to the script, so it
+    # is split off before argparse sees it (argparse would otherwise reject options after the script).
+    script_args = None
+    if "probe" in argv and "--" in argv and argv.index("--") > argv.index("probe"):
+        cut = argv.index("--")
+        argv, script_args = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
+    if script_args is not None:
+        args.script_args = script_args
     if args.version:
         from importlib.metadata import version
 

@@ -61,3 +61,9 @@ def test_text_format_and_bad_arguments():
     assert bad.returncode == 2 and "unknown check" in bad.stderr
     missing = _cli("no_such_script.py")
     assert missing.returncode == 2 and "no such script" in missing.stdout
+
+
+def test_options_between_the_script_and_its_arguments():
+    proc = _cli("--checks", "initial-loss", EXAMPLE, "--format", "json", "--", "--epochs", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert [c["id"] for c in json.loads(proc.stdout)["checks"]] == ["initial-loss"]
