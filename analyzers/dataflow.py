@@ -625,6 +625,22 @@ def loss_input(call: cst.Call) -> cst.Arg | None:
     return None
 
 
+
+def loss_inputs(model: ProgramModel, loss_kind: str):
+    """``(flow, call, input argument, activation of that input)`` for every call of a loss of
+    ``loss_kind`` in the module; the dataflow is built only when the module calls anything."""
+    flow = None
+    for call in model.calls:
+        if not call.args:
+            continue
+        if flow is None:
+            flow = dataflow(model)
+        if loss_of_call(flow, call) != loss_kind:
+            continue
+        arg = loss_input(call)
+        if arg is not None:
+            yield flow, call, arg, flow.activation(arg.value)
+
 def same_value(flow: Dataflow, name: str, first: cst.CSTNode, second: cst.CSTNode) -> bool:
     """``name`` is not rebound between ``first`` and ``second`` (same scope, ``first`` before ``second``)."""
     scope = flow.scope(first)

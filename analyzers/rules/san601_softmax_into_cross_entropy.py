@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from torchsanity.analyzers.dataflow import (
-    CROSS_ENTROPY, LOG_SOFTMAX, SOFTMAX, dataflow, loss_input, loss_of_call, unwrap_activation_fix,
+    CROSS_ENTROPY, LOG_SOFTMAX, SOFTMAX, loss_inputs, unwrap_activation_fix,
 )
 from torchsanity.analyzers.model import ProgramModel
 from torchsanity.analyzers.rule import Invalid, Rule
@@ -84,18 +84,7 @@ class SoftmaxIntoCrossEntropy(Rule):
     ]
 
     def check(self, model: ProgramModel):
-        flow = None
-        for call in model.calls:
-            if not call.args:
-                continue
-            if flow is None:
-                flow = dataflow(model)
-            if loss_of_call(flow, call) != CROSS_ENTROPY:
-                continue
-            arg = loss_input(call)
-            if arg is None:
-                continue
-            act = flow.activation(arg.value)
+        for flow, call, arg, act in loss_inputs(model, CROSS_ENTROPY):
             if act is None or act.kind not in (SOFTMAX, LOG_SOFTMAX):
                 continue
             if act.kind == LOG_SOFTMAX:

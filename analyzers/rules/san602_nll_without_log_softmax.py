@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from torchsanity.analyzers.dataflow import (
-    LOGITS, NLL, SIGMOID, SOFTMAX, Activation, Dataflow, dataflow, loss_input, loss_of_call, uses_of,
+    LOGITS, NLL, SIGMOID, SOFTMAX, Activation, Dataflow, loss_inputs, uses_of,
 )
 from torchsanity.analyzers.model import ProgramModel
 from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
@@ -68,18 +68,7 @@ class NllWithoutLogSoftmax(Rule):
     ]
 
     def check(self, model: ProgramModel):
-        flow = None
-        for call in model.calls:
-            if not call.args:
-                continue
-            if flow is None:
-                flow = dataflow(model)
-            if loss_of_call(flow, call) != NLL:
-                continue
-            arg = loss_input(call)
-            if arg is None:
-                continue
-            act = flow.activation(arg.value)
+        for flow, call, arg, act in loss_inputs(model, NLL):
             if act is None or act.kind not in (SOFTMAX, SIGMOID, LOGITS):
                 continue
             if act.kind == LOGITS:

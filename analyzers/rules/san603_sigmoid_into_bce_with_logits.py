@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from torchsanity.analyzers.dataflow import (
-    BCE_WITH_LOGITS, SIGMOID, dataflow, loss_input, loss_of_call, unwrap_activation_fix,
+    BCE_WITH_LOGITS, SIGMOID, loss_inputs, unwrap_activation_fix,
 )
 from torchsanity.analyzers.model import ProgramModel
 from torchsanity.analyzers.rule import Invalid, Rule
@@ -51,18 +51,7 @@ class SigmoidIntoBceWithLogits(Rule):
     ]
 
     def check(self, model: ProgramModel):
-        flow = None
-        for call in model.calls:
-            if not call.args:
-                continue
-            if flow is None:
-                flow = dataflow(model)
-            if loss_of_call(flow, call) != BCE_WITH_LOGITS:
-                continue
-            arg = loss_input(call)
-            if arg is None:
-                continue
-            act = flow.activation(arg.value)
+        for flow, call, arg, act in loss_inputs(model, BCE_WITH_LOGITS):
             if act is None or act.kind != SIGMOID:
                 continue
             message = self.message if act.call is not None else (
