@@ -22,16 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-CHECK_IDS = (
-    "initial-loss",
-    "overfit-batch",
-    "input-independence",
-    "batch-independence",
-    "gradient-flow",
-    "determinism",
-    "lr-range",
-    "data-stats",
-)
+from torchsanity.probes import CHECK_IDS
+
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_STEPS = 60
 MARKER = "TORCHSANITY_PROBE_RUN"
