@@ -90,6 +90,22 @@ class _Progress:
                                      total=total, completed=total)
 
 
+def _show_verdicts(report: dict) -> None:
+    """The verdict table on stdout: a rich table on a terminal, plain text otherwise."""
+    if not sys.stdout.isatty():
+        text = probe_report.render_text(report)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(probe_report.rich_table(report, console.width))
+    err = probe_report.error_text(report)
+    if err:
+        console.print(err, style="bold red", markup=False, highlight=False)
+    console.print(probe_report.verdict_line(report), markup=False, highlight=False)
+
+
 def run(args: argparse.Namespace) -> int:
     script_args = list(args.script_args or [])
     if script_args and script_args[0] == "--":
@@ -126,16 +142,11 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write(text)
+        if fmt != "text":
+            _show_verdicts(report)  # the file holds the report; the console still gets the verdicts
         print(f"report written to {args.output} — {probe_report.verdict_line(report)}", file=sys.stderr)
-    elif fmt == "text" and sys.stdout.isatty():
-        from rich.console import Console
-
-        console = Console()
-        console.print(probe_report.rich_table(report, console.width))
-        err = probe_report.error_text(report)
-        if err:
-            console.print(err, style="bold red", markup=False, highlight=False)
-        console.print(probe_report.verdict_line(report), markup=False, highlight=False)
+    elif fmt == "text":
+        _show_verdicts(report)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if report.get("error") and report["error"].get("source") == "script" and fmt != "text":
