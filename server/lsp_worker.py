@@ -17,6 +17,7 @@ Set ``TORCHSANITY_LSP_WORKER=thread`` to analyse in a thread of the server inste
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -67,6 +68,15 @@ def _read(stream: BinaryIO) -> Any:
     return pickle.loads(_read_exactly(stream, size))
 
 
+# The worker imports exactly what the server imports: the server's own sys.path (which holds the VS Code
+# bundle's folders when the extension's launcher started it), in isolated mode, so nothing in the
+# workspace's current directory or the environment can shadow the engine.
+_WORKER_BOOT = (
+    "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
+    "from torchsanity.server.lsp_worker import _serve; _serve()"
+)
+
+
 class AnalysisWorker:
     """The parent's handle on the worker process. :meth:`call` is used by one thread at a time (the
     server's single analysis thread); :meth:`kill` may be called from any thread."""
@@ -81,7 +91,7 @@ class AnalysisWorker:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "torchsanity.server.lsp_worker"],
+                    [sys.executable, "-I", "-c", _WORKER_BOOT, json.dumps(sys.path)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=None,
