@@ -13,7 +13,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 cd "$ROOT"
 E2E="${TORCHSANITY_E2E_DIR:-$ROOT/.e2e}"
 
-eval "$(bash tests/extension/e2e/setup.sh | grep -E '^(NODE24|CODE_SERVER)=')"
+setup_out="$(bash tests/extension/e2e/setup.sh)" || { echo "[e2e] setting up code-server failed (see above)" >&2; exit 1; }
+eval "$(printf '%s\n' "$setup_out" | grep -E '^(NODE24|CODE_SERVER)=')"
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
 VSIX="$ROOT/dist/torchsanity-linux-x64.vsix"
 # (re)package when the .vsix is missing or older than any source that goes into it

@@ -43,6 +43,10 @@ if [ ! -f "$STAMP" ]; then
   log "npm install code-server@$CODE_SERVER_VERSION (with Node 24 headers)"
   mkdir -p "$CS_DIR"
   [ -f "$CS_DIR/package.json" ] || echo '{"name":"e2e-code-server","private":true}' > "$CS_DIR/package.json"
+  # Under `npm run test:e2e` the outer npm (Node 20) exports npm_* variables, npm_config_user_agent among
+  # them, which the nested npm would take as its own configuration: code-server's postinstall reads the
+  # Node version from that user agent. Start the nested installs from a clean npm environment.
+  while read -r var; do unset "$var"; done < <(compgen -e | grep -E '^(npm_|NODE$)')
   export PATH="$NODE24_DIR/bin:$PATH"
   export npm_config_nodedir="$NODE24_DIR"
   export npm_config_ignore_scripts=false
