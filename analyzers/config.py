@@ -81,7 +81,7 @@ class Config:
         except (ValueError, AttributeError) as exc:
             raise ConfigError(f"{source}: `severity` values must be error, warning or info") from exc
         return cls(
-            select=codes("select") or ("ALL",),
+            select=(codes("select") or ("ALL",)) + codes("extend-select"),
             ignore=codes("ignore"),
             per_file_ignores=tuple((glob, tuple(c.upper() for c in cs)) for glob, cs in per_file.items()),
             exclude=tuple(str(e) for e in exclude),
