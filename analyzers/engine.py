@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import libcst as cst
 
@@ -30,10 +31,11 @@ def syntax_problem(path: str, error: cst.ParserSyntaxError, source: str | None =
     better location and message; libcst's own is the fallback."""
     if source is not None:
         try:
-            compile(source, path, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
+                compile(source, path, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         except SyntaxError as cpython:
-            return FileProblem(path, "syntax-error", f"syntax error: {cpython.msg}",
-                               Position(max(cpython.lineno or 1, 1), max((cpython.offset or 1) - 1, 0)))
+            return python_syntax_problem(path, cpython)
         except (ValueError, RecursionError, MemoryError):
             pass
     message = error.message.removeprefix("parser error: ") or "invalid syntax"
@@ -45,6 +47,25 @@ def syntax_problem(path: str, error: cst.ParserSyntaxError, source: str | None =
     return FileProblem(path=path, kind="syntax-error", message=f"syntax error: {message}", start=Position(line, column))
 
 
+def python_syntax_problem(path: str, error: SyntaxError) -> FileProblem:
+    """A syntax error as CPython's parser reported it."""
+    return FileProblem(path, "syntax-error", f"syntax error: {error.msg}",
+                       Position(max(error.lineno or 1, 1), max((error.offset or 1) - 1, 0)))
+
+
+def parse_problem(path: str, error: Exception, source: str) -> FileProblem:
+    """The problem to report for text that does not parse (any of :data:`PARSE_ERRORS`)."""
+    if isinstance(error, cst.ParserSyntaxError):
+        return syntax_problem(path, error, source)
+    if isinstance(error, SyntaxError):
+        return python_syntax_problem(path, error)
+    return FileProblem(path, "syntax-error", f"cannot parse: {type(error).__name__}")  # pathological nesting, NUL bytes
+
+
+# What parsing raises on text that is not Python (or is too deep for the parser).
+PARSE_ERRORS = (cst.ParserSyntaxError, SyntaxError, RecursionError, MemoryError, ValueError)
+
+
 def analyze_source(
     source: str,
     path: str = "<string>",
@@ -53,17 +74,25 @@ def analyze_source(
     rules: Sequence[type[Rule]] | None = None,
 ) -> FileReport:
     """Every enabled rule's findings on ``source``; never raises on user input."""
-    report = FileReport(path=path)
-    config = config or Config()
     try:
         module = parse_source(source)
-    except cst.ParserSyntaxError as error:
-        report.problems.append(syntax_problem(path, error, source))
-        return report
-    except (RecursionError, MemoryError, ValueError) as error:  # pathological nesting, NUL bytes
-        report.problems.append(FileProblem(path, "syntax-error", f"cannot parse: {type(error).__name__}"))
-        return report
-    model = ProgramModel.build(module, path, project=project)
+    except PARSE_ERRORS as error:
+        return FileReport(path=path, problems=[parse_problem(path, error, source)])
+    return analyze_model(ProgramModel.build(module, path, project=project), source, config, rules)
+
+
+def analyze_model(
+    model: ProgramModel,
+    source: str,
+    config: Config | None = None,
+    rules: Sequence[type[Rule]] | None = None,
+    statement_lines: Callable[[], dict[int, int]] | None = None,
+) -> FileReport:
+    """Every enabled rule's findings on the model of ``source``. ``statement_lines``: where the module's
+    top-level statements begin (``{id(statement): line}``), when the caller already knows."""
+    path = model.path
+    report = FileReport(path=path)
+    config = config or Config()
     raw: list[tuple[type[Rule], RawFinding]] = []
     for rule_class in rules if rules is not None else all_rules():
         if not config.is_enabled(rule_class.code, path if path != "<string>" else None):
@@ -76,7 +105,8 @@ def analyze_source(
             )
     if raw:
         try:
-            report.findings = _locate(model, source, path, config, raw, report.problems)
+            report.findings = _locate(model, source, path, config, raw, report.problems,
+                                      statement_lines() if statement_lines is not None else None)
         except RecursionError:
             report.problems.append(FileProblem(path, "internal-error", "the file nests too deeply to locate findings"))
     return report
@@ -89,10 +119,11 @@ def _locate(
     config: Config,
     raw: list[tuple[type[Rule], RawFinding]],
     problems: list[FileProblem],
+    statement_lines: dict[int, int] | None,
 ) -> list[Finding]:
     nodes = [n for _, item in raw for n in (item.node, item.end_node) if n is not None]
     nodes += [edit.node for _, item in raw if item.fix for edit in item.fix.edits]
-    positions = locate(model, nodes)
+    positions = locate(model, nodes, statement_lines)
     lines = _LINE_BREAK.split(source)
     newline = model.module.default_newline
     findings: dict[tuple, Finding] = {}

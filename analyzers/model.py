@@ -51,15 +51,28 @@ def _walked_fields(node_type: type) -> tuple[str, ...]:
     )
 
 
+def _node_types(base: type) -> frozenset[type]:
+    found = {base}
+    for subclass in base.__subclasses__():
+        found |= _node_types(subclass)
+    return frozenset(found)
+
+
+# Every libcst node class: `type(x) in _NODE_TYPES` is much faster than `isinstance(x, cst.CSTNode)`,
+# an ABC check.
+_NODE_TYPES = _node_types(cst.CSTNode)
+
+
 def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """The node's children that carry code (no whitespace / punctuation), in source order."""
     for name in _walked_fields(type(node)):
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
+        kind = type(value)
+        if kind in _NODE_TYPES:
             yield value
-        elif isinstance(value, (tuple, list)):
+        elif kind is tuple or kind is list:
             for item in value:
-                if isinstance(item, cst.CSTNode):
+                if type(item) in _NODE_TYPES:
                     yield item
 
 
@@ -76,11 +89,13 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 
 def dotted_name(expr: cst.BaseExpression | None) -> str | None:
     """``a.b.c`` for a chain of Name / Attribute nodes, else None."""
+    if type(expr) is cst.Name:
+        return expr.value
     parts: list[str] = []
-    while isinstance(expr, cst.Attribute):
+    while type(expr) is cst.Attribute:
         parts.append(expr.attr.value)
         expr = expr.value
-    if isinstance(expr, cst.Name):
+    if type(expr) is cst.Name:
         parts.append(expr.value)
         return ".".join(reversed(parts))
     return None
@@ -162,6 +177,114 @@ class FunctionInfo:
 
 
 @dataclass
+class _StatementIndex:
+    """What one top-level statement contributes to the model. It depends on nothing outside the
+    statement, so an edit elsewhere leaves it valid (see :meth:`ProgramModel.build`'s ``reuse``)."""
+
+    node: cst.CSTNode
+    calls: list[cst.Call] = field(default_factory=list)
+    loops: list[cst.For | cst.While] = field(default_factory=list)
+    names: list[tuple[str, str, str]] = field(default_factory=list)  # import / alias events, in order
+    bindings: list[Binding] = field(default_factory=list)  # their kinds are set by the model built on them
+    classes: list[cst.ClassDef] = field(default_factory=list)
+    functions: list[FunctionInfo] = field(default_factory=list)
+    parents: dict[int, cst.CSTNode] = field(default_factory=dict)
+
+
+# Events in _StatementIndex.names: ``import a.b`` binds ``a`` unless already bound ("setdefault"),
+# ``from m import x as y`` rebinds ``y`` ("set"), ``F = torch.nn.functional`` may alias a module ("alias").
+_SET, _SETDEFAULT, _ALIAS = "set", "setdefault", "alias"
+
+
+def _index_statement(statement: cst.CSTNode) -> _StatementIndex:
+    """One walk over a top-level statement (pre-order, as the module's code reads)."""
+    index = _StatementIndex(statement)
+    parents, calls, loops = index.parents, index.calls, index.loops
+    stack: list[tuple[cst.CSTNode, str | None]] = [(statement, None)]
+    while stack:
+        node, class_name = stack.pop()
+        kind = type(node)
+        if kind is cst.Call:
+            calls.append(node)
+        elif kind is cst.For or kind is cst.While:
+            loops.append(node)
+        elif kind is cst.Import or kind is cst.ImportFrom:
+            _import_events(node, index.names)
+        elif kind is cst.Assign:
+            for target in node.targets:
+                _bindings_for(target.target, node.value, node, index)
+        elif kind is cst.AnnAssign:
+            if node.value is not None:
+                _bindings_for(node.target, node.value, node, index)
+        elif kind is cst.WithItem:
+            if node.asname is not None:
+                _bindings_for(node.asname.name, node.item, node, index)
+        elif kind is cst.ClassDef:
+            index.classes.append(node)
+        elif kind is cst.FunctionDef:
+            qual = f"{class_name}.{node.name.value}" if class_name else node.name.value
+            index.functions.append(FunctionInfo(
+                node=node,
+                qualname=qual,
+                class_name=class_name,
+                decorators=tuple(filter(None, (dotted_name(_decorator_callee(d.decorator)) for d in node.decorators))),
+            ))
+        # A class names the functions inside it; methods of nested helpers still belong to the class.
+        child_class = node.name.value if kind is cst.ClassDef else class_name
+        children = list(iter_children(node))
+        for child in children:
+            parents[id(child)] = node
+        for child in reversed(children):
+            stack.append((child, child_class))
+    return index
+
+
+def _import_events(node: cst.Import | cst.ImportFrom, events: list[tuple[str, str, str]]) -> None:
+    if isinstance(node, cst.Import):
+        for alias in node.names:
+            full = dotted_name(alias.name)
+            if full is None:
+                continue
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                events.append((_SET, alias.asname.name.value, full))
+            else:
+                head = full.split(".")[0]
+                events.append((_SETDEFAULT, head, head))
+        return
+    if node.relative:
+        base = "." * len(node.relative) + (dotted_name(node.module) or "")
+    else:
+        base = dotted_name(node.module) or ""
+    if isinstance(node.names, cst.ImportStar):
+        return
+    for alias in node.names:
+        name = dotted_name(alias.name)
+        if name is None:
+            continue
+        local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
+        events.append((_SET, local, f"{base}.{name}" if base else name))
+
+
+def _bindings_for(target: cst.BaseExpression, value: cst.BaseExpression | None, node: cst.CSTNode,
+                  index: _StatementIndex) -> None:
+    name = dotted_name(target)
+    if name is not None:
+        value_name = dotted_name(value) if value is not None else None
+        if "." not in name and value_name is not None:
+            index.names.append((_ALIAS, name, value_name))  # `F = torch.nn.functional`: maybe a module alias
+        index.bindings.append(Binding(target=name, value=value, node=node))
+        return
+    if isinstance(target, (cst.Tuple, cst.List)):
+        values = value.elements if isinstance(value, (cst.Tuple, cst.List)) else None
+        for i, element in enumerate(target.elements):
+            element_value = values[i].value if values is not None and i < len(values) else None
+            if element_value is not None:
+                _bindings_for(element.value, element_value, node, index)
+            else:
+                index.bindings.extend(Binding(target=n, value=None, node=node) for n in filter(None, [dotted_name(element.value)]))
+
+
+@dataclass
 class ProgramModel:
     """Everything the rules query about one module. Build with :meth:`ProgramModel.build`."""
 
@@ -176,111 +299,62 @@ class ProgramModel:
     loops: list[cst.For | cst.While] = field(default_factory=list)
     parents: dict[int, cst.CSTNode] = field(default_factory=dict)
     _name_kinds: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _call_names: dict[int, str | None] = field(default_factory=dict, repr=False)
+    _statements: dict[int, _StatementIndex] = field(default_factory=dict, repr=False)
     project: "Project | None" = None
 
     # ---- construction -------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, module: cst.Module, path: str = "<string>", project: "Project | None" = None) -> "ProgramModel":
+    def build(
+        cls,
+        module: cst.Module,
+        path: str = "<string>",
+        project: "Project | None" = None,
+        reuse: "ProgramModel | None" = None,
+    ) -> "ProgramModel":
+        """The model of ``module``. ``reuse``: the model of an earlier version of the same text, whose
+        top-level statements that are the very same nodes here are not walked again."""
         model = cls(module=module, path=path, project=project)
-        model._index()
+        model._index(reuse._statements if reuse is not None else {})
         return model
 
-    def _index(self) -> None:
-        parents = self.parents
-        stack: list[tuple[cst.CSTNode, str | None]] = [(self.module, None)]
-        class_stack: list[tuple[cst.CSTNode, str]] = []
-        pending_bindings: list[Binding] = []
-        while stack:
-            node, class_name = stack.pop()
-            if isinstance(node, cst.Call):
-                self.calls.append(node)
-            elif isinstance(node, (cst.For, cst.While)):
-                self.loops.append(node)
-            elif isinstance(node, (cst.Import, cst.ImportFrom)):
-                self._add_import(node)
-            elif isinstance(node, cst.Assign):
-                for target in node.targets:
-                    pending_bindings.extend(self._bindings_for(target.target, node.value, node))
-            elif isinstance(node, cst.AnnAssign) and node.value is not None:
-                pending_bindings.extend(self._bindings_for(node.target, node.value, node))
-            elif isinstance(node, cst.WithItem) and node.asname is not None:
-                pending_bindings.extend(self._bindings_for(node.asname.name, node.item, node))
-            elif isinstance(node, cst.ClassDef):
+    def _index(self, previous: dict[int, _StatementIndex]) -> None:
+        pending: list[Binding] = []
+        for statement in self.module.body:
+            index = previous.get(id(statement))
+            if index is None or index.node is not statement:
+                index = _index_statement(statement)
+            self._statements[id(statement)] = index
+            self.parents.update(index.parents)
+            self.parents[id(statement)] = self.module
+            self.calls.extend(index.calls)
+            self.loops.extend(index.loops)
+            for event, name, value in index.names:
+                if event == _SET:
+                    self.imports[name] = value
+                elif event == _SETDEFAULT:
+                    self.imports.setdefault(name, value)
+                else:
+                    resolved = self._resolve_dotted(value)
+                    if resolved.split(".")[0] in ("torch", "torchvision", "numpy", "random"):
+                        self.imports.setdefault(name, resolved)
+            pending.extend(index.bindings)
+            for node in index.classes:
                 self.classes[node.name.value] = node
-            elif isinstance(node, cst.FunctionDef):
-                qual = f"{class_name}.{node.name.value}" if class_name else node.name.value
-                self.functions.setdefault(qual, FunctionInfo(
-                    node=node,
-                    qualname=qual,
-                    class_name=class_name,
-                    decorators=tuple(filter(None, (dotted_name(_decorator_callee(d.decorator)) for d in node.decorators))),
-                ))
-            child_class = node.name.value if isinstance(node, cst.ClassDef) else (
-                None if isinstance(node, cst.FunctionDef) else class_name)
-            if isinstance(node, cst.FunctionDef) and class_name is not None:
-                child_class = class_name  # methods of nested helpers still belong to the class
-            children = list(iter_children(node))
-            for child in children:
-                parents[id(child)] = node
-            for child in reversed(children):
-                stack.append((child, child_class))
-        del class_stack
+            for info in index.functions:
+                self.functions.setdefault(info.qualname, info)
         # Classes first, so that `model = Net()` knows Net is a module.
         for name, node in self.classes.items():
             for base in node.bases:
                 base_name = self.qualname(base.value)
                 if base_name in _NN_MODULE_BASES or (base_name and base_name.split(".")[-1] in self.module_classes):
                     self.module_classes.add(name)
-        for binding in pending_bindings:
+        for binding in pending:
+            binding.kind = None  # a reused statement's bindings still hold the kinds of the last model
             self.bindings.setdefault(binding.target, []).append(binding)
-        for binding in pending_bindings:
+        for binding in pending:
             binding.kind = self.kind_of(binding.value)
-
-    def _add_import(self, node: cst.Import | cst.ImportFrom) -> None:
-        if isinstance(node, cst.Import):
-            for alias in node.names:
-                full = dotted_name(alias.name)
-                if full is None:
-                    continue
-                if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                    self.imports[alias.asname.name.value] = full
-                else:
-                    head = full.split(".")[0]
-                    self.imports.setdefault(head, head)
-            return
-        if node.relative:
-            base = "." * len(node.relative) + (dotted_name(node.module) or "")
-        else:
-            base = dotted_name(node.module) or ""
-        if isinstance(node.names, cst.ImportStar):
-            return
-        for alias in node.names:
-            name = dotted_name(alias.name)
-            if name is None:
-                continue
-            local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
-            self.imports[local] = f"{base}.{name}" if base else name
-
-    def _bindings_for(self, target: cst.BaseExpression, value: cst.BaseExpression, node: cst.CSTNode) -> list[Binding]:
-        name = dotted_name(target)
-        if name is not None:
-            # `F = torch.nn.functional` / `nn = torch.nn`: a module alias.
-            value_name = dotted_name(value)
-            if "." not in name and value_name is not None:
-                resolved = self._resolve_dotted(value_name)
-                if resolved and resolved.split(".")[0] in ("torch", "torchvision", "numpy", "random"):
-                    self.imports.setdefault(name, resolved)
-            return [Binding(target=name, value=value, node=node)]
-        if isinstance(target, (cst.Tuple, cst.List)):
-            out: list[Binding] = []
-            values = value.elements if isinstance(value, (cst.Tuple, cst.List)) else None
-            for i, element in enumerate(target.elements):
-                element_value = values[i].value if values is not None and i < len(values) else None
-                out.extend(self._bindings_for(element.value, element_value, node) if element_value is not None
-                           else [Binding(target=n, value=None, node=node) for n in filter(None, [dotted_name(element.value)])])
-            return out
-        return []
 
     # ---- queries --------------------------------------------------------------------------------
 
@@ -300,8 +374,12 @@ class ProgramModel:
         return self._resolve_dotted(name)
 
     def call_name(self, call: cst.Call) -> str | None:
-        """The qualified name of the function a call calls."""
-        return self.qualname(call.func)
+        """The qualified name of the function a call calls (memoized per call)."""
+        key = id(call)
+        names = self._call_names
+        if key not in names:
+            names[key] = self.qualname(call.func)
+        return names[key]
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self.parents.get(id(node))

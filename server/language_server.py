@@ -55,6 +55,7 @@ from torchsanity.server.lsp_analysis import (
     Snapshot,
     file_path,
     fix_all_edits,
+    LiveDocuments,
     run_analysis,
     stopped_analysis,
 )
@@ -212,6 +213,7 @@ class TorchSanityServer(LanguageServer):
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchsanity-analysis")
         use_thread = os.environ.get("TORCHSANITY_LSP_WORKER", "process") == "thread"
         self.worker: AnalysisWorker | None = None if use_thread else AnalysisWorker()
+        self.live = LiveDocuments()  # used when analysing in the thread
         self.project_generation = 0
         self._running: tuple[str, float] | None = None  # (state key, start) of the analysis under way
         self.probes = ProbeManager(self)
@@ -432,7 +434,7 @@ class TorchSanityServer(LanguageServer):
         self._running = (snapshot.key, time.monotonic())
         try:
             if self.worker is None:
-                return run_analysis(snapshot)
+                return run_analysis(snapshot, self.live)
             payload = (snapshot, snapshot.project_root, snapshot.project_generation)
             return self.worker.call("analyse", payload, timeout)
         finally:

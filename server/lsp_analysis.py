@@ -9,6 +9,7 @@ Nothing in here touches the event loop or pygls; :func:`run_analysis` is a pure 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,7 @@ from torchsanity.analyzers import (
     docs_url,
     fix_source,
 )
+from torchsanity.analyzers.live import LiveDocument
 from torchsanity.server.lsp_notebook import CombinedNotebook, combine
 from torchsanity.server.lsp_positions import LineIndex, minimal_edit
 
@@ -188,8 +190,25 @@ def finding_diagnostic(finding: Finding, rng: types.Range) -> types.Diagnostic:
     )
 
 
-def run_analysis(snapshot: Snapshot) -> Analysis:
-    """Analyse a snapshot (in a worker thread). Never raises on user input."""
+class LiveDocuments:
+    """The :class:`LiveDocument` of each recently analysed document, so that an edit reparses only the
+    statements it touched. Bounded: the least recently analysed are dropped (they parse afresh)."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._documents: OrderedDict[str, LiveDocument] = OrderedDict()
+
+    def get(self, key: str) -> LiveDocument:
+        document = self._documents.pop(key, None) or LiveDocument()
+        self._documents[key] = document
+        while len(self._documents) > self.capacity:
+            self._documents.popitem(last=False)
+        return document
+
+
+def run_analysis(snapshot: Snapshot, live: LiveDocuments | None = None) -> Analysis:
+    """Analyse a snapshot (in a worker thread), incrementally where ``live`` knows the document's last
+    version. Never raises on user input."""
     began = time.perf_counter()
     config = snapshot.config or Config()
     path = snapshot.path
@@ -204,7 +223,10 @@ def run_analysis(snapshot: Snapshot) -> Analysis:
     if snapshot.is_file and config.is_excluded(path):
         return Analysis(snapshot, text, FileReport(path=path), excluded=True, notebook=notebook, indexes=indexes)
     try:
-        report = analyze_source(text, path, config, snapshot.project)
+        if live is not None:
+            report = live.get(snapshot.key).analyze(text, path, config, snapshot.project)
+        else:
+            report = analyze_source(text, path, config, snapshot.project)
     except Exception as error:  # the engine promises not to raise; if it does, the server lives on
         report = FileReport(
             path=path,

@@ -180,9 +180,10 @@ def _serve() -> None:
     inp = sys.stdin.buffer
 
     from torchsanity.analyzers import Project
-    from torchsanity.server.lsp_analysis import fix_all_edits, run_analysis
+    from torchsanity.server.lsp_analysis import LiveDocuments, fix_all_edits, run_analysis
 
     projects: dict[str, tuple[int, Project]] = {}
+    live = LiveDocuments()
     try:  # import the rules and warm the parser before saying ready
         from torchsanity.analyzers import analyze_source
 
@@ -207,7 +208,7 @@ def _serve() -> None:
         try:
             if kind == "analyse":
                 snapshot, root, generation = payload
-                analysis = run_analysis(replace(snapshot, project=project(root, generation)))
+                analysis = run_analysis(replace(snapshot, project=project(root, generation)), live)
                 analysis.snapshot = replace(analysis.snapshot, project=None)
                 result: Any = analysis
             elif kind == "fix":

@@ -1,0 +1,55 @@
+"""The analysis of a text that keeps changing: an editor's buffer.
+
+Each new version is reparsed from the last version that parsed (:meth:`ParsedSource.reparse`: only the
+edited top-level statements are parsed again) and the program model re-walks only those statements;
+the rules then run on the whole model as usual, so the findings are exactly those of
+:func:`~torchsanity.analyzers.engine.analyze_source` on the same text.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torchsanity.analyzers.config import Config
+from torchsanity.analyzers.engine import PARSE_ERRORS, analyze_model, parse_problem
+from torchsanity.analyzers.findings import FileReport
+from torchsanity.analyzers.model import ProgramModel
+from torchsanity.analyzers.parsed import ParsedSource
+from torchsanity.analyzers.project import Project
+from torchsanity.analyzers.rule import Rule
+
+
+class LiveDocument:
+    """One buffer's analyses, each built on the last one that parsed."""
+
+    def __init__(self) -> None:
+        self._parsed: ParsedSource | None = None
+        self._model: ProgramModel | None = None
+
+    def analyze(
+        self,
+        text: str,
+        path: str = "<string>",
+        config: Config | None = None,
+        project: Project | None = None,
+        rules: Sequence[type[Rule]] | None = None,
+    ) -> FileReport:
+        """Every enabled rule's findings on ``text``; never raises on user input."""
+        try:
+            parsed = self._parse(text)
+        except PARSE_ERRORS as error:
+            return FileReport(path=path, problems=[parse_problem(path, error, text)])
+        model = ProgramModel.build(parsed.module, path, project=project, reuse=self._model)
+        self._parsed, self._model = parsed, model
+        return analyze_model(model, text, config, rules, parsed.statement_lines)
+
+    def _parse(self, text: str) -> ParsedSource:
+        if self._parsed is None:
+            return ParsedSource.parse(text)
+        try:
+            return self._parsed.reparse(text)
+        except PARSE_ERRORS:
+            raise
+        except Exception:  # noqa: BLE001 - a flaw in the incremental path must not cost the analysis
+            self._parsed = self._model = None
+            return ParsedSource.parse(text)
