@@ -24,6 +24,7 @@ from typing import Iterator
 
 import libcst as cst
 
+from torchsanity.analyzers.flow import call_name, callee_name, calls_by_callee, enclosing_function
 from torchsanity.analyzers.model import Binding, ProgramModel, dotted_name, iter_children, walk
 
 SOFTMAX = "softmax"
@@ -131,20 +132,16 @@ class Dataflow:
         self._params: dict[int, dict[str, cst.Param]] = {}
         self._last_layer: dict[int, str | None] = {}
         self._orders: dict[int, dict[int, int]] = {}
-        self._calls_by_name: dict[str, list[cst.Call]] | None = None
         self._names: dict[int, dict[str, list[cst.Name]]] = {}
-        self._scopes: dict[int, cst.FunctionDef | None] = {}
         self._grouped: dict[str, dict[int, list[Binding]]] = {}
         self._definitions: dict[int, list | None] = {}
         self._function_classes: dict[int, str | None] | None = None
+        self._loss_calls: list[tuple[cst.Call, str]] | None = None
 
     # ---- order and scope -------------------------------------------------------------------------
 
     def scope(self, node: cst.CSTNode) -> cst.FunctionDef | None:
-        key = id(node)
-        if key not in self._scopes:
-            self._scopes[key] = self.model.enclosing_function(node)
-        return self._scopes[key]
+        return enclosing_function(self.model, node)
 
     def _chain(self, node: cst.CSTNode) -> list[cst.CSTNode]:
         chain = [node]
@@ -176,14 +173,8 @@ class Dataflow:
         return order
 
     def calls_named(self, name: str) -> list[cst.Call]:
-        """The calls ``name(...)`` in this module (index built once)."""
-        if self._calls_by_name is None:
-            index: dict[str, list[cst.Call]] = {}
-            for call in self.model.calls:
-                if isinstance(call.func, cst.Name):
-                    index.setdefault(call.func.value, []).append(call)
-            self._calls_by_name = index
-        return self._calls_by_name.get(name, [])
+        """The calls ``name(...)`` in this module."""
+        return calls_by_callee(self.model)[0].get(name, [])
 
     def names_in(self, scope: cst.CSTNode) -> dict[str, list[cst.Name]]:
         """Every ``Name`` node inside ``scope`` by identifier (index built once per scope)."""
@@ -191,7 +182,7 @@ class Dataflow:
         if index is None:
             index = {}
             for node in walk(scope):
-                if isinstance(node, cst.Name):
+                if type(node) is cst.Name:
                     index.setdefault(node.value, []).append(node)
             self._names[id(scope)] = index
         return index
@@ -263,7 +254,7 @@ class Dataflow:
             for ancestor in self.model.ancestors(use):
                 if ancestor is scope:
                     break
-                if isinstance(ancestor, cst.For) and name in _target_names(ancestor.target) and not any(
+                if type(ancestor) is cst.For and name in _target_names(ancestor.target) and not any(
                     n is ancestor.iter for n in self._chain(use)
                 ):
                     if last is None or self.precedes(last.node, ancestor):
@@ -301,9 +292,11 @@ class Dataflow:
         name = dotted_name(expr)
         if name is None:
             return [(self, expr)]
-        function = self.scope(expr)
         if name.startswith("self."):
-            return self._attribute_definitions(name, function, depth)
+            return self._attribute_definitions(name, self.scope(expr), depth)
+        if "." in name and name not in self.model.bindings:
+            return None  # `x.to`: an attribute nothing in the module assigns
+        function = self.scope(expr)
         binding = self.reaching(name, expr)
         if binding is not None:
             if isinstance(binding, ForTarget) or binding.value is None:
@@ -535,6 +528,22 @@ class Dataflow:
         kind = kinds.pop()
         return Activation(kind) if kind is not None else None
 
+    # ---- losses ----------------------------------------------------------------------------------
+
+    def loss_calls(self) -> Iterator[tuple[cst.Call, str]]:
+        """The module's calls that compute a loss, with its kind (:func:`loss_of_call`), in order. Found
+        once, lazily: the first pass interleaves with its consumer's queries as a plain loop would."""
+        if self._loss_calls is not None:
+            yield from self._loss_calls
+            return
+        found = []
+        for call in self.model.calls:
+            kind = loss_of_call(self, call) if call.args else None
+            if kind is not None:
+                found.append((call, kind))
+                yield call, kind
+        self._loss_calls = found
+
     # ---- tensors ---------------------------------------------------------------------------------
 
     def shape_unpack(self, name: str, use: cst.CSTNode) -> tuple[str, int, int, Binding] | None:
@@ -582,23 +591,15 @@ _LOSS_CLASSES = {
 def loss_of_call(flow: Dataflow, call: cst.Call) -> str | None:
     """CROSS_ENTROPY / NLL / BCE_WITH_LOGITS / BCE when ``call`` computes that loss, else None:
     ``F.cross_entropy(...)``, ``criterion(...)`` with ``criterion = nn.CrossEntropyLoss()``,
-    ``nn.NLLLoss()(...)``, ``loss_fn = F.nll_loss; loss_fn(...)``. Memoised per call."""
-    cache = flow.__dict__.setdefault("_loss_cache", {})
-    key = id(call)
-    if key not in cache:
-        cache[key] = _loss_of_call(flow, call)
-    return cache[key]
-
-
-def _loss_of_call(flow: Dataflow, call: cst.Call) -> str | None:
+    ``nn.NLLLoss()(...)``, ``loss_fn = F.nll_loss; loss_fn(...)``."""
     model = flow.model
     func = call.func
-    if isinstance(func, cst.Call):
-        return _LOSS_CLASSES.get(model.call_name(func) or "")
-    name = dotted_name(func)
+    if type(func) is cst.Call:
+        return _LOSS_CLASSES.get(call_name(model, func) or "")
+    name = callee_name(model, call)
     if name is None:
         return None
-    qual = model.qualname(func)
+    qual = call_name(model, call)
     if qual in _LOSS_FUNCTIONS:
         return _LOSS_FUNCTIONS[qual]
     if qual is not None and qual.split(".")[0] in ("torch", "numpy", "np") or name.split(".")[0] in model.imports:
@@ -629,13 +630,11 @@ def loss_input(call: cst.Call) -> cst.Arg | None:
 def loss_inputs(model: ProgramModel, loss_kind: str):
     """``(flow, call, input argument, activation of that input)`` for every call of a loss of
     ``loss_kind`` in the module; the dataflow is built only when the module calls anything."""
-    flow = None
-    for call in model.calls:
-        if not call.args:
-            continue
-        if flow is None:
-            flow = dataflow(model)
-        if loss_of_call(flow, call) != loss_kind:
+    if not model.calls:
+        return
+    flow = dataflow(model)
+    for call, kind in flow.loss_calls():
+        if kind != loss_kind:
             continue
         arg = loss_input(call)
         if arg is not None:

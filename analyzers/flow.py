@@ -14,8 +14,10 @@ Built lazily, once per :class:`ProgramModel` (see :func:`flow_of`), without libc
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterator
 
 import libcst as cst
@@ -40,6 +42,7 @@ TRAIN = "train"
 FORWARD = "forward"
 SEED = "seed"
 FIT = "fit"  # Lightning `trainer.fit(...)`: training happens in the library
+_HELPER = "helper"  # a call of a function of ours: its effects are inlined
 
 # Context nodes recorded for effects (relative to their scope).
 _CTX_TYPES = (
@@ -56,9 +59,14 @@ _CTX_TYPES = (
     cst.Match,
 )
 LOOP_TYPES = (cst.For, cst.While)
+# Methods whose calls may be effects themselves (``loss.backward()``, ``opt.step()``, ``model.eval()``, ...).
+_EFFECT_METHODS = frozenset({"backward", "manual_backward", "step", "zero_grad", "zero_", "fill_", "detach_", "eval",
+                             "train", "fit"})
 _CTX_SET = frozenset(_CTX_TYPES)
-_SKIP_TYPES = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
 _ASSIGN_TYPES = frozenset({cst.Assign, cst.AugAssign, cst.AnnAssign})
+_CLEARING_TYPES = _ASSIGN_TYPES | {cst.Del}  # statements that may clear `.grad`
+_NAME = frozenset({cst.Name})
+_NAME_OR_ATTRIBUTE = frozenset({cst.Name, cst.Attribute})
 CONDITIONAL_TYPES = (cst.If, cst.Else, cst.Try, cst.TryStar, cst.ExceptHandler, cst.ExceptStarHandler,
                      cst.Match, cst.For, cst.While)
 
@@ -138,6 +146,70 @@ class Scope:
         return self._index.get(id(node), [])
 
 
+class _CallNames:
+    """What each call of a module calls: ``dotted_name(call.func)`` and ``model.call_name(call)`` (which
+    depends on the dotted name only), by id of the call, and the calls with their qualified names in order."""
+
+    def __init__(self, model: ProgramModel) -> None:
+        self.dotted: dict[int, str | None] = {}
+        self.qualified: dict[int, str | None] = {}
+        self.named: list[tuple[cst.Call, str | None]] = []
+        resolved: dict[str | None, str | None] = {}
+        for call in model.calls:
+            name = dotted_name(call.func)
+            if name not in resolved:
+                resolved[name] = model.call_name(call)
+            qual = resolved[name]
+            self.dotted[id(call)] = name
+            self.qualified[id(call)] = qual
+            self.named.append((call, qual))
+
+
+def _call_names(model: ProgramModel) -> _CallNames:
+    names = model.__dict__.get("_torchsanity_call_names")
+    if names is None:
+        names = model.__dict__["_torchsanity_call_names"] = _CallNames(model)
+    return names
+
+
+def named_calls(model: ProgramModel) -> list[tuple[cst.Call, str | None]]:
+    """Every call of the module with its ``model.call_name``, in ``model.calls`` order (computed once)."""
+    return _call_names(model).named
+
+
+def call_name(model: ProgramModel, call: cst.Call) -> str | None:
+    """``model.call_name(call)``, looked up for the module's own calls."""
+    names = _call_names(model).qualified
+    key = id(call)
+    return names[key] if key in names else model.call_name(call)
+
+
+def callee_name(model: ProgramModel, call: cst.Call) -> str | None:
+    """``dotted_name(call.func)``, looked up for the module's own calls."""
+    names = _call_names(model).dotted
+    key = id(call)
+    return names[key] if key in names else dotted_name(call.func)
+
+
+def enclosing_function(model: ProgramModel, node: cst.CSTNode) -> cst.FunctionDef | None:
+    """``model.enclosing_function(node)``, memoized for the node and the ancestors on the way up."""
+    found = model.__dict__.setdefault("_torchsanity_enclosing_functions", {})
+    parents = model.parents
+    path = []
+    key = id(node)
+    while key not in found:
+        path.append(key)
+        parent = parents.get(key)
+        if parent is None or type(parent) is cst.FunctionDef:
+            found[key] = parent
+            break
+        key = id(parent)
+    function = found[key]
+    for key in path:
+        found[key] = function
+    return function
+
+
 def flow_of(model: ProgramModel) -> "Flow":
     """The (cached) flow of a model."""
     flow = model.__dict__.get("_torchsanity_flow")
@@ -145,6 +217,13 @@ def flow_of(model: ProgramModel) -> "Flow":
         flow = Flow(model)
         model.__dict__["_torchsanity_flow"] = flow
     return flow
+
+
+# Where a node sits, as far as effects care: (the scope whose own code holds it, its context nodes from the
+# scope down, its no_grad state, the innermost call around it); None for code of no scope.
+_Context = tuple[cst.CSTNode, tuple[cst.CSTNode, ...], "bool | None", "cst.Call | None"]
+# An effect site (a call, or a statement clearing `.grad`) with its context nodes and no_grad state.
+_Site = tuple[cst.CSTNode, tuple[cst.CSTNode, ...], "bool | None"]
 
 
 class Flow:
@@ -158,18 +237,21 @@ class Flow:
             if "." not in qual:
                 self._bare_functions.setdefault(qual, info)
         self._optimizer_arg_names: set[str] | None = None
+        self._sites_by_scope: dict[int, list[_Site]] | None = None
+        self._callees: dict[tuple[str, str | None], tuple[str, object] | None] = {}
+        self._siblings: dict[str, ProgramModel | None] = {}
 
     # ---- scopes ----------------------------------------------------------------------------------
 
     def scope_node(self, node: cst.CSTNode) -> cst.CSTNode:
-        return self.model.enclosing_function(node) or self.model.module
+        return enclosing_function(self.model, node) or self.model.module
 
     def scope(self, node: cst.CSTNode) -> Scope:
         """The effects of the scope ``node`` (a Module or FunctionDef) itself."""
         key = id(node)
         scope = self._scopes.get(key)
         if scope is None:
-            effects = self._function(self.model, node) if isinstance(node, cst.FunctionDef) else self._walk_module()
+            effects = self._function(node) if type(node) is cst.FunctionDef else self._walk(node, None)
             scope = Scope(node, effects)
             self._scopes[key] = scope
         return scope
@@ -188,38 +270,53 @@ class Flow:
 
     # ---- walking ---------------------------------------------------------------------------------
 
-    def _walk_module(self) -> list[Effect]:
-        out: list[Effect] = []
-        try:
-            for stmt in self.model.module.body:
-                self._visit(self.model, stmt, (), False, out, self_class=None)
-        except RecursionError:
-            pass
-        return out
-
-    def _function(self, model: ProgramModel, func: cst.FunctionDef) -> list[Effect]:
+    def _function(self, func: cst.FunctionDef) -> list[Effect]:
         """Effects of a function body relative to itself (cached; recursion-guarded)."""
         key = id(func)
-        cached = self._function_effects.get(key) if model is self.model else None
+        cached = self._function_effects.get(key)
         if cached is not None:
             return cached
         if key in self._in_progress:
             return []
         self._in_progress.add(key)
-        out: list[Effect] = []
         try:
-            info = model.function_info(func) if model is not self.model else self._info(func)
-            nograd = _decorated_no_grad(model, func)
-            self_class = info.class_name if info is not None else None
-            try:
-                self._visit(model, func.body, (), nograd, out, self_class=self_class)
-            except RecursionError:
-                pass
+            info = self._info(func)
+            out = self._walk(func, info.class_name if info is not None else None)
         finally:
             self._in_progress.discard(key)
-        if model is self.model:
-            self._function_effects[key] = out
+        self._function_effects[key] = out
         return out
+
+    def _walk(self, scope: cst.CSTNode, self_class: str | None) -> list[Effect]:
+        """The effects of the scope's own code in execution order; ``self_class``: the class of ``self``."""
+        out: list[Effect] = []
+        try:
+            for site, ctx, nograd in self._sites(scope):
+                if type(site) is cst.Call:
+                    self._call(site, ctx, nograd, out, self_class)
+                else:
+                    out.append(Effect(ZERO_GRAD, site, site, None, ctx, nograd))
+        except RecursionError:
+            pass
+        return out
+
+    def _sites(self, scope: cst.CSTNode) -> list[_Site]:
+        """The effect sites of the scope's own code (not of the functions, classes or lambdas in it), in
+        execution order: a call comes after the calls in its arguments (found once for all scopes)."""
+        if self._sites_by_scope is None:
+            calls = [call for call in self.model.calls if self._may_have_effects(call)]
+            self._sites_by_scope = _sites_by_scope(self.model, calls)
+        return self._sites_by_scope.get(id(scope), [])
+
+    def _may_have_effects(self, call: cst.Call) -> bool:
+        """False for the calls that :meth:`_call` surely finds no effect in, whatever their scope."""
+        func = call.func
+        if type(func) is cst.Attribute and func.attr.value in _EFFECT_METHODS:
+            return True
+        func_name = callee_name(self.model, call)
+        if func_name is None:
+            return False
+        return _calls_self_method(func_name) or self._callee(call, func_name, None) is not None
 
     def _info(self, func: cst.FunctionDef) -> FunctionInfo | None:
         cache = self.__dict__.setdefault("_info_cache", {})
@@ -228,136 +325,151 @@ class Flow:
                 cache[id(info.node)] = info
         return cache.get(id(func))
 
-    def _visit(self, model, node, ctx, nograd, out, self_class) -> None:
-        kind = type(node)
-        if kind in _SKIP_TYPES:
-            return
-        if kind in _CTX_SET:
-            ctx = ctx + (node,)
-            if kind is cst.With:
-                nograd = _with_no_grad(model, node, nograd)
-        for child in iter_children(node):
-            self._visit(model, child, ctx, nograd, out, self_class)
-        if kind is cst.Call:
-            self._call(model, node, ctx, nograd, out, self_class)
-        elif kind in _ASSIGN_TYPES:
-            targets = [t.target for t in node.targets] if kind is cst.Assign else [node.target]
-            for target in targets:
-                if type(target) is cst.Attribute and target.attr.value == "grad":
-                    out.append(Effect(ZERO_GRAD, node, node, None, ctx, nograd))
-        elif kind is cst.Del:
-            if type(node.target) is cst.Attribute and node.target.attr.value == "grad":
-                out.append(Effect(ZERO_GRAD, node, node, None, ctx, nograd))
-
-    def _call(self, model: ProgramModel, call: cst.Call, ctx, nograd, out: list[Effect], self_class) -> None:
+    def _call(self, call: cst.Call, ctx: tuple[cst.CSTNode, ...], nograd: bool | None, out: list[Effect],
+              self_class: str | None) -> None:
         func = call.func
-        qual = model.call_name(call)
+        if type(func) is cst.Attribute and func.attr.value in _EFFECT_METHODS \
+                and self._method_call(call, ctx, nograd, out):
+            return
+        func_name = callee_name(self.model, call)
+        if func_name is None:
+            return
+        callee = self._callee(call, func_name, self_class)
+        if callee is None:
+            return
+        kind, detail = callee
+        if kind == _HELPER:
+            self._inline_helper(call, ctx, nograd, out, detail)
+        else:
+            target = func_name if kind == FORWARD else None
+            out.append(Effect(kind, call, call, target, ctx, nograd, detail=detail or ""))
+
+    def _method_call(self, call: cst.Call, ctx: tuple[cst.CSTNode, ...], nograd: bool | None,
+                     out: list[Effect]) -> bool:
+        """Append the effect of ``x.backward()`` / ``opt.step()`` / ``model.eval()`` / ...; False when the
+        call is none of those after all (``env.step()``)."""
+        model = self.model
+        func = call.func
+        qual = call_name(model, call)
         args = [a for a in call.args if a.keyword is None and not a.star]
-        if isinstance(func, cst.Attribute):
-            attr = func.attr.value
-            recv = func.value
-            recv_name = dotted_name(recv)
-            if attr == "backward":
-                if qual in ("torch.autograd.backward",) or (
-                    recv_name and re.search(r"accelerator|fabric|engine|^self$", last_part(recv_name), re.I) and args
-                ):
-                    loss = args[0].value if args else None
-                elif isinstance(recv, cst.Call) and isinstance(recv.func, cst.Attribute) and recv.func.attr.value == "scale" and recv.args:
-                    loss = recv.args[0].value
-                else:
-                    loss = recv
-                out.append(Effect(BACKWARD, call, call, recv_name, ctx, nograd, arg=loss))
-                return
-            if attr == "manual_backward":
-                out.append(Effect(BACKWARD, call, call, recv_name, ctx, nograd, arg=args[0].value if args else None))
-                return
-            if attr == "step":
-                kind = self._step_kind(model, recv_name)
-                if kind == SCHEDULER:
-                    out.append(Effect(SCHED_STEP, call, call, recv_name, ctx, nograd, arg=args[0].value if args else None))
-                    return
-                if kind == OPTIMIZER:
-                    closure = args[0].value if args else None
-                    if closure is not None:
-                        self._inline_closure(model, closure, call, ctx, nograd, out, self_class)
-                    out.append(Effect(OPT_STEP, call, call, recv_name, ctx, nograd, arg=closure))
-                    return
-                if kind == "scaler" and args:
-                    out.append(Effect(OPT_STEP, call, call, dotted_name(args[0].value), ctx, nograd))
-                    return
-            if attr == "zero_grad":
-                out.append(Effect(ZERO_GRAD, call, call, recv_name, ctx, nograd))
-                return
-            if attr in ("zero_", "fill_", "detach_") and "grad" in (dotted_name(recv) or _chain_text(recv)).split("."):
-                out.append(Effect(ZERO_GRAD, call, call, None, ctx, nograd))
-                return
-            if attr in ("eval", "train") and not (recv_name and _NOT_MODEL_RECEIVERS.search(last_part(recv_name))) \
-                    and qual not in ("torch.nn.Module.train",) and not (isinstance(recv, cst.Name) and recv.value in model.imports):
-                if attr == "eval" and not call.args:
-                    out.append(Effect(EVAL, call, call, recv_name, ctx, nograd, flag=False))
-                    return
-                if attr == "train" and len(call.args) <= 1:
-                    flag: bool | None = True
-                    if call.args:
-                        value = call.args[0].value
-                        flag = {"True": True, "False": False}.get(value.value) if isinstance(value, cst.Name) else None
-                    out.append(Effect(TRAIN, call, call, recv_name, ctx, nograd, flag=flag))
-                    return
-            if attr == "fit" and recv_name and self._is_lightning_trainer(model, recv_name):
-                out.append(Effect(FIT, call, call, recv_name, ctx, nograd))
-                return
-        seed = self._seed_kind(model, call, qual)
-        if seed is not None:
-            out.append(Effect(SEED, call, call, None, ctx, nograd, detail=seed))
-            return
-        # Helpers: inline.
-        resolved = self._resolve(model, call, self_class)
-        if resolved is not None:
-            target_model, info, bound_self = resolved
-            effects = self._function_in(target_model, info.node)
-            mapping = _param_mapping(info.node, call, bound_self)
-            for e in effects:
-                out.append(Effect(
-                    e.kind,
-                    call,
-                    e.inner,
-                    _map_target(e.target, mapping),
-                    ctx + (call,) + e.ctx,
-                    True if (nograd is True or e.nograd is True) else (None if (nograd is None or e.nograd is None) else False),
-                    (call,) + e.via,
-                    e.flag,
-                    e.arg if target_model is model else None,
-                    e.detail,
-                ))
-            return
-        # Unresolved helpers whose name says they clear gradients.
-        name = last_part(dotted_name(func))
-        if name and _ZERO_HELPER.search(name):
+        attr = func.attr.value
+        recv = func.value
+        recv_name = dotted_name(recv)
+        if attr == "backward":
+            if qual in ("torch.autograd.backward",) or (
+                recv_name and re.search(r"accelerator|fabric|engine|^self$", last_part(recv_name), re.I) and args
+            ):
+                loss = args[0].value if args else None
+            elif isinstance(recv, cst.Call) and isinstance(recv.func, cst.Attribute) and recv.func.attr.value == "scale" and recv.args:
+                loss = recv.args[0].value
+            else:
+                loss = recv
+            out.append(Effect(BACKWARD, call, call, recv_name, ctx, nograd, arg=loss))
+            return True
+        if attr == "manual_backward":
+            out.append(Effect(BACKWARD, call, call, recv_name, ctx, nograd, arg=args[0].value if args else None))
+            return True
+        if attr == "step":
+            kind = self._step_kind(model, recv_name)
+            if kind == SCHEDULER:
+                out.append(Effect(SCHED_STEP, call, call, recv_name, ctx, nograd, arg=args[0].value if args else None))
+                return True
+            if kind == OPTIMIZER:
+                closure = args[0].value if args else None
+                if closure is not None:
+                    self._inline_closure(closure, call, ctx, nograd, out)
+                out.append(Effect(OPT_STEP, call, call, recv_name, ctx, nograd, arg=closure))
+                return True
+            if kind == "scaler" and args:
+                out.append(Effect(OPT_STEP, call, call, dotted_name(args[0].value), ctx, nograd))
+                return True
+        if attr == "zero_grad":
+            out.append(Effect(ZERO_GRAD, call, call, recv_name, ctx, nograd))
+            return True
+        if attr in ("zero_", "fill_", "detach_") and "grad" in (dotted_name(recv) or _chain_text(recv)).split("."):
             out.append(Effect(ZERO_GRAD, call, call, None, ctx, nograd))
-            return
-        if self._is_forward(model, call):
-            out.append(Effect(FORWARD, call, call, dotted_name(func), ctx, nograd))
+            return True
+        if attr in ("eval", "train") and not (recv_name and _NOT_MODEL_RECEIVERS.search(last_part(recv_name))) \
+                and qual not in ("torch.nn.Module.train",) and not (type(recv) is cst.Name and recv.value in model.imports):
+            if attr == "eval" and not call.args:
+                out.append(Effect(EVAL, call, call, recv_name, ctx, nograd, flag=False))
+                return True
+            if attr == "train" and len(call.args) <= 1:
+                flag: bool | None = True
+                if call.args:
+                    value = call.args[0].value
+                    flag = {"True": True, "False": False}.get(value.value) if isinstance(value, cst.Name) else None
+                out.append(Effect(TRAIN, call, call, recv_name, ctx, nograd, flag=flag))
+                return True
+        if attr == "fit" and recv_name and self._is_lightning_trainer(model, recv_name):
+            out.append(Effect(FIT, call, call, recv_name, ctx, nograd))
+            return True
+        return False
+
+    def _callee(self, call: cst.Call, func_name: str, self_class: str | None):
+        """What calling ``func_name`` does, as (SEED, what it seeds), (_HELPER, ``_resolve``'s answer),
+        (ZERO_GRAD, None), (FORWARD, None) or None. It depends on the name (and, for ``self.method``, on
+        ``self_class``) only: memoized."""
+        key = (func_name, self_class if _calls_self_method(func_name) else None)
+        if key in self._callees:
+            return self._callees[key]
+        model = self.model
+        seed = self._seed_kind(model, call, call_name(model, call))
+        resolved = self._resolve(model, call, self_class) if seed is None else None
+        if seed is not None:
+            callee = (SEED, seed)
+        elif resolved is not None:
+            callee = (_HELPER, resolved)
+        elif _ZERO_HELPER.search(last_part(func_name)):
+            callee = (ZERO_GRAD, None)  # an unresolved helper whose name says it clears gradients
+        elif self._is_forward(model, call):
+            callee = (FORWARD, None)
+        else:
+            callee = None
+        self._callees[key] = callee
+        return callee
+
+    def _inline_helper(self, call: cst.Call, ctx: tuple[cst.CSTNode, ...], nograd: bool | None, out: list[Effect],
+                       resolved) -> None:
+        """Append the effects of the helper ``call`` calls, its parameters mapped to the call's arguments."""
+        target_model, info, bound_self = resolved
+        effects = self._function_in(target_model, info.node)
+        mapping = _param_mapping(info.node, call, bound_self)
+        for e in effects:
+            out.append(Effect(
+                e.kind,
+                call,
+                e.inner,
+                _map_target(e.target, mapping),
+                ctx + (call,) + e.ctx,
+                True if (nograd is True or e.nograd is True) else (None if (nograd is None or e.nograd is None) else False),
+                (call,) + e.via,
+                e.flag,
+                e.arg if target_model is self.model else None,
+                e.detail,
+            ))
 
     def _function_in(self, model: ProgramModel, func: cst.FunctionDef) -> list[Effect]:
         if model is self.model:
-            return self._function(model, func)
+            return self._function(func)
         other = flow_of(model)
         if id(func) in self._in_progress or id(func) in other._in_progress:
             return []
         self._in_progress.add(id(func))
         try:
-            return other._function(model, func)
+            return other._function(func)
         finally:
             self._in_progress.discard(id(func))
 
-    def _inline_closure(self, model, closure, call, ctx, nograd, out, self_class) -> None:
+    def _inline_closure(self, closure: cst.BaseExpression, call: cst.Call, ctx: tuple[cst.CSTNode, ...],
+                        nograd: bool | None, out: list[Effect]) -> None:
         name = dotted_name(closure)
         if name is None or "." in name:
             return
-        info = self._bare_functions.get(name) if model is self.model else None
+        info = self._bare_functions.get(name)
         if info is None:
             return
-        for e in self._function(model, info.node):
+        for e in self._function(info.node):
             out.append(Effect(e.kind, call, e.inner, e.target, ctx + (call,) + e.ctx,
                               True if (nograd is True or e.nograd is True) else e.nograd, (call,) + e.via, e.flag,
                               e.arg, e.detail))
@@ -431,15 +543,11 @@ class Flow:
             if info is not None:
                 return model, info, False
             if name in model.imports and model.project is not None:
-                try:
-                    resolved = model.project.resolve(model, name)
-                except Exception:
-                    resolved = None
-                if resolved is not None:
-                    other, fname = resolved
-                    info = other.functions.get(fname)
-                    if info is not None and info.class_name is None:
-                        return other, info, False
+                module, _, fname = model.imports[name].rpartition(".")
+                other = self._sibling_module(module) if module else None
+                info = other.functions.get(fname) if other is not None else None
+                if info is not None and info.class_name is None:
+                    return other, info, False
             return None
         if isinstance(func, cst.Attribute):
             recv = dotted_name(func.value)
@@ -450,17 +558,24 @@ class Flow:
                         return model, info, True
                 return None
             if recv and "." not in recv and model.project is not None and recv in model.imports:
-                qual = model.imports[recv]
-                try:
-                    path = model.project.module_file(qual, model.path)
-                    other = model.project.model_for(path) if path is not None else None
-                except Exception:
-                    other = None
+                other = self._sibling_module(model.imports[recv])
                 if other is not None:
                     info = other.functions.get(func.attr.value)
                     if info is not None:
                         return other, info, False
         return None
+
+    def _sibling_module(self, module: str) -> ProgramModel | None:
+        """The model of ``module`` as imported here, when the project has its file (memoized per module:
+        each lookup asks the file system)."""
+        if module not in self._siblings:
+            project = self.model.project
+            try:
+                path = project.module_file(module, self.model.path)
+                self._siblings[module] = project.model_for(path) if path is not None else None
+            except Exception:  # a broken sibling never breaks this file
+                self._siblings[module] = None
+        return self._siblings[module]
 
     # ---- queries used by several rules ----------------------------------------------------------
 
@@ -477,6 +592,158 @@ class Flow:
         return self._optimizer_arg_names
 
 
+# ---- effect sites ----------------------------------------------------------------------------------
+
+_NESTED_SCOPE_TYPES = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})  # code with effects of its own
+# Fields of statements and blocks that hold statements.
+_BLOCK_FIELDS = ("body", "handlers", "orelse", "finalbody", "cases")
+
+
+def _sites_by_scope(model: ProgramModel, calls: list[cst.Call]) -> dict[int, list[_Site]]:
+    """The effect sites of every scope (by id of its Module / FunctionDef), in execution order: ``calls``
+    (those of ``model.calls`` that may be effects) and the statements that clear `.grad`."""
+    inner, clearings = _statement_contexts(model)
+    kept = {id(call) for call in calls}
+    contexts: dict[int, _Context] = {}
+    by_scope: dict[int, list[cst.CSTNode]] = {}
+    for call in calls:
+        context = _call_context(model, call, inner, kept)
+        if context is not None:
+            contexts[id(call)] = context
+            by_scope.setdefault(id(context[0]), []).append(call)
+    sites = {key: _execution_order(nodes, contexts) for key, nodes in by_scope.items()}
+    # Scopes with statements that clear `.grad` are walked in full, to place those among the calls.
+    clearing_scopes: dict[int, cst.CSTNode] = {}
+    for statement, context in clearings:
+        contexts[id(statement)] = context
+        clearing_scopes[id(context[0])] = context[0]
+    for key, scope in clearing_scopes.items():
+        nodes = _walk_sites(scope.body if type(scope) is cst.FunctionDef else scope)
+        sites[key] = [(node, *contexts[id(node)][1:3]) for node in nodes if id(node) in contexts]
+    return sites
+
+
+def _statement_contexts(model: ProgramModel) -> tuple[dict[int, _Context | None],
+                                                      list[tuple[cst.CSTNode, _Context]]]:
+    """The context of the code directly in each statement line, compound statement, handler or case (by
+    id), and the statements that clear gradients (``p.grad = None``, ``del p.grad``) with their context."""
+    inner: dict[int, _Context | None] = {}
+    clearings: list[tuple[cst.CSTNode, _Context]] = []
+    stack: list[tuple[cst.CSTNode, _Context | None]] = [(model.module, None)]
+    while stack:
+        node, context = stack.pop()
+        kind = type(node)
+        if kind is cst.SimpleStatementLine or kind is cst.SimpleStatementSuite:
+            inner[id(node)] = context
+            if context is not None:
+                for statement in node.body:
+                    if type(statement) in _CLEARING_TYPES and _cleared_grads(statement):
+                        clearings.append((statement, context))
+            continue
+        if kind is cst.Module:
+            context = (node, (), False, None)
+        elif kind is cst.FunctionDef:
+            inner[id(node)] = None  # decorators, parameters: no scope's own code
+            stack.append((node.body, (node, (), _decorated_no_grad(model, node), None)))
+            continue
+        elif kind is cst.ClassDef:
+            context = None  # a class body is no scope's own code
+        elif kind in _CTX_SET and context is not None:
+            scope, ctx, nograd, _ = context
+            context = (scope, ctx + (node,), _with_no_grad(model, node, nograd) if kind is cst.With else nograd, None)
+        inner[id(node)] = context
+        for name in _block_fields(kind):
+            value = getattr(node, name)
+            if type(value) is tuple or type(value) is list:
+                stack.extend([(child, context) for child in value])
+            elif value is not None:
+                stack.append((value, context))
+    return inner, clearings
+
+
+def _call_context(model: ProgramModel, call: cst.Call, inner: dict[int, _Context | None],
+                  kept: set[int]) -> _Context | None:
+    """The context of the statement (handler, case) a call is in, with the innermost ``kept`` call around
+    it; None in a lambda, a decorator, a class body, ..."""
+    parents = model.parents
+    around = None
+    node = call
+    while True:
+        parent = parents.get(id(node))
+        if parent is None:
+            return None
+        if id(parent) in inner:
+            break
+        kind = type(parent)
+        if kind is cst.Lambda:
+            return None
+        if kind is cst.Call and around is None and id(parent) in kept:
+            around = parent
+        node = parent
+    context = inner[id(parent)]
+    if context is None:
+        return None
+    return context[0], context[1], context[2], around
+
+
+def _execution_order(calls: list[cst.CSTNode], contexts: dict[int, _Context]) -> list[_Site]:
+    """A scope's calls in walk order (``model.calls``) → execution order: each after the calls inside it."""
+    sites: list[_Site] = []
+    pending: list[tuple[cst.CSTNode, _Context]] = []  # calls whose arguments are still being evaluated
+    for call in calls:
+        context = contexts[id(call)]
+        while pending and pending[-1][0] is not context[3]:
+            done, done_context = pending.pop()
+            sites.append((done, done_context[1], done_context[2]))
+        pending.append((call, context))
+    while pending:
+        done, done_context = pending.pop()
+        sites.append((done, done_context[1], done_context[2]))
+    return sites
+
+
+def _walk_sites(root: cst.CSTNode) -> list[cst.CSTNode]:
+    """The calls and `.grad`-clearing statements (once per cleared target) of a scope's own code under
+    ``root``, in execution order (children first, in walk order)."""
+    sites: list[cst.CSTNode] = []
+    stack: list[tuple[cst.CSTNode, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        kind = type(node)
+        if children_done:
+            if kind is cst.Call:
+                sites.append(node)
+            elif kind in _CLEARING_TYPES:
+                sites.extend([node] * _cleared_grads(node))
+        elif kind not in _NESTED_SCOPE_TYPES:
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(list(iter_children(node))))
+    return sites
+
+
+def _calls_self_method(func_name: str) -> bool:
+    """``self.method``: which function it calls depends on the class of ``self``."""
+    head, _, rest = func_name.partition(".")
+    return head == "self" and rest != "" and "." not in rest
+
+
+def _cleared_grads(statement: cst.CSTNode) -> int:
+    """How many ``x.grad`` an assignment or ``del`` statement clears."""
+    targets = [t.target for t in statement.targets] if type(statement) is cst.Assign else (statement.target,)
+    count = 0
+    for target in targets:
+        if type(target) is cst.Attribute and target.attr.value == "grad":
+            count += 1
+    return count
+
+
+@lru_cache(maxsize=None)
+def _block_fields(node_type: type) -> tuple[str, ...]:
+    """The fields of a statement or block that hold statements, blocks, handlers or cases."""
+    names = {f.name for f in dataclasses.fields(node_type)}
+    return tuple(name for name in _BLOCK_FIELDS if name in names)
+
+
 # ---- helpers ---------------------------------------------------------------------------------------
 
 
@@ -485,7 +752,7 @@ def dotted_names_in(node: cst.CSTNode) -> Iterator[str]:
     stack = [node]
     while stack:
         current = stack.pop()
-        name = dotted_name(current) if isinstance(current, (cst.Name, cst.Attribute)) else None
+        name = dotted_name(current) if type(current) in _NAME_OR_ATTRIBUTE else None
         if name is not None:
             yield name
             continue
@@ -497,7 +764,7 @@ def names_in(node: cst.CSTNode) -> set[str]:
     stack = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, cst.Name):
+        if type(current) is cst.Name:
             out.add(current.value)
         stack.extend(iter_children(current))
     return out
@@ -853,7 +1120,7 @@ _EVAL_FUNCTION = re.compile(
 )
 _EVAL_LOADER = re.compile(r"(^|_)(val|valid|validation|test|eval|dev|holdout)(_|$)", re.I)
 _EVAL_LOADER_KIND = re.compile(r"load|(^|_)dl($|_)|data|set|ds($|_)|iter|batches", re.I)
-_GRAD_NEEDED = re.compile(r"requires_grad|autograd\.grad|enable_grad|register_hook")
+_GRAD_NAME = re.compile(r"requires_grad|enable_grad|register_hook")
 
 
 @dataclass
@@ -861,6 +1128,13 @@ class EvalRegion:
     node: cst.CSTNode  # the FunctionDef or the loop
     function: FunctionInfo | None
     effects: list[Effect]
+    model: ProgramModel
+    within: EvalRegion | None = None  # for a loop: the candidate function around it
+
+    def holds(self) -> bool:
+        """Whether the candidate is evaluation code: nothing in it asks for gradients, and (a loop) the
+        function around it is not evaluation code itself. Walks the region: ask after cheaper checks."""
+        return not _needs_grad(self.model, self.node) and not (self.within is not None and self.within.holds())
 
 
 def _is_test_module(model: ProgramModel) -> bool:
@@ -869,15 +1143,16 @@ def _is_test_module(model: ProgramModel) -> bool:
         q.split(".")[0] in ("pytest", "unittest") for q in model.imports.values())
 
 
-def eval_regions(model: ProgramModel) -> list[EvalRegion]:
-    """Evaluation code: functions named like evaluate / validate / test / predict, and loops over a
-    validation / test loader, that run a model forward and never backpropagate (cached)."""
-    cached = model.__dict__.get("_torchsanity_eval_regions")
+def eval_candidates(model: ProgramModel) -> list[EvalRegion]:
+    """Candidate evaluation code: functions named like evaluate / validate / test / predict, and loops over
+    a validation / test loader, that run a model forward and never backpropagate (cached). A candidate is
+    evaluation code when :meth:`EvalRegion.holds`."""
+    cached = model.__dict__.get("_torchsanity_eval_candidates")
     if cached is not None:
         return cached
     flow = flow_of(model)
     regions: list[EvalRegion] = []
-    eval_functions: set[int] = set()
+    eval_functions: dict[int, EvalRegion] = {}
     if not _is_test_module(model):
         for info in model.functions.values():
             if info.class_name is not None and info.class_name in model.module_classes:
@@ -885,25 +1160,24 @@ def eval_regions(model: ProgramModel) -> list[EvalRegion]:
             if not _EVAL_FUNCTION.match(info.node.name.value):
                 continue
             effects = flow.scope(info.node).effects
-            if not _evaluates(effects) or _needs_grad(model, info.node):
+            if not _evaluates(effects):
                 continue
-            regions.append(EvalRegion(info.node, info, effects))
-            eval_functions.add(id(info.node))
+            region = EvalRegion(info.node, info, effects, model)
+            regions.append(region)
+            eval_functions[id(info.node)] = region
     for loop in model.loops:
-        if not isinstance(loop, cst.For) or not _iterates_eval_data(model, loop):
+        if type(loop) is not cst.For or not _iterates_eval_data(model, loop):
             continue
-        func = model.enclosing_function(loop)
-        if func is not None and id(func) in eval_functions:
-            continue
+        func = enclosing_function(model, loop)
         effects = flow.loop_effects(loop)
-        if not _evaluates(effects) or _needs_grad(model, loop):
+        if not _evaluates(effects):
             continue
         if func is not None:
             info = flow._info(func)
             if info is not None and info.class_name in model.module_classes:
                 continue
-        regions.append(EvalRegion(loop, None, effects))
-    model.__dict__["_torchsanity_eval_regions"] = regions
+        regions.append(EvalRegion(loop, None, effects, model, eval_functions.get(id(func))))
+    model.__dict__["_torchsanity_eval_candidates"] = regions
     return regions
 
 
@@ -913,7 +1187,25 @@ def _evaluates(effects: list[Effect]) -> bool:
 
 
 def _needs_grad(model: ProgramModel, node: cst.CSTNode) -> bool:
-    return bool(_GRAD_NEEDED.search(model.code_for(node)))
+    """Whether the code under ``node`` asks for gradients (``requires_grad``, ``enable_grad``,
+    ``register_hook``, ``autograd.grad``); memoized per node."""
+    cache = model.__dict__.setdefault("_torchsanity_needs_grad", {})
+    key = id(node)
+    if key not in cache:
+        cache[key] = any(_asks_for_grad(n) for n in nodes_of_types(node, _NAME_OR_ATTRIBUTE))
+    return cache[key]
+
+
+def _asks_for_grad(node: cst.Name | cst.Attribute) -> bool:
+    """A name containing ``requires_grad`` / ``enable_grad`` / ``register_hook``, or ``<...autograd>.grad...``."""
+    if type(node) is cst.Name:
+        return bool(_GRAD_NAME.search(node.value))
+    if not node.attr.value.startswith("grad"):
+        return False
+    receiver = node.value
+    kind = type(receiver)
+    last = receiver.value if kind is cst.Name else receiver.attr.value if kind is cst.Attribute else ""
+    return last.endswith("autograd")
 
 
 def _iterates_eval_data(model: ProgramModel, loop: cst.For) -> bool:
@@ -930,23 +1222,31 @@ def _iterates_eval_data(model: ProgramModel, loop: cst.For) -> bool:
 
 def call_sites(model: ProgramModel, func: FunctionInfo) -> list[cst.Call]:
     """Calls of ``func`` in its module (plain calls, ``self.method(...)`` for methods)."""
-    name = func.node.name.value
-    out = []
-    for call in model.calls:
-        f = call.func
-        if func.class_name is None and isinstance(f, cst.Name) and f.value == name:
-            out.append(call)
-        elif func.class_name is not None and isinstance(f, cst.Attribute) and f.attr.value == name:
-            out.append(call)
-    return out
+    by_name, by_method = calls_by_callee(model)
+    return list((by_name if func.class_name is None else by_method).get(func.node.name.value, ()))
+
+
+def calls_by_callee(model: ProgramModel) -> tuple[dict[str, list[cst.Call]], dict[str, list[cst.Call]]]:
+    """The module's calls ``f(...)`` by ``f`` and ``x.m(...)`` by ``m``, in ``model.calls`` order (indexed once)."""
+    index = model.__dict__.get("_torchsanity_calls_by_callee")
+    if index is None:
+        by_name: dict[str, list[cst.Call]] = {}
+        by_method: dict[str, list[cst.Call]] = {}
+        for call in model.calls:
+            func = call.func
+            if type(func) is cst.Name:
+                by_name.setdefault(func.value, []).append(call)
+            elif type(func) is cst.Attribute:
+                by_method.setdefault(func.attr.value, []).append(call)
+        index = model.__dict__["_torchsanity_calls_by_callee"] = (by_name, by_method)
+    return index
 
 
 def referenced_otherwise(model: ProgramModel, func: FunctionInfo, calls: list[cst.Call]) -> bool:
     """Whether the function's name is used other than by calling it (passed as a callback)."""
-    name = func.node.name.value
     call_funcs = {id(c.func) for c in calls} | {id(c.func.attr) for c in calls if isinstance(c.func, cst.Attribute)}
-    for node in walk_names(model.module):
-        if node.value == name and id(node) not in call_funcs and node is not func.node.name:
+    for node in names_by_value(model).get(func.node.name.value, ()):
+        if id(node) not in call_funcs and node is not func.node.name:
             parent = model.parent(node)
             if isinstance(parent, cst.Attribute) and id(parent) in call_funcs:
                 continue
@@ -954,11 +1254,23 @@ def referenced_otherwise(model: ProgramModel, func: FunctionInfo, calls: list[cs
     return False
 
 
-def walk_names(node: cst.CSTNode) -> Iterator[cst.Name]:
+def names_by_value(model: ProgramModel) -> dict[str, list[cst.Name]]:
+    """Every ``Name`` node of the module by identifier (indexed once per model: a walk of the whole module)."""
+    index = model.__dict__.get("_torchsanity_names")
+    if index is None:
+        index = {}
+        for node in nodes_of_types(model.module, _NAME):
+            index.setdefault(node.value, []).append(node)
+        model.__dict__["_torchsanity_names"] = index
+    return index
+
+
+def nodes_of_types(node: cst.CSTNode, types: frozenset[type]) -> Iterator[cst.CSTNode]:
+    """The nodes under ``node`` (itself included) of one of the concrete ``types``, in no set order."""
     stack = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, cst.Name):
+        if type(current) in types:
             yield current
         stack.extend(iter_children(current))
 

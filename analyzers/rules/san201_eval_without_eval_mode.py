@@ -9,8 +9,8 @@ from torchsanity.analyzers.flow import (
     TRAIN,
     EvalRegion,
     call_sites,
+    eval_candidates,
     eval_fix_safe,
-    eval_regions,
     flow_of,
     loop_header,
     names_in,
@@ -90,8 +90,10 @@ class EvalWithoutEvalMode(Rule):
 
     def check(self, model: ProgramModel):
         flow = flow_of(model)
-        for region in eval_regions(model):
+        for region in eval_candidates(model):
             if any(e.kind == EVAL or (e.kind == TRAIN and e.flag is not True) for e in region.effects):
+                continue
+            if not region.holds():
                 continue
             targets = {e.target for e in region.effects if e.kind == FORWARD}
             if region.function is not None:
@@ -128,9 +130,10 @@ def _check_function(model: ProgramModel, flow, region: EvalRegion, targets):
         kinds.add("param" if head in params and head != "self" else "self" if head == "self" else "local" if head in locals_ else "global")
     if not kinds:
         return None
-    if "global" in kinds and _any_eval_call(model.module):
+    if "global" in kinds and _any_eval_call(model, model.module):
         return None
-    if "self" in kinds and _any_eval_call(model.classes.get(info.class_name) if info.class_name else model.module):
+    class_or_module = model.classes.get(info.class_name) if info.class_name else model.module
+    if "self" in kinds and _any_eval_call(model, class_or_module):
         return None
     sites = call_sites(model, info)
     if not sites or referenced_otherwise(model, info, sites):
@@ -141,13 +144,17 @@ def _check_function(model: ProgramModel, flow, region: EvalRegion, targets):
     return (func.name, func.name, _function_fix(model, flow, region, targets, sites))
 
 
-def _any_eval_call(node) -> bool:
-    if node is None:
-        return False
-    for n in walk(node):
-        if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value == "eval" and not n.args:
-            return True
-    return False
+def _any_eval_call(model: ProgramModel, node: cst.CSTNode | None) -> bool:
+    """Whether ``node`` (the module, a class) holds an ``x.eval()`` call; the holders are found once per model."""
+    holders = model.__dict__.get("_torchsanity_eval_call_holders")
+    if holders is None:
+        holders = set()
+        for call in model.calls:
+            func = call.func
+            if type(func) is cst.Attribute and func.attr.value == "eval" and not call.args:
+                holders.update(id(ancestor) for ancestor in model.ancestors(call))
+        model.__dict__["_torchsanity_eval_call_holders"] = holders
+    return node is not None and id(node) in holders
 
 
 def _feeds_backward(model, flow, site) -> bool:

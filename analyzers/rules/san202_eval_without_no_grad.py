@@ -6,10 +6,11 @@ from torchsanity.analyzers.flow import (
     FORWARD,
     call_sites,
     decorated_no_grad,
-    eval_regions,
+    eval_candidates,
     flow_of,
     indent_of,
     loop_header,
+    named_calls,
     referenced_otherwise,
     _with_no_grad,
 )
@@ -75,10 +76,12 @@ class EvalWithoutNoGrad(Rule):
         flow = flow_of(model)
         if _grad_disabled_globally(model):
             return
-        for region in eval_regions(model):
+        for region in eval_candidates(model):
             forwards = [e for e in region.effects if e.kind == FORWARD]
             if any(e.nograd is not False for e in forwards):
                 continue  # some forward is under no_grad (or a flag): the author thought about it
+            if not region.holds():
+                continue
             if region.function is not None:
                 info = region.function
                 if decorated_no_grad(model, info.node):
@@ -103,8 +106,7 @@ class EvalWithoutNoGrad(Rule):
 
 
 def _grad_disabled_globally(model: ProgramModel) -> bool:
-    for call in model.calls:
-        qual = model.call_name(call)
+    for call, qual in named_calls(model):
         if qual in ("torch.set_grad_enabled", "torch.autograd.set_grad_enabled"):
             parent = model.parent(call)
             if not isinstance(parent, cst.WithItem):

@@ -69,7 +69,7 @@ class ViewAsPermute(Rule):
         flow = None
         for call in model.calls:
             func = call.func
-            if not (isinstance(func, cst.Attribute) and func.attr.value in ("view", "reshape")) or not call.args:
+            if not (type(func) is cst.Attribute and func.attr.value in ("view", "reshape")) or not call.args:
                 continue
             receiver = dotted_name(func.value)
             if receiver is None or receiver.split(".")[0] in model.imports:

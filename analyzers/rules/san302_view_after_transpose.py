@@ -3,6 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from torchsanity.analyzers.dataflow import dataflow
+from torchsanity.analyzers.flow import calls_by_callee
 from torchsanity.analyzers.model import ProgramModel, dotted_name
 from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
 
@@ -60,9 +61,9 @@ class ViewAfterTranspose(Rule):
 
     def check(self, model: ProgramModel):
         flow = None
-        for call in model.calls:
+        for call in calls_by_callee(model)[1].get("view", ()):
             func = call.func
-            if not (isinstance(func, cst.Attribute) and func.attr.value == "view") or not call.args:
+            if not call.args:
                 continue
             if _dtype_view(model, call):
                 continue

@@ -10,6 +10,7 @@ from torchsanity.analyzers.flow import (
     first_import_block_end,
     flow_of,
     module_alias,
+    named_calls,
 )
 from torchsanity.analyzers.model import ProgramModel, dotted_name
 from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
@@ -29,9 +30,8 @@ def seed_kinds(model: ProgramModel) -> set[str]:
         for e in scope.effects:
             if e.kind == SEED:
                 kinds.add(e.detail)
-    for call in model.calls:
-        qual = model.call_name(call) or ""
-        if qual.rsplit(".", 1)[-1] in _CLI_SEEDING:
+    for _, qual in named_calls(model):
+        if (qual or "").rsplit(".", 1)[-1] in _CLI_SEEDING:
             kinds.add("all")
     model.__dict__["_torchsanity_seed_kinds"] = kinds
     return kinds
@@ -130,7 +130,7 @@ def seeding_lines(model: ProgramModel, value: str = "0") -> list[str] | None:
     if torch is None:
         return None
     lines = [f"{torch}.manual_seed({value})"]
-    used = {(model.call_name(c) or "").rsplit(".", 1)[0] for c in model.calls}
+    used = {(qual or "").rsplit(".", 1)[0] for _, qual in named_calls(model)}
     rnd = module_alias(model, "random")
     if rnd is not None and "random" in used:
         lines.append(f"{rnd}.seed({value})")

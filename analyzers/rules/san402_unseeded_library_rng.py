@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import SEED, flow_of, module_alias, statement_of_call
+from torchsanity.analyzers.flow import SEED, flow_of, module_alias, named_calls, statement_of_call
 from torchsanity.analyzers.model import ProgramModel, dotted_name
 from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
 from torchsanity.analyzers.rules.san401_unseeded_training import seed_kinds
@@ -81,9 +81,8 @@ class UnseededLibraryRng(Rule):
 
 
 def _first_use(model: ProgramModel, lib: str):
-    for call in model.calls:
-        qual = model.call_name(call) or ""
-        module, _, fn = qual.rpartition(".")
+    for call, qual in named_calls(model):
+        module, _, fn = (qual or "").rpartition(".")
         if lib == "random" and module == "random" and fn in _RANDOM_FUNCTIONS or \
                 lib == "numpy" and module == "numpy.random" and fn not in _NUMPY_NOT_GLOBAL:
             if not _in_worker_code(model, call):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from torchsanity.analyzers.flow import named_calls
 from torchsanity.analyzers.model import ProgramModel
 from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
 
@@ -64,8 +65,8 @@ class AdamL2WeightDecay(Rule):
     ]
 
     def check(self, model: ProgramModel):
-        for call in model.calls:
-            if model.call_name(call) not in ("torch.optim.Adam", "torch.optim.adam.Adam"):
+        for call, qual in named_calls(model):
+            if qual not in ("torch.optim.Adam", "torch.optim.adam.Adam"):
                 continue
             decay = next((a.value for a in call.args if a.keyword and a.keyword.value == "weight_decay"), None)
             if decay is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from torchsanity.analyzers.dataflow import dataflow, uses_of
+from torchsanity.analyzers.flow import named_calls
 from torchsanity.analyzers.model import ProgramModel, dotted_name
 from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
 
@@ -85,8 +86,7 @@ class BiasBeforeBatchNorm(Rule):
     def check(self, model: ProgramModel):
         flow = None
         reported: set[int] = set()
-        for call in model.calls:
-            qual = model.call_name(call)
+        for call, qual in named_calls(model):
             if qual not in _BATCHNORMS:
                 continue
             if flow is None:
@@ -205,7 +205,7 @@ def _self_calls(model: ProgramModel, flow) -> dict[str, dict[str, list[cst.Call]
         cached = {}
         for call in model.calls:
             func = call.func
-            if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            if type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value == "self":
                 class_name = flow.class_of(flow.scope(call))
                 if class_name is not None:
                     cached.setdefault(class_name, {}).setdefault(f"self.{func.attr.value}", []).append(call)

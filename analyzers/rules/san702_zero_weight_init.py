@@ -3,12 +3,14 @@ from __future__ import annotations
 import libcst as cst
 
 from torchsanity.analyzers.dataflow import ForTarget, dataflow
+from torchsanity.analyzers.flow import named_calls
 from torchsanity.analyzers.model import ProgramModel, dotted_name
 from torchsanity.analyzers.rule import Invalid, Rule
 
 _ZERO_INITS = frozenset({"torch.nn.init.zeros_", "torch.nn.init.zeros"})
 _ONE_INITS = frozenset({"torch.nn.init.ones_", "torch.nn.init.ones"})
 _CONSTANT_INITS = frozenset({"torch.nn.init.constant_", "torch.nn.init.constant"})
+_INITS = _ZERO_INITS | _ONE_INITS | _CONSTANT_INITS
 _WEIGHT_LAYERS = frozenset(
     f"torch.nn.{name}" for name in (
         "Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
@@ -80,8 +82,8 @@ class ZeroWeightInit(Rule):
     def check(self, model: ProgramModel):
         flow = None
         apply_targets: dict[str, list[cst.BaseExpression]] | None = None
-        for call in model.calls:
-            target = _constant_init_target(model, call)
+        for call, qual in named_calls(model):
+            target = _constant_init_target(call, qual)
             if target is None:
                 continue
             if flow is None:
@@ -123,8 +125,10 @@ class ZeroWeightInit(Rule):
                                                  "identical (symmetric) and never learn different features")
 
 
-def _constant_init_target(model: ProgramModel, call: cst.Call) -> cst.BaseExpression | None:
-    qual = model.call_name(call)
+def _constant_init_target(call: cst.Call, qual: str | None) -> cst.BaseExpression | None:
+    func = call.func
+    if qual not in _INITS and not (type(func) is cst.Attribute and func.attr.value in ("zero_", "fill_")):
+        return None
     args = [a for a in call.args if not a.star]
     if qual in _ZERO_INITS or qual in _ONE_INITS:
         return args[0].value if args and args[0].keyword is None else None
@@ -132,9 +136,8 @@ def _constant_init_target(model: ProgramModel, call: cst.Call) -> cst.BaseExpres
         if len(args) >= 2 and _is_number(args[1].value):
             return args[0].value if args[0].keyword is None else None
         return None
-    func = call.func
-    if isinstance(func, cst.Attribute) and (func.attr.value == "zero_" and not args
-                                            or func.attr.value == "fill_" and len(args) == 1 and _is_number(args[0].value)):
+    if type(func) is cst.Attribute and (func.attr.value == "zero_" and not args
+                                        or func.attr.value == "fill_" and len(args) == 1 and _is_number(args[0].value)):
         receiver = func.value
         if isinstance(receiver, cst.Attribute) and receiver.attr.value == "data":
             receiver = receiver.value
@@ -223,7 +226,7 @@ def _apply_calls(model: ProgramModel) -> dict[str, list[cst.BaseExpression]]:
     out: dict[str, list[cst.BaseExpression]] = {}
     for call in model.calls:
         func = call.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "apply" and len(call.args) == 1:
+        if type(func) is cst.Attribute and func.attr.value == "apply" and len(call.args) == 1:
             target = dotted_name(call.args[0].value)
             if target is not None:
                 out.setdefault(target.rsplit(".", 1)[-1], []).append(func.value)

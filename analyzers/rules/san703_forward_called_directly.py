@@ -5,6 +5,7 @@ import re
 import libcst as cst
 
 from torchsanity.analyzers.dataflow import dataflow
+from torchsanity.analyzers.flow import calls_by_callee
 from torchsanity.analyzers.model import MODEL, ProgramModel, dotted_name
 from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
 
@@ -73,10 +74,8 @@ class ForwardCalledDirectly(Rule):
 
     def check(self, model: ProgramModel):
         flow = None
-        for call in model.calls:
+        for call in calls_by_callee(model)[1].get("forward", ()):
             func = call.func
-            if not (isinstance(func, cst.Attribute) and func.attr.value == "forward"):
-                continue
             receiver = func.value
             name = dotted_name(receiver)
             if name is None or name == "self" or name.split(".")[0] in model.imports:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from torchsanity.analyzers.dataflow import EVAL_ROLE, TRAIN_ROLE, dataflow, name_role
+from torchsanity.analyzers.flow import named_calls
 from torchsanity.analyzers.model import ProgramModel, dotted_name
 from torchsanity.analyzers.rule import Invalid, Rule
 
@@ -93,8 +94,7 @@ class AugmentationInEval(Rule):
     def check(self, model: ProgramModel):
         flow = None
         reported: set[int] = set()
-        for call in model.calls:
-            qual = model.call_name(call)
+        for call, qual in named_calls(model):
             if qual is None or not qual.startswith(_LIBRARIES):
                 continue
             if not _random_transform(qual, call):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from torchsanity.analyzers.dataflow import EVAL_TOKENS, dataflow, name_role, name_tokens
+from torchsanity.analyzers.flow import named_calls
 from torchsanity.analyzers.model import ProgramModel, dotted_name
 from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
 
@@ -73,8 +74,8 @@ class UnshuffledTrainingLoader(Rule):
     ]
 
     def check(self, model: ProgramModel):
-        for call in model.calls:
-            if model.call_name(call) not in _DATALOADERS or not call.args:
+        for call, qual in named_calls(model):
+            if qual not in _DATALOADERS or not call.args:
                 continue
             if any(a.star for a in call.args):
                 continue

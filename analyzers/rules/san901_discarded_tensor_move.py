@@ -76,7 +76,7 @@ class DiscardedTensorMove(Rule):
         flow = None
         for call in model.calls:
             func = call.func
-            if not (isinstance(func, cst.Attribute) and func.attr.value in _MOVES):
+            if not (type(func) is cst.Attribute and func.attr.value in _MOVES):
                 continue
             if not isinstance(model.parent(call), cst.Expr):
                 continue

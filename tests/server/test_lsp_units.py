@@ -1,7 +1,10 @@
 """The server's pure helpers: position encodings, line splitting, minimal edits, notebook mapping,
-settings parsing. (Everything else is tested through the real server.)"""
+settings parsing, the worker's garbage collection schedule. (Everything else is tested through the real server.)"""
 
 from __future__ import annotations
+
+import gc
+import time
 
 import pytest
 from lsprotocol import types
@@ -11,6 +14,7 @@ from torchsanity.analyzers import Position
 from torchsanity.server.lsp_notebook import combine
 from torchsanity.server.lsp_positions import LineIndex, column_from_units, minimal_edit, split_lines, units
 from torchsanity.server.lsp_settings import Settings
+from torchsanity.server.lsp_worker import IdleCollector
 
 LINE = 'a = "🔥損失x"; b'
 
@@ -100,3 +104,46 @@ def test_settings_parse_and_report_problems():
     assert len(bad.problems) == 4
     assert Settings.from_json("nonsense").problems
     assert Settings.from_json(None) == Settings()
+
+
+@pytest.fixture
+def full_collections():
+    """The times of the full (oldest-generation) garbage collections that run during the test; the
+    collector thresholds are restored afterwards."""
+    times: list[float] = []
+
+    def record(phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            times.append(time.monotonic())
+
+    thresholds = gc.get_threshold()
+    gc.callbacks.append(record)
+    yield times
+    gc.callbacks.remove(record)
+    gc.set_threshold(*thresholds)
+
+
+def test_idle_collector_collects_only_between_requests(full_collections):
+    collector = IdleCollector(idle=0.05, every=1000)
+    collector.request_started()
+    survivors = [[] for _ in range(1_000_000)]  # enough new long-lived objects to trigger a full collection
+    time.sleep(0.3)
+    del survivors
+    assert full_collections == [], "a full collection ran while a request was being answered"
+    answered = time.monotonic()
+    collector.request_answered()
+    deadline = answered + 5
+    while not full_collections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert full_collections and full_collections[0] - answered >= 0.05  # after the idle pause, not at once
+
+
+def test_idle_collector_collects_after_many_requests_without_a_pause(full_collections):
+    collector = IdleCollector(idle=60, every=3)
+    for _ in range(2):
+        collector.request_started()
+        collector.request_answered()
+    assert full_collections == []
+    collector.request_started()
+    collector.request_answered()
+    assert len(full_collections) == 1  # the third answer is followed by a collection, at once
