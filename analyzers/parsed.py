@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import warnings
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 
 import libcst as cst
@@ -24,6 +24,7 @@ import libcst as cst
 from torchsanity.analyzers.source import parse_source
 
 _PARSE_FAILURES = (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError)
+_HOLDERS = (cst.FunctionDef, cst.ClassDef)  # top-level statements whose bodies are reparsed piecewise
 
 
 @dataclass
@@ -34,6 +35,9 @@ class _Layout:
     header_lines: int
     chars: list[int]  # per body statement, leading lines included
     lines: list[int]  # newlines per body statement
+    # Newlines of the statements in the bodies of top-level functions and classes, measured on demand
+    # and shared by the versions that keep those statements: {id(statement): (statement, newlines)}.
+    inner: dict[int, tuple[cst.CSTNode, int]] = field(default_factory=dict)
 
 
 class ParsedSource:
@@ -82,6 +86,11 @@ class ParsedSource:
         suffix = _common_suffix(old, text, min(len(old), len(text)) - prefix)
         starts = list(accumulate(layout.chars[:-1], initial=layout.header_chars))
         changed_end = max(prefix, len(old) - suffix - 1)
+        holder = bisect_right(starts, prefix) - 1
+        if holder >= 0 and holder == bisect_right(starts, changed_end) - 1 and type(body[holder]) in _HOLDERS:
+            inside = self._reparse_inside(text, holder, starts[holder], prefix, changed_end)
+            if inside is not None:
+                return inside
         first = max(bisect_right(starts, prefix) - 2, 0)  # the statement holding the edit, and the one before
         last = max(bisect_right(starts, changed_end) - 1, first)
         start = 0 if first == 0 else starts[first]
@@ -143,6 +152,95 @@ class ParsedSource:
             [*layout.lines[:first], *(c.count("\n") for c in codes), *kept_after[1]],
         )
         return ParsedSource(text, spliced, new_layout)
+
+
+    def _reparse_inside(self, text: str, index: int, offset: int, prefix: int, changed_end: int) -> "ParsedSource | None":
+        """Reparse an edit that lies within the body of the top-level function or class ``index`` (which
+        starts at ``offset``): only the body statements it touches (and the one before) are parsed, at
+        their own indentation under a stand-in ``class _:`` line. None when the edit does not fit."""
+        module, layout = self.module, self.layout()
+        holder = module.body[index]
+        block = holder.body
+        if type(block) is not cst.IndentedBlock or not block.body or module.default_newline == "\r":
+            return None
+        old = self.text
+        counts = [self._inner_newlines(statement) for statement in block.body]
+        before = layout.lines[index] - sum(counts) - len(block.footer)  # leading lines, decorators, header
+        line_starts = _line_starts(old, offset, layout.lines[index] - len(block.footer) + 1)
+        if len(line_starts) <= before + sum(counts):
+            return None
+        statement_starts = [line_starts[line] for line in accumulate(counts[:-1], initial=before)]
+        body_end = line_starts[before + sum(counts)]
+        if prefix < statement_starts[0] or changed_end >= body_end:
+            return None
+        first = max(bisect_right(statement_starts, prefix) - 2, 0)
+        last = max(bisect_right(statement_starts, changed_end) - 1, first)
+        while True:  # end the slice where a line ends, as in :meth:`reparse`
+            old_end = statement_starts[last + 1] if last + 1 < len(statement_starts) else body_end
+            end = old_end + len(text) - len(old)
+            if _ends_line(text, end):
+                break
+            last += 1
+            if last == len(statement_starts):
+                return None
+        start = statement_starts[first]
+        if text[start - 1: start + 1] == "\r\n":
+            return None
+        try:
+            piece = parse_source("class _:" + module.default_newline + text[start:end])
+        except _PARSE_FAILURES:
+            return None
+        stand_in = piece.body[0] if len(piece.body) == 1 else None
+        if (
+            type(stand_in) is not cst.ClassDef
+            or type(stand_in.body) is not cst.IndentedBlock
+            or not stand_in.body.body
+            or piece.header
+            or (piece.default_indent, piece.default_newline) != (module.default_indent, module.default_newline)
+            or (stand_in.body.indent or piece.default_indent) != (block.indent or module.default_indent)
+        ):
+            return None
+        new = list(stand_in.body.body)
+        replaced = counts[first: last + 1]
+        rest = list(block.body[last + 1:])
+        # Lines after the last statement lead into the next one. Those the stand-in left at module level
+        # keep their text with `indent=False` (their whitespace already holds all of it).
+        trailing = (*stand_in.body.footer, *(line.with_changes(indent=False) for line in piece.footer))
+        if trailing:
+            if not rest:
+                return None
+            rest[0] = rest[0].with_changes(leading_lines=(*trailing, *rest[0].leading_lines))
+            new.append(rest.pop(0))
+            replaced = counts[first: last + 2]
+        new_holder = holder.with_changes(body=block.with_changes(body=(*block.body[:first], *new, *rest)))
+        spliced = module.with_changes(body=(*module.body[:index], new_holder, *module.body[index + 1:]))
+        for statement in block.body[first: first + len(replaced)]:
+            layout.inner.pop(id(statement), None)
+        added = sum(self._inner_newlines(statement, spliced) for statement in new)
+        chars, lines = list(layout.chars), list(layout.lines)
+        chars[index] += len(text) - len(old)
+        lines[index] += added - sum(replaced)
+        return ParsedSource(text, spliced, _Layout(layout.header_chars, layout.header_lines, chars, lines, layout.inner))
+
+    def _inner_newlines(self, statement: cst.CSTNode, module: cst.Module | None = None) -> int:
+        """Newlines of a statement in a top-level body (indentation does not change the count)."""
+        known = self.layout().inner.get(id(statement))
+        if known is not None and known[0] is statement:
+            return known[1]
+        count = (module or self.module).code_for_node(statement).count("\n")
+        self.layout().inner[id(statement)] = (statement, count)
+        return count
+
+
+def _line_starts(text: str, offset: int, count: int) -> list[int]:
+    """The offsets of the (at most) ``count`` lines that begin at ``offset``."""
+    starts = [offset]
+    while len(starts) < count:
+        found = text.find("\n", starts[-1])
+        if found < 0:
+            break
+        starts.append(found + 1)
+    return starts
 
 
 def _parse_after_failure(text: str) -> ParsedSource:

@@ -105,6 +105,7 @@ def sessions() -> dict[str, list[str]]:
         "tab-indented file": typing(tabs, "\t\tval_loss = 0.0", "\t\tmodel.eval()"),
         "two-space file": typing(two_spaces, "    val_loss = 0.0", "    model.eval()"),
         "open a string that swallows the rest": typing(text, "        val_loss = 0.0", '        """'),
+        "a line extended, then a blank line after it": [text.replace("    total = 0.0\n", "    total = 0.0 * scale\n\n", 1)],
         "a decorator line typed before a function": typing(text, "    return total / len(loader)\n\n", "@torch.no_grad()"),
     }
 

@@ -4,7 +4,10 @@
 
 Starts ``torchsanity server`` over stdio with a real LSP client (pytest-lsp's), sets the debounce to 0
 (so the latency measured is the server's work, not the quiet time it waits for the typist), opens a
-300-line and a 3,000-line training file and makes many one-line edits to each. For every edit it
+300-line and a 3,000-line training file and makes many one-line edits to each, in three places: a
+top-level line, a line in a function in the middle of the file, and that line again when the functions
+are methods of one class spanning the file (the worst case of the incremental parse, which reparses
+the top-level statement an edit lands in). For every edit it
 measures the time from sending ``didChange`` to receiving the ``publishDiagnostics`` of that version,
 and asks the server how long the analysis itself took. Printed next to the bare
 ``libcst.parse_module`` time of the same file, measured in this process. No time assertions: the
@@ -116,24 +119,45 @@ if __name__ == "__main__":
 '''
 
 EDIT_MARKER = "LATENCY_PROBE = 0"
+FUNCTION_LINE = "    correct = total = 0"  # a line of every evaluate_<i> helper
+
+# Where the edits land: a top-level line; a line inside a function in the middle of the file; the same
+# line when the helpers are methods of one class that spans the whole file (the incremental parse
+# reparses the top-level statement that holds an edit: here, the class).
+SITES = ("top-level line", "function body", "method of a file-long class")
 
 
-def training_file(lines: int, rebind: bool = True) -> str:
+def training_file(lines: int, rebind: bool = True, in_class: bool = False) -> str:
     """A training script of ``lines`` lines. ``rebind``: the helpers move batches with the ubiquitous
     ``x, y = x.to(device), y.to(device)`` (a name rebound in many functions); without it they bind
-    new names (``xd, yd = ...``)."""
+    new names (``xd, yd = ...``). ``in_class``: the helpers are methods of one class."""
     parts = [HEADER, EDIT_MARKER + "\n"]
+    if in_class:
+        parts.append("\n\nclass Evaluation:\n")
     i = 0
     names = {"move": "x, y = x.to(device), y.to(device)", "xname": "x", "yname": "y"}
     if not rebind:
         names = {"move": "xd, yd = x.to(device), y.to(device)", "xname": "xd", "yname": "yd"}
     while sum(p.count("\n") for p in parts) + FOOTER.count("\n") + HELPER.count("\n") <= lines:
-        parts.append(HELPER.format(i=i, **names))
+        helper = HELPER.format(i=i, **names)
+        if in_class:
+            helper = "".join("    " + line if line.strip() else line for line in helper.splitlines(keepends=True))
+        parts.append(helper)
         i += 1
     parts.append(FOOTER)
     text = "".join(parts)
     have = text.count("\n")
     return text + "\n" * max(0, lines - have)
+
+
+def edit_line(text: str, site: str) -> int:
+    """The 0-based line the edits of ``site`` change."""
+    lines = text.split("\n")
+    if site == SITES[0]:
+        return lines.index(EDIT_MARKER)
+    indent = "    " if site == SITES[2] else ""
+    candidates = [i for i, line in enumerate(lines) if line == indent + FUNCTION_LINE]
+    return candidates[len(candidates) // 2]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -151,12 +175,13 @@ def parse_times(text: str, repeats: int) -> list[float]:
     return out
 
 
-async def measure(client, folder: Path, lines: int, edits: int, rebind: bool, budget: float) -> dict | None:
-    text = training_file(lines, rebind)
-    path = folder / f"train_{lines}.py"
+async def measure(client, folder: Path, lines: int, site: str, edits: int, rebind: bool, budget: float) -> dict | None:
+    text = training_file(lines, rebind, in_class=site == SITES[2])
+    path = folder / f"train_{lines}_{SITES.index(site)}.py"
     path.write_text(text, encoding="utf-8")
     uri = from_fs_path(str(path))
-    marker_line = text.split("\n").index(EDIT_MARKER)
+    line = edit_line(text, site)
+    original = text.split("\n")[line]
 
     arrived = client.publish_times  # (uri, version) -> arrival time, stamped by the client's handler
     client.text_document_did_open(
@@ -170,21 +195,23 @@ async def measure(client, folder: Path, lines: int, edits: int, rebind: bool, bu
         client.text_document_did_close(
             types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
         )
-        return {"lines": text.count("\n"), "timed_out": budget}
+        return {"lines": text.count("\n"), "site": site, "timed_out": budget}
 
     latencies: list[float] = []
     analysis: list[float] = []
+    old_line = original
     for n in range(edits):
         version = n + 2
-        new_line = f"LATENCY_PROBE = {n + 1}"
-        old_len = len(f"LATENCY_PROBE = {n}")
+        new_line = original[:-1] + str(n + 1)  # `... = 0` becomes `... = 1`, `... = 2`, ...
+        old_len = len(old_line)
+        old_line = new_line
         sent = time.perf_counter()
         client.text_document_did_change(
             types.DidChangeTextDocumentParams(
                 text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
                 content_changes=[
                     types.TextDocumentContentChangePartial(
-                        range=types.Range(types.Position(marker_line, 0), types.Position(marker_line, old_len)),
+                        range=types.Range(types.Position(line, 0), types.Position(line, old_len)),
                         text=new_line,
                     )
                 ],
@@ -199,6 +226,7 @@ async def measure(client, folder: Path, lines: int, edits: int, rebind: bool, bu
     parse = parse_times(text, max(5, min(edits, 30)))
     return {
         "lines": text.count("\n"),
+        "site": site,
         "latency": latencies,
         "analysis": analysis,
         "parse": parse,
@@ -227,7 +255,7 @@ async def main_async(sizes: list[int], edits: int, rebind: bool, budget: float) 
                 workspace_folders=[types.WorkspaceFolder(uri=from_fs_path(tmp), name="bench")],
             )
         )
-        results = [await measure(client, folder, lines, edits, rebind, budget) for lines in sizes]
+        results = [await measure(client, folder, lines, site, edits, rebind, budget) for lines in sizes for site in SITES]
         if any("timed_out" in r for r in results):
             client._server.kill()  # still busy with an analysis it cannot abort: do not wait for it
         else:
@@ -239,12 +267,12 @@ async def main_async(sizes: list[int], edits: int, rebind: bool, budget: float) 
     print(f"edit-to-diagnostics latency through the real server ({edits} one-line edits per file, debounce 0; {variant})")
     print("analysis: the engine's time in the server; server overhead: latency - analysis (I/O, JSON, scheduling)")
     print(
-        f"{'lines':>6} {'median ms':>10} {'p95 ms':>8} {'analysis med':>13} {'analysis p95':>13} "
+        f"{'lines':>6} {'edited':<28} {'median ms':>10} {'p95 ms':>8} {'analysis med':>13} {'analysis p95':>13} "
         f"{'server overhead':>16} {'parse med':>10} {'latency/parse':>14} {'target':>7}"
     )
     for r in results:
         if "timed_out" in r:
-            print(f"{r['lines']:>6} no diagnostics within {r['timed_out']:.0f} s of opening (the analysis did not finish)")
+            print(f"{r['lines']:>6} {r['site']:<28} no diagnostics within {r['timed_out']:.0f} s of opening (the analysis did not finish)")
             continue
         lat, ana, par = r["latency"], r["analysis"], r["parse"]
         med, p95 = statistics.median(lat) * 1000, percentile(lat, 0.95) * 1000
@@ -253,7 +281,7 @@ async def main_async(sizes: list[int], edits: int, rebind: bool, budget: float) 
         overhead = statistics.median(l - a for l, a in zip(lat, ana)) * 1000
         target = targets.get(min(targets, key=lambda t: abs(t - r["lines"])))
         print(
-            f"{r['lines']:>6} {med:>10.1f} {p95:>8.1f} {amed:>13.1f} {ap95:>13.1f} "
+            f"{r['lines']:>6} {r['site']:<28} {med:>10.1f} {p95:>8.1f} {amed:>13.1f} {ap95:>13.1f} "
             f"{overhead:>16.1f} {pmed:>10.1f} {med / pmed:>13.1f}x {'≤' + str(target):>7}"
         )
 
