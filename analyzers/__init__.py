@@ -8,13 +8,13 @@ The public API used by the front ends:
 - :func:`all_rules` / :func:`get_rule` — the rule catalog with docs
 """
 
-from torchsanity.analyzers.config import Config, ConfigError
-from torchsanity.analyzers.engine import analyze_file, analyze_source, fix_source
-from torchsanity.analyzers.findings import FileProblem, FileReport, Finding, Fix, Position, Severity, TextEdit
-from torchsanity.analyzers.fixes import apply_edits, apply_fixes
-from torchsanity.analyzers.project import Project
-from torchsanity.analyzers.registry import all_rules, docs_url, get_rule
-from torchsanity.analyzers.suppression import add_noqa
+from .config import Config, ConfigError
+from .engine import analyze_file, analyze_source, fix_source
+from .findings import FileProblem, FileReport, Finding, Fix, Position, Severity, TextEdit
+from .fixes import apply_edits, apply_fixes
+from .project import Project
+from .registry import all_rules, docs_url, get_rule
+from .suppression import add_noqa
 
 __all__ = [
     "Config", "ConfigError", "FileProblem", "FileReport", "Finding", "Fix", "Position", "Project", "Severity",

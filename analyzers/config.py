@@ -17,7 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from torchsanity.analyzers.findings import Severity
+from .findings import Severity
 
 
 class ConfigError(ValueError):

@@ -24,8 +24,8 @@ from typing import Iterator
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import call_name, callee_name, calls_by_callee, enclosing_function
-from torchsanity.analyzers.model import Binding, ProgramModel, dotted_name, iter_children, walk
+from .flow import call_name, callee_name, calls_by_callee, enclosing_function
+from .model import Binding, ProgramModel, dotted_name, iter_children, walk
 
 SOFTMAX = "softmax"
 LOG_SOFTMAX = "log_softmax"
@@ -718,7 +718,7 @@ def unwrap_activation_fix(flow: Dataflow, arg: cst.Arg, act: Activation, descrip
     """A fix replacing the loss input by the activation's own input (dropping the softmax / sigmoid), when
     that is exact: the call is the argument itself, or a name bound to it whose input name was not rebound
     in between."""
-    from torchsanity.analyzers.rule import NodeEdit, NodeFix
+    from .rule import NodeEdit, NodeFix
 
     if act.call is None or act.source is None or act.model is not flow.model:
         return None

@@ -10,16 +10,16 @@ from typing import Callable, Iterable, Sequence
 
 import libcst as cst
 
-from torchsanity.analyzers.config import Config
-from torchsanity.analyzers.findings import FileProblem, FileReport, Finding, Fix, Position, TextEdit
-from torchsanity.analyzers.fixes import apply_fixes
-from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.positions import locate
-from torchsanity.analyzers.project import Project
-from torchsanity.analyzers.registry import all_rules
-from torchsanity.analyzers.rule import NodeEdit, NodeFix, RawFinding, Rule
-from torchsanity.analyzers.source import parse_source, read_source
-from torchsanity.analyzers.suppression import is_suppressed
+from .config import Config
+from .findings import FileProblem, FileReport, Finding, Fix, Position, TextEdit
+from .fixes import apply_fixes
+from .model import ProgramModel
+from .positions import locate
+from .project import Project
+from .registry import all_rules
+from .rule import NodeEdit, NodeFix, RawFinding, Rule
+from .source import parse_source, read_source
+from .suppression import is_suppressed
 
 MAX_FIX_ROUNDS = 10
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the line breaks Python (and libcst) count, unlike str.splitlines

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from torchsanity.analyzers.findings import Finding, Position, TextEdit
+from .findings import Finding, Position, TextEdit
 
 
 def _offsets(source: str) -> list[int]:

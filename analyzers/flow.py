@@ -22,7 +22,7 @@ from typing import Iterator
 
 import libcst as cst
 
-from torchsanity.analyzers.model import (
+from .model import (
     DATALOADER,
     MODEL,
     OPTIMIZER,

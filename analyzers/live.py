@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from torchsanity.analyzers.config import Config
-from torchsanity.analyzers.engine import PARSE_ERRORS, analyze_model, parse_problem
-from torchsanity.analyzers.findings import FileReport
-from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.parsed import ParsedSource
-from torchsanity.analyzers.project import Project
-from torchsanity.analyzers.rule import Rule
+from .config import Config
+from .engine import PARSE_ERRORS, analyze_model, parse_problem
+from .findings import FileReport
+from .model import ProgramModel
+from .parsed import ParsedSource
+from .project import Project
+from .rule import Rule
 
 
 class LiveDocument:

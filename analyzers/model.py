@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterator
 import libcst as cst
 
 if TYPE_CHECKING:
-    from torchsanity.analyzers.project import Project
+    from .project import Project
 
 # Fields that only hold whitespace, parentheses or punctuation: never walked.
 _SKIPPED_FIELDS = frozenset(

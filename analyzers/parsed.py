@@ -21,7 +21,7 @@ from itertools import accumulate
 
 import libcst as cst
 
-from torchsanity.analyzers.source import parse_source
+from .source import parse_source
 
 _PARSE_FAILURES = (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError)
 _HOLDERS = (cst.FunctionDef, cst.ClassDef)  # top-level statements whose bodies are reparsed piecewise

@@ -13,7 +13,7 @@ from typing import Iterable
 import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 
-from torchsanity.analyzers.model import ProgramModel
+from .model import ProgramModel
 
 
 def locate(

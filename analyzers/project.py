@@ -6,8 +6,8 @@ from pathlib import Path
 
 import libcst as cst
 
-from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.source import parse_source, read_source
+from .model import ProgramModel
+from .source import parse_source, read_source
 
 _MAX_PROJECT_FILE_BYTES = 2_000_000
 

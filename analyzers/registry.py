@@ -6,13 +6,13 @@ import importlib
 import pkgutil
 from functools import lru_cache
 
-from torchsanity.analyzers.rule import Rule
+from .rule import Rule
 
 
 @lru_cache(maxsize=1)
 def all_rules() -> tuple[type[Rule], ...]:
     """Every rule, sorted by code."""
-    from torchsanity.analyzers import rules as rules_package
+    from . import rules as rules_package
 
     found: dict[str, type[Rule]] = {}
     for info in pkgutil.iter_modules(rules_package.__path__):

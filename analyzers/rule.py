@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, ClassVar, Iterable
 
 import libcst as cst
 
-from torchsanity.analyzers.findings import Severity
+from .findings import Severity
 
 if TYPE_CHECKING:
-    from torchsanity.analyzers.model import ProgramModel
+    from .model import ProgramModel
 
 
 @dataclass(frozen=True)

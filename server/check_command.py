@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from torchsanity.server.check_formats import FORMATS, Summary, format_statistics, problem_line, render
-from torchsanity.server.file_discovery import Target, discover
+from .check_formats import FORMATS, Summary, format_statistics, problem_line, render
+from .file_discovery import Target, discover
 
 # Fewer files than this are checked in-process: a worker pool costs more than it saves.
 PARALLEL_THRESHOLD = 12
@@ -89,7 +89,7 @@ _PROJECTS: dict[str, object] = {}
 
 
 def _project(root: str | None):
-    from torchsanity.analyzers import Project
+    from ..analyzers import Project
 
     if root is None:
         return None
@@ -107,8 +107,8 @@ def _encoding_of(path: str) -> str:
 
 def check_target(target: Target, mode: str) -> FileResult:
     """Analyse (``mode="check"``), fix and write (``"fix"``) or diff (``"diff"``) one file. Never raises."""
-    from torchsanity.analyzers import FileProblem, FileReport, analyze_file, analyze_source, fix_source
-    from torchsanity.analyzers.source import read_source
+    from ..analyzers import FileProblem, FileReport, analyze_file, analyze_source, fix_source
+    from ..analyzers.source import read_source
 
     path = target.path
     try:
@@ -224,7 +224,7 @@ def check_targets(targets: Sequence[Target], mode: str = "check", jobs: int = 0)
 
 
 def _isolated(target: Target, mode: str) -> FileResult:
-    from torchsanity.analyzers import FileProblem, FileReport
+    from ..analyzers import FileProblem, FileReport
 
     try:
         with ProcessPoolExecutor(max_workers=1, mp_context=_pool_context()) as pool:
@@ -252,7 +252,7 @@ def _error(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from torchsanity.analyzers import Config, ConfigError
+    from ..analyzers import Config, ConfigError
 
     paths = list(args.paths or ["."])
     select, ignore = args.select or None, args.ignore or None

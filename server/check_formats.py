@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Iterable, Sequence
 
-from torchsanity.analyzers import FileProblem, FileReport, Finding, Severity, all_rules, docs_url
+from ..analyzers import FileProblem, FileReport, Finding, Severity, all_rules, docs_url
 
 FORMATS = ("text", "json", "sarif", "github")
 

@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from torchsanity.server import check_command, probe_command, rule_command
+    from . import check_command, probe_command, rule_command
 
     check_command.add_arguments(
         commands.add_parser("check", help="statically check Python files or directories")
@@ -45,19 +45,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"torchsanity {version('torchsanity')}")
         return 0
     if args.command == "check":
-        from torchsanity.server.check_command import run
+        from .check_command import run
 
         return run(args)
     if args.command == "probe":
-        from torchsanity.server.probe_command import run
+        from .probe_command import run
 
         return run(args)
     if args.command == "rule":
-        from torchsanity.server.rule_command import run
+        from .rule_command import run
 
         return run(args)
     if args.command == "server":
-        from torchsanity.server.language_server import start_stdio
+        from .language_server import start_stdio
 
         start_stdio()
         return 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from torchsanity.analyzers import Config
+from ..analyzers import Config
 
 # ruff's default `exclude`, plus caches.
 DEFAULT_EXCLUDED_DIRS = frozenset(

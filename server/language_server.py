@@ -48,9 +48,9 @@ from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument, Workspace
 
-from torchsanity.analyzers import Config, Project
-from torchsanity.server import lsp_actions
-from torchsanity.server.lsp_analysis import (
+from ..analyzers import Config, Project
+from . import lsp_actions
+from .lsp_analysis import (
     Analysis,
     Snapshot,
     file_path,
@@ -59,10 +59,10 @@ from torchsanity.server.lsp_analysis import (
     run_analysis,
     stopped_analysis,
 )
-from torchsanity.server.lsp_positions import normalize_encoding, split_lines_keepends
-from torchsanity.server.lsp_probe import RUN_PROBE_COMMAND, RUN_PROBE_REQUEST, ProbeManager
-from torchsanity.server.lsp_settings import SECTION, RUN_ON_SAVE, ProjectConfigs, Settings, to_plain
-from torchsanity.server.lsp_worker import AnalysisWorker, WorkerAborted
+from .lsp_positions import normalize_encoding, split_lines_keepends
+from .lsp_probe import RUN_PROBE_COMMAND, RUN_PROBE_REQUEST, ProbeManager
+from .lsp_settings import SECTION, RUN_ON_SAVE, ProjectConfigs, Settings, to_plain
+from .lsp_worker import AnalysisWorker, WorkerAborted
 
 logger = logging.getLogger("torchsanity.server")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from torchsanity.analyzers import Position, add_noqa, docs_url, get_rule
-from torchsanity.server.lsp_analysis import Analysis, finding_diagnostic
-from torchsanity.server.lsp_positions import contains, overlaps, units
+from ..analyzers import Position, add_noqa, docs_url, get_rule
+from .lsp_analysis import Analysis, finding_diagnostic
+from .lsp_positions import contains, overlaps, units
 
 FIX_ALL_KIND = "source.fixAll.torchsanity"
 NOTEBOOK_FIX_ALL_KIND = "notebook.source.fixAll.torchsanity"

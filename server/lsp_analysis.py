@@ -16,7 +16,7 @@ from typing import Callable
 
 from lsprotocol import types
 
-from torchsanity.analyzers import (
+from ..analyzers import (
     Config,
     FileProblem,
     FileReport,
@@ -29,9 +29,9 @@ from torchsanity.analyzers import (
     docs_url,
     fix_source,
 )
-from torchsanity.analyzers.live import LiveDocument
-from torchsanity.server.lsp_notebook import CombinedNotebook, combine
-from torchsanity.server.lsp_positions import LineIndex, minimal_edit
+from ..analyzers.live import LiveDocument
+from .lsp_notebook import CombinedNotebook, combine
+from .lsp_positions import LineIndex, minimal_edit
 
 SOURCE = "torchsanity"
 SYNTAX_CODE = "syntax-error"

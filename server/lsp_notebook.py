@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from torchsanity.analyzers import Position
+from ..analyzers import Position
 
 MARKER_PREFIX = "# torchsanity-cell "
 _MAGIC = re.compile(r"^(\s*)([%!].*)$")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from lsprotocol import types
 
-from torchsanity.analyzers import Position
+from ..analyzers import Position
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 

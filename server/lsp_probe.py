@@ -39,10 +39,10 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInternalError
 from pygls.uris import from_fs_path, to_fs_path
 
-from torchsanity.server.lsp_positions import LineIndex, units
+from .lsp_positions import LineIndex, units
 
 if TYPE_CHECKING:
-    from torchsanity.server.language_server import TorchSanityServer
+    from .language_server import TorchSanityServer
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class ProbeJob:
 
 
 def _load_run_probe() -> Callable[..., Any]:
-    from torchsanity.server.probe_runner import run_probe  # the harness (lands separately)
+    from .probe_runner import run_probe  # the harness (lands separately)
 
     return run_probe
 

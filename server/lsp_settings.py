@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from torchsanity.analyzers import Config, ConfigError
+from ..analyzers import Config, ConfigError
 
 SECTION = "torchsanity"
 RUN_ON_TYPE = "onType"

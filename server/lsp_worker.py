@@ -236,13 +236,13 @@ def _serve() -> None:
     os.dup2(2, 1)  # a stray print goes to stderr, never into the answer pipe
     inp = sys.stdin.buffer
 
-    from torchsanity.analyzers import Project
-    from torchsanity.server.lsp_analysis import LiveDocuments, fix_all_edits, run_analysis
+    from ..analyzers import Project
+    from .lsp_analysis import LiveDocuments, fix_all_edits, run_analysis
 
     projects: dict[str, tuple[int, Project]] = {}
     live = LiveDocuments()
     try:  # import the rules and warm the parser before saying ready
-        from torchsanity.analyzers import analyze_source
+        from ..analyzers import analyze_source
 
         analyze_source("import torch\nfor x in y:\n    pass\n", "<warm-up>")
     except Exception:  # noqa: BLE001 - the first real request will report what is wrong

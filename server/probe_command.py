@@ -7,8 +7,8 @@ import json
 import sys
 import threading
 
-from torchsanity.server import probe_report
-from torchsanity.server.probe_runner import CHECK_IDS, DEFAULT_STEPS, DEFAULT_TIMEOUT, run_probe
+from . import probe_report
+from .probe_runner import CHECK_IDS, DEFAULT_STEPS, DEFAULT_TIMEOUT, run_probe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

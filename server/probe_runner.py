@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from torchsanity.probes import CHECK_IDS
+from ..probes import CHECK_IDS
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_STEPS = 60
@@ -52,7 +52,7 @@ class ProbeOutcome:
 
 
 def _probes_dir() -> Path:
-    import torchsanity.probes as probes
+    from .. import probes
 
     if getattr(probes, "__file__", None):
         return Path(probes.__file__).resolve().parent

@@ -29,7 +29,7 @@ def has_fix(rule) -> bool:
 
 
 def rule_json(rule) -> dict:
-    from torchsanity.analyzers import docs_url
+    from ..analyzers import docs_url
 
     return {
         "code": rule.code,
@@ -87,7 +87,7 @@ def _unknown(code: str, rules) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from torchsanity.analyzers import all_rules, get_rule
+    from ..analyzers import all_rules, get_rule
 
     rules = list(all_rules())
     if args.output_dir and not args.all:

@@ -14,6 +14,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+_PACKAGE_OF_FOLDER = {"analyzers": "torchsanity.analyzers", "server": "torchsanity.server", "probes": "torchsanity.probes"}
+
+
+def _absolute(path: Path, level: int, module: str | None) -> str:
+    """The absolute name a relative import in ``path`` resolves to (the folders map to torchsanity.*)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    package = _PACKAGE_OF_FOLDER[parts[0]].split(".") + parts[1:-1]
+    base = package[: len(package) - (level - 1)]
+    return ".".join(base + ([module] if module else []))
+
+
 def _imported_roots(folder: Path) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in folder.rglob("*.py"):
@@ -23,6 +34,8 @@ def _imported_roots(folder: Path) -> dict[str, set[str]]:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
+            elif isinstance(node, ast.ImportFrom):
+                names = [_absolute(path, node.level, node.module)]
             else:
                 continue
             for name in names:

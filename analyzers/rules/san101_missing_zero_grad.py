@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import (
+from ..flow import (
     BACKWARD,
     OPT_STEP,
     ZERO_GRAD,
@@ -11,8 +11,8 @@ from torchsanity.analyzers.flow import (
     loop_header,
     LOOP_TYPES,
 )
-from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..model import ProgramModel
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 
 class MissingZeroGrad(Rule):

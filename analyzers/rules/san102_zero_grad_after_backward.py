@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from torchsanity.analyzers.flow import (
+from ..flow import (
     BACKWARD,
     OPT_STEP,
     ZERO_GRAD,
@@ -10,8 +10,8 @@ from torchsanity.analyzers.flow import (
     same_object,
     statement_of_call,
 )
-from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..model import ProgramModel
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 
 class ZeroGradAfterBackward(Rule):

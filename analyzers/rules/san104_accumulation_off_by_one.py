@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import LOOP_TYPES, accumulation_gates, flow_of, int_value
-from torchsanity.analyzers.model import ProgramModel, walk
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..flow import LOOP_TYPES, accumulation_gates, flow_of, int_value
+from ..model import ProgramModel, walk
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 
 class AccumulationOffByOne(Rule):

@@ -4,7 +4,7 @@ import re
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import (
+from ..flow import (
     BACKWARD,
     ZERO_GRAD,
     accumulation_gates,
@@ -12,8 +12,8 @@ from torchsanity.analyzers.flow import (
     int_value,
     kind_of_name,
 )
-from torchsanity.analyzers.model import LOSS, ProgramModel, dotted_name, walk
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..model import LOSS, ProgramModel, dotted_name, walk
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 _LOSS_FUNCTIONS = re.compile(r"(loss|cross_entropy|mse|nll|l1|bce|kl_div|criterion)", re.I)
 

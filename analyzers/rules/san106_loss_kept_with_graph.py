@@ -4,9 +4,9 @@ import re
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import BACKWARD, flow_of, names_in
-from torchsanity.analyzers.model import ProgramModel, dotted_name, walk
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..flow import BACKWARD, flow_of, names_in
+from ..model import ProgramModel, dotted_name, walk
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 
 class LossKeptWithGraph(Rule):
@@ -149,7 +149,7 @@ def _nearest_loop(model, node):
 
 
 def _under_no_grad(model: ProgramModel, stmt, loop) -> bool:
-    from torchsanity.analyzers.flow import _with_no_grad, decorated_no_grad
+    from ..flow import _with_no_grad, decorated_no_grad
 
     for ancestor in model.ancestors(stmt):
         if isinstance(ancestor, cst.With) and _with_no_grad(model, ancestor, False) is not False:

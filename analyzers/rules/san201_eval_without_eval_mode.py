@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import (
+from ..flow import (
     BACKWARD,
     EVAL,
     FORWARD,
@@ -16,8 +16,8 @@ from torchsanity.analyzers.flow import (
     names_in,
     referenced_otherwise,
 )
-from torchsanity.analyzers.model import ProgramModel, dotted_name, walk
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..model import ProgramModel, dotted_name, walk
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 
 class EvalWithoutEvalMode(Rule):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import (
+from ..flow import (
     FORWARD,
     call_sites,
     decorated_no_grad,
@@ -14,8 +14,8 @@ from torchsanity.analyzers.flow import (
     referenced_otherwise,
     _with_no_grad,
 )
-from torchsanity.analyzers.model import ProgramModel, walk
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..model import ProgramModel, walk
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 
 class EvalWithoutNoGrad(Rule):

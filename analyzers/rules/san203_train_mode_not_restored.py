@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import (
+from ..flow import (
     BACKWARD,
     EVAL,
     FORWARD,
@@ -14,8 +14,8 @@ from torchsanity.analyzers.flow import (
     same_object,
     top_statement_in,
 )
-from torchsanity.analyzers.model import ProgramModel, dotted_name
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..model import ProgramModel, dotted_name
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 _TRAIN, _EVAL, _MAYBE_EVAL, _UNKNOWN = "train", "eval", "maybe-eval", "unknown"
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.dataflow import dataflow, same_value
-from torchsanity.analyzers.model import ProgramModel, dotted_name
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..dataflow import dataflow, same_value
+from ..model import ProgramModel, dotted_name
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 
 class ViewAsPermute(Rule):

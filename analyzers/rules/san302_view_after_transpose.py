@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.dataflow import dataflow
-from torchsanity.analyzers.flow import calls_by_callee
-from torchsanity.analyzers.model import ProgramModel, dotted_name
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..dataflow import dataflow
+from ..flow import calls_by_callee
+from ..model import ProgramModel, dotted_name
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 _TRANSPOSING_METHODS = frozenset({"transpose", "permute", "t", "swapaxes", "swapdims", "movedim", "moveaxis"})
 _TRANSPOSING_FUNCTIONS = frozenset({"torch.transpose", "torch.permute", "torch.t", "torch.swapaxes",

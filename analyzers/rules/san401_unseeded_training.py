@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import (
+from ..flow import (
     BACKWARD,
     FIT,
     OPT_STEP,
@@ -12,8 +12,8 @@ from torchsanity.analyzers.flow import (
     module_alias,
     named_calls,
 )
-from torchsanity.analyzers.model import ProgramModel, dotted_name
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..model import ProgramModel, dotted_name
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 _CLI_SEEDING = ("LightningCLI", "cli_main")
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import SEED, flow_of, module_alias, named_calls, statement_of_call
-from torchsanity.analyzers.model import ProgramModel, dotted_name
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
-from torchsanity.analyzers.rules.san401_unseeded_training import seed_kinds
+from ..flow import SEED, flow_of, module_alias, named_calls, statement_of_call
+from ..model import ProgramModel, dotted_name
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rules.san401_unseeded_training import seed_kinds
 
 _RANDOM_FUNCTIONS = frozenset(
     {"random", "randint", "randrange", "shuffle", "choice", "choices", "sample", "uniform", "gauss",

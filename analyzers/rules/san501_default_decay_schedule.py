@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import (
+from ..flow import (
     call_arg,
     flow_of,
     innermost_loop,
@@ -12,8 +12,8 @@ from torchsanity.analyzers.flow import (
     scheduler_steps,
     schedulers,
 )
-from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.rule import Invalid, Rule
+from ..model import ProgramModel
+from ..rule import Invalid, Rule
 
 
 def epochs_of(model: ProgramModel, flow, name: str) -> int | None:

@@ -4,7 +4,7 @@ import re
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import (
+from ..flow import (
     LOOP_TYPES,
     block_of,
     call_arg,
@@ -17,8 +17,8 @@ from torchsanity.analyzers.flow import (
     schedulers,
     statement_of_call,
 )
-from torchsanity.analyzers.model import ProgramModel, dotted_name, walk
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..model import ProgramModel, dotted_name, walk
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 _EPOCH_SCHEDULERS = frozenset({"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "PolynomialLR"})
 _DEFAULT_EPOCH_LIMIT = 300  # horizons this small are epochs, not iterations

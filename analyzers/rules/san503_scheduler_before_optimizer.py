@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from torchsanity.analyzers.flow import (
+from ..flow import (
     LOOP_TYPES,
     OPT_STEP,
     SCHED_STEP,
@@ -10,8 +10,8 @@ from torchsanity.analyzers.flow import (
     statement_of_call,
     top_statement_in,
 )
-from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..model import ProgramModel
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 
 class SchedulerBeforeOptimizer(Rule):

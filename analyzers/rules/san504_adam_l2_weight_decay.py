@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.flow import named_calls
-from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..flow import named_calls
+from ..model import ProgramModel
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 
 def _positive_number(expr: cst.BaseExpression) -> bool | None:

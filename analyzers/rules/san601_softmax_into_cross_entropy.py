@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from torchsanity.analyzers.dataflow import (
+from ..dataflow import (
     CROSS_ENTROPY, LOG_SOFTMAX, SOFTMAX, loss_inputs, unwrap_activation_fix,
 )
-from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.rule import Invalid, Rule
+from ..model import ProgramModel
+from ..rule import Invalid, Rule
 
 
 class SoftmaxIntoCrossEntropy(Rule):

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.dataflow import (
+from ..dataflow import (
     LOGITS, NLL, SIGMOID, SOFTMAX, Activation, Dataflow, loss_inputs, uses_of,
 )
-from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..model import ProgramModel
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 
 class NllWithoutLogSoftmax(Rule):

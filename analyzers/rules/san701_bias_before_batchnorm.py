@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.dataflow import dataflow, uses_of
-from torchsanity.analyzers.flow import named_calls
-from torchsanity.analyzers.model import ProgramModel, dotted_name
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..dataflow import dataflow, uses_of
+from ..flow import named_calls
+from ..model import ProgramModel, dotted_name
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 # Layer → index of `bias` among its positional parameters.
 _BIAS_POSITION = {

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.dataflow import ForTarget, dataflow
-from torchsanity.analyzers.flow import named_calls
-from torchsanity.analyzers.model import ProgramModel, dotted_name
-from torchsanity.analyzers.rule import Invalid, Rule
+from ..dataflow import ForTarget, dataflow
+from ..flow import named_calls
+from ..model import ProgramModel, dotted_name
+from ..rule import Invalid, Rule
 
 _ZERO_INITS = frozenset({"torch.nn.init.zeros_", "torch.nn.init.zeros"})
 _ONE_INITS = frozenset({"torch.nn.init.ones_", "torch.nn.init.ones"})

@@ -4,10 +4,10 @@ import re
 
 import libcst as cst
 
-from torchsanity.analyzers.dataflow import dataflow
-from torchsanity.analyzers.flow import calls_by_callee
-from torchsanity.analyzers.model import MODEL, ProgramModel, dotted_name
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..dataflow import dataflow
+from ..flow import calls_by_callee
+from ..model import MODEL, ProgramModel, dotted_name
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 # Names that, by themselves, say "this is a network" (model, net, netG, encoder, self.backbone, ...).
 _MODULE_NAME = re.compile(

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.dataflow import EVAL_ROLE, TRAIN_ROLE, dataflow, name_role
-from torchsanity.analyzers.flow import named_calls
-from torchsanity.analyzers.model import ProgramModel, dotted_name
-from torchsanity.analyzers.rule import Invalid, Rule
+from ..dataflow import EVAL_ROLE, TRAIN_ROLE, dataflow, name_role
+from ..flow import named_calls
+from ..model import ProgramModel, dotted_name
+from ..rule import Invalid, Rule
 
 _LIBRARIES = ("torchvision.transforms.", "albumentations.", "kornia.augmentation.", "monai.transforms.")
 _RANDOM_NAMES = frozenset({
@@ -152,7 +152,7 @@ def _number(expr: cst.BaseExpression) -> float | None:
 
 
 def _has_random(model: ProgramModel, expr: cst.BaseExpression) -> bool:
-    from torchsanity.analyzers.model import walk
+    from ..model import walk
 
     for node in walk(expr):
         if isinstance(node, cst.Call):

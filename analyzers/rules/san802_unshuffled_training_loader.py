@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.dataflow import EVAL_TOKENS, dataflow, name_role, name_tokens
-from torchsanity.analyzers.flow import named_calls
-from torchsanity.analyzers.model import ProgramModel, dotted_name
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..dataflow import EVAL_TOKENS, dataflow, name_role, name_tokens
+from ..flow import named_calls
+from ..model import ProgramModel, dotted_name
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 _DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
 # Streaming / iterable datasets cannot be shuffled by the DataLoader (shuffle=True raises).

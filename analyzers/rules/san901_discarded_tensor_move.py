@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import libcst as cst
 
-from torchsanity.analyzers.dataflow import ForTarget, dataflow, name_tokens
-from torchsanity.analyzers.model import DATALOADER, Binding, ProgramModel, dotted_name
+from ..dataflow import ForTarget, dataflow, name_tokens
+from ..model import DATALOADER, Binding, ProgramModel, dotted_name
 
-from torchsanity.analyzers.rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule
 
 _MOVES = frozenset({"to", "cuda", "cpu"})
 _TENSOR_FACTORIES = frozenset(
