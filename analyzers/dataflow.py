@@ -484,7 +484,7 @@ class Dataflow:
         if dotted_name(expr) is not None and not dotted_name(expr).startswith("self."):
             defs = self.definitions(expr, depth)
             if not defs:
-                return None
+                return self._unpacked_activation(expr, depth) if isinstance(expr, cst.Name) else None
             acts = [flow.activation(value, depth + 1) if value is not expr else None for flow, value in defs]
             if any(a is None for a in acts) or len({a.kind for a in acts}) != 1:
                 return None
@@ -521,12 +521,83 @@ class Dataflow:
             return None
         refs = self.module_of(func, depth + 1)
         if not refs:
-            return None
+            helper = self._helper(func)
+            kind = self._returned(helper, depth + 1) if helper is not None else None
+            return Activation(kind) if kind is not None else None
         kinds = {self.last_layer(ref, depth + 1) for ref in refs}
         if len(kinds) != 1 or None in kinds:
             return None
         kind = kinds.pop()
         return Activation(kind) if kind is not None else None
+
+    def _helper(self, func: cst.BaseExpression) -> cst.FunctionDef | None:
+        """The module-level function of this module that ``func`` names (``predict`` in ``predict(m, x)``)."""
+        if not isinstance(func, cst.Name) or func.value in self.model.imports:
+            return None
+        info = self.model.functions.get(func.value)
+        if info is None or info.class_name is not None or info.decorators:
+            return None
+        return info.node if self.model.parent(info.node) is self.model.module else None
+
+    def _returned(self, function: cst.FunctionDef, depth: int, index: int | None = None, size: int = 0) -> str | None:
+        """The activation every ``return`` of ``function`` gives (its ``index``-th element when the returns are
+        tuples of ``size``), else None."""
+        kinds = set()
+        for node in _function_nodes(function):
+            if isinstance(node, cst.Yield):
+                return None
+            if not isinstance(node, cst.Return):
+                continue
+            value = node.value
+            if index is not None:
+                if not isinstance(value, cst.Tuple) or len(value.elements) != size \
+                        or any(isinstance(e, cst.StarredElement) for e in value.elements):
+                    return None
+                value = value.elements[index].value
+            act = self.activation(value, depth + 1) if value is not None else None
+            if act is None:
+                return None
+            kinds.add(act.kind)
+        return kinds.pop() if len(kinds) == 1 else None
+
+    def _unpacked_activation(self, expr: cst.Name, depth: int) -> Activation | None:
+        """``probs, logits = model(x)`` / ``= helper(x)``: the element of what the forward (or the helper)
+        returns, when every return is a tuple of that size."""
+        binding = self.reaching(expr.value, expr)
+        if not isinstance(binding, Binding) or binding.value is not None or not isinstance(binding.node, cst.Assign):
+            return None
+        targets = binding.node.targets
+        value = binding.node.value
+        if len(targets) != 1 or not isinstance(targets[0].target, (cst.Tuple, cst.List)) or not isinstance(value, cst.Call):
+            return None
+        elements = targets[0].target.elements
+        if any(isinstance(e, cst.StarredElement) for e in elements):
+            return None
+        index = next((i for i, e in enumerate(elements) if isinstance(e.value, cst.Name) and e.value.value == expr.value), None)
+        if index is None or depth > _MAX_DEPTH:
+            return None
+        func = value.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value
+        if dotted_name(func) is None:
+            return None
+        functions = []
+        refs = self.module_of(func, depth + 1)
+        if refs:
+            for ref in refs:
+                info = ref.model.functions.get(f"{ref.classdef.name.value}.forward") if ref.classdef is not None else None
+                if info is None:
+                    return None
+                functions.append((dataflow(ref.model), info.node))
+        else:
+            helper = self._helper(func)
+            if helper is None:
+                return None
+            functions.append((self, helper))
+        kinds = {flow._returned(node, depth + 1, index, len(elements)) for flow, node in functions}
+        if len(kinds) != 1 or None in kinds:
+            return None
+        return Activation(kinds.pop())
 
     # ---- losses ----------------------------------------------------------------------------------
 
@@ -718,18 +789,18 @@ def unwrap_activation_fix(flow: Dataflow, arg: cst.Arg, act: Activation, descrip
     """A fix replacing the loss input by the activation's own input (dropping the softmax / sigmoid), when
     that is exact: the call is the argument itself, or a name bound to it whose input name was not rebound
     in between."""
-    from .rule import NodeEdit, NodeFix
+    from .rule import SAFE, NodeEdit, NodeFix
 
     if act.call is None or act.source is None or act.model is not flow.model:
         return None
     if act.call is arg.value:
-        return NodeFix(description, (NodeEdit("replace", arg.value, flow.model.code_for(act.source)),))
+        return NodeFix(description, (NodeEdit("replace", arg.value, flow.model.code_for(act.source)),), SAFE)
     source_name = act.source.value if isinstance(act.source, cst.Name) else None
-    if source_name is None or not isinstance(arg.value, cst.Name):
-        return None
+    if source_name is None or not isinstance(arg.value, cst.Name) or source_name == arg.value.value:
+        return None  # `y_hat = softmax(y_hat)`: the logits' name now holds the probabilities
     if not same_value(flow, source_name, act.call, arg.value):
         return None
-    return NodeFix(description, (NodeEdit("replace", arg.value, source_name),))
+    return NodeFix(description, (NodeEdit("replace", arg.value, source_name),), SAFE)
 
 
 TRAIN_ROLE = "train"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from bisect import bisect_right
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -12,14 +14,16 @@ import libcst as cst
 
 from .config import Config
 from .findings import FileProblem, FileReport, Finding, Fix, Position, TextEdit
-from .fixes import apply_fixes
+from .fix_verify import verify_fixes
+from .fixes import apply_fixes, line_starts, offset_of
 from .model import ProgramModel
 from .positions import locate
 from .project import Project
 from .registry import all_rules
 from .rule import NodeEdit, NodeFix, RawFinding, Rule
-from .source import parse_source, read_source
-from .suppression import is_suppressed
+from .source import NestingTooDeep, UndecodableSource, parse_source, read_source, without_form_feed_indents
+from .rules.san100_unused_noqa import UnusedNoqa
+from .suppression import is_suppressed, unused_noqa_findings
 
 MAX_FIX_ROUNDS = 10
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the line breaks Python (and libcst) count, unlike str.splitlines
@@ -29,6 +33,8 @@ _ERROR_AT = re.compile(r"error at (\d+):(\d+):?")
 def syntax_problem(path: str, error: cst.ParserSyntaxError, source: str | None = None) -> FileProblem:
     """One clear line for code that does not parse. CPython's parser, asked only on error, gives the
     better location and message; libcst's own is the fallback."""
+    if isinstance(error, NestingTooDeep):  # never handed to a parser
+        return FileProblem(path, "syntax-error", f"skipped: {error.message}", Position(max(error.raw_line, 1), 0))
     if source is not None:
         try:
             with warnings.catch_warnings():
@@ -47,10 +53,61 @@ def syntax_problem(path: str, error: cst.ParserSyntaxError, source: str | None =
     return FileProblem(path=path, kind="syntax-error", message=f"syntax error: {message}", start=Position(line, column))
 
 
+# CPython's messages (or the token it stopped at) for code that is valid only in Python 2 or before 3.7.
+_OLD_PYTHON_MESSAGES = (
+    ("Missing parentheses in call to 'print'", "a Python 2 print statement"),
+    ("Missing parentheses in call to 'exec'", "a Python 2 exec statement"),
+    ("multiple exception types must be parenthesized", "Python 2 `except E, e:`"),
+    ("leading zeros in decimal integer literals", "a Python 2 octal literal"),
+    ("parameters cannot be parenthesized", "Python 2 tuple parameters"),
+)
+_OLD_PYTHON_TOKENS = (
+    (re.compile(r"(?:async|await)\b(?!\s*(?:def|with|for)\b)"), "`async` / `await` used as a name (valid only before Python 3.7)"),
+    (re.compile(r"<>"), "the Python 2 `<>` operator"),
+    (re.compile(r"`"), "Python 2 backquotes"),
+    (re.compile(r"\d+[lL]\b"), "a Python 2 long literal"),
+)
+
+
 def python_syntax_problem(path: str, error: SyntaxError) -> FileProblem:
-    """A syntax error as CPython's parser reported it."""
-    return FileProblem(path, "syntax-error", f"syntax error: {error.msg}",
-                       Position(max(error.lineno or 1, 1), max((error.offset or 1) - 1, 0)))
+    """A syntax error as CPython's parser reported it; code that only older Pythons accept is said to be
+    that (``cannot parse: a Python 2 print statement: …``)."""
+    start = Position(max(error.lineno or 1, 1), max((error.offset or 1) - 1, 0))
+    old = _old_python(error)
+    if old is not None:
+        return FileProblem(path, "syntax-error", f"cannot parse: {old} ({error.msg})", start)
+    return FileProblem(path, "syntax-error", f"syntax error: {error.msg}", start)
+
+
+def _old_python(error: SyntaxError) -> str | None:
+    for fragment, what in _OLD_PYTHON_MESSAGES:
+        if fragment in (error.msg or ""):
+            return what
+    text, offset = error.text or "", max((error.offset or 1) - 1, 0)
+    for pattern, what in _OLD_PYTHON_TOKENS:
+        if pattern.match(text, offset):
+            return what
+    return None
+
+
+def shifted_back(report: FileReport, shifts: dict[int, int]) -> FileReport:
+    """Findings of text parsed without its form-feed indentation (:func:`without_form_feed_indents`)
+    moved back onto the original lines; a fix that touches such a line is not offered."""
+    def moved(position: Position) -> Position:
+        return Position(position.line, position.column + shifts.get(position.line, 0))
+
+    def touches(fix) -> bool:
+        return any(line in shifts for edit in fix.edits for line in range(edit.start.line, edit.end.line + 1))
+
+    report.findings = [
+        replace(f, start=moved(f.start), end=moved(f.end), fix=None if f.fix is not None and touches(f.fix) else f.fix)
+        for f in report.findings
+    ]
+    return report
+
+
+# Why a file was skipped when parsing it ran out of memory (a worker under its memory budget says more).
+OUT_OF_MEMORY = "skipped: ran out of memory while parsing"
 
 
 def parse_problem(path: str, error: Exception, source: str) -> FileProblem:
@@ -59,7 +116,19 @@ def parse_problem(path: str, error: Exception, source: str) -> FileProblem:
         return syntax_problem(path, error, source)
     if isinstance(error, SyntaxError):
         return python_syntax_problem(path, error)
+    if isinstance(error, MemoryError):
+        return FileProblem(path, "skipped", OUT_OF_MEMORY)
     return FileProblem(path, "syntax-error", f"cannot parse: {type(error).__name__}")  # pathological nesting, NUL bytes
+
+
+def unreadable_problem(path: str, error: Exception) -> FileProblem:
+    """The problem to report for a file that cannot be read or decoded as Python source."""
+    if isinstance(error, UndecodableSource):
+        reason = str(error)
+        return FileProblem(path, "unreadable", f"cannot parse: {reason}" if reason.startswith("encoding problem") else f"cannot read file: {reason}")
+    if isinstance(error, (UnicodeDecodeError, ValueError, SyntaxError)):
+        return FileProblem(path, "unreadable", "cannot read file: binary or undecodable file")
+    return FileProblem(path, "unreadable", f"cannot read file: {getattr(error, 'strerror', None) or error}")
 
 
 # What parsing raises on text that is not Python (or is too deep for the parser).
@@ -72,13 +141,33 @@ def analyze_source(
     config: Config | None = None,
     project: Project | None = None,
     rules: Sequence[type[Rule]] | None = None,
+    verify: bool = True,
 ) -> FileReport:
-    """Every enabled rule's findings on ``source``; never raises on user input."""
+    """Every enabled rule's findings on ``source``; never raises on user input. With ``verify`` (the
+    default) every fix has passed :func:`~torchsanity.analyzers.fix_verify.verify_fixes`."""
+    parsed_text, shifts = without_form_feed_indents(source)
     try:
-        module = parse_source(source)
+        module = parse_source(parsed_text)
     except PARSE_ERRORS as error:
         return FileReport(path=path, problems=[parse_problem(path, error, source)])
-    return analyze_model(ProgramModel.build(module, path, project=project), source, config, rules)
+    report = analyze_model(ProgramModel.build(module, path, project=project), parsed_text, config, rules)
+    if shifts:
+        report = shifted_back(report, shifts)
+    if verify:
+        report = verify_fixes(source, report, reanalyzer(path, config, project, rules))
+    return report
+
+
+def reanalyzer(
+    path: str, config: Config | None, project: Project | None, rules: Sequence[type[Rule]] | None
+) -> Callable[[str], FileReport]:
+    """The analysis that :func:`verify_fixes` runs on fixed text: the rules that reported the fixes
+    (those of ``rules`` with one of the given codes), no verification."""
+    def reanalyze(text: str, codes: frozenset) -> FileReport:
+        chosen = [rule for rule in (rules if rules is not None else all_rules()) if rule.code in codes]
+        return analyze_source(text, path, config, project, chosen, verify=False)
+
+    return reanalyze
 
 
 def analyze_model(
@@ -94,21 +183,29 @@ def analyze_model(
     report = FileReport(path=path)
     config = config or Config()
     raw: list[tuple[type[Rule], RawFinding]] = []
+    ran: set[str] = set()
     for rule_class in rules if rules is not None else all_rules():
         if not config.is_enabled(rule_class.code, path if path != "<string>" else None):
             continue
         try:
             raw.extend((rule_class, item) for item in rule_class().check(model))
+            ran.add(rule_class.code)  # (a rule that failed does not make its noqa directives look unused)
         except Exception as error:  # a rule bug must not cost the user the other rules
             report.problems.append(
                 FileProblem(path, "internal-error", f"internal error in {rule_class.code}: {type(error).__name__}: {error}")
             )
+    suppressed: set[tuple[int, str]] = set()
     if raw:
         try:
             report.findings = _locate(model, source, path, config, raw, report.problems,
-                                      statement_lines() if statement_lines is not None else None)
+                                      statement_lines() if statement_lines is not None else None, suppressed)
         except RecursionError:
             report.problems.append(FileProblem(path, "internal-error", "the file nests too deeply to locate findings"))
+    if UnusedNoqa.code in ran:
+        unused = unused_noqa_findings(source, path, suppressed, ran, frozenset(r.code for r in all_rules()),
+                                      UnusedNoqa, config.severity_for(UnusedNoqa.code, UnusedNoqa.severity))
+        if unused:
+            report.findings = sorted(report.findings + unused, key=lambda f: (f.start, f.code))
     return report
 
 
@@ -120,11 +217,13 @@ def _locate(
     raw: list[tuple[type[Rule], RawFinding]],
     problems: list[FileProblem],
     statement_lines: dict[int, int] | None,
+    suppressed: set[tuple[int, str]],
 ) -> list[Finding]:
     nodes = [n for _, item in raw for n in (item.node, item.end_node) if n is not None]
     nodes += [edit.node for _, item in raw if item.fix for edit in item.fix.edits]
-    positions = locate(model, nodes, statement_lines)
+    positions = locate(model, nodes, statement_lines, source)
     lines = _LINE_BREAK.split(source)
+    starts = line_starts(source)
     newline = model.module.default_newline
     findings: dict[tuple, Finding] = {}
     misplaced: set[str] = set()
@@ -139,8 +238,9 @@ def _locate(
         end = positions[item.end_node or item.node].end
         line_text = lines[start.line - 1] if 0 < start.line <= len(lines) else ""
         if is_suppressed(rule_class.code, line_text):
+            suppressed.add((start.line, rule_class.code))
             continue
-        fix = _text_fix(item.fix, positions, lines, newline) if item.fix else None
+        fix = _text_fix(item.fix, model, positions, source, starts, lines, newline) if item.fix else None
         finding = Finding(
             code=rule_class.code,
             name=rule_class.name,
@@ -155,39 +255,96 @@ def _locate(
     return sorted(findings.values(), key=lambda f: (f.start, f.code))
 
 
-def _text_fix(fix: NodeFix, positions, lines: list[str], newline: str) -> Fix | None:
+def _text_fix(fix: NodeFix, model: ProgramModel, positions, source: str, starts: list[int], lines: list[str],
+              newline: str) -> Fix | None:
     edits: list[TextEdit] = []
     for edit in fix.edits:
-        text_edit = _text_edit(edit, positions, lines, newline) if edit.node in positions else None
+        exact = edit.node in positions and edit.node not in getattr(positions, "inexact", ())
+        text_edit = _text_edit(edit, model, positions, source, starts, lines, newline) if exact else None
         if text_edit is None:
             return None  # a fix that cannot be applied exactly is not offered
         edits.append(text_edit)
-    return Fix(description=fix.description, edits=tuple(edits))
+    return Fix(description=fix.description, edits=tuple(edits), applicability=fix.applicability)
 
 
-def _text_edit(edit: NodeEdit, positions, lines: list[str], newline: str) -> TextEdit | None:
+def _position(starts: list[int], offset: int) -> Position:
+    line = bisect_right(starts, offset)
+    return Position(line, offset - starts[line - 1])
+
+
+def _replaced_span(
+    node: cst.CSTNode, model: ProgramModel, code_range, source: str, starts: list[int]
+) -> tuple[int, int] | None:
+    """The offsets of ``node``'s text in ``source``, its parentheses included (libcst's positions leave
+    them out, its code for the node keeps them); None when the text there is not the node's code."""
+    begin = offset_of(starts, Position(code_range.start.line, code_range.start.column))
+    end = offset_of(starts, Position(code_range.end.line, code_range.end.column))
+    if isinstance(node, (cst.BaseCompoundStatement, cst.SimpleStatementLine)):
+        # generated without its block's indentation: its first line must be the text there
+        first = model.module.code_for_node(node.with_changes(leading_lines=())).split("\n", 1)[0].rstrip("\r")
+        return (begin, end) if source[begin: begin + len(first)] == first else None
+    code = model.module.code_for_node(node)
+    if getattr(node, "lpar", None):
+        inner = model.module.code_for_node(node.with_changes(lpar=(), rpar=()))
+        before = code.find(inner)
+        if before < 0:
+            return None
+        begin, end = begin - before, end + len(code) - before - len(inner)
+    if begin < 0 or source[begin:end] != code:
+        return None
+    return begin, end
+
+
+def _text_edit(edit: NodeEdit, model: ProgramModel, positions, source: str, starts: list[int], lines: list[str],
+               newline: str) -> TextEdit | None:
     code_range = positions[edit.node]
     start = Position(code_range.start.line, code_range.start.column)
     end = Position(code_range.end.line, code_range.end.column)
     if edit.kind == "replace":
-        return TextEdit(start, end, edit.text.replace("\r\n", "\n").replace("\n", newline))
+        span = _replaced_span(edit.node, model, code_range, source, starts)
+        if span is None:
+            return None
+        return TextEdit(_position(starts, span[0]), _position(starts, span[1]), _with_newline(edit.text, newline))
     line = lines[start.line - 1] if start.line <= len(lines) else ""
     if line[: start.column].strip():
         return None  # the statement shares its line with other code (`for x in y: step()`)
     indent = line[: start.column]
+    line_end = _line_break_after(source, starts, end.line) if edit.kind != "insert_before" else ""
     if edit.kind == "insert_before":
-        text = "".join(f"{indent}{part}{newline}" if part else newline for part in edit.text.split("\n"))
+        here = _line_break_after(source, starts, start.line) or newline
+        text = "".join(f"{indent}{part}{here}" if part else here for part in edit.text.split("\n"))
         return TextEdit(Position(start.line, 0), Position(start.line, 0), text)
     if edit.kind == "insert_after":
-        text = "".join(f"{indent}{part}{newline}" if part else newline for part in edit.text.split("\n"))
-        after = Position(end.line + 1, 0) if end.line < len(lines) else None
-        if after is None:
-            last = lines[end.line - 1] if end.line <= len(lines) else ""
-            return TextEdit(Position(end.line, len(last)), Position(end.line, len(last)), newline + text[: -len(newline)])
-        return TextEdit(after, after, text)
+        here = line_end or newline
+        text = "".join(f"{indent}{part}{here}" if part else here for part in edit.text.split("\n"))
+        if line_end:
+            after = Position(end.line + 1, 0)
+            return TextEdit(after, after, text)
+        last = lines[end.line - 1] if end.line <= len(lines) else ""
+        return TextEdit(Position(end.line, len(last)), Position(end.line, len(last)), here + text[: -len(here)])
     if edit.kind == "delete_statement":
+        if not line_end:  # the last line of the file, without a line break: empty it
+            return TextEdit(Position(start.line, 0), Position(end.line, len(lines[end.line - 1])), "")
         return TextEdit(Position(start.line, 0), Position(end.line + 1, 0), "")
     raise ValueError(f"unknown edit kind {edit.kind!r}")
+
+
+def _with_newline(text: str, newline: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", newline)
+
+
+def _line_break_after(source: str, starts: list[int], line: int) -> str:
+    """The line break that ends ``line`` in ``source`` ("" on a last line without one): inserted lines
+    take their neighbour's, so a file with mixed line endings never gets ``\r\r\n``."""
+    if line >= len(starts):
+        return ""
+    end = starts[line]
+    return "\r\n" if source[end - 2: end] == "\r\n" else source[end - 1]
+
+
+def applicable(finding: Finding, unsafe: bool) -> bool:
+    """Whether ``finding`` has a fix that may be applied: a safe one, or any with ``unsafe``."""
+    return finding.fix is not None and (unsafe or finding.fix.is_safe)
 
 
 def fix_source(
@@ -196,19 +353,25 @@ def fix_source(
     config: Config | None = None,
     project: Project | None = None,
     rules: Sequence[type[Rule]] | None = None,
+    unsafe: bool | None = None,
 ) -> tuple[str, FileReport]:
-    """Apply every safe fix until none is left; returns the new text and its report."""
+    """Apply every verified safe fix (and the unsafe ones too with ``unsafe``, by default the
+    configuration's ``unsafe_fixes``) until none is left; returns the new text and its report."""
+    if unsafe is None:
+        unsafe = bool(getattr(config, "unsafe_fixes", False))
     report = analyze_source(source, path, config, project, rules)
+    seen = {source}
     for _ in range(MAX_FIX_ROUNDS):
-        fixable = [f for f in report.findings if f.fix is not None]
+        fixable = [f for f in report.findings if applicable(f, unsafe)]
         if not fixable:
             break
         fixed = apply_fixes(source, fixable)
-        if fixed == source:
-            break
+        if fixed in seen:
+            break  # nothing changes, or the fixes go round in a circle
         candidate = analyze_source(fixed, path, config, project, rules)
         if any(p.kind == "syntax-error" for p in candidate.problems):
             break  # never write a fix that does not parse
+        seen.add(fixed)
         source, report = fixed, candidate
     return source, report
 
@@ -219,8 +382,7 @@ def analyze_file(path: str | Path, config: Config | None = None, project: Projec
     try:
         source = read_source(path)
     except (OSError, UnicodeDecodeError, ValueError, SyntaxError) as error:
-        reason = "binary or undecodable file" if isinstance(error, (UnicodeDecodeError, ValueError, SyntaxError)) else str(error)
-        return FileReport(path=path_str, problems=[FileProblem(path_str, "unreadable", f"cannot read file: {reason}")])
+        return FileReport(path=path_str, problems=[unreadable_problem(path_str, error)])
     return analyze_source(source, path_str, config, project)
 
 

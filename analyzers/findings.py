@@ -31,12 +31,32 @@ class TextEdit:
     new_text: str
 
 
+class Applicability(str, Enum):
+    """Whether a fix may be applied without asking (ruff's terms).
+
+    - ``SAFE``: the code keeps its behaviour apart from the bug the finding names; ``--fix`` and the
+      editor's fix-all apply it.
+    - ``UNSAFE``: the fix also changes behaviour the author may rely on (a different optimizer, a
+      seed, a shuffled loader, other tensor values); applied only with ``--unsafe-fixes``, offered in
+      the editor as a quick fix that is not preferred.
+    """
+
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+
+
 @dataclass(frozen=True)
 class Fix:
-    """A safe, self-contained change that removes one finding."""
+    """A self-contained change that removes one finding, verified before it is offered (see
+    :mod:`~torchsanity.analyzers.fix_verify`)."""
 
     description: str
     edits: tuple[TextEdit, ...]
+    applicability: Applicability = Applicability.SAFE
+
+    @property
+    def is_safe(self) -> bool:
+        return self.applicability is Applicability.SAFE
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,7 @@ class Finding:
         }
         if self.fix is not None:
             data["fix"] = {
+                "applicability": self.fix.applicability.value,
                 "description": self.fix.description,
                 "edits": [
                     {
@@ -83,15 +104,23 @@ class Finding:
         return data
 
 
+PROBLEM_CODE = "SAN000"
+
+
 @dataclass(frozen=True)
 class FileProblem:
     """Something that kept (part of) the analysis of a file from running: a syntax error, an
     unreadable file, or a rule that raised. Reported once, never as a traceback."""
 
     path: str
-    kind: str  # "syntax-error" | "unreadable" | "internal-error"
+    kind: str  # "syntax-error" | "unreadable" | "skipped" (over its budget, crashed) | "internal-error"
     message: str
     start: Position = Position(1, 0)
+
+    @property
+    def code(self) -> str:
+        """Every file-level problem reports as SAN000."""
+        return PROBLEM_CODE
 
 
 @dataclass

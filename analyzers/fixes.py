@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from .findings import Finding, Position, TextEdit
 
-
-def _offsets(source: str) -> list[int]:
-    starts = [0]
-    for i, ch in enumerate(source):
-        if ch == "\n":
-            starts.append(i + 1)
-    return starts
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the line breaks Python and libcst count (str.splitlines counts more)
 
 
-def offset_of(line_starts: list[int], position: Position) -> int:
-    return line_starts[min(position.line, len(line_starts)) - 1] + position.column
+def line_starts(source: str) -> list[int]:
+    """The offset where each line of ``source`` begins (``\r\n``, ``\r`` and ``\n`` end lines)."""
+    return [0, *(match.end() for match in _LINE_BREAK.finditer(source))]
+
+
+def offset_of(starts: list[int], position: Position) -> int:
+    """The offset of ``position`` (1-based line, 0-based column) given :func:`line_starts`."""
+    return starts[min(position.line, len(starts)) - 1] + position.column
 
 
 def apply_edits(source: str, edits: Iterable[TextEdit]) -> str:
     """Apply non-overlapping edits (overlapping ones after the first are dropped)."""
-    starts = _offsets(source)
+    starts = line_starts(source)
     spans = sorted(
         ((offset_of(starts, e.start), offset_of(starts, e.end), e.new_text) for e in edits),
         key=lambda s: (s[0], s[1]),
@@ -41,7 +42,7 @@ def apply_edits(source: str, edits: Iterable[TextEdit]) -> str:
 def apply_fixes(source: str, findings: Iterable[Finding]) -> str:
     """Apply the fixes of ``findings`` once; a fix that overlaps an earlier one is left for the next
     round (call again until nothing changes)."""
-    starts = _offsets(source)
+    starts = line_starts(source)
     chosen: list[TextEdit] = []
     taken: list[tuple[int, int]] = []
     for finding in sorted(findings, key=lambda f: (f.start, f.code)):

@@ -31,6 +31,7 @@ from .model import (
     ProgramModel,
     dotted_name,
     iter_children,
+    walk,
 )
 
 BACKWARD = "backward"
@@ -391,6 +392,9 @@ class Flow:
             return True
         if attr in ("eval", "train") and not (recv_name and _NOT_MODEL_RECEIVERS.search(last_part(recv_name))) \
                 and qual not in ("torch.nn.Module.train",) and not (type(recv) is cst.Name and recv.value in model.imports):
+            if not call.args and _mode_by_flag(model, call, recv_name):
+                out.append(Effect(TRAIN, call, call, recv_name, ctx, nograd, flag=None))
+                return True
             if attr == "eval" and not call.args:
                 out.append(Effect(EVAL, call, call, recv_name, ctx, nograd, flag=False))
                 return True
@@ -529,6 +533,8 @@ class Flow:
             return False
         if name in self._bare_functions or name in model.classes:
             return False
+        if name.endswith(".generate") and is_model_name(model, name[: -len(".generate")]):
+            return True  # `model.generate(...)` (Hugging Face): inference through the model's forward
         return is_model_name(model, name)
 
     def _resolve(self, model: ProgramModel, call: cst.Call, self_class: str | None):
@@ -770,6 +776,18 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return out
 
 
+def _mode_by_flag(model, call: cst.Call, recv_name: str | None) -> bool:
+    """``m.train() if training else m.eval()``: one branch of a conditional expression whose other branch sets
+    the other mode of the same module, i.e. ``m.train(training)``."""
+    parent = model.parent(call)
+    if recv_name is None or not isinstance(parent, cst.IfExp):
+        return False
+    other = parent.orelse if parent.body is call else parent.body
+    wanted = "eval" if call.func.attr.value == "train" else "train"
+    return (isinstance(other, cst.Call) and not other.args and isinstance(other.func, cst.Attribute)
+            and other.func.attr.value == wanted and dotted_name(other.func.value) == recv_name)
+
+
 def _chain_text(expr: cst.CSTNode) -> str:
     parts = []
     while isinstance(expr, (cst.Attribute, cst.Call, cst.Subscript)):
@@ -882,9 +900,52 @@ def decorated_no_grad(model: ProgramModel, func: cst.FunctionDef) -> bool:
     return _decorated_no_grad(model, func)
 
 
-def is_conditional(e: Effect, relative_to: cst.CSTNode) -> bool:
-    """Whether ``e`` sits under an if / try / nested loop below ``relative_to``."""
-    return any(isinstance(c, CONDITIONAL_TYPES) for c in e.ctx_after(relative_to))
+def is_conditional(e: Effect, relative_to: cst.CSTNode, steady: bool = False) -> bool:
+    """Whether ``e`` sits under an if / try / nested loop below ``relative_to``; an ``if`` that only checks
+    that the object exists (``if scheduler:`` / ``if scheduler is not None:`` around ``scheduler.step()``) is
+    a guard, not a condition. With ``steady``, neither is an if / else on a test that no statement of the loop
+    ``relative_to`` can change (``if args.lr_scheduler == "multistep":``): it takes the same branch every time."""
+    ctx = e.ctx_after(relative_to)
+    for i, c in enumerate(ctx):
+        if not isinstance(c, CONDITIONAL_TYPES) or _existence_guard(ctx, i, e.target):
+            continue
+        in_loop_body = not any(type(n) is cst.Call for n in ctx[:i])  # past a call: the code of a helper
+        if steady and in_loop_body and (type(c) is cst.If and _loop_invariant(c.test, relative_to)
+                                        or type(c) is cst.Else and i > 0 and type(ctx[i - 1]) is cst.If):
+            continue  # an else is as steady as the if before it, whose test was checked one step earlier
+        return True
+    return False
+
+
+def _loop_invariant(test: cst.BaseExpression, loop: cst.CSTNode) -> bool:
+    """The test reads only names (and their attributes) that nothing in ``loop`` rebinds, and calls nothing."""
+    if any(isinstance(n, (cst.Call, cst.Subscript, cst.Await, cst.NamedExpr)) for n in walk(test)):
+        return False
+    roots = {name.split(".")[0] for name in dotted_names_in(test)}
+    if not roots or "self" in roots:
+        return False
+    bound = set()
+    for node in walk(loop):
+        if isinstance(node, (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.AsName, cst.NamedExpr)):
+            target = node.target if not isinstance(node, cst.AsName) else node.name
+            bound.update(name.split(".")[0] for name in dotted_names_in(target))
+    return not roots & bound
+
+
+def _existence_guard(ctx: tuple[cst.CSTNode, ...], index: int, target: str | None) -> bool:
+    node = ctx[index]
+    if target is None or type(node) is not cst.If:
+        return False
+    if index + 1 < len(ctx) and type(ctx[index + 1]) is cst.Else:
+        return False  # the else branch: runs when the object is missing
+    if index > 0 and type(ctx[index - 1]) is cst.If and ctx[index - 1].orelse is node:
+        return False  # an elif: only reached when the previous test failed
+    test = node.test
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 \
+            and isinstance(test.comparisons[0].operator, cst.IsNot) \
+            and isinstance(test.comparisons[0].comparator, cst.Name) and test.comparisons[0].comparator.value == "None":
+        test = test.left
+    return dotted_name(test) == target
 
 
 def kind_of_name(model: ProgramModel, name: str | None) -> str | None:
@@ -1087,7 +1148,8 @@ def modulo_in(test: cst.BaseExpression) -> cst.BinaryOperation | None:
 
 
 def accumulation_gates(model: ProgramModel, loop: cst.CSTNode, effects: list[Effect]) -> list[tuple[cst.If, cst.BinaryOperation]]:
-    """`if ... % k ...:` statements inside ``loop`` whose body steps an optimizer."""
+    """`if ... % k ...:` statements inside ``loop`` whose body steps an optimizer on gradients accumulated
+    outside it (a gate that also runs the backward alternates updates, as GANs do with ``n_critic``)."""
     gates = []
     seen: set[int] = set()
     for e in effects:
@@ -1104,7 +1166,8 @@ def accumulation_gates(model: ProgramModel, loop: cst.CSTNode, effects: list[Eff
                 mod = modulo_in(c.test)
                 if mod is not None:
                     seen.add(id(c))
-                    gates.append((c, mod))
+                    if not any(b.kind == BACKWARD and any(x is c for x in b.ctx) for b in effects):
+                        gates.append((c, mod))  # backward inside the gate too: alternation (n_critic), not accumulation
                     break
     return gates
 
@@ -1115,7 +1178,7 @@ _EVAL_FUNCTION = re.compile(
     r"^(eval|evaluate|evaluation|validate|validation|val|valid|test|predict|inference|infer)"
     r"(_(epoch|one_epoch|model|loop|loader|fn|net|all|dataset|set))?$"
     r"|^(run|do)_(eval|evaluation|validation|val|test|inference)(_epoch)?$"
-    r"|^(evaluate|validate)_\w+$",
+    r"|^(evaluate|validate|predict)_\w+$",
     re.I,
 )
 _EVAL_LOADER = re.compile(r"(^|_)(val|valid|validation|test|eval|dev|holdout)(_|$)", re.I)

@@ -43,6 +43,16 @@ class LiveDocument:
         self._parsed, self._model = parsed, model
         return analyze_model(model, text, config, rules, parsed.statement_lines)
 
+    @property
+    def model(self) -> ProgramModel | None:
+        """The program model of the last text that parsed."""
+        return self._model
+
+    @property
+    def parsed(self) -> ParsedSource | None:
+        """The parse of the last text that parsed."""
+        return self._parsed
+
     def _parse(self, text: str) -> ParsedSource:
         if self._parsed is None:
             return ParsedSource.parse(text)

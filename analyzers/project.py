@@ -1,8 +1,15 @@
-"""Cross-file resolution: helpers and classes imported from sibling modules of the same project."""
+"""Cross-file resolution: helpers and classes imported from sibling modules of the same project.
+
+A :class:`Project` parses each sibling module once and records which module files every analysis looked
+for. An editor keeps one per workspace folder: :meth:`Project.set_overlay` puts the open buffers' unsaved
+text in place of their files, and :meth:`Project.invalidate` forgets what a changed file (and everything
+that read it) contributed.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Iterable, Mapping
 
 import libcst as cst
 
@@ -18,10 +25,68 @@ class Project:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root).resolve() if root is not None else None
         self._models: dict[Path, ProgramModel | None] = {}
+        self._edges: dict[Path, dict[Path, bool]] = {}  # importer -> {module file looked for: exists}
+        # Set by a checker that isolates parsing: told (path, True) before a sibling module is parsed and
+        # (path, False) after; modules in ``avoid`` are never parsed (they crashed or overran a worker).
+        self.watch: Callable[[Path, bool], None] | None = None
+        self.avoid: frozenset[Path] = frozenset()
+        self._overlay: dict[Path, str] = {}  # open buffers: their text replaces their file
+        self._resolved: dict[str, Path] = {}  # path as given -> resolved path (overlay keys)
+
+    def set_overlay(self, texts: Mapping[str, str]) -> None:
+        """Read ``texts`` (``{path: text}``, an editor's open buffers) instead of those files on disk;
+        a path whose text changed, appeared or left the overlay is invalidated."""
+        overlay = {self._resolve(path): text for path, text in texts.items()}
+        previous = self._overlay
+        changed = [path for path in overlay.keys() | previous.keys() if overlay.get(path) != previous.get(path)]
+        self._overlay = overlay
+        if changed:
+            self.invalidate(changed)
+
+    def invalidate(self, paths: Iterable[str | Path]) -> None:
+        """Forget the models of ``paths`` and of every module whose resolution looked for one of them
+        (directly or through other modules), with what they looked for: they are read again on demand."""
+        stale = {self._resolve(path) for path in paths}
+        importers: dict[Path, list[Path]] = {}
+        for importer, looked in self._edges.items():
+            for candidate in looked:
+                importers.setdefault(candidate, []).append(importer)
+        pending = list(stale)
+        while pending:
+            for importer in importers.get(pending.pop(), ()):
+                if importer not in stale:
+                    stale.add(importer)
+                    pending.append(importer)
+        for path in stale:
+            self._models.pop(path, None)
+            self._edges.pop(path, None)
+
+    def _resolve(self, path: str | Path) -> Path:
+        key = str(path)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = self._resolved[key] = Path(path).resolve()
+        return resolved
+
+    def dependencies(self, path: str | Path) -> dict[Path, bool]:
+        """Every project file the analysis of ``path`` may have read, directly or through the modules it
+        imports: ``{path: exists}`` for each module file looked for (found or not), so a cache can tell
+        when a change to a sibling module (or a new one) invalidates the result."""
+        seen: dict[Path, bool] = {}
+        pending = [Path(path).resolve()]
+        while pending:
+            for candidate, exists in self._edges.get(pending.pop(), {}).items():
+                if candidate not in seen:
+                    seen[candidate] = exists
+                    if exists:
+                        pending.append(candidate)
+        return seen
 
     def module_file(self, module: str, importer: str) -> Path | None:
         """The file of ``module`` (``engine``, ``pkg.engine``, ``.engine``) as imported from ``importer``."""
-        importer_dir = Path(importer).resolve().parent
+        importer_path = Path(importer).resolve()
+        importer_dir = importer_path.parent
+        looked = self._edges.setdefault(importer_path, {})
         level = len(module) - len(module.lstrip("."))
         dotted = module.lstrip(".")
         if level:
@@ -31,20 +96,39 @@ class Project:
         rel = Path(*dotted.split(".")) if dotted else Path()
         for base in bases:
             for candidate in (base / rel.with_suffix(".py") if dotted else None, base / rel / "__init__.py"):
-                if candidate is not None and candidate.is_file():
+                if candidate is None:
+                    continue
+                resolved = candidate.resolve()
+                found = resolved in self._overlay or candidate.is_file()
+                looked[resolved] = found
+                if found:
                     return candidate
         return None
 
     def model_for(self, path: Path) -> ProgramModel | None:
+        """The program model of the module file ``path`` (its overlay text if it has one); None when it
+        cannot be read or parsed."""
         path = path.resolve()
         if path not in self._models:
             self._models[path] = None  # guards import cycles
+            if path in self.avoid:
+                return None
+            if self.watch is not None:
+                self.watch(path, True)
             try:
-                if path.stat().st_size > _MAX_PROJECT_FILE_BYTES:
+                text = self._overlay.get(path)
+                if text is None and path.stat().st_size > _MAX_PROJECT_FILE_BYTES:
                     return None
-                module = parse_source(read_source(path))
+                if text is None:
+                    text = read_source(path)
+                elif len(text) > _MAX_PROJECT_FILE_BYTES:
+                    return None
+                module = parse_source(text)
             except (OSError, UnicodeDecodeError, cst.ParserSyntaxError, ValueError):
                 return None
+            finally:
+                if self.watch is not None:
+                    self.watch(path, False)
             self._models[path] = ProgramModel.build(module, str(path), project=self)
         return self._models[path]
 

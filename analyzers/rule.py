@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, Iterable
 
 import libcst as cst
 
-from .findings import Severity
+from .findings import Applicability, Severity
 
 if TYPE_CHECKING:
     from .model import ProgramModel
@@ -43,10 +43,18 @@ class NodeEdit:
     text: str = ""
 
 
+SAFE = Applicability.SAFE
+UNSAFE = Applicability.UNSAFE
+
+
 @dataclass(frozen=True)
 class NodeFix:
+    """A rule's fix: its title, its edits and whether it is safe (:class:`Applicability`). Every fix
+    builder says which; the engine verifies the fix before anyone sees it."""
+
     description: str
     edits: tuple[NodeEdit, ...]
+    applicability: Applicability
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class Rule:
     why: ClassVar[str]
     example: ClassVar[str]
     fix_doc: ClassVar[str]
+    known_problems: ClassVar[str] = ""  # what the rule cannot see (every rule has one: see the tests)
+    fix_safety: ClassVar[str] = ""  # when its fix is safe or unsafe, and why
     VALID: ClassVar[list[str]] = []
     INVALID: ClassVar[list[Invalid]] = []
 
@@ -92,19 +102,20 @@ class Rule:
 
     @classmethod
     def docs_markdown(cls) -> str:
-        """The rule's page: what it finds, why it matters, an example and the fix."""
+        """The rule's page: what it finds, why it matters, its known problems, an example, the fix and
+        the fix's safety."""
         import inspect
 
-        parts = [
-            f"# {cls.code} {cls.name}",
-            f"Default severity: {cls.severity.value}",
-            "## What it finds",
-            cls.what(),
-            "## Why it matters",
-            inspect.cleandoc(cls.why),
-            "## Example",
-            "```python\n" + inspect.cleandoc(cls.example) + "\n```",
-            "## Fix",
-            inspect.cleandoc(cls.fix_doc),
+        sections = [
+            ("What it finds", cls.what()),
+            ("Why it matters", inspect.cleandoc(cls.why)),
+            ("Known problems", inspect.cleandoc(cls.known_problems)),
+            ("Example", "```python\n" + inspect.cleandoc(cls.example) + "\n```"),
+            ("Fix", inspect.cleandoc(cls.fix_doc)),
+            ("Fix safety", inspect.cleandoc(cls.fix_safety)),
         ]
+        parts = [f"# {cls.code} {cls.name}", f"Default severity: {cls.severity.value}"]
+        for title, text in sections:
+            if text:
+                parts += [f"## {title}", text]
         return "\n\n".join(parts) + "\n"

@@ -1,14 +1,4 @@
 """Runtime sanity probes: run inside the user's interpreter; import only the standard library, torch and numpy."""
 
-CHECK_IDS = (
-    "initial-loss",
-    "overfit-batch",
-    "input-independence",
-    "batch-independence",
-    "gradient-flow",
-    "determinism",
-    "lr-range",
-    "data-stats",
-)
-
-STATUSES = ("pass", "warn", "fail", "skip", "error")
+WATCH_CONFIG_ENV = "TORCHSANITY_WATCH_CONFIG"  # the watch child's settings (JSON: metrics, every, steps)
+WATCH_EVERY = 25  # default: per-layer statistics every 25 optimizer steps (the overhead target holds)

@@ -1,4 +1,8 @@
-"""Hooks that watch the user's script until its first ``backward()`` and record what the checks need.
+"""Hooks that watch the user's script until its first training step and record what the checks need.
+
+A ``backward()`` is a training step when an optimizer step follows it (global optimizer step hooks), when it runs
+inside one (LBFGS's closure), or when the parameters it reached change by hand before the next ``backward()``; one
+that reaches no parameter (an autograd demo on a plain tensor) never is. Its record is kept until that is known.
 
 Installed before the script imports anything: global module forward hooks (depth tracking and a record of
 every outermost module call), a ``TorchFunctionMode`` that records the torch operations done outside any module
@@ -10,10 +14,11 @@ on ``Optimizer.__init__`` and ``Module.__init__`` (to know where things were bui
 from __future__ import annotations
 
 import collections
+import math
 import os
 import sys
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -38,6 +43,10 @@ LOSS_FUNCTIONS = {
 }
 _LOSS_FUNCS = {getattr(torch.nn.functional, name): kind for name, kind in LOSS_FUNCTIONS.items()}
 
+# modules whose input layout says where the batch is: (batch, seq, ...) when batch_first, else (seq, batch, ...)
+_SEQUENCE_MODULES = (torch.nn.RNNBase, torch.nn.MultiheadAttention, torch.nn.TransformerEncoderLayer,
+                     torch.nn.TransformerDecoderLayer, torch.nn.Transformer)
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REAL_HERE = os.path.realpath(_HERE)
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
@@ -46,6 +55,14 @@ _STDLIB = os.path.dirname(os.path.abspath(os.__file__))
 
 class StopProbe(BaseException):
     """Raised into the user's script to stop it; ``except Exception`` cannot swallow it."""
+
+
+class SpawnedWorkers(StopProbe):
+    """The script hands its training to ``torch.multiprocessing`` workers, which the probe does not follow."""
+
+    def __init__(self, site: tuple[str, int] | None):
+        super().__init__(site)
+        self.site = site
 
 
 def is_user_file(filename: str) -> bool:
@@ -112,6 +129,11 @@ class Captured:
     optimizer_sites: Any
     dataloader_batches: int
     dataloader_site: tuple[str, int] | None
+    dataloader_batch_size: int | None = None
+    sequence_calls: list = field(default_factory=list)  # (module type, batch_first, batch size seen there)
+    state_tensors: list = field(default_factory=list)  # recurrent hidden states handed to RNN modules
+    training_step: int = 1  # which training step (a backward followed by an optimizer step) this is
+    followed_by: str = "optimizer step"  # or "parameter update" (hand-written SGD), "end of script"
 
 
 def autocast_state() -> tuple:
@@ -164,10 +186,22 @@ class _TapeMode(TorchFunctionMode):
 
 
 class Recorder:
-    """Installs the hooks; on the first backward() hands a ``Captured`` to ``on_backward``."""
+    """Installs the hooks; at the wanted training step (the first by default) hands a ``Captured`` to
+    ``on_backward``."""
 
-    def __init__(self, on_backward: Callable[[Captured], None], tape_limit: int = 20000):
+    def __init__(self, on_backward: Callable[[Captured], None], tape_limit: int = 20000, step: int = 1):
         self.on_backward = on_backward
+        self.wanted_step = max(1, int(step))
+        self.training_steps = 0  # backward()s confirmed as training, by the optimizer step that followed
+        self.pending: Captured | None = None  # the last backward() that reached parameters, awaiting a step
+        self._pending_params: list[torch.Tensor] = []
+        self._pending_sum: float | None = None
+        self.in_step = 0
+        self.in_backward = 0
+        self._step_counted = False
+        self._no_step_hooks = False
+        self.skipped_backwards = 0  # backward()s that reached no parameter (autograd demos)
+        self.spawn_site: tuple[str, int] | None = None
         self.recording = False
         self.depth = 0
         self.tape: collections.deque[Entry] = collections.deque(maxlen=tape_limit)
@@ -177,10 +211,14 @@ class Recorder:
         self.optimizers: weakref.WeakSet = weakref.WeakSet()
         self.dataloader_batches = 0
         self.dataloader_site: tuple[str, int] | None = None
+        self.dataloader_batch_size: int | None = None
+        self.sequence_calls: list[tuple[str, bool, int]] = []
+        self.state_tensors: list[torch.Tensor] = []
         self.backward_calls = 0
         self.captured: Captured | None = None
         self._mode: _TapeMode | None = None
         self._handles: list[Any] = []
+        self._step_handles: list[Any] = []
         self._saved: list[tuple[Any, str, Any]] = []
         self.stop_requested = False
 
@@ -202,6 +240,18 @@ class Recorder:
         from torch.utils.data import DataLoader
 
         self._patch(DataLoader, "__iter__", self._wrap_dataloader_iter(DataLoader.__iter__))
+        import torch.multiprocessing as torch_mp
+
+        for name in ("spawn", "start_processes"):
+            if hasattr(torch_mp, name):
+                self._patch(torch_mp, name, self._wrap_spawn(getattr(torch_mp, name)))
+        from torch.optim import optimizer as optimizer_mod
+
+        if hasattr(optimizer_mod, "register_optimizer_step_post_hook"):  # torch >= 2.0
+            self._step_handles.append(optimizer_mod.register_optimizer_step_pre_hook(self._step_pre_hook))
+            self._step_handles.append(optimizer_mod.register_optimizer_step_post_hook(self._step_post_hook))
+        else:  # no global step hooks: every backward() that reaches parameters counts as a step
+            self.in_step, self._no_step_hooks = 1, True
         self._mode = _TapeMode(self)
         self._mode.__enter__()
         self.recording = True
@@ -225,6 +275,9 @@ class Recorder:
 
     def uninstall(self) -> None:
         self.stop_recording()
+        for handle in self._step_handles:
+            handle.remove()
+        self._step_handles.clear()
         for owner, name, old in reversed(self._saved):
             setattr(owner, name, old)
         self._saved.clear()
@@ -233,7 +286,26 @@ class Recorder:
     def _pre_hook(self, module, args):
         if self.recording and not _is_compiling():
             self.depth += 1
+            if isinstance(module, _SEQUENCE_MODULES) and args and torch.is_grad_enabled():
+                self._note_sequence(module, args)
         return None
+
+    def _note_sequence(self, module: torch.nn.Module, args: tuple) -> None:
+        """Where the batch sits at an RNN / attention / transformer call, and which tensors are hidden states."""
+        x = args[0]
+        if isinstance(x, torch.Tensor) and x.dim() == 3 and len(self.sequence_calls) < 64:
+            first = bool(getattr(module, "batch_first", False))
+            self.sequence_calls.append((type(module).__name__, first, int(x.shape[0] if first else x.shape[1])))
+        if isinstance(module, torch.nn.RNNBase) and len(args) > 1 and len(self.state_tensors) < 64:
+            hx = args[1]
+            self.state_tensors.extend(t for t in (hx if isinstance(hx, (tuple, list)) else (hx,))
+                                      if isinstance(t, torch.Tensor))
+
+    def _clear_step(self) -> None:
+        self.tape.clear()
+        self.loss_calls.clear()
+        self.sequence_calls = []
+        self.state_tensors = []
 
     def _post_hook(self, module, args, kwargs, output):
         if not self.recording or _is_compiling():
@@ -258,33 +330,115 @@ class Recorder:
         def backward(*args, **kwargs):
             if recorder.stop_requested:
                 raise StopProbe()
-            if recorder.captured is None and recorder.recording:
+            if recorder.captured is None and recorder.recording and not recorder.in_backward:
                 tensors = args[0] if args else kwargs.get("tensors")
                 loss = tensors if isinstance(tensors, torch.Tensor) else (tensors[0] if tensors else None)
                 if isinstance(loss, torch.Tensor):
-                    recorder._capture(loss)
-            return original(*args, **kwargs)
+                    recorder._seen_backward(loss)
+            recorder.in_backward += 1  # Tensor.backward calls torch.autograd.backward: one backward, not two
+            try:
+                return original(*args, **kwargs)
+            finally:
+                recorder.in_backward -= 1
 
         backward.__wrapped__ = original  # type: ignore[attr-defined]
         return backward
 
-    def _capture(self, loss: torch.Tensor) -> None:
-        site = user_site()
-        self.stop_recording()
-        self.captured = Captured(
+    # -- which backward() is training ---------------------------------------------------------------------
+    def _seen_backward(self, loss: torch.Tensor) -> None:
+        """A backward() is training when an optimizer step follows it (or runs it, as LBFGS's closure does);
+        one that reaches no parameter (``(x ** 2).backward()`` on a plain tensor) never is."""
+        params = self._reached_parameters(loss)
+        if not params:
+            self.skipped_backwards += 1
+            return
+        if self.in_step:  # inside optimizer.step(closure): this step is training
+            if not self._step_counted or self._no_step_hooks:
+                self._step_counted = True
+                self.training_steps += 1
+                if self.training_steps == self.wanted_step:
+                    self._deliver(self._snapshot(loss))
+            return
+        if self.pending is not None and self._pending_sum is not None \
+                and not _same(_param_sum(self._pending_params), self._pending_sum):
+            # the parameters changed without an optimizer step: a hand-written update followed the last backward
+            self._resolve("parameter update")
+            if self.captured is not None:
+                return
+        self.pending = self._snapshot(loss)
+        self._pending_params = params
+        self._pending_sum = _param_sum(params)
+        self._clear_step()
+
+    def _reached_parameters(self, loss: torch.Tensor) -> list[torch.Tensor]:
+        """The leaves of ``loss``'s graph that are parameters (``nn.Parameter`` or held by an optimizer)."""
+        held = {id(p) for opt in list(self.optimizers) for g in opt.param_groups for p in g["params"]}
+        found = []
+        for leaf in graph_leaves(loss):
+            if isinstance(leaf, torch.nn.Parameter) or id(leaf) in held:
+                found.append(leaf)
+        return found
+
+    def _step_pre_hook(self, optimizer, args, kwargs):
+        self.in_step += 1
+        self._step_counted = False
+        if self.captured is None and self.pending is not None:
+            self._step_counted = True
+            self._resolve("optimizer step")
+
+    def _step_post_hook(self, optimizer, args, kwargs):
+        self.in_step = max(0, self.in_step - 1)
+
+    def _resolve(self, followed_by: str) -> None:
+        """The pending backward() was training: probe it when it is the wanted step, else forget it."""
+        cap, self.pending, self._pending_params, self._pending_sum = self.pending, None, [], None
+        if cap is None:
+            return
+        self.training_steps += 1
+        if self.training_steps == self.wanted_step:
+            cap.followed_by = followed_by
+            cap.training_step = self.training_steps
+            self._deliver(cap)
+
+    def finish(self) -> None:
+        """At the end of the script: a backward() still waiting for its step is the best there is — probe it."""
+        if self.captured is None and self.pending is not None and self.wanted_step == self.training_steps + 1:
+            self._resolve("end of script")
+
+    def _snapshot(self, loss: torch.Tensor) -> Captured:
+        return Captured(
             loss=loss,
             tape=list(self.tape),
             loss_calls=list(self.loss_calls),
-            backward_site=site,
+            backward_site=user_site(),
             optimizers=list(self.optimizers),
             module_sites=self.module_sites,
             optimizer_sites=self.optimizer_sites,
             dataloader_batches=self.dataloader_batches,
             dataloader_site=self.dataloader_site,
+            dataloader_batch_size=self.dataloader_batch_size,
+            sequence_calls=list(self.sequence_calls),
+            state_tensors=list(self.state_tensors),
+            training_step=self.training_steps + 1,
         )
-        self.tape.clear()
-        self.loss_calls.clear()
-        self.on_backward(self.captured)
+
+    def _deliver(self, cap: Captured) -> None:
+        self.stop_recording()
+        self.captured = cap
+        self.pending = None
+        self._clear_step()
+        self.on_backward(cap)
+
+    def _wrap_spawn(self, original: Callable) -> Callable:
+        recorder = self
+
+        def spawn(*args, **kwargs):
+            if recorder.captured is None and recorder.recording:
+                recorder.spawn_site = user_site()
+                raise SpawnedWorkers(recorder.spawn_site)
+            return original(*args, **kwargs)
+
+        return spawn
 
     def _wrap_module_init(self, original: Callable) -> Callable:
         sites = self.module_sites
@@ -319,10 +473,39 @@ class Recorder:
                 if recorder.stop_requested:
                     raise StopProbe()
                 if recorder.recording:
-                    recorder.tape.clear()
-                    recorder.loss_calls.clear()
+                    recorder._clear_step()
                     recorder.dataloader_batches += 1
                     recorder.dataloader_site = site
+                    size = getattr(loader, "batch_size", None)
+                    recorder.dataloader_batch_size = size if isinstance(size, int) else None
                 yield batch
 
         return __iter__
+
+
+def graph_leaves(loss: torch.Tensor, limit: int = 200000) -> list[torch.Tensor]:
+    """The tensors that ``loss.backward()`` accumulates gradients into."""
+    leaves, seen = [], set()
+    fn = getattr(loss, "grad_fn", None)
+    stack = [fn] if fn is not None else []
+    while stack and len(seen) < limit:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        variable = getattr(node, "variable", None)
+        if isinstance(variable, torch.Tensor):
+            leaves.append(variable)
+        for nxt, _ in getattr(node, "next_functions", ()):
+            if nxt is not None and nxt not in seen:
+                stack.append(nxt)
+    return leaves
+
+
+def _param_sum(params: list[torch.Tensor]) -> float:
+    with torch.no_grad():
+        return float(sum(float(p.detach().double().sum()) for p in params))
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))

@@ -18,11 +18,13 @@ from typing import Any
 
 import torch
 
-from . import CHECK_IDS
-from .capture import Captured, Recorder, StopProbe
-from .checks import CHECKS
+from .capture import Captured, Recorder, SpawnedWorkers, StopProbe
+from .checks import CHECK_IDS, CHECKS
 from .context import CheckResult, ProbeContext, loss_info, scalar
+from .guard import GUARD_ENV
+from .lifeline import die_with_parent
 from .replay import CannotDrive, Step, TapeStep, iter_tensors
+from .report import ProbeError, parse_report
 from .workbench import Workbench, unwrap
 
 TRAINING_CHECKS = {"overfit-batch", "input-independence", "lr-range"}
@@ -77,48 +79,81 @@ class Harness:
         """Write the report as it stands (atomically), so a killed run keeps what was measured."""
         if not self.report_path:
             return
+        report = parse_report(json.loads(json.dumps(self.report, default=str)))
         with open(self.report_path + ".tmp", "w", encoding="utf-8") as fh:
-            json.dump(self.report, fh, default=str)
+            json.dump(report, fh)
         os.replace(self.report_path + ".tmp", self.report_path)
 
     # -- running the script -------------------------------------------------------------------------------
     def run_script(self, argv: list[str]) -> int:
-        self.recorder = Recorder(self.on_backward)
+        self.recorder = Recorder(self.on_backward, step=int(self.cfg.get("step") or 1))
         self.recorder.install()
         script = os.path.abspath(self.script)
         sys.argv = [script] + list(argv)
         sys.path[0] = os.path.dirname(script)
+        exit_code = None
         try:
             runpy.run_path(script, run_name="__main__")
+        except SpawnedWorkers as exc:
+            if not self.done:
+                line = f" at line {exc.site[1]}" if exc.site else ""
+                return self.harness_error("SpawnedWorkers", f"the script trains in torch.multiprocessing workers "
+                                          f"(mp.spawn{line}), which the probe does not follow: it probes the process "
+                                          "that calls backward(). Call the worker function directly for one process "
+                                          "(rank 0, world size 1), use --nproc-per-node with torchrun, or --entry "
+                                          "MODULE:FUNCTION")
         except StopProbe:
             pass
         except SystemExit as exc:
-            if not self.done:
-                return self.harness_error("ScriptExited", f"the script exited (code {exc.code}) before its first "
-                                          "backward(): nothing to probe. If training sits behind a command-line "
-                                          "flag, pass it after --; otherwise use --entry MODULE:FUNCTION")
+            exit_code = exc.code
         except KeyboardInterrupt:
             self.report["cancelled"] = True
             return 2
         except BaseException as exc:  # the script's own exception
-            self.report["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": user_traceback(exc),
-                                    "oom": is_oom(exc), "source": "script"}
+            self.report["error"] = ProbeError(type(exc).__name__, str(exc), "script", user_traceback(exc),
+                                              oom=is_oom(exc)).to_json()
             if is_oom(exc):
                 self.report["oom"] = True
             return 2
         finally:
             self.recorder.uninstall()
         if not self.done:
-            return self.harness_error("NoBackward", "the script finished without calling backward(): nothing to "
-                                      "probe. If training sits behind a command-line flag, pass it after --; "
-                                      "otherwise use --entry MODULE:FUNCTION returning (model, batch, loss_fn, "
-                                      "optimizer)")
+            try:
+                self.recorder.finish()  # a backward() whose step never came: the best there is
+            except StopProbe:
+                pass
+        if not self.done:
+            return self.harness_error(*self.nothing_to_probe(exit_code))
         return self.exit_code()
 
+    def nothing_to_probe(self, exit_code: Any) -> tuple[str, str]:
+        """Why the script gave no training step to probe."""
+        rec = self.recorder
+        hint = ("If training sits behind a command-line flag, pass it after --; otherwise use --entry "
+                "MODULE:FUNCTION returning (model, batch, loss_fn, optimizer)")
+        wanted = int(self.cfg.get("step") or 1)
+        if rec is not None and rec.training_steps and wanted > rec.training_steps:
+            return "NoSuchStep", (f"--step {wanted} asks for training step {wanted}, but the script ended after "
+                                  f"{rec.training_steps} step(s)")
+        demos = ""
+        if rec is not None and rec.skipped_backwards:
+            demos = (f" (it called backward() {rec.skipped_backwards} time(s) on tensors that reach no model or "
+                     "optimizer parameter — autograd demos, not training)")
+        if exit_code is not None:
+            first = "first training backward()" if demos else "first backward()"
+            return "ScriptExited", (f"the script exited (code {exit_code}) before its {first}{demos}: "
+                                    f"nothing to probe. {hint}")
+        if demos:
+            return "NoBackward", f"the script finished without a training backward(){demos}: nothing to probe. {hint}"
+        return "NoBackward", f"the script finished without calling backward(): nothing to probe. {hint}"
+
+    def note(self, text: str | None) -> None:
+        """Record a change the harness made or a choice it took, for the report's text."""
+        if text:
+            self.report.setdefault("notes", []).append(text)
+
     def harness_error(self, kind: str, message: str, tb: str | None = None) -> int:
-        self.report["error"] = {"type": kind, "message": message, "source": "harness"}
-        if tb:
-            self.report["error"]["traceback"] = tb
+        self.report["error"] = ProbeError(kind, message, "harness", tb or None).to_json()
         return 2
 
     def exit_code(self) -> int:
@@ -131,6 +166,10 @@ class Harness:
         """Called by the backward() patch: probe, then stop the script."""
         try:
             self.report["fingerprint"] = fingerprint(cap)
+            skipped = self.recorder.skipped_backwards if self.recorder else 0
+            self.report["step"] = {"index": cap.training_step, "followed_by": cap.followed_by,
+                                   "skipped_backwards": skipped}
+            self.note(step_note(cap, skipped))
             if self.mode == "probe":
                 self.probe_captured(cap)
         except CannotDrive as exc:
@@ -150,7 +189,7 @@ class Harness:
     # -- probing ------------------------------------------------------------------------------------------
     def probe_captured(self, cap: Captured) -> None:
         self.em.emit({"event": "captured", "batches_from_dataloader": cap.dataloader_batches})
-        step = TapeStep(cap, sub_batch=int(self.cfg.get("sub_batch") or 8))
+        step = TapeStep(cap, sub_batch=int(self.cfg.get("sub_batch") or 8), batch_dim=self.cfg.get("batch_dim"))
         model = step.models[0]
         model_site = cap.module_sites.get(unwrap(model)) or cap.module_sites.get(model)
         entry_site = step.model_entries[0].site if step.model_entries else None
@@ -179,20 +218,30 @@ class Harness:
             "optimizer": {"type": type(opt).__name__, "lr": [g.get("lr") for g in wb.optimizer.param_groups],
                           "note": wb.lr_note} if opt is not None else None,
             "loss": {"kind": loss.kind, "value": loss_value, "classes": classes},
-            "batch": {"source": step.batch_source, "size": step.batch_size, "sub_batch": step.sub_batch},
+            "batch": {"source": step.batch_source, "size": step.batch_size, "sub_batch": step.sub_batch,
+                      "dim": step.batch_dim, "dim_from": step.batch_dim_source},
             "copies": "in-place (snapshot/restore)" if wb.in_place else "deep copy",
             "sites": {k: {"path": v[0], "line": v[1]} for k, v in sites.items() if v},
         })
+        self.note(wb.lr_note)
+        if step.batch_dim != 0:
+            self.note(f"the batch is dimension {step.batch_dim} of the inputs (from {step.batch_dim_source})")
         if wb.in_place:
             self.report["copy_error"] = getattr(wb, "copy_error", "")
+            self.note(f"the model could not be copied ({self.report['copy_error']}): the checks ran on the script's "
+                      "own model and optimizer, restored after each")
         ctx = ProbeContext(step, wb, loss, steps=int(self.cfg.get("steps") or 60), sites=sites,
-                           progress=self.progress, device=device)
+                           progress=self.progress, device=device, allow_mixing=bool(self.cfg.get("allow_mixing")))
         wanted = [c for c in (self.cfg.get("checks") or CHECK_IDS) if c in CHECKS]
+        later = (self.report.get("step") or {}).get("index", 1)
         for cid in wanted:
             self.em.emit({"event": "check-start", "check": cid})
             started = time.perf_counter()
             if cid in TRAINING_CHECKS and opt is None:
                 res = CheckResult(cid, "skip", "no optimizer holds the model's parameters", site=sites.get("loop"))
+            elif cid == "initial-loss" and later > 1:
+                res = CheckResult(cid, "skip", f"judges the loss at initialisation; training step {later} was probed "
+                                  f"(--step {later})", loss_value, None, sites.get("loss"))
             else:
                 try:
                     res = CHECKS[cid](ctx)
@@ -228,8 +277,8 @@ class Harness:
         except CannotDrive as exc:
             return self.harness_error("CannotDrive", str(exc))
         except Exception as exc:
-            self.report["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": user_traceback(exc),
-                                    "oom": is_oom(exc), "source": "entry"}
+            self.report["error"] = ProbeError(type(exc).__name__, str(exc), "entry", user_traceback(exc),
+                                              oom=is_oom(exc)).to_json()
             return 2
         self.report["fingerprint"] = {
             "loss": scalar(loss), "params": _checksum(p for p in model.parameters()),
@@ -245,6 +294,20 @@ class Harness:
                 return self.harness_error(type(exc).__name__, f"the probe failed: {exc}", traceback.format_exc())
         self.done = True
         return self.exit_code()
+
+
+def step_note(cap: Captured, skipped: int) -> str | None:
+    """Which backward() was probed, when it is not simply the first one."""
+    parts = []
+    if skipped:
+        parts.append(f"skipped {skipped} backward() call(s) that reach no parameter (autograd demos)")
+    if cap.training_step > 1:
+        parts.append(f"probed training step {cap.training_step}")
+    if cap.followed_by == "parameter update":
+        parts.append("the parameters were updated by hand (no optimizer step) after this backward()")
+    elif cap.followed_by == "end of script":
+        parts.append("no optimizer step followed this backward() before the script ended")
+    return "; ".join(parts) if parts else None
 
 
 def _checksum(tensors) -> list[float]:
@@ -270,7 +333,20 @@ def fingerprint(cap: Captured) -> dict:
     return {"loss": scalar(cap.loss), "params": _checksum(params), "batch": _checksum(batch)}
 
 
+def tie_to_guard() -> None:
+    """Die (SIGKILL) with the guard that started us — or with torchrun, under the guard — and end at once if the
+    guard is already gone. The guard ends the rest of the tree."""
+    guard = os.environ.get(GUARD_ENV, "").partition(":")[0]
+    if not guard.isdigit() or die_with_parent(int(guard)):
+        return
+    try:
+        os.kill(int(guard), 0)  # alive: we run under torchrun, and are tied to it
+    except OSError:
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
+    tie_to_guard()
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg: dict[str, Any] = json.loads(os.environ.get("TORCHSANITY_PROBE_CONFIG", "{}"))
     rank = int(os.environ.get("RANK", "0"))

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import torch
 
 from .replay import Step
+from .report import CheckEntry
 from .workbench import Workbench
 
 
@@ -39,20 +40,11 @@ class CheckResult:
     details: dict = field(default_factory=dict)
 
     def to_json(self, script: str) -> dict:
-        out = {
-            "id": self.id,
-            "status": self.status,
-            "measured": _jsonable(self.measured),
-            "expected": _jsonable(self.expected),
-            "message": self.message,
-            "line": self.site[1] if self.site else None,
-            "series": _jsonable(self.series),
-        }
-        if self.site and os.path.abspath(self.site[0]) != os.path.abspath(script):
-            out["path"] = self.site[0]
-        if self.details:
-            out["details"] = _jsonable(self.details)
-        return out
+        """The report's entry for this verdict (``path`` only when the site is not in ``script``)."""
+        path = self.site[0] if self.site and os.path.abspath(self.site[0]) != os.path.abspath(script) else None
+        return CheckEntry(self.id, self.status, self.message, _jsonable(self.measured), _jsonable(self.expected),
+                          self.site[1] if self.site else None, path, _jsonable(self.series),
+                          _jsonable(self.details) if self.details else None).to_json()
 
 
 def loss_info(call: Any, value: float) -> LossInfo:
@@ -90,6 +82,19 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
+def finite(x: float | None) -> bool:
+    """A number that is neither None, NaN nor infinite."""
+    return x is not None and math.isfinite(x)
+
+
+def constant(target) -> bool:
+    """True when every target is the same value (and there are several)."""
+    if not isinstance(target, torch.Tensor) or target.numel() < 2:
+        return False
+    flat = target.detach().reshape(-1)
+    return bool((flat == flat[0]).all())
+
+
 def scalar(loss: torch.Tensor) -> float:
     loss = loss.detach()
     if loss.numel() != 1:
@@ -101,8 +106,10 @@ class ProbeContext:
     """Shared state for the checks, with the training loop they all use."""
 
     def __init__(self, step: Step, wb: Workbench, loss: LossInfo, *, steps: int, sites: dict,
-                 progress: Callable[[str, int, int], None] | None = None, device: str = "cpu"):
+                 progress: Callable[[str, int, int], None] | None = None, device: str = "cpu",
+                 allow_mixing: bool = False):
         self.step = step
+        self.allow_mixing = allow_mixing  # --allow-mixing: the model mixes samples on purpose
         self.wb = wb
         self.loss = loss
         self.steps = steps

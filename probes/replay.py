@@ -22,6 +22,7 @@ class CannotDrive(Exception):
     """The script's step cannot be replayed; the message says exactly why."""
 
 
+_DETACH_OPS = {"detach", "detach_"}
 _SCALE_OPS = {"mul", "div", "__mul__", "__truediv__", "__rmul__", "__div__", "true_divide", "multiply", "divide"}
 
 
@@ -89,6 +90,7 @@ class StepResult:
     loss: torch.Tensor
     model_outputs: list[Any]
     model_inputs: list[torch.Tensor] = field(default_factory=list)
+    input_axes: list[int | None] = field(default_factory=list)  # the batch dimension of each model input
 
 
 class Step:
@@ -100,6 +102,8 @@ class Step:
     batch_size: int
     sub_batch: int | None = None
     batch_source: str = "replay"
+    batch_dim: int = 0
+    batch_dim_source: str = "default"
 
     def run(self, wb: Workbench, *, sub: bool = False, zero_inputs: bool = False, grad_inputs: bool = False,
             model_hook: Callable[[Any], None] | None = None) -> StepResult:
@@ -122,7 +126,7 @@ def _autocast(state: tuple):
 class TapeStep(Step):
     """A step rebuilt from the tape recorded up to the first backward()."""
 
-    def __init__(self, cap: Captured, sub_batch: int = 8):
+    def __init__(self, cap: Captured, sub_batch: int = 8, batch_dim: int | None = None):
         self.cap = cap
         tape = cap.tape
         produced: dict[int, int] = {}  # tensor id -> index of the last entry that produced it
@@ -132,6 +136,8 @@ class TapeStep(Step):
             if e.kind == "func" and not ins:
                 continue  # factories (torch.tensor(...), randn): their values are kept as constants
             bear = (e.kind == "module" and _has_trainable(e.fn)) or bool(ins & bearing)
+            if e.kind == "func" and getattr(e.fn, "__name__", "") in _DETACH_OPS:
+                bear = False
             for t in iter_tensors(e.out):
                 if isinstance(t, torch.nn.Parameter) or (id(t) in ins and id(t) not in produced):
                     continue  # in-place on an outside tensor: its captured value already has the effect
@@ -157,6 +163,8 @@ class TapeStep(Step):
             hit = outs & needed
             if not hit:
                 continue
+            if e.kind == "func" and getattr(e.fn, "__name__", "") in _DETACH_OPS:
+                continue  # a detached tensor carries no gradient: it is data for this step (a GAN's fake images)
             needed_entries.append(i)
             needed -= hit - ins  # outputs of an in-place op still need their earlier producer
             needed |= ins
@@ -196,10 +204,16 @@ class TapeStep(Step):
         # targets handed to the model (nanoGPT's model(x, y)) are not inputs; the first tensor always is (an
         # autoencoder's input is also its target)
         self.protected = {id(t) for t in self.model_args[1:] if id(t) in self.target_ids}
-        inputs = [t for t in self.model_args if id(t) not in self.protected]
+        # recurrent hidden states handed in alongside the input are state, not data
+        states = {id(t) for t in cap.state_tensors}
+        self.state_ids = {id(t) for t in self.model_args[1:] if id(t) in states}
+        inputs = self.input_tensors()
         if not inputs:
             raise CannotDrive("the model was called without tensor inputs; nothing to probe")
-        self.batch_size = int(inputs[0].shape[0]) if inputs[0].dim() > 0 else 1
+        self.batch_dim, self.batch_dim_source = _find_batch_dim(inputs[0], cap, batch_dim)
+        first = inputs[0]
+        self.batch_size = int(first.shape[self.batch_dim]) if first.dim() > self.batch_dim else 1
+        self.first_shape = list(first.shape)
         self.batch_source = "dataloader" if cap.dataloader_batches else "replay"
         self.optimizer = self._find_optimizer(models[0], cap.optimizers)
         self.sub_batch = None
@@ -259,7 +273,14 @@ class TapeStep(Step):
 
     # -- running ----------------------------------------------------------------------------------------
     def input_tensors(self) -> list[torch.Tensor]:
-        return [t for t in self.model_args if id(t) not in self.protected]
+        return [t for t in self.model_args if id(t) not in self.protected and id(t) not in self.state_ids]
+
+    def batch_axis(self, t: torch.Tensor, n: int, original: Any = None) -> int | None:
+        """Which dimension of ``t`` holds the ``n`` samples: hidden states at 1, tensors of the inputs' layout at
+        the batch dimension, lower-rank companions (labels) at 0; None when none does."""
+        if original is not None and id(original) in self.state_ids:
+            return 1 if t.dim() > 1 and t.shape[1] == n else None
+        return batch_axis_of(t, n, self.batch_dim)
 
     def target_tensors(self) -> list[torch.Tensor]:
         if self.loss_call is not None and isinstance(self.loss_call.target, torch.Tensor):
@@ -291,6 +312,7 @@ class TapeStep(Step):
         bearing = self.bearing
         outputs: list[Any] = []
         model_inputs: list[torch.Tensor] = []
+        input_axes: list[int | None] = []
 
         def sub_fn(x: Any) -> Any:
             if isinstance(x, torch.nn.Module):
@@ -298,8 +320,10 @@ class TapeStep(Step):
             i = id(x)
             value = env[i] if i in env else wb.map(x)
             if k is not None and i not in bearing and isinstance(value, torch.Tensor) and value.dim() > 0 \
-                    and value.shape[0] == n and not isinstance(value, torch.nn.Parameter):
-                value = value[:k]  # data-side tensors carrying the batch: keep the first k samples
+                    and not isinstance(value, torch.nn.Parameter):
+                axis = self.batch_axis(value, n, x)
+                if axis is not None:  # data-side tensors carrying the batch: keep the first k samples
+                    value = value.narrow(axis, 0, k)
             return value
 
         for e in self.entries:
@@ -308,8 +332,8 @@ class TapeStep(Step):
             if e.kind == "module" and id(e.fn) in self.model_fns:
                 if zero_inputs or grad_inputs:
                     orig = list(iter_tensors((e.args, e.kwargs)))
-                    targets = {id(n) for o, n in zip(orig, iter_tensors((args, kwargs)))
-                               if id(o) in self.protected or id(o) in bearing}
+                    targets = {id(new) for o, new in zip(orig, iter_tensors((args, kwargs)))
+                               if id(o) in self.protected or id(o) in bearing or id(o) in self.state_ids}
 
                     def prep(t: Any) -> Any:
                         if not isinstance(t, torch.Tensor) or id(t) in targets:
@@ -319,6 +343,7 @@ class TapeStep(Step):
                         if grad_inputs and t.is_floating_point():
                             t = t.detach().clone().requires_grad_(True)
                             model_inputs.append(t)
+                            input_axes.append(batch_axis_of(t, k or n, self.batch_dim))
                         return t
 
                     args = map_structure(args, prep)
@@ -337,7 +362,37 @@ class TapeStep(Step):
         loss = env.get(id(self.loss_tensor))
         if loss is None:
             raise CannotDrive("replaying the step did not produce the loss again")
-        return StepResult(loss=loss, model_outputs=outputs, model_inputs=model_inputs)
+        return StepResult(loss=loss, model_outputs=outputs, model_inputs=model_inputs, input_axes=input_axes)
+
+
+def batch_axis_of(t: torch.Tensor, n: int, batch_dim: int) -> int | None:
+    """The dimension of ``t`` holding ``n`` samples: ``batch_dim`` when it does, 0 for lower-rank tensors (labels)."""
+    if t.dim() > batch_dim and t.shape[batch_dim] == n:
+        return batch_dim
+    if 0 < t.dim() <= batch_dim and t.shape[0] == n:
+        return 0
+    return None
+
+
+def _find_batch_dim(first: torch.Tensor, cap: Captured, override: int | None) -> tuple[int, str]:
+    """The batch dimension of the model's first input, and what said so: ``--batch-dim``, the DataLoader's batch
+    size, the layout at an RNN / attention module (``batch_first``), or dimension 0 by default."""
+    if override is not None:
+        if first.dim() <= override:
+            raise CannotDrive(f"--batch-dim {override}, but the model's first input has shape {tuple(first.shape)}")
+        return override, "--batch-dim"
+    evidence = []
+    if cap.dataloader_batch_size:
+        evidence.append((cap.dataloader_batch_size, f"the DataLoader's batch size {cap.dataloader_batch_size}"))
+    for name, batch_first, size in cap.sequence_calls:
+        evidence.append((size, f"{name}(batch_first={batch_first})"))
+    for size, why in evidence:
+        dims = [d for d in range(first.dim()) if first.shape[d] == size]
+        if len(dims) == 1:
+            return dims[0], why
+        if dims:
+            return (0 if 0 in dims else dims[0]), why
+    return 0, "default"
 
 
 def _storage(t: torch.Tensor) -> int:

@@ -1,291 +1,148 @@
-"""`torchsanity check PATH…`: the static checks on files and directories.
+"""`torchsanity check PATH…`: the static checks on files, notebooks, directories and stdin.
 
-Exit status: 0 clean, 1 findings (or files that do not parse / cannot be read), 2 usage error,
-configuration error or an internal error. Files are checked in parallel on every core when there
-are enough of them to pay for the worker start-up; each worker keeps its own :class:`Project` per
-root, so helpers imported from sibling modules resolve as they do in-process.
+Exit status: 0 clean, 1 findings (or files that do not parse / cannot be read), 2 usage error (an unknown
+rule code, a missing path), configuration error or an internal error. Unchanged files come from the
+cache; the others are checked in parallel on every core when there are enough of them to pay for the
+worker start-up (server/check_workers.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
-import multiprocessing
 import os
-import re
 import sys
-import tokenize
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
-from .check_formats import FORMATS, Summary, format_statistics, problem_line, render
+from .check_formats import Summary, format_fixes, format_statistics, render
 from .file_discovery import Target, discover
+from .fix_output import _report_diff
 
-# Fewer files than this are checked in-process: a worker pool costs more than it saves.
-PARALLEL_THRESHOLD = 12
-_SELECTOR = re.compile(r"^(ALL|SAN\d{0,3})$")
-
-
-# ---- arguments -----------------------------------------------------------------------------------
-
-
-def _codes(value: str) -> list[str]:
-    codes = [part.strip().upper() for part in value.split(",") if part.strip()]
-    for code in codes:
-        if not _SELECTOR.match(code):
-            raise argparse.ArgumentTypeError(f"invalid rule selector {code!r} (expected ALL or a code / prefix like SAN1, SAN101)")
-    return codes
-
-
-def _jobs(value: str) -> int:
-    try:
-        jobs = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid job count {value!r}") from None
-    if jobs < 0:
-        raise argparse.ArgumentTypeError("the job count must be 0 (all cores) or more")
-    return jobs
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", metavar="PATH", default=None,
-                        help="files or directories to check (default: the current directory)")
-    parser.add_argument("--format", "--output-format", dest="format", choices=FORMATS, default="text",
-                        help="output format (default: text)")
-    parser.add_argument("--fix", action="store_true", help="apply every safe fix and write the files")
-    parser.add_argument("--diff", action="store_true",
-                        help="print the safe fixes as a unified diff and write nothing (exit 1 when there is a fix)")
-    parser.add_argument("--statistics", action="store_true", help="print the number of findings per rule")
-    parser.add_argument("--select", type=_codes, action="extend", metavar="CODES",
-                        help="comma-separated codes or prefixes to enable (replaces the configuration's select)")
-    parser.add_argument("--ignore", type=_codes, action="extend", metavar="CODES",
-                        help="comma-separated codes or prefixes to disable (added to the configuration's ignore)")
-    parser.add_argument("--no-config", action="store_true", help="ignore [tool.torchsanity] in pyproject.toml")
-    parser.add_argument("--force-exclude", action="store_true",
-                        help="apply the configuration's exclude to files named on the command line too")
-    parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
-    parser.add_argument("-o", "--output-file", metavar="FILE", help="write the report to FILE instead of stdout")
-    parser.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
-                        help="worker processes (default 0: one per core; 1: in-process)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
-
-
-# ---- the work of one file (runs in a worker or in-process) ------------------------------------------
-
-
-@dataclass
-class FileResult:
-    report: object  # FileReport
-    fixed: int = 0
-    diff: str = ""
-    write_error: str | None = None
-
-
-_PROJECTS: dict[str, object] = {}
-
-
-def _project(root: str | None):
-    from ..analyzers import Project
-
-    if root is None:
-        return None
-    project = _PROJECTS.get(root)
-    if project is None:
-        project = _PROJECTS[root] = Project(root)
-    return project
-
-
-def _encoding_of(path: str) -> str:
-    with open(path, "rb") as handle:
-        encoding, _ = tokenize.detect_encoding(handle.readline)
-    return encoding
-
-
-def check_target(target: Target, mode: str) -> FileResult:
-    """Analyse (``mode="check"``), fix and write (``"fix"``) or diff (``"diff"``) one file. Never raises."""
-    from ..analyzers import FileProblem, FileReport, analyze_file, analyze_source, fix_source
-    from ..analyzers.source import read_source
-
-    path = target.path
-    try:
-        project = _project(target.project_root)
-        if mode == "check":
-            return FileResult(analyze_file(path, target.config, project))
-        try:
-            source = read_source(path)
-        except (OSError, UnicodeDecodeError, ValueError, SyntaxError):
-            return FileResult(analyze_file(path, target.config, project))  # reports why it is unreadable
-        before = analyze_source(source, path, target.config, project)
-        if not any(f.fix is not None for f in before.findings):
-            return FileResult(before)
-        fixed_text, after = fix_source(source, path, target.config, project)
-        fixed_text = keep_line_endings(source, fixed_text)
-        if fixed_text == source:
-            return FileResult(before)
-        remaining = Counter(f.code for f in after.findings)
-        fixed = sum(max(0, n - remaining.get(code, 0)) for code, n in Counter(f.code for f in before.findings).items())
-        if mode == "diff":
-            diff = unified_diff(source, fixed_text, path)
-            return FileResult(before, fixed=fixed, diff=diff)
-        try:
-            _write(path, fixed_text)
-        except (OSError, UnicodeEncodeError) as error:
-            return FileResult(before, write_error=f"cannot write fixes: {error}")
-        return FileResult(after, fixed=fixed)
-    except Exception as error:  # an engine bug: one line for this file, the other files still run
-        report = FileReport(path=path)
-        report.problems.append(FileProblem(path, "internal-error", f"internal error: {type(error).__name__}: {error}"))
-        return FileResult(report)
-
-
-def unified_diff(before: str, after: str, path: str) -> str:
-    """A unified diff that `patch` / `git apply` accept, also when a file does not end in a newline."""
-    lines = []
-    for line in difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True), fromfile=f"a/{path}", tofile=f"b/{path}"
-    ):
-        lines.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
-    return "".join(lines)
-
-
-_LONE_LF = re.compile(r"(?<!\r)\n")
-
-
-def keep_line_endings(source: str, fixed: str) -> str:
-    """Lines that fixes insert end in "\\n"; in a file whose every line ends in "\\r\\n", make them match."""
-    if "\r\n" in source and not _LONE_LF.search(source):
-        return _LONE_LF.sub("\r\n", fixed)
-    return fixed
-
-
-def _write(path: str, text: str) -> None:
-    encoding = _encoding_of(path)  # keeps a PEP 263 cookie's encoding and a UTF-8 BOM (utf-8-sig)
-    data = text.encode(encoding)
-    tmp = f"{path}.torchsanity-tmp"
-    mode = os.stat(path).st_mode
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, mode & 0o7777)
-    os.replace(tmp, path)
-
-
-def _check_batch(batch: list[Target], mode: str) -> list[FileResult]:
-    return [check_target(target, mode) for target in batch]
-
-
-# ---- scheduling ------------------------------------------------------------------------------------
-
-
-def _worker_count(requested: int, files: int) -> int:
-    if requested == 1 or files < PARALLEL_THRESHOLD:
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = requested or cores
-    return max(1, min(workers, files))
-
-
-def _pool_context():
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")  # workers inherit the imported engine: no start-up import
-    return None
-
-
-def check_targets(targets: Sequence[Target], mode: str = "check", jobs: int = 0) -> list[FileResult]:
-    """Check every target, in parallel when worthwhile; results in the order of ``targets``."""
-    workers = _worker_count(jobs, len(targets))
-    if workers == 1:
-        return [check_target(t, mode) for t in targets]
-    # Big files first, in small batches, so the last worker does not finish alone on a large file.
-    order = sorted(range(len(targets)), key=lambda i: -_size(targets[i].path))
-    per_batch = max(1, min(16, len(targets) // (workers * 4)))
-    batches = [order[i:i + per_batch] for i in range(0, len(order), per_batch)]
-    results: list[FileResult | None] = [None] * len(targets)
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-            futures = [(batch, pool.submit(_check_batch, [targets[i] for i in batch], mode)) for batch in batches]
-            for batch, future in futures:
-                try:
-                    for index, result in zip(batch, future.result()):
-                        results[index] = result
-                except BrokenProcessPool:
-                    pass
-    except (BrokenProcessPool, OSError):
-        pass
-    missing = [i for i, r in enumerate(results) if r is None]
-    if missing:
-        # A worker died (a crash in native code, memory): check the rest one by one, each in its own process.
-        for i in missing:
-            results[i] = _isolated(targets[i], mode)
-    return results  # type: ignore[return-value]
-
-
-def _isolated(target: Target, mode: str) -> FileResult:
-    from ..analyzers import FileProblem, FileReport
-
-    try:
-        with ProcessPoolExecutor(max_workers=1, mp_context=_pool_context()) as pool:
-            return pool.submit(check_target, target, mode).result()
-    except Exception as error:
-        report = FileReport(path=target.path)
-        report.problems.append(
-            FileProblem(target.path, "internal-error", f"internal error: the checker crashed on this file ({type(error).__name__})")
-        )
-        return FileResult(report)
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-# ---- the command -----------------------------------------------------------------------------------
+STDIN = "-"
 
 
 def _error(message: str) -> None:
     print(f"torchsanity: error: {message}", file=sys.stderr)
 
 
+def _default_format(args) -> str:
+    """ruff's decision for colour, applied to the layout: the full format (source lines, carets) when
+    the report goes to a terminal, the concise one-line-per-finding format when it is piped or written
+    to a file (so scripts that read `path:line:col: CODE message` lines keep working)."""
+    if args.format:
+        return "concise" if args.format == "text" else args.format
+    return "full" if not args.output_file and sys.stdout.isatty() else "concise"
+
+
+def _color(args) -> bool:
+    if args.color != "auto":
+        return args.color == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(os.environ.get("FORCE_COLOR")) or (not args.output_file and sys.stdout.isatty())
+
+
 def run(args: argparse.Namespace) -> int:
     from ..analyzers import Config, ConfigError
 
     paths = list(args.paths or ["."])
+    if STDIN in paths and (args.fix or args.diff or args.add_noqa or args.watch):
+        _error("--fix, --diff, --add-noqa and --watch need files: they cannot be used with stdin (-)")
+        return 2
     select, ignore = args.select or None, args.ignore or None
-
     configs: dict[str, Config] = {}
+    try:
+        explicit = Config.from_file(args.config) if args.config else None
+    except ConfigError as error:
+        _error(str(error))
+        return 2
 
     def config_for(path: Path) -> Config:
-        if args.no_config:
+        if explicit is not None:
+            base = explicit
+        elif args.no_config:
             base = Config(root=Path(os.path.abspath(path if path.is_dir() else path.parent)))
         else:
             key = os.path.abspath(path if path.is_dir() else path.parent)
             if key not in configs:
                 configs[key] = Config.discover(path)
             base = configs[key]
-        return base.overridden(select=select, ignore=ignore)
+        config = base.overridden(select=select, ignore=ignore, extend_select=args.extend_select,
+                                 extend_exclude=args.extend_exclude)
+        return replace(config, unsafe_fixes=args.unsafe_fixes, follow_symlinks=args.follow_symlinks)
+
+    def check_once() -> int:
+        from . import check_workers
+
+        check_workers._PROJECTS.clear()  # sibling modules may have changed since the last run (--watch)
+        return _check(args, paths, config_for)
 
     try:
-        discovery = discover(paths, config_for, force_exclude=args.force_exclude)
+        if args.watch:
+            from .check_session import watch
+
+            return watch(paths, check_once)
+        return check_once()
     except ConfigError as error:
         _error(str(error))
         return 2
-    for path in discovery.missing:
+
+
+def _stdin_target(args, config_for) -> Target:
+    name = args.stdin_filename or STDIN
+    text = sys.stdin.read()
+    config = config_for(Path(name) if args.stdin_filename else Path.cwd())
+    root = os.path.dirname(os.path.abspath(name)) if args.stdin_filename else os.getcwd()
+    return Target(name, config, root, stdin_text=text)
+
+
+def _check(args, paths: list[str], config_for) -> int:
+    from .check_session import (add_noqa_directives, notebook_maps, open_cache, run_targets, settings_text,
+                                source_reader)
+    from .check_workers import Budget
+
+    files = [p for p in paths if p != STDIN]
+    discovery = discover(files, config_for, force_exclude=args.force_exclude,
+                         respect_gitignore=args.respect_gitignore) if files else None
+    targets = list(discovery.targets) if discovery else []
+    missing = list(discovery.missing) if discovery else []
+    if STDIN in paths:
+        targets.append(_stdin_target(args, config_for))
+    for path in missing:
         _error(f"{path}: no such file or directory")
+    cache = open_cache(args)
+
+    if args.show_files:
+        for target in sorted(targets, key=lambda t: t.path):
+            print(target.path)
+        return 2 if missing else 0
+    if args.show_settings:
+        first = targets[0] if targets else None
+        config = first.config if first else config_for(Path(files[0]) if files else Path.cwd())
+        print(settings_text(config, first.path if first else (files[0] if files else "."), args.respect_gitignore,
+                            cache), end="")
+        return 2 if missing else 0
 
     mode = "diff" if args.diff else "fix" if args.fix else "check"
     try:
-        results = check_targets(discovery.targets, mode, args.jobs)
+        results, cached = run_targets(targets, mode, args.jobs, cache, args.unsafe_fixes,
+                                      Budget(args.file_timeout, int(args.file_memory)))
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
     results.sort(key=lambda r: r.report.path)
     reports = [r.report for r in results]
 
+    noqa_errors: list[str] = []
+    if args.add_noqa:
+        added, noqa_errors = add_noqa_directives(results)
+        for message in noqa_errors:
+            _error(message)
+        if not args.quiet:
+            print(f"Added {added} noqa directive{'s' if added != 1 else ''}.", file=sys.stderr)
+        return 2 if missing or noqa_errors else 0
+
+    output_format = _default_format(args)
     out = open(args.output_file, "w", encoding="utf-8") if args.output_file else sys.stdout
     try:
         if mode == "diff":
@@ -294,13 +151,22 @@ def run(args: argparse.Namespace) -> int:
             for result in results:
                 if result.write_error:
                     _error(f"{result.report.path}: {result.write_error}")
+            summary = Summary(fixed=sum(r.fixed for r in results), fixing=mode == "fix", quiet=args.quiet,
+                              unsafe_fixes=args.unsafe_fixes, notebooks=notebook_maps(targets),
+                              source_of=source_reader(targets), color=_color(args), unread=len(missing))
             if args.statistics:
-                out.write(format_statistics(reports, "json" if args.format == "json" else "text"))
+                skipped = sum(1 for r in results if r.skipped)
+                out.write(format_statistics(reports, "json" if output_format == "json" else "text"))
+                if output_format != "json" and not args.quiet:
+                    out.write(f"{len(results)} files checked: {skipped} could not hold a finding (not parsed), "
+                              f"{cached} unchanged (from the cache).\n")
             else:
-                summary = Summary(fixed=sum(r.fixed for r in results), fixing=mode == "fix", quiet=args.quiet)
-                text = render(reports, args.format, summary)
-                out.write(text)
+                out.write(render(reports, output_format, summary))
+            if args.show_fixes and mode == "fix" and not args.quiet:
+                out.write(format_fixes(results))
             status = 1 if any(r.report.findings or r.report.problems for r in results) else 0
+            if args.exit_non_zero_on_fix and any(r.fixed for r in results):
+                status = 1
     finally:
         if out is not sys.stdout:
             out.close()
@@ -311,23 +177,7 @@ def run(args: argparse.Namespace) -> int:
         status = 0
     if any(p.kind == "internal-error" for r in reports for p in r.problems):
         status = 2
-    if discovery.missing or any(r.write_error for r in results):
+    if missing or any(r.write_error for r in results):
         status = 2
     return status
 
-
-def _report_diff(results: Sequence[FileResult], out, args) -> int:
-    diffs = [r for r in results if r.diff]
-    for result in diffs:
-        out.write(result.diff)
-    for result in results:
-        for problem in result.report.problems:
-            print(problem_line(problem), file=sys.stderr)
-    fixed = sum(r.fixed for r in diffs)
-    if not args.quiet:
-        if diffs:
-            print(f"Would fix {fixed} problem{'s' if fixed != 1 else ''} in {len(diffs)} file{'s' if len(diffs) != 1 else ''}.",
-                  file=sys.stderr)
-        else:
-            print("No fixes available.", file=sys.stderr)
-    return 1 if diffs or any(r.report.problems for r in results) else 0

@@ -14,13 +14,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from . import check_command, probe_command, rule_command
+    from . import check_options, probe_command, rule_command, watch_command
 
-    check_command.add_arguments(
+    check_options.add_arguments(
         commands.add_parser("check", help="statically check Python files or directories")
     )
     probe_command.add_arguments(
         commands.add_parser("probe", help="run Karpathy's sanity checks on a training script")
+    )
+    watch_command.add_arguments(
+        commands.add_parser("watch", help="watch a training run: curves and verdicts while it runs")
     )
     rule_command.add_arguments(commands.add_parser("rule", help="print a rule's documentation"))
     commands.add_parser("server", help="run the language server on stdio")
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     # `probe train.py --output r.html -- --epochs 3`: everything after `--` belongs to the script, so it
     # is split off before argparse sees it (argparse would otherwise reject options after the script).
     script_args = None
-    if "probe" in argv and "--" in argv and argv.index("--") > argv.index("probe"):
+    runner = min((argv.index(name) for name in ("probe", "watch") if name in argv), default=None)
+    if runner is not None and "--" in argv and argv.index("--") > runner:
         cut = argv.index("--")
         argv, script_args = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
@@ -50,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     if args.command == "probe":
         from .probe_command import run
+
+        return run(args)
+    if args.command == "watch":
+        from .watch_command import run
 
         return run(args)
     if args.command == "rule":

@@ -1,28 +1,47 @@
 """The torchsanity language server (pygls 2.x, stdio): ``torchsanity server``.
 
-What it does, and the policies it keeps:
+What it does, and where each part lives (every handler below is one line that delegates):
 
 - **Diagnostics** for Python documents (language id ``python`` or a ``.py`` / ``.pyi`` path) on open,
-  on change (debounced by ``torchsanity.debounceMs``: a burst of edits costs one analysis of the final
-  text) and on save; with ``torchsanity.run = "onSave"`` only on open and save. Notebook documents are
-  synced through LSP notebook sync; their Python code cells are analysed together as one program and
-  each finding is published on the cell it starts in (:mod:`~torchsanity.server.lsp_notebook`).
-- Analyses run one at a time in a worker process (:mod:`~torchsanity.server.lsp_worker`), driven from
-  one server thread, never on the event loop: hover, code actions and probe requests are answered
-  while a big file is being analysed. A result that is older than the document (the user typed on) is
-  dropped, and the pending analysis of the newer text publishes; an analysis of an outdated text that
-  has run for more than 2 s is stopped outright. An analysis over its time budget
-  (``torchsanity.analysisTimeoutMs``, default 30 s) is stopped and reported as one warning
-  (code ``analysis-timeout``). ``TORCHSANITY_LSP_WORKER=thread`` analyses in the server's thread instead.
-- **Syntax errors keep the last good diagnostics**: while a file does not parse (half-typed code), the
-  findings of the last text that parsed stay where they were, and the syntax error is added as an
-  error diagnostic (code ``syntax-error``). Quick fixes are only offered on findings of the current
-  text, so a stale finding never gets an edit applied to the wrong place.
-- A rule that throws is skipped and logged to the client once (``window/logMessage``), never shown as
-  a pop-up; pygls' default ``window/showMessage`` on handler errors is replaced by a log message.
+  on change (debounced by ``torchsanity.debounceMs``) and on save; with ``torchsanity.run = "onSave"``
+  only on open and save. Notebook documents are synced through LSP notebook sync; their Python code
+  cells are analysed together as one program and each finding is published on the cell it starts in
+  (:mod:`~torchsanity.server.lsp_notebook`).
+- **Scheduling** (:mod:`~torchsanity.server.lsp_scheduler`): analyses run one at a time in a worker
+  process, never on the event loop, so hover, code actions and probe requests are answered while a big
+  file is analysed; a result older than the document is dropped; an analysis over its time budget
+  (``torchsanity.analysisTimeoutMs``) becomes one ``SAN000`` warning.
+  ``TORCHSANITY_LSP_WORKER=thread`` analyses in the server's thread instead.
+- **Syntax errors keep the last good diagnostics**, moved through the edits
+  (:mod:`~torchsanity.server.lsp_diagnostics`): while a file does not parse, the findings of the last
+  text that parsed stay, on the lines they describe (an edit above moves them, an edit over one withdraws
+  it), and the syntax error is added (code ``SAN000``, as every file-level problem, with the parser's
+  message). Quick fixes are only offered on findings of the current text. The probe's diagnostics follow
+  the edits the same way.
+- **The project index** (:class:`~torchsanity.analyzers.Project`, one per workspace folder, kept where
+  the analyses run): cross-file resolution reads the open buffers' unsaved text instead of their files
+  (an overlay sent with each analysis) and forgets what a file contributed when it changes — a buffer
+  edit, a buffer closed with unsaved text, or a change on disk (``workspace/didChangeWatchedFiles``,
+  registered dynamically for ``**/*.py`` and ``**/pyproject.toml`` when the client allows; without
+  it, a save re-reads every project). Each analysis records the project files it looked for; a change
+  to one of them re-analyses and republishes the other open documents that depend on it, in the same
+  debounce window; nothing else is re-analysed. A file outside every workspace folder has the project
+  of its ``pyproject.toml``'s folder, else of its own folder.
+- **CodeLens** (:mod:`~torchsanity.server.lsp_codelens`): "Run Sanity Probe" over each training entry
+  point the program model finds (command ``torchsanity.runSanityProbe``, argument: the document URI);
+  off with ``torchsanity.codeLens = false``.
+- **Workspace trust**: ``initializationOptions.workspaceTrusted = false`` (absent: trusted) and the
+  ``torchsanity/workspaceTrust`` notification (``{"trusted": bool}``) tell the server whether the client
+  trusts the workspace (a value that is not a boolean is logged and counts as untrusted); while it does
+  not, ``torchsanity/runProbe`` is refused with a JSON-RPC error (code -32803, ``data.reason =
+  "untrusted"``) and running probes are cancelled. Static analysis, which never executes workspace
+  code, runs either way.
 - Code actions, hover: :mod:`~torchsanity.server.lsp_actions`. Settings:
   :mod:`~torchsanity.server.lsp_settings`. Probes: :mod:`~torchsanity.server.lsp_probe`. Positions
   are converted to the client's encoding (UTF-16 by default): :mod:`~torchsanity.server.lsp_positions`.
+  Everything that reaches into pygls' private members: :mod:`~torchsanity.server.lsp_protocol`.
+- A rule that throws is skipped and logged to the client once (``window/logMessage``), never shown as
+  a pop-up; pygls' default ``window/showMessage`` on handler errors is replaced by a log message.
 - ``torchsanity/serverStatus`` (request, no params) answers counters used by tests and benchmarks:
   analyses per document, the last analysis time, running probes.
 """
@@ -33,43 +52,31 @@ import asyncio
 import logging
 import os
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import attrs
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.uris import to_fs_path
-from pygls.workspace import TextDocument, Workspace
 
-from ..analyzers import Config, Project
-from . import lsp_actions
-from .lsp_analysis import (
-    Analysis,
-    Snapshot,
-    file_path,
-    fix_all_edits,
-    LiveDocuments,
-    run_analysis,
-    stopped_analysis,
-)
-from .lsp_positions import normalize_encoding, split_lines_keepends
-from .lsp_probe import RUN_PROBE_COMMAND, RUN_PROBE_REQUEST, ProbeManager
-from .lsp_settings import SECTION, RUN_ON_SAVE, ProjectConfigs, Settings, to_plain
-from .lsp_worker import AnalysisWorker, WorkerAborted
+from . import lsp_actions, lsp_protocol
+from .lsp_analysis import Analysis, Snapshot, file_path
+from .lsp_codelens import code_lenses, lens_range
+from .lsp_diagnostics import DiagnosticStore, edits_of
+from .lsp_positions import normalize_encoding
+from .lsp_probe import RUN_PROBE_COMMAND, RUN_PROBE_REQUEST, ProbeHost, ProbeManager
+from .lsp_scheduler import Analyser, DocState, Scheduler, timeout_of
+from .lsp_folders import FolderSettings
+from .lsp_settings import RUN_ON_SAVE, Settings, to_plain
+from .lsp_worker import WorkerAborted
 
 logger = logging.getLogger("torchsanity.server")
 
 SERVER_STATUS_REQUEST = "torchsanity/serverStatus"
-_RAW_METHODS = {RUN_PROBE_REQUEST, SERVER_STATUS_REQUEST}
-_SETTINGS_WAIT = 3.0  # seconds an analysis waits for the client's settings at start-up
-_ABANDON_AFTER = 2.0  # seconds: a running analysis of an outdated text older than this is stopped
+WORKSPACE_TRUST_NOTIFICATION = "torchsanity/workspaceTrust"
+TRUST_OPTION = "workspaceTrusted"
 
 
 def _version() -> str:
@@ -81,107 +88,8 @@ def _version() -> str:
         return "0"
 
 
-# ---- protocol: untyped custom requests, malformed messages, cancellation ------------------------
-
-
-@attrs.define
-class RawRequest:
-    """A custom request whose params stay plain JSON (pygls would turn them into namedtuples)."""
-
-    id: Any
-    method: str
-    jsonrpc: str
-    params: Any = None
-
-
-class _Answered:
-    """A malformed request that has already been answered with an error."""
-
-    jsonrpc = "answered"
-
-
-def _converter():
-    converter = default_converter()
-    converter.register_structure_hook(RawRequest, lambda obj, cls: cls(**obj))
-    return converter
-
-
-class TorchSanityProtocol(LanguageServerProtocol):
-    def get_message_type(self, method: str):
-        if method in _RAW_METHODS:
-            return RawRequest
-        return super().get_message_type(method)
-
-    def structure_message(self, data: dict[str, Any]):
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as error:
-            # A request with params the server cannot read: answer it (the client is waiting for
-            # this id) instead of leaving it unanswered, and go on with the next message.
-            if isinstance(data, dict) and "id" in data and "method" in data:
-                logger.warning("malformed %s request: %s", data.get("method"), error)
-                self._send_response(
-                    data["id"],
-                    error=JsonRpcInvalidParams(f"invalid params for {data.get('method')}").to_response_error(),
-                )
-                return _Answered()
-            raise
-
-    def handle_message(self, message):
-        if isinstance(message, _Answered):
-            return
-        if not hasattr(message, "jsonrpc"):
-            logger.warning("ignoring a message that is not JSON-RPC: %r", message)
-            return
-        return super().handle_message(message)
-
-    def _handle_cancel_notification(self, msg_id):
-        server = self._server
-        if isinstance(server, TorchSanityServer):
-            server.probes.cancel_request(msg_id)
-        return super()._handle_cancel_notification(msg_id)
-
-
-# ---- workspace with LSP line semantics ----------------------------------------------------------
-
-
-class _LspTextDocument(TextDocument):
-    """pygls splits lines with ``str.splitlines``, which also breaks on form feeds and ``\\u2028``;
-    LSP (and Python) only on ``\\r\\n``, ``\\r`` and ``\\n``. Incremental edits must agree with the client."""
-
-    @property
-    def lines(self):
-        return tuple(split_lines_keepends(self.source))
-
-
-class _LspWorkspace(Workspace):
-    def _create_text_document(self, doc_uri, source=None, version=None, language_id=None):
-        return _LspTextDocument(
-            doc_uri,
-            source=source,
-            version=version,
-            language_id=language_id,
-            sync_kind=self._sync_kind,
-            position_codec=self._position_codec,
-        )
-
-
-# ---- per-document state -------------------------------------------------------------------------
-
-
-@dataclass
-class DocState:
-    key: str  # document URI, or notebook URI
-    notebook: bool = False
-    generation: int = 0
-    timer: asyncio.TimerHandle | None = None
-    task: asyncio.Task | None = None
-    dirty: bool = False  # a timer fired while an analysis ran
-    current: Analysis | None = None
-    good: Analysis | None = None
-    finding_diags: dict[str, list[types.Diagnostic]] = field(default_factory=dict)
-    analyses: int = 0
-    last_seconds: float = 0.0
+def _is_python(doc: types.TextDocumentItem) -> bool:
+    return doc.language_id == "python" or doc.uri.endswith((".py", ".pyi"))
 
 
 class TorchSanityServer(LanguageServer):
@@ -189,8 +97,8 @@ class TorchSanityServer(LanguageServer):
         super().__init__(
             name="torchsanity",
             version=_version(),
-            protocol_cls=TorchSanityProtocol,
-            converter_factory=_converter,
+            protocol_cls=lsp_protocol.protocol_class({RUN_PROBE_REQUEST, SERVER_STATUS_REQUEST, WORKSPACE_TRUST_NOTIFICATION}),
+            converter_factory=lsp_protocol.converter_factory,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
             notebook_document_sync=types.NotebookDocumentSyncOptions(
                 notebook_selector=[
@@ -201,24 +109,37 @@ class TorchSanityServer(LanguageServer):
                 save=True,
             ),
         )
-        self.docs: dict[str, DocState] = {}
         self.uris: dict[str, str] = {}  # unquoted URI -> the client's spelling
-        self.static_diags: dict[str, list[types.Diagnostic]] = {}
-        self.global_settings = Settings()
-        self.init_settings: Settings | None = None
-        self.folder_settings: dict[str, Settings] = {}
-        self.settings_ready = asyncio.Event()
-        self.configs = ProjectConfigs(on_error=self.log_once)
-        self.projects: dict[str, Project] = {}
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torchsanity-analysis")
-        use_thread = os.environ.get("TORCHSANITY_LSP_WORKER", "process") == "thread"
-        self.worker: AnalysisWorker | None = None if use_thread else AnalysisWorker()
-        self.live = LiveDocuments()  # used when analysing in the thread
-        self.project_generation = 0
-        self._running: tuple[str, float] | None = None  # (state key, start) of the analysis under way
-        self.probes = ProbeManager(self)
+        self.texts: dict[str, str] = {}  # document URI -> its text before the next change
+        self.paths: dict[str, str] = {}  # open Python file's URI -> its path (the project overlay)
+        self.watching_files = False  # the client tells us about module files changed on disk
+        self.trusted = True
         self._logged: set[str] = set()
-        self._published: dict[str, list[str]] = {}  # state key -> client URIs it published on
+        self.folders = FolderSettings(
+            workspace=lambda: self.workspace if lsp_protocol.workspace_ready(self.protocol) else None,
+            supports_configuration=self.client_supports_configuration,
+            request_configuration=self.workspace_configuration_async,
+            log=self.log,
+            log_once=self.log_once,
+        )
+        self.settings_ready = self.folders.ready
+        self.analyser = Analyser()
+        self.scheduler = Scheduler(self, self.analyser)
+        self.probes = ProbeManager(
+            ProbeHost(
+                notify=self.protocol.notify,
+                log=self.log,
+                republish=lambda uri: self.store.republish(uri),
+                client_text=self.client_text,
+                position_encoding=self.position_encoding,
+                folder_for_path=self.folders.folder_for_path,
+                supports_progress=self.client_supports_progress,
+                progress=self.work_done_progress,
+                trusted=lambda: self.trusted,
+            )
+        )
+        self.protocol.on_cancel = self.probes.cancel_request
+        self.store = DiagnosticStore(self._send_diagnostics, self.probes.diagnostics, self._version_of)
 
     # ---- logging: the client's output, never a pop-up ------------------------------------------
 
@@ -268,41 +189,15 @@ class TorchSanityServer(LanguageServer):
             caps and caps.workspace and caps.workspace.workspace_edit and caps.workspace.workspace_edit.document_changes
         )
 
+    def client_refreshes_lenses(self) -> bool:
+        caps = self._caps()
+        return bool(caps and caps.workspace and caps.workspace.code_lens and caps.workspace.code_lens.refresh_support)
+
     def position_encoding(self) -> str:
         try:
             return normalize_encoding(self.workspace.position_encoding)
         except Exception:  # noqa: BLE001
             return "utf-16"
-
-    def folders(self) -> list[tuple[str, str]]:
-        """(folder URI, folder path) of every workspace folder, longest path first."""
-        try:
-            folders = list(self.workspace.folders.values())
-        except RuntimeError:
-            return []
-        out = []
-        for folder in folders:
-            path = to_fs_path(folder.uri)
-            if path:
-                out.append((folder.uri, str(Path(path))))
-        if not out:
-            root = self.workspace.root_path if self.protocol._workspace is not None else None
-            if root:
-                out.append((self.workspace.root_uri, str(Path(root))))
-        return sorted(out, key=lambda f: len(f[1]), reverse=True)
-
-    def folder_for_path(self, path: str) -> str | None:
-        for _, folder_path in self.folders():
-            if path == folder_path or path.startswith(folder_path.rstrip(os.sep) + os.sep):
-                return folder_path
-        return None
-
-    def settings_for(self, path: str) -> Settings:
-        for folder_uri, folder_path in self.folders():
-            if path == folder_path or path.startswith(folder_path.rstrip(os.sep) + os.sep):
-                if folder_uri in self.folder_settings:
-                    return self.folder_settings[folder_uri]
-        return self.global_settings
 
     def client_text(self, uri: str) -> str | None:
         """The text of a document as the client has it (open), else from disk, else None."""
@@ -316,63 +211,191 @@ class TorchSanityServer(LanguageServer):
                 return None
         return None
 
-    # ---- settings -------------------------------------------------------------------------------
+    def settings_for(self, path: str) -> Settings:
+        return self.folders.settings_for(path)
 
-    async def load_settings(self) -> None:
-        """Pull ``torchsanity`` settings for the global scope and every workspace folder."""
-        try:
-            if self.client_supports_configuration():
-                folders = self.folders()
-                items = [types.ConfigurationItem(section=SECTION)]
-                items += [types.ConfigurationItem(scope_uri=uri, section=SECTION) for uri, _ in folders]
-                result = await asyncio.wait_for(
-                    self.workspace_configuration_async(types.ConfigurationParams(items=items)), timeout=10
+    def _version_of(self, uri: str) -> int | None:
+        if unquote(uri) in self.workspace.text_documents:
+            return self.workspace.get_text_document(uri).version
+        return None
+
+    # ---- initialisation, settings, trust ---------------------------------------------------------
+
+    def initialize(self, params: types.InitializeParams) -> None:
+        lsp_protocol.install_lsp_workspace(self.protocol)
+        options = to_plain(params.initialization_options) if params.initialization_options else None
+        if isinstance(options, dict):
+            self.trusted = self._trust_from(options.get(TRUST_OPTION, True), f"initializationOptions.{TRUST_OPTION}")
+        self.folders.from_initialization(options)
+
+    async def initialized(self) -> None:
+        caps = self._caps()
+        registrations = []
+        if caps and caps.workspace and caps.workspace.did_change_configuration and (
+            caps.workspace.did_change_configuration.dynamic_registration
+        ):
+            registrations.append(
+                types.Registration(id="torchsanity-config", method=types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+            )
+        if caps and caps.workspace and caps.workspace.did_change_watched_files and (
+            caps.workspace.did_change_watched_files.dynamic_registration
+        ):
+            registrations.append(
+                types.Registration(
+                    id="torchsanity-files",
+                    method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                    register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                        watchers=[
+                            types.FileSystemWatcher(glob_pattern="**/pyproject.toml"),
+                            types.FileSystemWatcher(glob_pattern="**/*.py"),
+                        ]
+                    ),
                 )
-                result = list(result or [])
-                self.global_settings = self._settings_from(result[0] if result else None)
-                self.folder_settings = {
-                    uri: self._settings_from(value) for (uri, _), value in zip(folders, result[1:])
-                }
-        except Exception as error:  # noqa: BLE001 - settings are optional
-            self.log(f"torchsanity: cannot read settings: {error}", types.MessageType.Warning)
-        finally:
-            self.settings_ready.set()
+            )
+        if registrations:
+            try:
+                self.client_register_capability(types.RegistrationParams(registrations=registrations))
+                self.watching_files = any(r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES for r in registrations)
+            except Exception as error:  # noqa: BLE001
+                self.log(f"torchsanity: cannot register for configuration changes: {error}", types.MessageType.Warning)
+        self.analyser.start()
+        await self.folders.load()
 
-    def _settings_from(self, value: Any) -> Settings:
-        if value is None and self.init_settings is not None:
-            return self.init_settings
-        settings = Settings.from_json(value)
-        for problem in settings.problems:
-            self.log_once(f"torchsanity settings: {problem}", kind=types.MessageType.Warning)
-        return settings
+    async def configuration_changed(self, params: types.DidChangeConfigurationParams) -> None:
+        await self.folders.changed(to_plain(params.settings))
+        self.scheduler.all_now()
+        self.refresh_lenses()
 
-    def config_for(self, path: str, is_file: bool) -> Config:
-        settings = self.settings_for(path)
-        base = self.configs.for_path(path) if is_file else Config()
-        return settings.apply(base)
+    async def folders_changed(self) -> None:
+        await self.folders.load()
+        self.scheduler.all_now()
 
-    def project_root(self, path: str, config: Config) -> str:
-        return self.folder_for_path(path) or (str(config.root) if config.root else str(Path(path).parent))
+    def watched_files_changed(self, params: types.DidChangeWatchedFilesParams) -> None:
+        """Files changed on disk: a ``pyproject.toml`` re-reads configurations and projects and analyses
+        everything again; a module file (not open: an open buffer's text is what the project reads)
+        re-analyses only the open documents that depend on it."""
+        modules = []
+        for change in params.changes:
+            path, is_file = file_path(change.uri, to_fs_path)
+            if not is_file:
+                continue
+            if Path(path).name == "pyproject.toml":
+                self.folders.project_files_changed()
+                self.scheduler.all_now()
+                return
+            if path.endswith((".py", ".pyi")) and self.uris.get(unquote(change.uri)) not in self.paths:
+                modules.append(path)
+        if modules:
+            self.folders.modules_changed(modules)
+            self.scheduler.files_changed(modules)
 
-    def project_for(self, path: str, config: Config) -> Project | None:
-        if self.worker is not None:
-            return None  # the worker process keeps its own, per root and generation
-        root = self.project_root(path, config)
-        project = self.projects.get(root)
-        if project is None:
-            project = self.projects[root] = Project(root)
-        return project
+    def _trust_from(self, value: Any, where: str) -> bool:
+        """A trust flag from the client; anything but a boolean is logged and counts as untrusted."""
+        if not isinstance(value, bool):
+            self.log(f"torchsanity: {where} must be true or false, got {value!r}: treating the workspace as untrusted")
+            return False
+        return value
+
+    def trust_changed(self, params: Any) -> None:
+        """``torchsanity/workspaceTrust``: ``{"trusted": bool}``."""
+        params = to_plain(params)
+        self.trusted = self._trust_from(params.get("trusted") if isinstance(params, dict) else params,
+                                        f"{WORKSPACE_TRUST_NOTIFICATION} trusted")
+        if not self.trusted:
+            self.probes.cancel_all()
+        self.refresh_lenses()
+
+    def refresh_lenses(self) -> None:
+        if self.client_refreshes_lenses():
+            try:
+                self.workspace_code_lens_refresh(None)
+            except Exception as error:  # noqa: BLE001
+                logger.info("codeLens refresh failed: %s", error)
 
     # ---- documents ------------------------------------------------------------------------------
 
     def key_for(self, uri: str) -> str | None:
         """The state key of a client document: itself, or its notebook."""
-        if uri in self.docs:
+        if uri in self.scheduler.docs:
             return uri
         notebook = self.workspace.get_notebook_document(cell_uri=uri)
         if notebook is not None:
             return self.uris.get(unquote(notebook.uri), notebook.uri)
         return None
+
+    def opened(self, params: types.DidOpenTextDocumentParams) -> None:
+        doc = params.text_document
+        if self.workspace.get_notebook_document(cell_uri=doc.uri) is None and _is_python(doc):
+            self.uris[unquote(doc.uri)] = doc.uri
+            self.texts[doc.uri] = doc.text
+            path, is_file = file_path(doc.uri, to_fs_path)
+            if is_file:
+                self.paths[doc.uri] = path
+            self.scheduler.opened(doc.uri)
+            if is_file:
+                self._buffer_replaced_disk(path, doc.text, exclude=doc.uri)
+
+    def changed(self, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        key = self.key_for(uri)
+        if key is None:
+            return
+        path = file_path(key, to_fs_path)[0]
+        if key == uri:
+            text = self.workspace.get_text_document(uri).source
+            edits = edits_of(params.content_changes, self.texts.get(uri), text)
+            self.texts[uri] = text
+            current = self.scheduler.docs[key].current
+            stale = current is not None and (not current.parsed or self.settings_for(path).run == RUN_ON_SAVE)
+            self.store.edited(key, uri, edits, self.position_encoding(), publish_static=stale)
+        self.scheduler.changed(key, path)
+
+    def _buffer_replaced_disk(self, path: str, text: str, exclude: str | None = None) -> None:
+        """A buffer was opened or closed: when its text is not the file's, the open documents that
+        depend on the file are analysed again."""
+        if not self.scheduler.dependents([path], exclude):
+            return
+        try:
+            same = Path(path).read_text(encoding="utf-8") == text
+        except (OSError, UnicodeDecodeError):
+            same = False
+        if not same:
+            self.scheduler.files_changed([path], exclude=exclude)
+
+    def saved(self, uri: str) -> None:
+        if not self.watching_files:
+            self.folders.forget_projects()  # other modules may have changed on disk: nothing tells us
+        key = self.key_for(uri)
+        if key is not None:
+            self.scheduler.now(key)
+            path = self.paths.get(key)
+            if path is not None and self.settings_for(path).run == RUN_ON_SAVE:
+                self.scheduler.files_changed([path], exclude=key)  # its edits were not followed
+
+    def closed(self, key: str) -> None:
+        if self.scheduler.closed(key) is not None:
+            text = self.texts.pop(key, None)
+            path = self.paths.pop(key, None)
+            if path is not None and text is not None:
+                self._buffer_replaced_disk(path, text)  # now the file on disk replaces the buffer
+            for uri in self.store.closed(key):
+                self.probes.clear_for(uri)
+
+    def notebook_opened(self, uri: str) -> None:
+        self.uris[unquote(uri)] = uri
+        self.scheduler.opened(uri, notebook=True)
+
+    def notebook_changed(self, params: types.DidChangeNotebookDocumentParams) -> None:
+        key = params.notebook_document.uri
+        if key not in self.scheduler.docs:
+            return
+        if params.change.cells and params.change.cells.structure is not None:
+            self.scheduler.now(key)  # cells added / removed / moved: re-analyse now
+        else:
+            self.scheduler.changed(key, file_path(key, to_fs_path)[0])
+
+    def notebook_saved(self, uri: str) -> None:
+        self.scheduler.now(uri)
 
     def _cells(self, notebook_uri: str) -> list[tuple[str, str, int | None]]:
         notebook = self.workspace.get_notebook_document(notebook_uri=notebook_uri)
@@ -389,245 +412,129 @@ class TorchSanityServer(LanguageServer):
         return out
 
     def snapshot(self, state: DocState) -> Snapshot | None:
-        encoding = self.position_encoding()
+        """What to analyse for ``state`` now (None: the document is gone)."""
         if state.notebook:
             if self.workspace.get_notebook_document(notebook_uri=state.key) is None:
                 return None
             cells = self._cells(state.key)
-            path, is_file = file_path(state.key, to_fs_path)
-            config = self.config_for(path, is_file)
-            return Snapshot(
-                key=state.key,
-                generation=state.generation,
-                path=path,
-                is_file=is_file,
-                encoding=encoding,
-                cells=tuple((uri, text) for uri, text, _ in cells),
-                versions={uri: version for uri, _, version in cells},
-                config=config,
-                project=self.project_for(path, config) if is_file else None,
-                project_root=self.project_root(path, config) if is_file else None,
-                project_generation=self.project_generation,
-            )
-        if unquote(state.key) not in self.workspace.text_documents:
-            return None
-        doc = self.workspace.get_text_document(state.key)
+            text_fields: dict[str, Any] = {
+                "cells": tuple((uri, text) for uri, text, _ in cells),
+                "versions": {uri: version for uri, _, version in cells},
+            }
+        else:
+            if unquote(state.key) not in self.workspace.text_documents:
+                return None
+            doc = self.workspace.get_text_document(state.key)
+            text_fields = {"text": doc.source, "versions": {state.key: doc.version}}
         path, is_file = file_path(state.key, to_fs_path)
-        config = self.config_for(path, is_file)
+        folders = self.folders
+        config = folders.config_for(path, is_file)
+        root = folders.project_root(path, config) if is_file else None
         return Snapshot(
             key=state.key,
             generation=state.generation,
             path=path,
             is_file=is_file,
-            encoding=encoding,
-            text=doc.source,
-            versions={state.key: doc.version},
+            encoding=self.position_encoding(),
             config=config,
-            project=self.project_for(path, config) if is_file else None,
-            project_root=self.project_root(path, config) if is_file else None,
-            project_generation=self.project_generation,
+            # the projects live where the analysis runs (the worker process, or this process' thread)
+            project_root=root,
+            project_generation=folders.generation,
+            disk_changes=tuple(folders.disk_changes),
+            overlay=self._overlay(root) if root is not None else None,
+            **text_fields,
         )
 
-    # ---- running the engine (in the analysis thread) ---------------------------------------------
+    def _overlay(self, root: str) -> dict[str, str]:
+        """The text of every open Python file under ``root``: the project reads it instead of the disk."""
+        prefix = root.rstrip(os.sep) + os.sep
+        out = {}
+        for key, path in self.paths.items():
+            if path.startswith(prefix):
+                doc = self.workspace.text_documents.get(unquote(key))
+                if doc is not None:
+                    out[path] = doc.source
+        return out
 
-    def _analyse_blocking(self, snapshot: Snapshot, timeout: float | None) -> Analysis:
-        self._running = (snapshot.key, time.monotonic())
-        try:
-            if self.worker is None:
-                return run_analysis(snapshot, self.live)
-            payload = (snapshot, snapshot.project_root, snapshot.project_generation)
-            return self.worker.call("analyse", payload, timeout)
-        finally:
-            self._running = None
-
-    def _fix_blocking(self, analysis: Analysis, timeout: float | None) -> dict | None:
-        if self.worker is None:
-            return fix_all_edits(analysis)
-        snapshot = analysis.snapshot
-        try:
-            return self.worker.call("fix", (analysis, snapshot.project_root, snapshot.project_generation), timeout)
-        except (WorkerAborted, RuntimeError) as error:
-            self.log(f"torchsanity: fix-all stopped: {error}", types.MessageType.Warning)
-            return None
-
-    def _abandon(self, key: str, reason: str, min_age: float = 0.0) -> None:
-        """Stop the analysis of ``key`` under way (it analyses a text that is gone)."""
-        running = self._running
-        if self.worker is not None and running is not None and running[0] == key:
-            if time.monotonic() - running[1] >= min_age:
-                self.worker.kill(reason)
-
-    # ---- scheduling -----------------------------------------------------------------------------
-
-    def schedule(self, key: str, delay: float) -> None:
-        state = self.docs.get(key)
-        if state is None:
-            return
-        if state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
-        if delay <= 0:
-            self._start(key)
-        else:
-            state.timer = asyncio.get_running_loop().call_later(delay, self._start, key)
-
-    def _start(self, key: str) -> None:
-        state = self.docs.get(key)
-        if state is None:
-            return
-        state.timer = None
-        if state.task is not None and not state.task.done():
-            state.dirty = True
-            return
-        state.task = asyncio.get_running_loop().create_task(self._analyse_and_publish(state))
-
-    async def _analyse_and_publish(self, state: DocState) -> None:
-        if not self.settings_ready.is_set():
-            try:
-                await asyncio.wait_for(self.settings_ready.wait(), timeout=_SETTINGS_WAIT)
-            except asyncio.TimeoutError:
-                pass
-        loop = asyncio.get_running_loop()
-        while True:
-            state.dirty = False
-            snapshot = self.snapshot(state)
-            if snapshot is None or self.docs.get(state.key) is not state:
-                return
-            settings = self.settings_for(snapshot.path)
-            timeout = settings.analysis_timeout_ms / 1000.0 or None
-            try:
-                analysis = await loop.run_in_executor(self.pool, self._analyse_blocking, snapshot, timeout)
-            except WorkerAborted as aborted:
-                if aborted.reason in ("superseded", "closed"):
-                    if self.docs.get(state.key) is not state:
-                        return
-                    if state.dirty:
-                        continue
-                    return  # the newer text's timer will analyse it
-                if aborted.reason == "timeout":
-                    message = (
-                        f"torchsanity stopped analysing this file after {timeout:g} s "
-                        "(see the setting torchsanity.analysisTimeoutMs)"
-                    )
-                else:
-                    message = "torchsanity's analysis process crashed on this file"
-                self.log_once(f"{message}: {snapshot.path}", kind=types.MessageType.Warning)
-                analysis = stopped_analysis(snapshot, message)
-            except RuntimeError as error:  # the pool is shut down (exit), or the worker failed
-                self.log_once(f"torchsanity: analysis failed: {error}")
-                return
-            state.analyses += 1
-            state.last_seconds = analysis.seconds
-            if self.docs.get(state.key) is not state:
-                return  # closed meanwhile
-            if state.dirty:
-                continue  # the text changed and its timer fired while we ran: again, at once
-            if snapshot.generation != state.generation:
-                return  # a newer text is waiting for its debounce timer; it will publish
-            self._accept(state, analysis, settings)
-            return
-
-    async def fresh(self, key: str) -> Analysis | None:
-        """The analysis of the document's current text (analysing now if it is not there yet)."""
-        state = self.docs.get(key)
-        for _ in range(10):
-            if state is None or self.docs.get(key) is not state:
-                return None
-            if state.current is not None and state.current.generation == state.generation:
-                return state.current
-            if state.timer is not None:
-                state.timer.cancel()
-                state.timer = None
-            if state.task is None or state.task.done():
-                self._start(key)
-            else:
-                state.dirty = True
-            task = state.task
-            if task is not None:
-                await asyncio.shield(task)
-        return None
-
-    def _accept(self, state: DocState, analysis: Analysis, settings: Settings) -> None:
-        state.current = analysis
+    def accept(self, state: DocState, analysis: Analysis, settings: Settings) -> None:
+        """Publish the analysis of a document's current text (called by the scheduler)."""
         for problem in analysis.report.problems:
             if problem.kind == "internal-error":
                 rule = problem.message.split(":", 1)[0]
                 self.log_once(f"torchsanity: {problem.message} (the rule is skipped)", key=rule)
-        if analysis.excluded or not settings.enable:
-            state.good = analysis
-            state.finding_diags = {uri: [] for uri in analysis.uris}
-            diags = dict(state.finding_diags)
-        elif analysis.parsed:
-            state.good = analysis
-            state.finding_diags = analysis.finding_diagnostics()
-            problems = analysis.problem_diagnostics()
-            diags = {uri: state.finding_diags.get(uri, []) + problems.get(uri, []) for uri in analysis.uris}
-        else:
-            # Policy: keep the last good findings, add the syntax error.
-            problems = analysis.problem_diagnostics()
-            diags = {uri: state.finding_diags.get(uri, []) + problems.get(uri, []) for uri in analysis.uris}
-        previous = set(self._published_uris(state))
-        for uri, diagnostics in diags.items():
-            self.static_diags[uri] = diagnostics
-        for uri in previous - set(diags):  # cells removed from the notebook
-            self.static_diags.pop(uri, None)
-            self._publish(uri, [], None)
-        self._published[state.key] = list(diags)
-        for uri in diags:
-            self.republish(uri, analysis.snapshot.versions.get(uri))
+        self.store.accept(state.key, analysis, settings.enable)
+        if analysis.parsed and not state.notebook:
+            index = analysis.indexes[state.key]
+            entries = analysis.entry_points if settings.enable else ()
+            lenses = [lens_range(index, entry.line) for entry in entries]
+            if self.store.lenses.get(state.key) != lenses:
+                self.store.lenses[state.key] = lenses
+                self.refresh_lenses()
 
-    def _published_uris(self, state: DocState) -> list[str]:
-        return self._published.get(state.key, [])
-
-    def republish(self, uri: str, version: int | None = None) -> None:
-        if version is None and unquote(uri) in self.workspace.text_documents:
-            version = self.workspace.get_text_document(uri).version
-        diagnostics = list(self.static_diags.get(uri, [])) + list(self.probes.diagnostics.get(uri, []))
-        self._publish(uri, diagnostics, version)
-
-    def _publish(self, uri: str, diagnostics: list[types.Diagnostic], version: int | None) -> None:
+    def _send_diagnostics(self, uri: str, diagnostics: list[types.Diagnostic], version: int | None) -> None:
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=version)
         )
 
-    def open(self, key: str, notebook: bool = False) -> None:
-        self.uris[unquote(key)] = key
-        state = self.docs.get(key)
-        if state is None:
-            state = self.docs[key] = DocState(key=key, notebook=notebook)
-        state.generation += 1
-        self.schedule(key, 0)
+    async def shutting_down(self) -> None:
+        """``shutdown``: cancel every probe and wait for their process trees to die."""
+        self.probes.cancel_all()
+        await self.probes.wait_all()
 
-    def changed(self, key: str) -> None:
-        state = self.docs.get(key)
-        if state is None:
-            return
-        state.generation += 1
-        snapshot_path = file_path(key, to_fs_path)[0]
-        settings = self.settings_for(snapshot_path)
-        if settings.run == RUN_ON_SAVE:
-            return
-        self._abandon(key, "superseded", min_age=_ABANDON_AFTER)
-        self.schedule(key, settings.debounce_ms / 1000.0)
+    # ---- requests -------------------------------------------------------------------------------
 
-    def close(self, key: str) -> None:
-        self._abandon(key, "closed")
-        state = self.docs.pop(key, None)
-        if state is not None and state.timer is not None:
-            state.timer.cancel()
-        for uri in self._published.pop(key, []) or [key]:
-            self.static_diags.pop(uri, None)
-            self.probes.clear_for(uri)
-            self._publish(uri, [], None)
+    async def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        uri = params.text_document.uri
+        key = self.key_for(uri)
+        analysis = await self.scheduler.fresh(key) if key is not None else None
+        if analysis is None:
+            return None
+        only = list(params.context.only) if params.context.only else None
+        doc_changes = self.client_supports_document_changes()
+        # off the event loop: each quick fix is verified (a re-analysis of the fixed text) before it is offered
+        actions = await asyncio.get_running_loop().run_in_executor(
+            None, lsp_actions.quick_fixes, analysis, uri, params.range, only, doc_changes)
+        if lsp_actions.wants(only, lsp_actions.FIX_ALL_KIND):
+            edits = await self._fix_all(analysis)
+            if edits:
+                actions.append(lsp_actions.fix_all_action(edits, analysis.snapshot.versions, doc_changes))
+        return actions or None
 
-    def reanalyse_all(self) -> None:
-        for key, state in list(self.docs.items()):
-            state.generation += 1
-            self.schedule(key, 0)
+    async def _fix_all(self, analysis: Analysis) -> dict | None:
+        try:
+            return await self.analyser.fix_all(analysis, timeout_of(self.settings_for(analysis.snapshot.path)))
+        except (WorkerAborted, RuntimeError) as error:
+            self.log(f"torchsanity: fix-all stopped: {error}", types.MessageType.Warning)
+            return None
+
+    async def code_lenses(self, uri: str) -> list[types.CodeLens] | None:
+        """The lenses of a file: from its last analysis that parsed, moved through the edits since."""
+        state = self.scheduler.docs.get(uri)
+        if state is None or state.notebook or not self.settings_for(file_path(uri, to_fs_path)[0]).code_lens:
+            return None
+        if state.current is None:
+            await self.scheduler.fresh(uri)
+        return code_lenses(uri, self.store.lenses.get(uri, []), self.trusted) or None
+
+    async def run_probe(self, params: Any) -> dict:
+        return await self.probes.run(to_plain(params), self.protocol.msg_id)
+
+    def status(self) -> dict:
+        return {
+            "documents": [
+                {"uri": key, "analyses": state.analyses, "lastAnalysisMs": round(state.last_seconds * 1000, 3)}
+                for key, state in self.scheduler.docs.items()
+            ],
+            "probes": self.probes.running,
+            "trusted": self.trusted,
+            "pid": os.getpid(),
+        }
 
 
-def _is_python(doc: types.TextDocumentItem) -> bool:
-    return doc.language_id == "python" or doc.uri.endswith((".py", ".pyi"))
+def _one_probe_argument(args: tuple) -> Any:
+    if len(args) != 1:
+        raise JsonRpcInvalidParams(f"{RUN_PROBE_COMMAND} takes one argument: the probe params object")
+    return args[0]
 
 
 def create_server() -> TorchSanityServer:
@@ -635,206 +542,98 @@ def create_server() -> TorchSanityServer:
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: TorchSanityServer, params: types.InitializeParams) -> None:
-        # Swap in a workspace that splits lines as LSP does (see _LspTextDocument).
-        ws = ls.protocol._workspace
-        if ws is not None:
-            ls.protocol._workspace = _LspWorkspace(
-                ws.root_uri, ws._sync_kind, list(ws.folders.values()), ws.position_encoding
-            )
-        # Settings for clients without workspace/configuration: `{"settings": {...}}`,
-        # `{"settings": {"torchsanity": {...}}}` or `{"torchsanity": {...}}` (Helix sends its `config`).
-        options = to_plain(params.initialization_options) if params.initialization_options else None
-        settings = None
-        if isinstance(options, dict):
-            settings = options.get("settings", options.get(SECTION))
-            if isinstance(settings, dict) and isinstance(settings.get(SECTION), dict):
-                settings = settings[SECTION]
-        if settings is not None:
-            ls.init_settings = ls._settings_from(settings)
-            ls.global_settings = ls.init_settings
+        ls.initialize(params)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: TorchSanityServer, params: types.InitializedParams) -> None:
-        caps = ls._caps()
-        registrations = []
-        if caps and caps.workspace and caps.workspace.did_change_configuration and (
-            caps.workspace.did_change_configuration.dynamic_registration
-        ):
-            registrations.append(
-                types.Registration(id="torchsanity-config", method=types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-            )
-        if caps and caps.workspace and caps.workspace.did_change_watched_files and (
-            caps.workspace.did_change_watched_files.dynamic_registration
-        ):
-            registrations.append(
-                types.Registration(
-                    id="torchsanity-pyproject",
-                    method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
-                    register_options=types.DidChangeWatchedFilesRegistrationOptions(
-                        watchers=[types.FileSystemWatcher(glob_pattern="**/pyproject.toml")]
-                    ),
-                )
-            )
-        if registrations:
-            try:
-                ls.client_register_capability(types.RegistrationParams(registrations=registrations))
-            except Exception as error:  # noqa: BLE001
-                ls.log(f"torchsanity: cannot register for configuration changes: {error}", types.MessageType.Warning)
-        if ls.worker is not None:
-            ls.worker.start()
-        await ls.load_settings()
+        await ls.initialized()
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: TorchSanityServer, *args) -> None:
-        ls.probes.cancel_all()
-        await ls.probes.wait_all()
+        await ls.shutting_down()
 
     @server.feature(types.EXIT)
     def exit_(ls: TorchSanityServer, *args) -> None:
         ls.probes.shutdown_blocking(timeout=10)
 
-    # ---- text documents -------------------------------------------------------------------------
-
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: TorchSanityServer, params: types.DidOpenTextDocumentParams) -> None:
-        if ls.workspace.get_notebook_document(cell_uri=params.text_document.uri) is not None:
-            return
-        if _is_python(params.text_document):
-            ls.open(params.text_document.uri)
+        ls.opened(params)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: TorchSanityServer, params: types.DidChangeTextDocumentParams) -> None:
-        key = ls.key_for(params.text_document.uri)
-        if key is not None:
-            ls.changed(key)
+        ls.changed(params)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     def did_save(ls: TorchSanityServer, params: types.DidSaveTextDocumentParams) -> None:
-        ls.projects.clear()  # sibling modules may have changed
-        ls.project_generation += 1
-        key = ls.key_for(params.text_document.uri)
-        if key is not None:
-            state = ls.docs[key]
-            state.generation += 1
-            ls.schedule(key, 0)
+        ls.saved(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TorchSanityServer, params: types.DidCloseTextDocumentParams) -> None:
-        if params.text_document.uri in ls.docs:
-            ls.close(params.text_document.uri)
-
-    # ---- notebooks ------------------------------------------------------------------------------
+        ls.closed(params.text_document.uri)
 
     @server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
     def nb_open(ls: TorchSanityServer, params: types.DidOpenNotebookDocumentParams) -> None:
-        ls.open(params.notebook_document.uri, notebook=True)
+        ls.notebook_opened(params.notebook_document.uri)
 
     @server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
     def nb_change(ls: TorchSanityServer, params: types.DidChangeNotebookDocumentParams) -> None:
-        key = params.notebook_document.uri
-        if key not in ls.docs:
-            return
-        structure = params.change.cells.structure if params.change.cells else None
-        if structure is not None:
-            ls.docs[key].generation += 1
-            ls.schedule(key, 0)  # cells added / removed / moved: re-analyse now
-        else:
-            ls.changed(key)
+        ls.notebook_changed(params)
 
     @server.feature(types.NOTEBOOK_DOCUMENT_DID_SAVE)
     def nb_save(ls: TorchSanityServer, params: types.DidSaveNotebookDocumentParams) -> None:
-        key = params.notebook_document.uri
-        if key in ls.docs:
-            ls.docs[key].generation += 1
-            ls.schedule(key, 0)
+        ls.notebook_saved(params.notebook_document.uri)
 
     @server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
     def nb_close(ls: TorchSanityServer, params: types.DidCloseNotebookDocumentParams) -> None:
-        ls.close(params.notebook_document.uri)
-
-    # ---- configuration --------------------------------------------------------------------------
+        ls.closed(params.notebook_document.uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: TorchSanityServer, params: types.DidChangeConfigurationParams) -> None:
-        if ls.client_supports_configuration():
-            ls.settings_ready.clear()
-            await ls.load_settings()
-        else:
-            settings = to_plain(params.settings)
-            if isinstance(settings, dict) and isinstance(settings.get(SECTION), dict):
-                ls.global_settings = ls._settings_from(settings[SECTION])
-                ls.folder_settings = {}
-        ls.configs.clear()
-        ls.reanalyse_all()
+        await ls.configuration_changed(params)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(ls: TorchSanityServer, params: types.DidChangeWatchedFilesParams) -> None:
-        ls.configs.clear()
-        ls.projects.clear()
-        ls.project_generation += 1
-        ls.reanalyse_all()
+        ls.watched_files_changed(params)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     async def did_change_folders(ls: TorchSanityServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
-        await ls.load_settings()
-        ls.reanalyse_all()
-
-    # ---- code actions and hover -----------------------------------------------------------------
+        await ls.folders_changed()
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=lsp_actions.PROVIDED_KINDS, resolve_provider=False),
     )
     async def code_action(ls: TorchSanityServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
-        uri = params.text_document.uri
-        key = ls.key_for(uri)
-        if key is None:
-            return None
-        analysis = await ls.fresh(key)
-        if analysis is None:
-            return None
-        only = list(params.context.only) if params.context.only else None
-        doc_changes = ls.client_supports_document_changes()
-        actions = lsp_actions.quick_fixes(analysis, uri, params.range, only, doc_changes)
-        if lsp_actions.wants(only, lsp_actions.FIX_ALL_KIND):
-            loop = asyncio.get_running_loop()
-            settings = ls.settings_for(analysis.snapshot.path)
-            timeout = settings.analysis_timeout_ms / 1000.0 or None
-            edits = await loop.run_in_executor(ls.pool, ls._fix_blocking, analysis, timeout)
-            if edits:
-                actions.append(lsp_actions.fix_all_action(edits, analysis.snapshot.versions, doc_changes))
-        return actions or None
+        return await ls.code_actions(params)
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def hover(ls: TorchSanityServer, params: types.HoverParams) -> types.Hover | None:
-        return lsp_actions.hover(list(ls.static_diags.get(params.text_document.uri, [])), params.position)
+        return lsp_actions.hover(ls.store.for_uri(params.text_document.uri), params.position)
 
-    # ---- probes ---------------------------------------------------------------------------------
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
+    async def code_lens(ls: TorchSanityServer, params: types.CodeLensParams) -> list[types.CodeLens] | None:
+        return await ls.code_lenses(params.text_document.uri)
 
     @server.feature(RUN_PROBE_REQUEST)
     async def run_probe_request(ls: TorchSanityServer, params: Any) -> dict:
-        return await ls.probes.run(to_plain(params), ls.protocol.msg_id)
+        return await ls.run_probe(params)
 
     @server.command(RUN_PROBE_COMMAND)
     async def run_probe_command(ls: TorchSanityServer, *args: Any) -> dict:
-        if len(args) != 1:
-            raise JsonRpcInvalidParams(f"{RUN_PROBE_COMMAND} takes one argument: the probe params object")
-        return await ls.probes.run(to_plain(args[0]), ls.protocol.msg_id)
+        return await ls.run_probe(_one_probe_argument(args))
 
     @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
     def progress_cancel(ls: TorchSanityServer, params: types.WorkDoneProgressCancelParams) -> None:
         ls.probes.cancel_token(params.token)
 
+    @server.feature(WORKSPACE_TRUST_NOTIFICATION)
+    def workspace_trust(ls: TorchSanityServer, params: Any) -> None:
+        ls.trust_changed(params)
+
     @server.feature(SERVER_STATUS_REQUEST)
     def server_status(ls: TorchSanityServer, params: Any) -> dict:
-        return {
-            "documents": [
-                {"uri": key, "analyses": state.analyses, "lastAnalysisMs": round(state.last_seconds * 1000, 3)}
-                for key, state in ls.docs.items()
-            ],
-            "probes": ls.probes.running,
-            "pid": os.getpid(),
-        }
+        return ls.status()
 
     return server
 
@@ -857,12 +656,11 @@ def start_stdio() -> None:
     server = create_server()
     code = 0
     try:
-        server.start_io()
+        lsp_protocol.serve_stdio(server)
     finally:
-        if server.worker is not None:
-            server.worker.kill("exit")
+        server.analyser.kill("exit")
         server.probes.shutdown_blocking(timeout=10)
-        code = 0 if server.protocol._shutdown else 1
+        code = 0 if lsp_protocol.client_said_shutdown(server.protocol) else 1
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

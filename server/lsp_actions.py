@@ -1,9 +1,11 @@
 """Code actions and hover, computed from an :class:`~torchsanity.server.lsp_analysis.Analysis`.
 
-- the rule's quick fix (``quickfix``, preferred) for each finding in the requested range;
+- the rule's quick fix (``quickfix``) for each finding in the requested range, once it has passed
+  :func:`~torchsanity.analyzers.fix_verify.check_fix` (the check `torchsanity check` runs): a safe
+  fix is the preferred action, an unsafe one says so in its title and is never preferred;
 - "Ignore SANxxx on this line": writes ``# noqa: SANxxx``, merging with a ``noqa`` already there;
-- ``source.fixAll.torchsanity``: every safe fix as one edit per document (computed by the caller in
-  a worker, see :func:`~torchsanity.server.lsp_analysis.fix_all_edits`);
+- ``source.fixAll.torchsanity``: every safe fix (never an unsafe one) as one edit per document
+  (computed by the caller in a worker, see :func:`~torchsanity.server.lsp_analysis.fix_all_edits`);
 - hover on a flagged range: the rule's documentation.
 """
 
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from ..analyzers import Position, add_noqa, docs_url, get_rule
+from ..analyzers import Finding, Fix, Position, add_noqa, docs_url, get_rule
+from ..analyzers.engine import reanalyzer
+from ..analyzers.fix_verify import check_fix
 from .lsp_analysis import Analysis, finding_diagnostic
 from .lsp_positions import contains, overlaps, units
 
@@ -63,15 +67,17 @@ def quick_fixes(
         if located is None or located[0] != uri or not overlaps(located[1], rng):
             continue
         diagnostic = finding_diagnostic(finding, located[1])
-        if finding.fix is not None:
-            edits = analysis.fix_edits(finding.fix)
+        fix = verified_fix(analysis, finding)
+        if fix is not None:
+            edits = analysis.fix_edits(fix)
             if edits:
+                unsafe = "" if fix.is_safe else " (unsafe: may change behaviour)"
                 actions.append(
                     types.CodeAction(
-                        title=f"{finding.fix.description} ({finding.code})",
+                        title=f"{fix.description} ({finding.code}){unsafe}",
                         kind=types.CodeActionKind.QuickFix,
                         diagnostics=[diagnostic],
-                        is_preferred=True,
+                        is_preferred=fix.is_safe,
                         edit=workspace_edit(edits, versions, document_changes),
                     )
                 )
@@ -88,6 +94,24 @@ def quick_fixes(
                 )
             )
     return actions + noqa_actions
+
+
+def verified_fix(analysis: Analysis, finding: Finding) -> Fix | None:
+    """``finding``'s fix when it passes the engine's fix check on the analysed text (memoised per
+    analysis: a client asks for code actions on every cursor move)."""
+    if finding.fix is None:
+        return None
+    cache = analysis.__dict__.setdefault("_verified_fixes", {})
+    key = (finding.code, finding.start, finding.end)
+    if key not in cache:
+        snapshot = analysis.snapshot
+        reanalyze = reanalyzer(snapshot.path, snapshot.config, snapshot.project, None)
+        try:
+            passed = check_fix(analysis.text, finding, analysis.report.findings, reanalyze)
+        except Exception:  # pragma: no cover - the engine never raises on user input
+            passed = False
+        cache[key] = finding.fix if passed else None
+    return cache[key]
 
 
 def _noqa_edit(analysis: Analysis, start: Position, code: str) -> tuple[str, types.TextEdit] | None:

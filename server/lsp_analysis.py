@@ -25,16 +25,15 @@ from ..analyzers import (
     Position,
     Project,
     Severity,
-    analyze_source,
     docs_url,
     fix_source,
 )
 from ..analyzers.live import LiveDocument
+from .lsp_codelens import EntryPoint, locate_entry_points
 from .lsp_notebook import CombinedNotebook, combine
 from .lsp_positions import LineIndex, minimal_edit
 
 SOURCE = "torchsanity"
-SYNTAX_CODE = "syntax-error"
 
 _SEVERITY = {
     Severity.ERROR: types.DiagnosticSeverity.Error,
@@ -58,7 +57,10 @@ class Snapshot:
     config: Config | None = None  # settings already merged over the project's configuration
     project: Project | None = None  # set where the analysis runs (in the worker process, or a thread)
     project_root: str | None = None
-    project_generation: int = 0  # bumped when a file is saved: cross-file results are re-read
+    project_generation: int = 0  # bumped when a pyproject.toml changes: every project is read afresh
+    disk_changes: tuple[str, ...] = ()  # module files changed on disk in this generation, oldest first
+    # path -> text of every open Python file of the project: read instead of the file on disk
+    overlay: dict[str, str] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -70,6 +72,10 @@ class Analysis:
     notebook: CombinedNotebook | None = None
     indexes: dict[str, LineIndex] = field(default_factory=dict)  # client URI -> index of its text
     seconds: float = 0.0
+    entry_points: tuple[EntryPoint, ...] = ()  # where the script starts training (a file that parsed)
+    # the project files the analysis looked for (resolved paths, found or not): a change to one of them
+    # may change this document's findings
+    dependencies: frozenset[str] = frozenset()
 
     @property
     def generation(self) -> int:
@@ -171,7 +177,7 @@ class Analysis:
                     severity=types.DiagnosticSeverity.Error
                     if problem.kind == "syntax-error"
                     else types.DiagnosticSeverity.Warning,
-                    code=SYNTAX_CODE if problem.kind == "syntax-error" else problem.kind,
+                    code=problem.code,
                     source=SOURCE,
                 )
             )
@@ -206,6 +212,30 @@ class LiveDocuments:
         return document
 
 
+class Projects:
+    """The projects of the process that analyses, one per root: cached sibling models live as long as
+    the server's generation, and the module files the snapshot says changed on disk are invalidated
+    once each."""
+
+    def __init__(self) -> None:
+        self._projects: dict[str, tuple[int, Project, int]] = {}  # root -> (generation, project, changes seen)
+
+    def for_snapshot(self, snapshot: Snapshot) -> Project | None:
+        root = snapshot.project_root
+        if root is None:
+            return None
+        generation, changes = snapshot.project_generation, snapshot.disk_changes
+        cached = self._projects.get(root)
+        if cached is None or cached[0] < generation:
+            cached = (generation, Project(root), len(changes))
+        elif cached[0] == generation and cached[2] < len(changes):
+            cached[1].invalidate(changes[cached[2]:])
+            cached = (generation, cached[1], len(changes))
+        # (a snapshot older than the project, a fix-all of an earlier analysis, changes nothing)
+        self._projects[root] = cached
+        return cached[1]
+
+
 def run_analysis(snapshot: Snapshot, live: LiveDocuments | None = None) -> Analysis:
     """Analyse a snapshot (in a worker thread), incrementally where ``live`` knows the document's last
     version. Never raises on user input."""
@@ -222,19 +252,33 @@ def run_analysis(snapshot: Snapshot, live: LiveDocuments | None = None) -> Analy
         indexes = {snapshot.key: LineIndex(text, snapshot.encoding)}
     if snapshot.is_file and config.is_excluded(path):
         return Analysis(snapshot, text, FileReport(path=path), excluded=True, notebook=notebook, indexes=indexes)
+    document = live.get(snapshot.key) if live is not None else LiveDocument()
+    entries: tuple[EntryPoint, ...] = ()
+    project = snapshot.project
+    if project is not None:
+        overlay = snapshot.overlay or {}
+        project.set_overlay(overlay)
+        if path not in overlay:
+            project.invalidate([path])  # what it looked for last time (a notebook: not in the overlay)
     try:
-        if live is not None:
-            report = live.get(snapshot.key).analyze(text, path, config, snapshot.project)
-        else:
-            report = analyze_source(text, path, config, snapshot.project)
+        report = document.analyze(text, path, config, project)
     except Exception as error:  # the engine promises not to raise; if it does, the server lives on
-        report = FileReport(
-            path=path,
-            problems=[FileProblem(path, "internal-error", f"internal error: {type(error).__name__}: {error}")],
-        )
+        report = _internal_error(path, error)
+    if notebook is None and document.model is not None and not any(p.kind == "syntax-error" for p in report.problems):
+        try:
+            entries = locate_entry_points(document.model, text, document.parsed.statement_lines())
+        except Exception as error:  # noqa: BLE001 - no lens costs less than no findings
+            report.problems.append(_internal_error(path, error, "entry points").problems[0])
+    dependencies = frozenset(str(p) for p in project.dependencies(path)) if project is not None else frozenset()
     return Analysis(
-        snapshot, text, report, notebook=notebook, indexes=indexes, seconds=time.perf_counter() - began
+        snapshot, text, report, notebook=notebook, indexes=indexes, seconds=time.perf_counter() - began,
+        entry_points=entries, dependencies=dependencies,
     )
+
+
+def _internal_error(path: str, error: Exception, what: str = "internal error") -> FileReport:
+    message = f"{what}: {type(error).__name__}: {error}"
+    return FileReport(path=path, problems=[FileProblem(path, "internal-error", message)])
 
 
 def stopped_analysis(snapshot: Snapshot, message: str) -> Analysis:
@@ -258,7 +302,7 @@ def fix_all_edits(analysis: Analysis) -> dict[str, types.TextEdit] | None:
         return None
     snapshot = analysis.snapshot
     try:
-        fixed, _ = fix_source(analysis.text, snapshot.path, snapshot.config, snapshot.project)
+        fixed, _ = fix_source(analysis.text, snapshot.path, snapshot.config, snapshot.project, unsafe=False)
     except Exception:  # pragma: no cover - the engine never raises on user input
         return None
     if fixed == analysis.text:

@@ -16,6 +16,9 @@ One probe per document: a second request for the same document **cancels** the r
 request answers ``{"status": "superseded"}``) and starts afresh — the newer request is the one that
 matches the code on screen. Shutdown / exit cancel every running probe and wait for the trees to die.
 
+Trust: the probe runs the user's code, so it is refused (:class:`UntrustedWorkspace`, code -32803) while the
+client says the workspace is untrusted. The manager sees the server only through :class:`ProbeHost`.
+
 Results: diagnostics with source ``torchsanity-probe`` on the lines the checks name (``fail`` and
 ``error`` as errors, ``warn`` as warnings), and a ``torchsanity/probeReport`` notification
 ``{"uri", "status", "exitCode", "report"}``. The request answers the same object.
@@ -33,16 +36,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInternalError
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInternalError
+from pygls.progress import Progress
 from pygls.uris import from_fs_path, to_fs_path
 
 from .lsp_positions import LineIndex, units
-
-if TYPE_CHECKING:
-    from .language_server import TorchSanityServer
 
 logger = logging.getLogger(__name__)
 
@@ -162,9 +163,36 @@ def _call_run_probe(run_probe: Callable[..., Any], params: ProbeParams, cwd: str
     return run_probe(params.script, tuple(params.args), **kwargs)
 
 
+class UntrustedWorkspace(JsonRpcException):
+    """A probe (which runs the user's code) asked for in a workspace the client does not trust."""
+
+    CODE = -32803  # LSP RequestFailed
+    MESSAGE = "the workspace is not trusted: torchsanity does not run its code, so the probe is disabled"
+
+    def __init__(self) -> None:
+        super().__init__(data={"reason": "untrusted"})
+
+
+@dataclass(frozen=True)
+class ProbeHost:
+    """What the probe manager needs from the server, and nothing more."""
+
+    notify: Callable[[str, Any], None]  # send a notification to the client
+    log: Callable[[str], None]  # a line in the client's log
+    republish: Callable[[str], None]  # publish a document's diagnostics again (the probe's included)
+    client_text: Callable[[str], str | None]  # a document's text as the client has it, else from disk
+    position_encoding: Callable[[], str]
+    folder_for_path: Callable[[str], str | None]  # the workspace folder of a path: the probe's default cwd
+    supports_progress: Callable[[], bool]  # whether the server may create work-done progress tokens
+    progress: Progress  # pygls' work-done progress (create, begin, report, end)
+    trusted: Callable[[], bool]  # whether the client trusts the workspace
+
+
 class ProbeManager:
-    def __init__(self, server: "TorchSanityServer") -> None:
-        self.server = server
+    """Runs probes, one per document, and turns their results into diagnostics and notifications."""
+
+    def __init__(self, host: ProbeHost) -> None:
+        self.host = host
         self.by_uri: dict[str, ProbeJob] = {}
         self.by_request: dict[Any, ProbeJob] = {}
         self.by_token: dict[Any, ProbeJob] = {}
@@ -211,6 +239,8 @@ class ProbeManager:
     # ---- the request ----------------------------------------------------------------------------
 
     async def run(self, raw_params: Any, request_id: Any) -> dict:
+        if not self.host.trusted():
+            raise UntrustedWorkspace()
         params = ProbeParams.parse(raw_params)
         try:
             run_probe = _load_run_probe()
@@ -233,7 +263,7 @@ class ProbeManager:
         loop = asyncio.get_running_loop()
         try:
             await self._begin_progress(job)
-            cwd = params.cwd or self.server.folder_for_path(params.script) or str(Path(params.script).parent)
+            cwd = params.cwd or self.host.folder_for_path(params.script) or str(Path(params.script).parent)
 
             def on_event(event: dict) -> None:
                 try:
@@ -263,7 +293,7 @@ class ProbeManager:
                 logger.exception("probe harness failed")
                 if job.cancel.is_set():
                     return self._finish(job, "superseded" if job.superseded else "cancelled", None, None)
-                self.server.log(f"torchsanity probe of {params.script} failed: {type(error).__name__}: {error}")
+                self.host.log(f"torchsanity probe of {params.script} failed: {type(error).__name__}: {error}")
                 self._end_progress(job, f"failed: {error}")
                 raise JsonRpcInternalError(f"probe harness failed: {type(error).__name__}: {error}") from error
             report = getattr(outcome, "report", None)
@@ -291,17 +321,17 @@ class ProbeManager:
 
     def _send_report(self, job: ProbeJob, status: str, report: Any, exit_code: Any) -> dict:
         result = {"uri": job.params.uri, "status": status, "exitCode": exit_code, "report": report}
-        self.server.protocol.notify(REPORT_NOTIFICATION, result)
+        self.host.notify(REPORT_NOTIFICATION, result)
         return result
 
     # ---- progress -------------------------------------------------------------------------------
 
     async def _begin_progress(self, job: ProbeJob) -> None:
         token = job.params.token
-        if token is None and self.server.client_supports_progress():
+        if token is None and self.host.supports_progress():
             token = f"torchsanity-probe-{uuid.uuid4()}"
             try:
-                await asyncio.wait_for(self.server.work_done_progress.create_async(token), timeout=10)
+                await asyncio.wait_for(self.host.progress.create_async(token), timeout=10)
             except Exception as error:  # noqa: BLE001 - no progress is better than no probe
                 logger.warning("client refused progress token: %s", error)
                 token = None
@@ -309,7 +339,7 @@ class ProbeManager:
             return
         job.token = token
         self.by_token[token] = job
-        self.server.work_done_progress.begin(
+        self.host.progress.begin(
             token,
             types.WorkDoneProgressBegin(
                 title="torchsanity probe",
@@ -325,7 +355,7 @@ class ProbeManager:
         percentage = None
         if job.checks_total:
             percentage = min(99, int(100 * job.checks_done / job.checks_total))
-        self.server.work_done_progress.report(
+        self.host.progress.report(
             job.token, types.WorkDoneProgressReport(message=message, percentage=percentage, cancellable=True)
         )
 
@@ -333,8 +363,8 @@ class ProbeManager:
         if job.token is None:
             return
         token, job.token = job.token, None
-        self.server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
-        self.server.work_done_progress.tokens.pop(token, None)
+        self.host.progress.end(token, types.WorkDoneProgressEnd(message=message))
+        self.host.progress.tokens.pop(token, None)
 
     def _on_event(self, job: ProbeJob, event: dict) -> None:
         if job.token is None or not isinstance(event, dict):
@@ -394,7 +424,7 @@ class ProbeManager:
             self.diagnostics[uri] = diagnostics
         self._owned[script_uri] = set(new)
         for uri in touched | set(new):
-            self.server.republish(uri)
+            self.host.republish(uri)
 
     def _script_error(self, job: ProbeJob, report: dict) -> tuple[str, types.Diagnostic] | None:
         """The script's own exception, on the innermost line of the user's code its traceback names."""
@@ -418,8 +448,8 @@ class ProbeManager:
         return uri, self._diagnostic(uri, check, line, types.DiagnosticSeverity.Error)
 
     def _diagnostic(self, uri: str, check: dict, line: int, severity: types.DiagnosticSeverity) -> types.Diagnostic:
-        text = self.server.client_text(uri)
-        index = LineIndex(text or "", self.server.position_encoding())
+        text = self.host.client_text(uri)
+        index = LineIndex(text or "", self.host.position_encoding())
         line_text = index.line_text(line - 1)
         stripped = len(line_text) - len(line_text.lstrip())
         rng = types.Range(

@@ -2,15 +2,10 @@
 
 Settings come from ``workspace/configuration`` (one request item per workspace folder, so multi-root
 workspaces can differ), falling back to ``initializationOptions.settings`` / ``didChangeConfiguration``
-for clients without the pull model. Keys (camelCase as in VS Code; snake_case accepted too):
-
-- ``select`` / ``ignore``: rule codes or prefixes; ``select`` replaces the project's, ``ignore`` adds to it;
-- ``severity``: ``{"SAN504": "error" | "warning" | "info"}``, over the project's ``severity`` table;
-- ``run``: ``"onType"`` (default; analyse after each change, debounced) or ``"onSave"``;
-- ``debounceMs``: the quiet time after the last keystroke before analysing (default 250);
-- ``enable``: ``false`` turns diagnostics off for the folder;
-- ``analysisTimeoutMs``: the time budget of one analysis (default 30000; 0 = none); a file that takes
-  longer gets one warning instead of findings, and the server moves on.
+for clients without the pull model. :data:`SERVER_SETTINGS` is the one list of what the server reads; VS Code
+declares the same keys in ``package.json`` (a test keeps the two equal) and forwards them unvalidated: this
+module is the only place that validates them. Keys are camelCase as in VS Code; a client may send dotted keys
+nested (``{"probe": {"timeout": 60}}``) or flat (``{"probe.timeout": 60}``).
 
 Invalid values are reported (one log line each) and replaced by their defaults: a typo in the
 settings must never stop the analysis.
@@ -18,6 +13,7 @@ settings must never stop the analysis.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +26,65 @@ RUN_ON_TYPE = "onType"
 RUN_ON_SAVE = "onSave"
 DEFAULT_DEBOUNCE_MS = 250
 DEFAULT_ANALYSIS_TIMEOUT_MS = 30_000
-_SEVERITIES = {"error": "error", "warning": "warning", "info": "info", "information": "info", "hint": "info"}
+#: ``severity`` values: the project's levels (``[tool.torchsanity] severity``) plus ``off`` (= ignore).
+SEVERITY_LEVELS = ("error", "warning", "info", "off")
+_CODE = re.compile(r"^(ALL|SAN\d{0,3})$")
+_FULL_CODE = re.compile(r"^SAN\d{3}$")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of the ``torchsanity`` section: its default and, for strings, the values allowed."""
+
+    key: str
+    default: Any
+    choices: tuple[str, ...] = ()
+
+
+#: What the language server reads from the ``torchsanity`` section.
+SERVER_SETTINGS: tuple[Setting, ...] = (
+    Setting("enable", True),  # false silences the folder
+    Setting("select", []),  # codes or prefixes; replaces the project's select
+    Setting("ignore", []),  # codes or prefixes; added to the project's ignore
+    Setting("severity", {}, SEVERITY_LEVELS),  # per rule code
+    Setting("run", RUN_ON_TYPE, (RUN_ON_TYPE, RUN_ON_SAVE)),
+    Setting("debounceMs", DEFAULT_DEBOUNCE_MS),  # quiet time after the last edit before analysing
+    Setting("analysisTimeoutMs", DEFAULT_ANALYSIS_TIMEOUT_MS),  # budget of one analysis; 0 = none
+    Setting("codeLens", True),  # the "Run Sanity Probe" lens over the entry point
+)
+
+#: Keys only the editor uses (how it starts the server, the params it sends with ``torchsanity/runProbe``,
+#: which the server validates in :mod:`.lsp_probe`): known here so that they are not reported as unknown.
+CLIENT_SETTINGS: tuple[str, ...] = (
+    "interpreter",
+    "useBundledServer",
+    "trace.server",
+    "probe.args",
+    "probe.checks",
+    "probe.timeout",
+    "probe.device",
+    "probe.openReport",
+)
+
+_KNOWN = {s.key for s in SERVER_SETTINGS} | set(CLIENT_SETTINGS)
+_GROUPS = {key.split(".", 1)[0] for key in _KNOWN if "." in key}
+
+
+def _flatten(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"probe": {"timeout": 1}}`` → ``{"probe.timeout": 1}`` for the dotted groups; other keys as they are."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        key = str(key)
+        if key in _GROUPS and isinstance(value, Mapping):
+            for sub, sub_value in value.items():
+                flat[f"{key}.{sub}"] = sub_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def _milliseconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 2**31
 
 
 @dataclass(frozen=True)
@@ -42,6 +96,7 @@ class Settings:
     debounce_ms: int = DEFAULT_DEBOUNCE_MS
     enable: bool = True
     analysis_timeout_ms: int = DEFAULT_ANALYSIS_TIMEOUT_MS
+    code_lens: bool = True
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -53,16 +108,11 @@ class Settings:
             data = to_plain(data)
         if not isinstance(data, Mapping):
             return cls(problems=(f"settings `{SECTION}` must be an object, got {type(data).__name__}",))
-        problems: list[str] = []
-
-        def get(*names: str) -> Any:
-            for name in names:
-                if name in data:
-                    return data[name]
-            return None
+        data = _flatten(data)
+        problems = [f"unknown setting `{SECTION}.{key}`" for key in data if key not in _KNOWN]
 
         def codes(name: str) -> tuple[str, ...]:
-            value = get(name)
+            value = data.get(name)
             if value is None:
                 return ()
             if isinstance(value, str):
@@ -70,55 +120,68 @@ class Settings:
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
                 problems.append(f"`{SECTION}.{name}` must be a list of rule codes")
                 return ()
-            return tuple(v.strip().upper() for v in value if v.strip())
+            out: list[str] = []
+            for raw in value:
+                code = raw.strip().upper()
+                if not _CODE.match(code):
+                    problems.append(f"`{SECTION}.{name}`: {raw!r} is not a rule code or prefix (SAN1, SAN504, ALL)")
+                elif code not in out:
+                    out.append(code)
+            return tuple(out)
 
+        def flag(name: str) -> bool:
+            value = data.get(name)
+            if value is None:
+                return True
+            if not isinstance(value, bool):
+                problems.append(f"`{SECTION}.{name}` must be true or false")
+                return True
+            return value
+
+        def milliseconds(name: str, default: int) -> int:
+            value = data.get(name)
+            if value is None:
+                return default
+            if not _milliseconds(value):
+                problems.append(f"`{SECTION}.{name}` must be a number of milliseconds >= 0")
+                return default
+            return int(value)
+
+        select, ignore = codes("select"), codes("ignore")
         severity: list[tuple[str, str]] = []
-        raw_severity = get("severity")
-        if raw_severity is not None:
-            if not isinstance(raw_severity, Mapping):
-                problems.append(f"`{SECTION}.severity` must map rule codes to error / warning / info")
-            else:
-                for code, level in raw_severity.items():
-                    normalized = _SEVERITIES.get(str(level).lower())
-                    if normalized is None:
-                        problems.append(f"`{SECTION}.severity.{code}`: {level!r} is not error, warning or info")
-                        continue
-                    severity.append((str(code).upper(), normalized))
+        raw_severity = data.get("severity")
+        if raw_severity is not None and not isinstance(raw_severity, Mapping):
+            problems.append(f"`{SECTION}.severity` must map rule codes to {', '.join(SEVERITY_LEVELS)}")
+        elif raw_severity is not None:
+            for raw_code, raw_level in raw_severity.items():
+                code, level = str(raw_code).strip().upper(), str(raw_level).strip().lower()
+                if level not in SEVERITY_LEVELS:
+                    problems.append(
+                        f"`{SECTION}.severity.{raw_code}`: {raw_level!r} is not one of {', '.join(SEVERITY_LEVELS)}"
+                    )
+                elif not _FULL_CODE.match(code):
+                    problems.append(f"`{SECTION}.severity`: {raw_code!r} is not a rule code (SAN504)")
+                elif level == "off":
+                    ignore += () if code in ignore else (code,)
+                else:
+                    severity.append((code, level))
 
-        run = get("run") or RUN_ON_TYPE
-        if run not in (RUN_ON_TYPE, RUN_ON_SAVE):
+        run = data.get("run")
+        if run is None:
+            run = RUN_ON_TYPE
+        elif run not in (RUN_ON_TYPE, RUN_ON_SAVE):
             problems.append(f"`{SECTION}.run` must be {RUN_ON_TYPE!r} or {RUN_ON_SAVE!r}, got {run!r}")
             run = RUN_ON_TYPE
 
-        debounce = get("debounceMs", "debounce_ms", "debounce")
-        if debounce is None:
-            debounce = DEFAULT_DEBOUNCE_MS
-        elif isinstance(debounce, bool) or not isinstance(debounce, (int, float)) or debounce < 0:
-            problems.append(f"`{SECTION}.debounceMs` must be a number of milliseconds >= 0")
-            debounce = DEFAULT_DEBOUNCE_MS
-
-        timeout = get("analysisTimeoutMs", "analysis_timeout_ms")
-        if timeout is None:
-            timeout = DEFAULT_ANALYSIS_TIMEOUT_MS
-        elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            problems.append(f"`{SECTION}.analysisTimeoutMs` must be a number of milliseconds >= 0")
-            timeout = DEFAULT_ANALYSIS_TIMEOUT_MS
-
-        enable = get("enable")
-        if enable is None:
-            enable = True
-        elif not isinstance(enable, bool):
-            problems.append(f"`{SECTION}.enable` must be true or false")
-            enable = True
-
         return cls(
-            select=codes("select"),
-            ignore=codes("ignore"),
+            select=select,
+            ignore=ignore,
             severity=tuple(severity),
             run=run,
-            debounce_ms=int(debounce),
-            enable=enable,
-            analysis_timeout_ms=int(timeout),
+            debounce_ms=milliseconds("debounceMs", DEFAULT_DEBOUNCE_MS),
+            enable=flag("enable"),
+            analysis_timeout_ms=milliseconds("analysisTimeoutMs", DEFAULT_ANALYSIS_TIMEOUT_MS),
+            code_lens=flag("codeLens"),
             problems=tuple(problems),
         )
 

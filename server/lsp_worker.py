@@ -9,8 +9,14 @@ engine for the language server, so that
 
 Requests and answers are pickles, length-prefixed, over the child's stdin / stdout (its own pipes, not
 the LSP channel; the child points its fd 1 at stderr so a stray ``print`` cannot corrupt anything).
-The child keeps one :class:`~torchsanity.analyzers.Project` per root and generation, so cross-file
-resolution is cached until the server says a file was saved.
+The child keeps one :class:`~torchsanity.analyzers.Project` per root (:class:`~.lsp_analysis.Projects`),
+so cross-file resolution is cached; each snapshot brings the open buffers' text and the module files
+changed on disk, which invalidate what they touch.
+
+The worker dies with the server, however the server dies (SIGKILL included), even in the middle of an
+analysis: it has a parent-death signal and a watchdog thread on a pipe whose write end only the server holds
+(:mod:`torchsanity.probes.lifeline`). The parent-death signal follows the *thread* that started the worker:
+the server starts it from its main thread or its single, long-lived analysis thread.
 
 Set ``TORCHSANITY_LSP_WORKER=thread`` to analyse in a thread of the server instead.
 """
@@ -29,6 +35,8 @@ import threading
 import time
 from dataclasses import replace
 from typing import Any, BinaryIO
+
+from ..probes.lifeline import die_with_parent, watch_parent
 
 logger = logging.getLogger(__name__)
 
@@ -86,20 +94,34 @@ class AnalysisWorker:
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
         self._ready: subprocess.Popen | None = None  # the process that said it is ready
+        self._lifeline = -1  # the write end of the current process' watchdog pipe (never written)
         self._reason: str | None = None
         self._lock = threading.Lock()
 
     def _ensure(self) -> subprocess.Popen:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
-                self._proc = subprocess.Popen(
-                    [sys.executable, "-I", "-c", _WORKER_BOOT, json.dumps(sys.path)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=None,
-                    bufsize=0,
-                )
+                self._close_lifeline()
+                read_end, self._lifeline = os.pipe() if os.name == "posix" else (-1, -1)
+                try:
+                    self._proc = subprocess.Popen(
+                        [sys.executable, "-I", "-c", _WORKER_BOOT, json.dumps(sys.path),
+                         json.dumps({"parent": os.getpid(), "lifeline": read_end})],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=None,
+                        bufsize=0,
+                        pass_fds=(read_end,) if read_end >= 0 else (),
+                    )
+                finally:
+                    if read_end >= 0:
+                        os.close(read_end)
             return self._proc
+
+    def _close_lifeline(self) -> None:
+        if self._lifeline >= 0:
+            os.close(self._lifeline)
+            self._lifeline = -1
 
     def start(self) -> None:
         """Start the process ahead of the first analysis (it imports the engine)."""
@@ -171,6 +193,8 @@ class AnalysisWorker:
                 proc.wait(timeout=2)
             except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
+        with self._lock:
+            self._close_lifeline()
 
 
 # ---- the child ----------------------------------------------------------------------------------
@@ -231,15 +255,27 @@ class IdleCollector:
 
 
 
+def _tie_to_server() -> None:
+    """End this process when the server dies: a parent-death signal (SIGKILL), and a thread watching the
+    lifeline pipe for the end-of-file the server's death causes (also where there is no such signal)."""
+    if len(sys.argv) < 3:
+        return
+    tie = json.loads(sys.argv[2])
+    if not die_with_parent(int(tie["parent"])):
+        os._exit(0)  # the server died before we were tied to it
+    if tie["lifeline"] >= 0:
+        watch_parent(int(tie["lifeline"]), lambda: os._exit(0))
+
+
 def _serve() -> None:
+    _tie_to_server()
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # a stray print goes to stderr, never into the answer pipe
     inp = sys.stdin.buffer
 
-    from ..analyzers import Project
-    from .lsp_analysis import LiveDocuments, fix_all_edits, run_analysis
+    from .lsp_analysis import LiveDocuments, Projects, fix_all_edits, run_analysis
 
-    projects: dict[str, tuple[int, Project]] = {}
+    projects = Projects()
     live = LiveDocuments()
     try:  # import the rules and warm the parser before saying ready
         from ..analyzers import analyze_source
@@ -248,14 +284,6 @@ def _serve() -> None:
     except Exception:  # noqa: BLE001 - the first real request will report what is wrong
         pass
     _write(out, "ready")
-
-    def project(root: str | None, generation: int) -> Project | None:
-        if root is None:
-            return None
-        cached = projects.get(root)
-        if cached is None or cached[0] != generation:
-            cached = projects[root] = (generation, Project(root))
-        return cached[1]
 
     collector = IdleCollector()
     while True:
@@ -266,13 +294,13 @@ def _serve() -> None:
         collector.request_started()
         try:
             if kind == "analyse":
-                snapshot, root, generation = payload
-                analysis = run_analysis(replace(snapshot, project=project(root, generation)), live)
-                analysis.snapshot = replace(analysis.snapshot, project=None)
+                snapshot = payload
+                analysis = run_analysis(replace(snapshot, project=projects.for_snapshot(snapshot)), live)
+                analysis.snapshot = replace(analysis.snapshot, project=None, overlay=None)  # not sent back
                 result: Any = analysis
             elif kind == "fix":
-                analysis, root, generation = payload
-                analysis.snapshot = replace(analysis.snapshot, project=project(root, generation))
+                analysis = payload
+                analysis.snapshot = replace(analysis.snapshot, project=projects.for_snapshot(analysis.snapshot))
                 result = fix_all_edits(analysis)
             else:
                 result = _Failure(f"unknown request {kind!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 
@@ -29,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="explicit entry point returning (model, batch, loss_fn, optimizer)")
     parser.add_argument("--nproc-per-node", type=int, default=None, dest="nproc_per_node",
                         help="launch through torchrun with N processes per node; report rank 0")
+    parser.add_argument("--step", type=int, default=None, metavar="N",
+                        help="probe the N-th training step (a backward() followed by an optimizer step; default 1)")
+    parser.add_argument("--batch-dim", type=int, default=None, dest="batch_dim", metavar="D",
+                        help="the inputs' batch dimension (default: found from the DataLoader and the model)")
+    parser.add_argument("--allow-mixing", action="store_true", dest="allow_mixing",
+                        help="the model mixes samples on purpose: skip batch-independence")
     parser.add_argument("--python", default=None, help="interpreter to run the script with (default: this one)")
     parser.add_argument("--format", choices=("text", "json", "html"), default=None,
                         help="output format (default text; html when --output ends in .html)")
@@ -90,6 +97,34 @@ class _Progress:
                                      total=total, completed=total)
 
 
+class _StopOnSignal:
+    """While probing, SIGTERM, SIGHUP and SIGINT (``timeout``, a closed terminal, Ctrl-C) cancel the probe: the
+    runner ends the script's whole process tree and returns, and ``signum`` says which signal it was."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, name))
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "_StopOnSignal":
+        for signum in self.SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+            except (ValueError, OSError):  # not the main thread: the caller handles its signals
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.signum = self.signum or signum
+        self.cancel.set()
+
+
 def _show_verdicts(report: dict) -> None:
     """The verdict table on stdout: a rich table on a terminal, plain text otherwise."""
     if not sys.stdout.isatty():
@@ -99,6 +134,8 @@ def _show_verdicts(report: dict) -> None:
     from rich.console import Console
 
     console = Console()
+    for note in probe_report.notes(report):
+        console.print(f"note: {note}", markup=False, highlight=False)
     console.print(probe_report.rich_table(report, console.width))
     err = probe_report.error_text(report)
     if err:
@@ -122,15 +159,23 @@ def run(args: argparse.Namespace) -> int:
     live = fmt == "text" and sys.stderr.isatty()
     progress = _Progress(live)
     try:
-        with progress:
+        with _StopOnSignal() as stop, progress:
             outcome = run_probe(args.script or "", script_args, python=args.python, checks=checks, steps=args.steps,
                                 device=args.device, timeout=args.timeout, entry=args.entry,
-                                nproc_per_node=args.nproc_per_node, on_event=progress.on_event)
+                                nproc_per_node=args.nproc_per_node, on_event=progress.on_event, cancel=stop.cancel,
+                                step=args.step, batch_dim=args.batch_dim, allow_mixing=args.allow_mixing)
     except ValueError as exc:
         print(f"torchsanity probe: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the handlers were in place
         print("torchsanity probe: interrupted; the script's processes were stopped", file=sys.stderr)
+        return 2
+    if stop.signum is not None:
+        try:
+            print(f"torchsanity probe: interrupted by {signal.Signals(stop.signum).name}; the script and every "
+                  "process it started were stopped", file=sys.stderr)
+        except OSError:  # the terminal is gone (SIGHUP)
+            pass
         return 2
     report = outcome.report
     if fmt == "json":

@@ -9,8 +9,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..probes.report import STATUSES
+
 ASSETS = Path(__file__).resolve().parent / "assets"
-STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "error": "magenta"}
+STATUS_STYLE = dict(zip(STATUSES, ("green", "yellow", "bold red", "dim", "magenta")))
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -53,12 +55,25 @@ def error_text(report: dict) -> str:
         lines.append("Out of memory: lower the batch size or the model size for the probe.")
     if err.get("traceback"):
         lines.append(err["traceback"].rstrip())
+    if err.get("output", "").strip():
+        lines.append("The script's output (last lines):")
+        lines.extend("  | " + line for line in err["output"].rstrip().splitlines())
     return "\n".join(lines)
+
+
+def notes(report: dict) -> list[str]:
+    """What the harness changed or chose (learning rate, copies, which step), and the checks that did not run."""
+    out = list(report.get("notes") or [])
+    not_run = report.get("not_run")
+    if not_run and not_run.get("checks"):
+        out.append(f"not run: {', '.join(not_run['checks'])} — {not_run.get('reason', '')}")
+    return out
 
 
 def render_text(report: dict) -> str:
     """Plain text: one block per check, then any error with its traceback."""
     out = [f"torchsanity probe: {report.get('script')}  (device: {report.get('device') or '?'})"]
+    out.extend(f"  note: {n}" for n in notes(report))
     for c in report.get("checks", []):
         loc = where(c)
         out.append(f"  {c['status'].upper():5}  {c['id']:<19} {c['message']}" + (f"  [{loc}]" if loc else ""))
@@ -77,6 +92,9 @@ def verdict_line(report: dict) -> str:
     for c in report.get("checks", []):
         counts[c["status"]] = counts.get(c["status"], 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no checks ran"
+    missing = len((report.get("not_run") or {}).get("checks") or [])
+    if missing and counts:
+        summary += f", {missing} not run"
     if report.get("timed_out"):
         head = "TIMED OUT"
     elif report.get("cancelled"):
@@ -85,6 +103,8 @@ def verdict_line(report: dict) -> str:
         head = "ERROR"
     elif counts.get("fail"):
         head = "FAIL"
+    elif counts.get("error"):
+        head = "ERROR"  # a check that could not run is never "OK"
     else:
         head = "OK"
     return f"{head}: {summary}"
@@ -253,6 +273,7 @@ def render_html(report: dict) -> str:
 </head><body>
 <h1>torchsanity probe — {title}</h1>
 <div class="meta">{html.escape(" · ".join(meta))}<br>{html.escape(verdict_line(report))}</div>
+{"".join(f'<div class="meta">{html.escape(n)}</div>' for n in notes(report))}
 {f'<h2>Error</h2><pre>{html.escape(err)}</pre>' if err else ''}
 <table><thead><tr><th>check</th><th>status</th><th>measured</th><th>expected</th><th>explanation</th><th>where</th></tr>
 </thead><tbody id="checks"></tbody></table>

@@ -20,13 +20,23 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
-from ..probes import CHECK_IDS
+from ..probes.checks import CHECK_IDS, PARENT_CHECKS
+from ..probes.checks.determinism import determinism
+from ..probes.guard import LIFELINE_ENV
+from ..probes.lifeline import end_processes, tree
+from ..probes.report import ProbeError, ReportError, parse_report, read_report
 
 DEFAULT_TIMEOUT = 300.0
+# errors that mean the script ended (or handed its training away) before a training step: its output says why
+SCRIPT_ENDED = ("ScriptExited", "NoBackward", "NoSuchStep", "SpawnedWorkers")
 DEFAULT_STEPS = 60
 MARKER = "TORCHSANITY_PROBE_RUN"
+GUARDED = os.name == "posix"  # the guard (probes/guard.py) between this process and the child's tree
+EDITOR_ENV_PREFIXES = ("VSCODE_", "ELECTRON_", "APPLICATION_INSIGHTS_", "APPLICATIONINSIGHTS_", "CHROME_CRASHPAD_",
+                       "CODE_SERVER_")
+EDITOR_ENV_NAMES = {"ORIGINAL_XDG_CURRENT_DESKTOP", "CHROME_DESKTOP"}
 QUIET_ENV = {
     "WANDB_MODE": "disabled",
     "WANDB_DISABLED": "true",
@@ -74,85 +84,16 @@ def _child_pythonpath(tmp: str) -> str:
 
 
 # -- process-tree handling ----------------------------------------------------------------------------------
-def _proc_table() -> dict[int, int]:
-    table: dict[int, int] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return table
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                stat = fh.read().decode(errors="replace")
-            table[int(name)] = int(stat[stat.rindex(")") + 2:].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return table
-
-
-def marked_processes(run_id: str) -> list[int]:
-    """Live (non-zombie) processes whose environment carries this run's marker."""
-    needle = f"{MARKER}={run_id}".encode()
-    found = []
-    for pid in _proc_table():
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as fh:
-                if needle in fh.read().split(b"\0"):
-                    with open(f"/proc/{pid}/stat", "rb") as st:
-                        state = st.read().decode(errors="replace")
-                    if state[state.rindex(")") + 2:].split()[0] != "Z":
-                        found.append(pid)
-        except (OSError, ValueError):
-            continue
-    return found
-
-
-def _tree(roots: list[int], run_id: str) -> set[int]:
-    table = _proc_table()
-    children: dict[int, list[int]] = {}
-    for pid, ppid in table.items():
-        children.setdefault(ppid, []).append(pid)
-    out: set[int] = set()
-    stack = [r for r in roots if r in table]
-    while stack:
-        pid = stack.pop()
-        if pid in out:
-            continue
-        out.add(pid)
-        stack.extend(children.get(pid, []))
-    out.update(marked_processes(run_id))
-    out.discard(os.getpid())
-    return out
-
-
 def kill_tree(procs: list[subprocess.Popen], run_id: str, grace: float = 2.0) -> None:
-    """SIGTERM the whole tree (process groups, descendants, anything carrying the run marker), then SIGKILL."""
-    roots = [p.pid for p in procs]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = _tree(roots, run_id)
-        for p in procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, sig)
-                except OSError:
-                    pass
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
-        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
-        while time.monotonic() < deadline:
-            for p in procs:
-                p.poll()
-            if all(p.returncode is not None for p in procs) and not marked_processes(run_id):
-                break
-            time.sleep(0.05)
-        else:
-            continue
-        break
+    """SIGTERM the whole tree (the guards' descendants and process groups, anything carrying the run marker),
+    then SIGKILL what is left after ``grace`` seconds."""
+    groups = [p.pid for p in procs]
+
+    def find() -> set[int]:
+        live = [p.pid for p in procs if p.poll() is None]
+        return tree(live, groups=groups, marker=(MARKER, run_id))
+
+    end_processes(find, grace=grace)
     for p in procs:
         try:
             p.wait(timeout=5)
@@ -160,17 +101,31 @@ def kill_tree(procs: list[subprocess.Popen], run_id: str, grace: float = 2.0) ->
             pass
 
 
+def probe_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """The user's environment for the probe child, minus the editor's own variables (its IPC handles, the
+    Electron switches, telemetry) that would otherwise leak into the user's script."""
+    env = {k: v for k, v in base.items() if not k.startswith(EDITOR_ENV_PREFIXES) and k not in EDITOR_ENV_NAMES}
+    if "VSCODE_GIT_ASKPASS_MAIN" in base:  # VS Code's own askpass helper, useless without its IPC handle
+        env.pop("GIT_ASKPASS", None)
+    return env
+
+
 # -- one child ----------------------------------------------------------------------------------------------
 class _Child:
     """A launched child (or torchrun) process with its output drained on threads."""
 
     def __init__(self, cmd: list[str], env: dict, cwd: str | None, tag: str, out_dir: str,
-                 on_output: Callable[[str, str], None] | None):
+                 on_output: Callable[[str, str], None] | None, lifeline: int):
         self.tag = tag
         self.out_dir = out_dir
         self.output: deque[str] = deque(maxlen=400)
+        self.started = False  # the child reached its main(): it was running the script
+        self.captured = False  # the script reached its first backward()
+        if lifeline >= 0:
+            env = dict(env, **{LIFELINE_ENV: f"{lifeline}:{os.getpid()}"})
         self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+                                     stderr=subprocess.PIPE, start_new_session=True,
+                                     pass_fds=(lifeline,) if lifeline >= 0 else ())
         self._threads = [threading.Thread(target=self._drain, args=(self.proc.stdout, "stdout", on_output),
                                           daemon=True),
                          threading.Thread(target=self._drain, args=(self.proc.stderr, "stderr", on_output),
@@ -209,15 +164,20 @@ class _Child:
                 events.append(json.loads(line))
             except ValueError:
                 continue
+        self.started = self.started or any(ev.get("event") == "start" for ev in events)
+        self.captured = self.captured or any(ev.get("event") == "captured" for ev in events)
         return events
 
     def report(self, rank: int = 0) -> dict | None:
+        """The child's report (final, else partial), parsed against the report contract; None before it wrote one."""
         for name in (f"report-{self.tag}-{rank}.json", f"report-{self.tag}-{rank}.partial.json"):
             try:
-                with open(os.path.join(self.out_dir, name), encoding="utf-8") as fh:
-                    return json.load(fh)
-            except (OSError, ValueError):
-                continue
+                report = read_report(os.path.join(self.out_dir, name))
+            except ReportError as exc:
+                why = f"the probe child wrote a report that does not fit the report's shape: {exc}"
+                return {"script": None, "device": None, "checks": [], "error": ProbeError("BadReport", why).to_json()}
+            if report is not None:
+                return report
         return None
 
     def final_report_exists(self, rank: int = 0) -> bool:
@@ -229,8 +189,13 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
               checks: Sequence[str] | None = None, steps: int | None = None, device: str = "auto",
               timeout: float | None = None, entry: str | None = None, nproc_per_node: int | None = None,
               cwd: str | None = None, on_event: Callable[[dict], None] | None = None,
-              cancel: threading.Event | None = None) -> ProbeOutcome:
-    """Probe ``script`` (or the ``entry`` point) in a child process tree; never leaves a process behind."""
+              cancel: threading.Event | None = None, step: int | None = None, batch_dim: int | None = None,
+              allow_mixing: bool = False) -> ProbeOutcome:
+    """Probe ``script`` (or the ``entry`` point) in a child process tree; never leaves a process behind.
+
+    ``step`` picks the N-th training step (a backward() followed by an optimizer step; default the first),
+    ``batch_dim`` says which dimension of the inputs is the batch (default: found from the DataLoader and the
+    model), ``allow_mixing`` skips batch-independence for models that mix samples on purpose."""
     started = time.monotonic()
     wanted = list(checks) if checks else list(CHECK_IDS)
     unknown = [c for c in wanted if c not in CHECK_IDS]
@@ -242,6 +207,10 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
         raise ValueError("--steps must be at least 2")
     if nproc_per_node is not None and nproc_per_node < 1:
         raise ValueError("--nproc-per-node must be at least 1")
+    if step is not None and step < 1:
+        raise ValueError("--step must be at least 1")
+    if batch_dim is not None and batch_dim < 0:
+        raise ValueError("--batch-dim must be 0 or more")
     timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
     script_args = list(script_args)
     if script_args and script_args[0] == "--":
@@ -263,8 +232,11 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
     run_id = uuid.uuid4().hex
     tmp = tempfile.mkdtemp(prefix="torchsanity-probe-")
     children: list[_Child] = []
+    # The guards hold the read end; this process holds the only write end, so its death — however it dies —
+    # is end-of-file for them, and they end the tree.
+    lifeline, lifeline_w = os.pipe() if GUARDED else (-1, -1)
     try:
-        env = dict(os.environ)
+        env = probe_environment(os.environ)
         env.update(QUIET_ENV)
         env[MARKER] = run_id
         env["PYTHONPATH"] = os.pathsep.join([_child_pythonpath(tmp)] + ([env["PYTHONPATH"]] if env.get(
@@ -273,31 +245,36 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
             env["CUDA_VISIBLE_DEVICES"] = ""
         python = python or sys.executable
         workdir = cwd or os.getcwd()  # as `python script.py` would run it
-        child_checks = [c for c in wanted if c != "determinism"]
+        child_checks = [c for c in wanted if c not in PARENT_CHECKS]
         cfg = {"out_dir": tmp, "checks": child_checks, "steps": steps or DEFAULT_STEPS, "device": device,
-               "entry": entry, "cwd": cwd or os.getcwd()}
+               "entry": entry, "cwd": cwd or os.getcwd(), "step": step or 1, "batch_dim": batch_dim,
+               "allow_mixing": bool(allow_mixing)}
         if entry and script_path:
             cfg["script"] = script_path
         distributed = bool(nproc_per_node and nproc_per_node > 1)
 
         def command() -> list[str]:
             target = [] if entry else [script_path, *script_args]
+            guard = [python, "-m", "torchsanity.probes.guard", "--"] if GUARDED else []
             if distributed:
-                return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}",
-                        "-m", "torchsanity.probes.child", *target]
-            return [python, "-m", "torchsanity.probes.child", *target]
+                return [*guard, python, "-m", "torch.distributed.run", "--standalone",
+                        f"--nproc-per-node={nproc_per_node}", "-m", "torchsanity.probes.child", *target]
+            return [*guard, python, "-m", "torchsanity.probes.child", *target]
 
         def out_cb(stream: str, line: str) -> None:
             emit({"event": "log", "stream": stream, "text": line})
 
         env_main = dict(env, TORCHSANITY_PROBE_CONFIG=json.dumps(dict(cfg, tag="main", mode="probe")))
         emit({"event": "start", "script": script_path or entry, "checks": wanted})
-        children.append(_Child(command(), env_main, workdir, "main", tmp, out_cb))
+        children.append(_Child(command(), env_main, workdir, "main", tmp, out_cb, lifeline))
         det = None
         if "determinism" in wanted and not distributed:
             env_det = dict(env, TORCHSANITY_PROBE_CONFIG=json.dumps(dict(cfg, tag="det", mode="fingerprint")))
-            det = _Child(command(), env_det, workdir, "det", tmp, None)
+            det = _Child(command(), env_det, workdir, "det", tmp, None, lifeline)
             children.append(det)
+        if lifeline >= 0:
+            os.close(lifeline)
+            lifeline = -1
         main = children[0]
         timed_out = cancelled = False
         done_at = None
@@ -340,16 +317,20 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
         elif cancelled:
             report["cancelled"] = True
             report["error"] = {"type": "Cancelled", "source": "harness", "message": "the probe was cancelled"}
+        _list_not_run(report, wanted)
         code = _exit_code(report)
         report["exit_code"] = code
         report["duration"] = round(time.monotonic() - started, 3)
         emit({"event": "end", "exit_code": code})
-        return ProbeOutcome(report, code, output, time.monotonic() - started)
+        return ProbeOutcome(dict(parse_report(report)), code, output, time.monotonic() - started)
     except BaseException:
         if children:
             kill_tree([c.proc for c in children], run_id)
         raise
     finally:
+        for fd in (lifeline, lifeline_w):
+            if fd >= 0:
+                os.close(fd)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -377,6 +358,15 @@ def _assemble(main: _Child, det: _Child | None, base: dict, wanted: list[str], d
                 msg += " — most likely out of memory (the kernel's OOM killer)"
                 report["oom"] = True
             report["error"] = {"type": "Killed", "source": "harness", "message": msg}
+        elif rc is not None and (rc == 0 or main.started):  # os._exit(), or an exit the harness could not see
+            if main.captured:
+                msg = (f"the script exited (code {rc}) while the probe was running its checks; the checks it "
+                       "finished are kept")
+            else:
+                msg = (f"the script exited (code {rc}) before its first backward(): nothing to probe. If training "
+                       "sits behind a command-line flag, pass it after --; otherwise use --entry MODULE:FUNCTION")
+            report["error"] = {"type": "ScriptExited", "source": "harness", "message": msg,
+                               "output": "\n".join(list(main.output)[-20:])}
         elif rc not in (None, 0):
             tail = "\n".join(list(main.output)[-20:])
             msg = f"the probe process exited with code {rc} before reporting"
@@ -393,57 +383,29 @@ def _assemble(main: _Child, det: _Child | None, base: dict, wanted: list[str], d
                           "error": rep.get("error") if rep else None})
         report["ranks"] = ranks
         report["world_size"] = nproc
-    if "determinism" in wanted:
-        check = _determinism(report, det, distributed)
+    err = report.get("error")
+    if err and err.get("type") in SCRIPT_ENDED and not err.get("output"):
+        err["output"] = "\n".join(list(main.output)[-40:])  # argparse's usage message, "file not found", ...
+    if "determinism" in wanted and not (err and err.get("source") == "harness"):
+        check = determinism(report, det.report() if det is not None else None, distributed=distributed)
         order = {c: i for i, c in enumerate(wanted)}
         report["checks"].append(check)
         report["checks"].sort(key=lambda c: order.get(c["id"], 99))
     return report
 
 
-def _rel(a: float, b: float) -> float:
-    return abs(a - b) / max(abs(a), abs(b), 1e-12)
-
-
-def _determinism(main_report: dict, det: _Child | None, distributed: bool) -> dict:
-    sites = main_report.get("sites", {})
-
-    def check(status: str, message: str, measured=None, expected=None, site: str = "model", series=None) -> dict:
-        s = sites.get(site) or sites.get("loop") or {}
-        out = {"id": "determinism", "status": status, "measured": measured, "expected": expected,
-               "message": message, "line": s.get("line"), "series": series or {}}
-        if s.get("path") and os.path.abspath(s["path"]) != os.path.abspath(main_report.get("script") or ""):
-            out["path"] = s["path"]
-        return out
-
-    if distributed or det is None:
-        return check("skip", "not run under --nproc-per-node (two more distributed launches would be needed)")
-    a = main_report.get("fingerprint")
-    other = det.report()
-    b = other.get("fingerprint") if other else None
-    if not a or not b:
-        why = (other or {}).get("error", {}).get("message") if other else None
-        return check("skip" if not a else "error", "the second run did not reach its first backward()" +
-                     (f": {why}" if why else "") if a else "the first run did not reach its first backward()")
-    device = str(main_report.get("device") or "cpu")
-    tol = 1e-6 if device.startswith("cpu") else 1e-4
-    params = max(_rel(x, y) for x, y in zip(a["params"], b["params"]))
-    batch = max(_rel(x, y) for x, y in zip(a["batch"], b["batch"]))
-    loss = _rel(a["loss"], b["loss"])
-    measured = {"first_loss": [a["loss"], b["loss"]], "weights_rel_diff": params, "batch_rel_diff": batch,
-                "loss_rel_diff": loss}
-    series = {"runs": ["run 1", "run 2"], "first_loss": [a["loss"], b["loss"]]}
-    expected = "identical first loss, weights and batch in two fresh runs"
-    status = "fail" if device.startswith("cpu") else "warn"
-    if params > tol:
-        return check(status, "two fresh runs start from different weights: seed torch (torch.manual_seed) before "
-                     "building the model", measured, expected, "model", series)
-    if batch > tol:
-        return check(status, "two fresh runs see a different first batch: seed the data order and generation "
-                     "(torch, numpy and random seeds; a seeded DataLoader generator)", measured, expected, "data",
-                     series)
-    if loss > tol:
-        return check(status, "same weights and batch but a different first loss: unseeded randomness in the "
-                     "forward pass (dropout, noise) or nondeterministic kernels", measured, expected, "loss", series)
-    return check("pass", f"two fresh runs start identically (first loss {a['loss']:.6g}, same weights and batch)",
-                 measured, expected, "model", series)
+def _list_not_run(report: dict, wanted: list[str]) -> None:
+    """Name the wanted checks that have no verdict, and why."""
+    done = {c.get("id") for c in report.get("checks", [])}
+    missing = [c for c in wanted if c not in done]
+    if not missing:
+        return
+    if report.get("timed_out"):
+        why = "the probe timed out first"
+    elif report.get("cancelled"):
+        why = "the probe was cancelled first"
+    elif report.get("error") and not report.get("fingerprint"):
+        why = "the script never reached a training step"
+    else:
+        why = "the probe stopped before them (see the error)"
+    report["not_run"] = {"checks": missing, "reason": why}

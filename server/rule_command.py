@@ -48,7 +48,8 @@ def rule_table(rules) -> str:
     name_width = max(len(r.name) for r in rules)
     lines = [f"{r.code}  {r.name:<{name_width}}  {'[*]' if has_fix(r) else '   '}  {r.message}" for r in rules]
     lines.append("")
-    lines.append(f"{len(rules)} rules; [*] = has a safe fix (`torchsanity check --fix`). "
+    lines.append(f"{len(rules)} rules; [*] = has a fix (safe ones: `check --fix`; unsafe ones: `--unsafe-fixes`; "
+                 "each page's Fix safety says which). "
                  "`torchsanity rule CODE` prints a rule's documentation.")
     return "\n".join(lines) + "\n"
 

@@ -79,6 +79,7 @@ def test_wheel_installs_only_torchsanity(tmp_path):
         "torchsanity/analyzers/rules/san504_adam_l2_weight_decay.py",
         "torchsanity/server/cli.py",
         "torchsanity/probes/__init__.py",
+        "torchsanity/probes/checks/lr_range.py",
     ):
         assert expected in names
     assert not any(name.startswith("torchsanity/__init__") for name in names)  # a namespace package

@@ -5,14 +5,17 @@ import libcst as cst
 from ..flow import (
     BACKWARD,
     OPT_STEP,
+    OPTIMIZER,
     ZERO_GRAD,
+    dotted_names_in,
     flow_of,
+    kind_of_name,
     loop_body_block,
     loop_header,
     LOOP_TYPES,
 )
 from ..model import ProgramModel
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
 
 
 class MissingZeroGrad(Rule):
@@ -39,6 +42,17 @@ class MissingZeroGrad(Rule):
         Call `optimizer.zero_grad()` (or `optimizer.zero_grad(set_to_none=True)`) once per step, at the
         top of the loop body or right after `step()`. The quick fix inserts `optimizer.zero_grad()` at the
         top of the loop body.
+    """
+    known_problems = """
+        The rule follows calls into helpers of the same module and of sibling modules, but not into code it
+        cannot read (a library's training step, a `zero_grad` hidden behind `getattr`), and it assumes such
+        calls do not clear gradients: it stays quiet only when it sees a clearing call. Deliberate accumulation
+        over the whole run (rare) is reported too.
+    """
+    fix_safety = """
+        Safe: inserting `optimizer.zero_grad()` at the top of the loop body changes only what the finding
+        names, the gradients that leaked from earlier iterations. Not offered when the loop body shares its
+        line with the loop header.
     """
     VALID = [
         # zero_grad at the start of the loop
@@ -96,14 +110,57 @@ class MissingZeroGrad(Rule):
             backwards = [e for e in effects if e.kind == BACKWARD]
             if not steps or not backwards:
                 continue
-            if any(e.kind == ZERO_GRAD for e in effects):
-                continue
             if any(s.arg is not None for s in steps):
                 continue  # step(closure): the closure owns the gradients
             if _inner_loop_has_both(loop, effects):
                 continue  # reported on the inner loop
             start, end = loop_header(loop)
+            if any(e.kind == ZERO_GRAD for e in effects):
+                uncleared = _uncleared_optimizer(model, effects, steps)
+                if uncleared is not None:
+                    yield self.finding(start, end_node=end, message=f"this loop steps {uncleared} but never clears "
+                                       f"its gradients ({uncleared}.zero_grad()): they pile up across iterations")
+                continue
             yield self.finding(start, end_node=end, fix=_fix(model, loop, steps))
+
+
+def _uncleared_optimizer(model: ProgramModel, effects, steps) -> str | None:
+    """With several optimizers (a GAN's generator and discriminator): one that is stepped but never cleared,
+    while every clearing in the loop names another optimizer over other modules' parameters."""
+    cleared = {e.target for e in effects if e.kind == ZERO_GRAD}
+    if None in cleared or not all(kind_of_name(model, t) == OPTIMIZER for t in cleared):
+        return None  # model.zero_grad(), p.grad = None, an unknown object: may clear anything
+    cleared_modules = [_parameter_owners(model, t) for t in cleared]
+    if any(owners is None for owners in cleared_modules):
+        return None
+    for target in dict.fromkeys(s.target for s in steps):
+        if target in cleared or kind_of_name(model, target) != OPTIMIZER:
+            continue
+        owners = _parameter_owners(model, target)
+        if owners and not any(_overlap(owners, other) for other in cleared_modules):
+            return target
+    return None
+
+
+def _overlap(owners: set[str], others: set[str]) -> bool:
+    """``model`` and ``model.encoder`` share parameters."""
+    return any(a == b or a.startswith(b + ".") or b.startswith(a + ".") for a in owners for b in others)
+
+
+def _parameter_owners(model: ProgramModel, optimizer: str) -> set[str] | None:
+    """The modules whose ``.parameters()`` the optimizer bound to ``optimizer`` is built over (``{"netG"}``);
+    None when the module's code does not say it plainly."""
+    bindings = model.bindings.get(optimizer, [])
+    if len(bindings) != 1 or not isinstance(bindings[0].value, cst.Call):
+        return None
+    call = bindings[0].value
+    params = [a for a in call.args if a.keyword is None or a.keyword.value == "params"][:1]
+    owners = set()
+    for arg in params:
+        for name in dotted_names_in(arg.value):
+            if name.endswith((".parameters", ".named_parameters")):
+                owners.add(name.rsplit(".", 1)[0])
+    return owners or None
 
 
 def _inner_loop_has_both(loop: cst.CSTNode, effects) -> bool:
@@ -126,4 +183,4 @@ def _fix(model: ProgramModel, loop: cst.CSTNode, steps) -> NodeFix | None:
     if body is None:
         return None
     return NodeFix(f"Insert {target}.zero_grad() at the top of the loop",
-                   (NodeEdit("insert_before", body.body[0], f"{target}.zero_grad()"),))
+                   (NodeEdit("insert_before", body.body[0], f"{target}.zero_grad()"),), SAFE)

@@ -11,7 +11,7 @@ from ..flow import (
     statement_of_call,
 )
 from ..model import ProgramModel
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
 
 
 class ZeroGradAfterBackward(Rule):
@@ -35,6 +35,16 @@ class ZeroGradAfterBackward(Rule):
     fix_doc = """
         Clear the gradients before `backward()` (at the top of the iteration, or right after `step()`).
         The quick fix moves the `zero_grad()` call to just before `backward()`.
+    """
+    known_problems = """
+        Only the optimizer's own `zero_grad()` (or the single model's) is matched; clearing through a helper
+        that the rule cannot see, or through `p.grad = None` loops, is not recognised between `backward()` and
+        `step()`.
+    """
+    fix_safety = """
+        Safe: the `zero_grad()` call moves to just before `backward()` in the same block, so the step sees the
+        gradients just computed and nothing else changes. Not offered when `backward()` and `zero_grad()` are in
+        different blocks or several backward calls are involved.
     """
     VALID = [
         "for x, y in loader:\n    optimizer.zero_grad()\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
@@ -130,4 +140,4 @@ def _fix(model: ProgramModel, effects, zero, zi) -> NodeFix | None:
         return None
     code = model.code_for(zero.site)
     return NodeFix("Move zero_grad() before backward()",
-                   (NodeEdit("insert_before", back_stmt, code), NodeEdit("delete_statement", zero_stmt)))
+                   (NodeEdit("insert_before", back_stmt, code), NodeEdit("delete_statement", zero_stmt)), SAFE)

@@ -4,7 +4,7 @@ import libcst as cst
 
 from ..flow import LOOP_TYPES, accumulation_gates, flow_of, int_value
 from ..model import ProgramModel, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
 
 
 class AccumulationOffByOne(Rule):
@@ -28,6 +28,15 @@ class AccumulationOffByOne(Rule):
     """
     fix_doc = """
         Count the batch as done before testing: `if (i + 1) % k == 0:` (or `enumerate(loader, start=1)`).
+    """
+    known_problems = """
+        The rule needs the counter to come from `enumerate(...)` without a `start=` and the test to be a
+        literal `i % k == 0`; counters kept by hand, `itertools.count` or a step counter incremented elsewhere
+        are not followed.
+    """
+    fix_safety = """
+        Safe: `(i + 1) % k` makes every step come after k batches, which is the bug the finding names; the
+        counter itself is not changed.
     """
     VALID = [
         "for i, (x, y) in enumerate(loader):\n    (loss_fn(model(x), y) / k).backward()\n    if (i + 1) % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
@@ -76,7 +85,7 @@ class AccumulationOffByOne(Rule):
                 if _reassigned(loop, index):
                     continue
                 yield self.finding(gate.test, fix=NodeFix(
-                    f"Use ({index} + 1) % k", (NodeEdit("replace", mod.left, f"({index} + 1)"),)))
+                    f"Use ({index} + 1) % k", (NodeEdit("replace", mod.left, f"({index} + 1)"),), SAFE))
 
 
 def _zero_based_index(model: ProgramModel, loop: cst.For) -> str | None:

@@ -13,7 +13,7 @@ from ..flow import (
     kind_of_name,
 )
 from ..model import LOSS, ProgramModel, dotted_name, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
 
 _LOSS_FUNCTIONS = re.compile(r"(loss|cross_entropy|mse|nll|l1|bce|kl_div|criterion)", re.I)
 
@@ -43,6 +43,15 @@ class AccumulationUnscaledLoss(Rule):
         Divide the loss by the number of accumulation steps before `backward()`:
         `(loss / accum_steps).backward()`. (accelerate's `accelerator.backward` does this for you when the
         Accelerator is built with `gradient_accumulation_steps`.)
+    """
+    known_problems = """
+        The accumulation factor must be visible at the `% k` test; a loss already scaled inside a helper, by a
+        `GradScaler` wrapper or by a loss function's own reduction is not seen, and a deliberately summed loss
+        (rare) is reported too.
+    """
+    fix_safety = """
+        Unsafe: dividing the loss by k divides the gradients by k, so the effective learning rate of a run that
+        was tuned with the unscaled loss changes. Apply it with `--unsafe-fixes` and re-tune if needed.
     """
     VALID = [
         "for i, (x, y) in enumerate(loader):\n    loss = criterion(model(x), y) / accum\n    loss.backward()\n    if (i + 1) % accum == 0:\n        opt.step()\n        opt.zero_grad()\n",
@@ -181,5 +190,5 @@ def _fix(model: ProgramModel, e, k: cst.BaseExpression) -> NodeFix | None:
     k_code = model.code_for(k)
     call = e.site
     if isinstance(call.func, cst.Attribute) and call.func.value is loss:
-        return NodeFix("Divide the loss by the accumulation steps", (NodeEdit("replace", loss, f"({model.code_for(loss)} / {k_code})"),))
-    return NodeFix("Divide the loss by the accumulation steps", (NodeEdit("replace", loss, f"{model.code_for(loss)} / {k_code}"),))
+        return NodeFix("Divide the loss by the accumulation steps", (NodeEdit("replace", loss, f"({model.code_for(loss)} / {k_code})"),), UNSAFE)
+    return NodeFix("Divide the loss by the accumulation steps", (NodeEdit("replace", loss, f"{model.code_for(loss)} / {k_code}"),), UNSAFE)

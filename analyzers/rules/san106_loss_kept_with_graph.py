@@ -6,7 +6,7 @@ import libcst as cst
 
 from ..flow import BACKWARD, flow_of, names_in
 from ..model import ProgramModel, dotted_name, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE, UNSAFE
 
 
 class LossKeptWithGraph(Rule):
@@ -35,6 +35,16 @@ class LossKeptWithGraph(Rule):
     fix_doc = """
         Accumulate a Python number: `total_loss += loss.item()` (or keep a detached tensor with
         `loss.detach()` when the values are stacked later).
+    """
+    known_problems = """
+        The rule tracks accumulators by name within one function; totals kept in containers passed to other
+        functions, attributes set elsewhere or generators are not followed, and a loss kept on purpose for a
+        later `backward()` through another name is reported.
+    """
+    fix_safety = """
+        `.detach()` is safe: the stored value keeps its type and values and only drops the graph. `.item()` is
+        unsafe: the accumulator becomes a Python float, and later code that treats it as a tensor
+        (`total.cpu()`, `torch.stack(losses)`) would break.
     """
     VALID = [
         "total = 0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    total += loss.item()\n",
@@ -104,7 +114,7 @@ class LossKeptWithGraph(Rule):
                     continue
                 method = "detach" if usage == "tensor" else "item"
                 yield self.finding(loss_node, fix=NodeFix(
-                    f"Use .{method}()", (NodeEdit("replace", loss_node, f"{loss_node.value}.{method}()"),)))
+                    f"Use .{method}()", (NodeEdit("replace", loss_node, f"{loss_node.value}.{method}()"),), SAFE if method == "detach" else UNSAFE))
 
 
 def _accumulations(body: cst.CSTNode):

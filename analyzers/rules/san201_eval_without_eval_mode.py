@@ -17,7 +17,7 @@ from ..flow import (
     referenced_otherwise,
 )
 from ..model import ProgramModel, dotted_name, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
 
 
 class EvalWithoutEvalMode(Rule):
@@ -43,6 +43,16 @@ class EvalWithoutEvalMode(Rule):
     fix_doc = """
         Call `model.eval()` before evaluating, and `model.train()` before training again. The quick fix
         inserts `model.eval()` (offered only where training already switches back with `model.train()`).
+    """
+    known_problems = """
+        Evaluation code is recognised by names (`evaluate`, `validate`, `test`, `predict`, validation loaders);
+        differently named evaluation code is not seen, and a mode set by a caller the rule cannot read (another
+        package, a callback) is assumed to be missing.
+    """
+    fix_safety = """
+        Unsafe: `model.eval()` changes dropout and batch-norm for everything that runs after it, training
+        included when nothing switches back. The fix is offered only where training already calls
+        `model.train()`, and is still left to `--unsafe-fixes`.
     """
     VALID = [
         "def evaluate(model, loader):\n    model.eval()\n    with torch.no_grad():\n        for x, y in loader:\n            out = model(x)\n",
@@ -199,7 +209,7 @@ def _function_fix(model, flow, region, targets, sites):
         if len(body.body) < 2:
             return None
         first = body.body[1]
-    return NodeFix(f"Insert {target}.eval()", (NodeEdit("insert_before", first, f"{target}.eval()"),))
+    return NodeFix(f"Insert {target}.eval()", (NodeEdit("insert_before", first, f"{target}.eval()"),), UNSAFE)
 
 
 def _is_docstring(stmt) -> bool:
@@ -237,4 +247,4 @@ def _loop_fix(model, flow, loop, targets):
         return None
     if not eval_fix_safe(flow, lambda e: e.inside(loop)):
         return None
-    return NodeFix(f"Insert {target}.eval()", (NodeEdit("insert_before", loop, f"{target}.eval()"),))
+    return NodeFix(f"Insert {target}.eval()", (NodeEdit("insert_before", loop, f"{target}.eval()"),), UNSAFE)

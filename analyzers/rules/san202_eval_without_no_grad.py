@@ -15,7 +15,7 @@ from ..flow import (
     _with_no_grad,
 )
 from ..model import ProgramModel, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
 
 
 class EvalWithoutNoGrad(Rule):
@@ -40,6 +40,15 @@ class EvalWithoutNoGrad(Rule):
     fix_doc = """
         Run evaluation under `with torch.no_grad():` (or `torch.inference_mode()`), or decorate the
         evaluation function with `@torch.no_grad()`. The quick fix does one of the two.
+    """
+    known_problems = """
+        Like SAN201, evaluation is recognised by names; evaluation outputs that are used for a later
+        `backward()` (adversarial evaluation, gradient-based metrics) look the same to the rule.
+    """
+    fix_safety = """
+        Unsafe: under `torch.no_grad()` the outputs carry no graph, so code that later differentiates through
+        them (directly, or through a value the loop stores) stops receiving gradients; decorating a function
+        changes it for every caller.
     """
     VALID = [
         "import torch\n\n@torch.no_grad()\ndef evaluate(model, loader):\n    model.eval()\n    for x, y in loader:\n        out = model(x)\n",
@@ -76,12 +85,18 @@ class EvalWithoutNoGrad(Rule):
         flow = flow_of(model)
         if _grad_disabled_globally(model):
             return
+        volatile = None
         for region in eval_candidates(model):
             forwards = [e for e in region.effects if e.kind == FORWARD]
             if any(e.nograd is not False for e in forwards):
                 continue  # some forward is under no_grad (or a flag): the author thought about it
             if not region.holds():
                 continue
+            if volatile is None:
+                volatile = _volatile_variables(model)
+            scope = region.function.node if region.function is not None else region.node
+            if any(any(a is scope for a in model.ancestors(call)) for call in volatile):
+                continue  # pre-0.4 code: Variable(x, volatile=True) is how autograd was turned off
             if region.function is not None:
                 info = region.function
                 if decorated_no_grad(model, info.node):
@@ -103,6 +118,14 @@ class EvalWithoutNoGrad(Rule):
                             continue
                 start, end = loop_header(loop)
                 yield self.finding(start, end_node=end, fix=_wrap(model, loop))
+
+
+def _volatile_variables(model: ProgramModel) -> list[cst.Call]:
+    """``Variable(x, volatile=True)`` calls (PyTorch < 0.4 disabled autograd that way)."""
+    return [call for call, qual in named_calls(model)
+            if qual is not None and qual.rsplit(".", 1)[-1] == "Variable"
+            and any(a.keyword is not None and a.keyword.value == "volatile"
+                    and isinstance(a.value, cst.Name) and a.value.value == "True" for a in call.args)]
 
 
 def _grad_disabled_globally(model: ProgramModel) -> bool:
@@ -142,7 +165,7 @@ def _decorate(model: ProgramModel, func: cst.FunctionDef) -> NodeFix | None:
     for node in walk(func.body):
         if isinstance(node, (cst.Yield, cst.Await)):
             return None
-    return NodeFix("Decorate with @torch.no_grad()", (NodeEdit("insert_before", func, f"@{torch}.no_grad()"),))
+    return NodeFix("Decorate with @torch.no_grad()", (NodeEdit("insert_before", func, f"@{torch}.no_grad()"),), UNSAFE)
 
 
 def _wrap(model: ProgramModel, loop: cst.CSTNode) -> NodeFix | None:
@@ -153,8 +176,8 @@ def _wrap(model: ProgramModel, loop: cst.CSTNode) -> NodeFix | None:
     unit = model.module.default_indent
     code = cst.Module(body=[], default_indent=unit, default_newline=model.module.default_newline).code_for_node(
         loop.with_changes(leading_lines=()))
-    lines = code.rstrip("\n").split("\n")
+    lines = [line.rstrip("\r") for line in code.rstrip("\r\n").split("\n")]  # line breaks: the engine's
     if any("\"\"\"" in line or "'''" in line for line in lines):
         return None  # multi-line strings must not be re-indented
     body = "\n".join((indent + unit + line) if line.strip() else "" for line in lines)
-    return NodeFix("Wrap in with torch.no_grad()", (NodeEdit("replace", loop, f"{torch}.no_grad()".join(["with ", ":\n"]) + body),))
+    return NodeFix("Wrap in with torch.no_grad()", (NodeEdit("replace", loop, f"{torch}.no_grad()".join(["with ", ":\n"]) + body),), UNSAFE)

@@ -15,7 +15,7 @@ from ..flow import (
     top_statement_in,
 )
 from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
 
 _TRAIN, _EVAL, _MAYBE_EVAL, _UNKNOWN = "train", "eval", "maybe-eval", "unknown"
 
@@ -46,6 +46,16 @@ class TrainModeNotRestored(Rule):
     fix_doc = """
         Call `model.train()` at the start of each epoch's training (or at the end of the evaluation
         helper). The quick fix inserts `model.train()` before the training part of the loop body.
+    """
+    known_problems = """
+        The mode of a model is tracked by its name through the loop; a mode restored through an alias, a
+        callback or a helper the rule cannot read is not seen (the rule then assumes the mode is not restored
+        only when it saw the switch to eval).
+    """
+    fix_safety = """
+        Safe: `model.train()` is inserted right before the statement that holds the first training forward
+        pass, where the model was meant to be in training mode; no other code runs between the two. Not
+        offered when a mode switch happens inside that statement.
     """
     VALID = [
         "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n    model.eval()\n    validate(model)\n",
@@ -172,7 +182,7 @@ def _fix(model: ProgramModel, loop, effects, target: str, forward) -> NodeFix | 
             return None
     # a loop body reached before the statement must not evaluate after the insertion point... keep simple:
     # the insertion happens right before the statement that holds the first training forward.
-    return NodeFix(f"Insert {target}.train()", (NodeEdit("insert_before", stmt, f"{target}.train()"),))
+    return NodeFix(f"Insert {target}.train()", (NodeEdit("insert_before", stmt, f"{target}.train()"),), SAFE)
 
 
 def _safe_expr(text: str):

@@ -4,7 +4,7 @@ import libcst as cst
 
 from ..dataflow import dataflow, same_value
 from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
 
 
 class ViewAsPermute(Rule):
@@ -29,9 +29,22 @@ class ViewAsPermute(Rule):
         Move dimensions with `permute` (`x.permute(0, 2, 3, 1)`), then `reshape` if you also merge or split
         them (`x.permute(0, 2, 3, 1).reshape(n, h * w, c)`). The quick fix writes exactly that.
     """
+    known_problems = """
+        Sizes must be traceable to the tensor's own shape (`x.shape`, `x.size(i)`, names unpacked from them);
+        sizes from configuration values or computed elsewhere are not compared. A merged size (`w * h`) is
+        never read as a reordering.
+    """
+    fix_safety = """
+        Unsafe: `permute` gives a different tensor (the values move), which is the point, but code after it
+        that was written against the scrambled layout (shapes of later layers, a checkpoint trained that way)
+        may rely on the old values. The differential test in the repository checks that the fixed code gives
+        the transposed layout on random tensors. Not offered when the result is reshaped again right away.
+    """
     VALID = [
         # splits / merges of adjacent dims keep the order
         "n, c, h, w = x.shape\ny = x.view(n, -1)\nz = x.view(n, c, h * w)\nq = x.view(n * c, h, w)\n",
+        # a merged size is a product: the order of its factors does not reorder anything
+        "b, c, h, w = y.shape\nz = y.view(b, c, w * h)\n",
         "b, t, d = x.shape\ny = x.view(b, t, 8, d // 8)\n",
         # permuted first, then reshaped: correct
         "n, c, h, w = x.shape\ny = x.permute(0, 2, 3, 1).reshape(n, h * w, c)\n",
@@ -95,7 +108,7 @@ class ViewAsPermute(Rule):
             if merged:
                 text += f".reshape({', '.join(model.code_for(v) for v in values)})"
             message = self.message if func.attr.value == "view" else self.message.replace("view()", "reshape()", 1)
-            fix = None if _reshaped_again(model, call) else NodeFix("Use permute()", (NodeEdit("replace", call, text),))
+            fix = None if _reshaped_again(model, call) else NodeFix("Use permute()", (NodeEdit("replace", call, text),), UNSAFE)
             yield self.finding(call, message=message, fix=fix)
 
 
@@ -148,6 +161,9 @@ def _permutation(flow, receiver: str, call: cst.Call, values: list[cst.BaseExpre
             return None
         flat = [missing[0] if d == -1 else d for d in flat]
         groups = [[missing[0] if d == -1 else d for d in g] for g in groups]
+    # a product is one merged size whatever the order of its factors (`w * h` == `h * w`): not a reorder
+    groups = [sorted(g) for g in groups]
+    flat = [d for g in groups for d in g]
     if sorted(flat) != list(range(count)) or flat == sorted(flat):
         return None
     return flat, any(len(g) > 1 for g in groups)

@@ -5,7 +5,7 @@ import libcst as cst
 from ..dataflow import dataflow
 from ..flow import calls_by_callee
 from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
 
 _TRANSPOSING_METHODS = frozenset({"transpose", "permute", "t", "swapaxes", "swapdims", "movedim", "moveaxis"})
 _TRANSPOSING_FUNCTIONS = frozenset({"torch.transpose", "torch.permute", "torch.t", "torch.swapaxes",
@@ -32,6 +32,16 @@ class ViewAfterTranspose(Rule):
     fix_doc = """
         Use `reshape()`, which returns a view when possible and copies otherwise, or call `.contiguous()`
         before `view()`.
+    """
+    known_problems = """
+        Non-contiguity is followed only through direct chains and names bound to the transposed tensor; a
+        tensor made contiguous by an operation the rule does not know (most elementwise operations return
+        contiguous results) may be reported.
+    """
+    fix_safety = """
+        Safe: `reshape` returns the same values as `contiguous().view(...)`, and where `view` would have
+        worked it returns a view, as `view` did. The differential test in the repository runs both on random
+        tensors.
     """
     VALID = [
         "y = y.transpose(1, 2).contiguous().view(B, T, C)\n",
@@ -77,19 +87,26 @@ class ViewAfterTranspose(Rule):
                 ndim = _ndim(model, flow, receiver)
                 if ndim is not None and sizes is not None and sizes > ndim:
                     continue  # only splits dims: legal on a non-contiguous tensor
+                if _merges_adjacent_dims(model, flow, receiver, call) or _keeps_matrix_shape(flow, receiver, call):
+                    continue
             else:
+                receiver = _sliced(receiver)
                 name = dotted_name(receiver)
                 if name is None or name.split(".")[0] in model.imports:
                     continue
                 if flow is None:
                     flow = dataflow(model)
                 defs = flow.definitions(receiver)
+                if defs and len(defs) == 1 and defs[0][0] is flow:
+                    defs = [(flow, _same_layout_source(model, flow, defs[0][1]))]
                 if not defs or not all(f.model is model and _transposing(model, v) for f, v in defs):
                     continue
                 ndims = {_ndim(model, flow, v) for _, v in defs}
                 if None not in ndims and sizes is not None and sizes > max(ndims):
                     continue  # only splits dims: legal on a non-contiguous tensor
-            yield self.finding(call, fix=NodeFix("Use reshape()", (NodeEdit("replace", func.attr, "reshape"),)))
+                if all(_merges_adjacent_dims(model, flow, v, call) or _keeps_matrix_shape(flow, v, call) for _, v in defs):
+                    continue
+            yield self.finding(call, fix=NodeFix("Use reshape()", (NodeEdit("replace", func.attr, "reshape"),), SAFE))
 
 
 def _transposing(model: ProgramModel, expr: cst.BaseExpression) -> bool:
@@ -125,6 +142,146 @@ def _transposing(model: ProgramModel, expr: cst.BaseExpression) -> bool:
             and ints[0] is not None and ints[0] == ints[1]:
         return False
     return True
+
+
+_SAME_LAYOUT_METHODS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "float", "double", "half", "bool", "long", "int"})
+
+
+def _sliced(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """``correct`` for ``correct[:k]``: slicing keeps every dim and the strides' order."""
+    if isinstance(expr, cst.Subscript) and all(isinstance(e.slice, cst.Slice) for e in expr.slice):
+        return expr.value
+    return expr
+
+
+def _same_layout_source(model: ProgramModel, flow, expr: cst.BaseExpression, depth: int = 0) -> cst.BaseExpression:
+    """The transposed tensor an elementwise comparison / dtype cast was computed from
+    (``pred.t().eq(target)`` keeps ``pred.t()``'s strides), else ``expr``."""
+    if depth > 3 or not isinstance(expr, cst.Call) or not isinstance(expr.func, cst.Attribute) \
+            or expr.func.attr.value not in _SAME_LAYOUT_METHODS:
+        return expr
+    source = expr.func.value
+    if _transposing(model, source):
+        return source
+    if dotted_name(source) is not None and dotted_name(source).split(".")[0] not in model.imports:
+        defs = flow.definitions(source)
+        if defs and len(defs) == 1 and defs[0][0] is flow:
+            inner = _same_layout_source(model, flow, defs[0][1], depth + 1)
+            if _transposing(model, inner):
+                return inner
+    return expr
+
+
+def _permutation(model: ProgramModel, flow, expr: cst.BaseExpression) -> list[int] | None:
+    """The order of the input dims in a ``permute`` / ``transpose`` result, when the code spells it out."""
+    if not isinstance(expr, cst.Call) or not isinstance(expr.func, cst.Attribute) or any(a.star for a in expr.args):
+        return None
+    method = expr.func.attr.value
+    values = [a.value for a in expr.args]
+    if method == "permute" and len(values) == 1 and isinstance(values[0], (cst.Tuple, cst.List)):
+        values = [e.value for e in values[0].elements]
+    dims = [_literal(v) for v in values]
+    if None in dims:
+        return None
+    if method == "permute":
+        return dims if sorted(dims) == list(range(len(dims))) else None
+    if method in ("transpose", "swapaxes", "swapdims") and len(dims) == 2:
+        ndim = _ndim(model, flow, expr.func.value)
+        if ndim is None or not all(-ndim <= d < ndim for d in dims):
+            return None
+        order = list(range(ndim))
+        a, b = (d % ndim for d in dims)
+        order[a], order[b] = order[b], order[a]
+        return order
+    return None
+
+
+def _factor_groups(call: cst.Call) -> list[int] | None:
+    """How many input dims each size of ``view(...)`` covers, when every size is a name, a number or a product
+    of them (``h * w`` covers two; a literal 1 adds a new dim and covers none); None with ``-1`` or ``*args``."""
+    values = [a.value for a in call.args]
+    if any(a.star or a.keyword for a in call.args):
+        return None
+    if len(values) == 1 and isinstance(values[0], (cst.Tuple, cst.List)):
+        if any(isinstance(e, cst.StarredElement) for e in values[0].elements):
+            return None
+        values = [e.value for e in values[0].elements]
+    groups = []
+    for value in values:
+        if _literal(value) == 1:
+            groups.append(0)
+            continue
+        count = _factors(value)
+        if count is None:
+            return None
+        groups.append(count)
+    return groups
+
+
+def _factors(expr: cst.BaseExpression) -> int | None:
+    """How many dim sizes a product of sizes multiplies; None for anything else (``2 * c``, ``n // 2``)."""
+    if isinstance(expr, cst.BinaryOperation):
+        if not isinstance(expr.operator, cst.Multiply):
+            return None
+        left, right = _factors(expr.left), _factors(expr.right)
+        return None if left is None or right is None else left + right
+    if isinstance(expr, (cst.Name, cst.Attribute, cst.Subscript, cst.Call)):
+        return 1
+    return None
+
+
+def _merges_adjacent_dims(model: ProgramModel, flow, transposed: cst.BaseExpression, call: cst.Call) -> bool:
+    """True when the sizes of ``view(...)`` map one factor to one dim of the permuted tensor and every merged
+    group is a run of dims that are also adjacent, in order, in memory (``x.permute(0, 2, 3, 1).view(b, h * w, c)``):
+    such a view is legal on a non-contiguous tensor."""
+    order = _permutation(model, flow, transposed)
+    groups = _factor_groups(call)
+    if order is None or groups is None or sum(groups) != len(order):
+        return False
+    start = 0
+    for size in groups:
+        run = order[start:start + size]
+        if any(b != a + 1 for a, b in zip(run, run[1:])):
+            return False
+        start += size
+    return True
+
+
+def _keeps_matrix_shape(flow, transposed: cst.BaseExpression, call: cst.Call) -> bool:
+    """``m.T.view(-1, m.shape[0])`` (sizes read from ``m``, directly or through a name): the view asks for the
+    transposed matrix's own shape, so it merges nothing."""
+    if isinstance(transposed, cst.Attribute) and transposed.attr.value == "T":
+        matrix = dotted_name(transposed.value)
+    elif isinstance(transposed, cst.Call) and not transposed.args and isinstance(transposed.func, cst.Attribute) \
+            and transposed.func.attr.value == "t":
+        matrix = dotted_name(transposed.func.value)
+    else:
+        return False
+    if matrix is None or len(call.args) != 2 or any(a.star or a.keyword for a in call.args):
+        return False
+    first, second = (_matrix_dim(flow, matrix, a.value) for a in call.args)
+    return (first, second) in ((-1, 0), (1, -1), (1, 0))
+
+
+def _matrix_dim(flow, matrix: str, size: cst.BaseExpression) -> int | None:
+    """-1 for ``-1``; i for ``matrix.shape[i]`` / ``matrix.size(i)`` or a name bound only to one of them."""
+    if _literal(size) == -1:
+        return -1
+    if isinstance(size, cst.Name):
+        defs = flow.definitions(size)
+        if not defs or len(defs) != 1 or defs[0][1] is size:
+            return None
+        size = defs[0][1]
+    if isinstance(size, cst.Subscript) and isinstance(size.value, cst.Attribute) and size.value.attr.value == "shape" \
+            and len(size.slice) == 1 and isinstance(size.slice[0].slice, cst.Index):
+        owner, index = size.value.value, size.slice[0].slice.value
+    elif isinstance(size, cst.Call) and isinstance(size.func, cst.Attribute) and size.func.attr.value == "size" \
+            and len(size.args) == 1:
+        owner, index = size.func.value, size.args[0].value
+    else:
+        return None
+    dim = _literal(index)
+    return dim if dotted_name(owner) == matrix and dim in (0, 1) else None
 
 
 def _size_count(call: cst.Call) -> int | None:

@@ -13,7 +13,7 @@ from ..flow import (
     named_calls,
 )
 from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
 
 _CLI_SEEDING = ("LightningCLI", "cli_main")
 
@@ -64,6 +64,14 @@ class UnseededTraining(Rule):
         `random.seed(0)` / `np.random.seed(0)` when those modules are used (or `seed_everything(0)` /
         `transformers.set_seed(0)`). The quick fix inserts such a block after the imports (or at the top of
         the `__main__` block).
+    """
+    known_problems = """
+        Seeding helpers are recognised by name and by what the rule can read of them; seeding done by a
+        framework or an entry point outside the script (a launcher, a config system) is not seen.
+    """
+    fix_safety = """
+        Unsafe: inserting `torch.manual_seed(0)` makes runs repeat, which changes results from run to run
+        differently than before and fixes one seed the author did not choose.
     """
     VALID = [
         "import torch\ntorch.manual_seed(0)\nfor x, y in loader:\n    opt.zero_grad()\n    loss_fn(model(x), y).backward()\n    opt.step()\n",
@@ -149,9 +157,9 @@ def _fix(model: ProgramModel, first) -> NodeFix | None:
     while model.parent(top) is not None and model.parent(top) is not model.module:
         top = model.parent(top)
     if _is_main_guard(top) and isinstance(top.body, cst.IndentedBlock) and top.body.body:
-        return NodeFix("Seed torch", (NodeEdit("insert_before", top.body.body[0], text),))
+        return NodeFix("Seed torch", (NodeEdit("insert_before", top.body.body[0], text),), UNSAFE)
     anchor = first_import_block_end(model)
     if anchor is None:
         return None
     # every statement between the imports and the training must come after the seeding: it does.
-    return NodeFix("Seed torch", (NodeEdit("insert_after", anchor, text),))
+    return NodeFix("Seed torch", (NodeEdit("insert_after", anchor, text),), UNSAFE)

@@ -4,7 +4,7 @@ import libcst as cst
 
 from ..flow import SEED, flow_of, module_alias, named_calls, statement_of_call
 from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
 from ..rules.san401_unseeded_training import seed_kinds
 
 _RANDOM_FUNCTIONS = frozenset(
@@ -40,6 +40,13 @@ class UnseededLibraryRng(Rule):
         Seed the library next to torch: `random.seed(seed)` / `np.random.seed(seed)` (or use a seeded
         `np.random.default_rng(seed)` / `random.Random(seed)` instance, or `seed_everything`). The quick fix
         inserts the seeding call right after `torch.manual_seed(...)`.
+    """
+    known_problems = """
+        Only the global functions of `random` and `numpy.random` are tracked; generators created elsewhere and
+        library calls that draw from these generators internally are not seen.
+    """
+    fix_safety = """
+        Unsafe: seeding the library changes the random numbers the script draws from then on.
     """
     VALID = [
         # dataset code runs in DataLoader workers, which PyTorch seeds from torch's seed
@@ -137,4 +144,4 @@ def _fix(model: ProgramModel, lib: str) -> NodeFix | None:
             text = f"{alias}.seed({value})" if alias else None
     if text is None:
         return None
-    return NodeFix(f"Seed {lib} too", (NodeEdit("insert_after", stmt, text),))
+    return NodeFix(f"Seed {lib} too", (NodeEdit("insert_after", stmt, text),), UNSAFE)

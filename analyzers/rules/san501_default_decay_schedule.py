@@ -62,6 +62,13 @@ class DefaultDecaySchedule(Rule):
         `MultiStepLR(milestones=[int(epochs * 0.5), int(epochs * 0.75)])`, `CosineAnnealingLR(T_max=epochs)`.
         No automatic fix: the right schedule is a decision.
     """
+    known_problems = """
+        Only literal horizons and literal epoch counts are compared; schedules built from configuration
+        values, or stepped by a framework, are not checked.
+    """
+    fix_safety = """
+        No fix: the right schedule length is a decision the rule cannot make.
+    """
     VALID = [
         # the ImageNet recipe itself
         "from torch.optim.lr_scheduler import StepLR\nsched = StepLR(opt, step_size=30, gamma=0.1)\nfor epoch in range(90):\n    train(epoch)\n    sched.step()\n",

@@ -18,7 +18,7 @@ from ..flow import (
     statement_of_call,
 )
 from ..model import ProgramModel, dotted_name, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
 
 _EPOCH_SCHEDULERS = frozenset({"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "PolynomialLR"})
 _DEFAULT_EPOCH_LIMIT = 300  # horizons this small are epochs, not iterations
@@ -51,6 +51,14 @@ class EpochSchedulerPerBatch(Rule):
         Step epoch-based schedulers once per epoch, after the batch loop — or, to schedule per
         iteration, express the horizon in iterations (`T_max=epochs * len(loader)`). The quick fix moves
         the `scheduler.step()` call after the batch loop.
+    """
+    known_problems = """
+        Epoch-based schedules are recognised by class name and by a horizon that looks like an epoch count;
+        a custom scheduler class, or a horizon computed in another function, is not classified.
+    """
+    fix_safety = """
+        Unsafe: moving `scheduler.step()` after the batch loop changes the learning rate of every step of the
+        run; the author may have tuned the run with the fast schedule.
     """
     VALID = [
         "from torch.optim.lr_scheduler import StepLR\nsched = StepLR(opt, 30)\nfor epoch in range(90):\n    for x, y in train_loader:\n        opt.step()\n    sched.step()\n",
@@ -161,4 +169,4 @@ def _fix(model: ProgramModel, e, loop) -> NodeFix | None:
     if getattr(loop, "orelse", None) is not None or block_of(model, loop) is None:
         return None
     return NodeFix("Step the scheduler once per epoch, after the batch loop",
-                   (NodeEdit("delete_statement", stmt), NodeEdit("insert_after", loop, model.code_for(e.site))))
+                   (NodeEdit("delete_statement", stmt), NodeEdit("insert_after", loop, model.code_for(e.site))), UNSAFE)

@@ -11,7 +11,7 @@ from ..flow import (
     top_statement_in,
 )
 from ..model import ProgramModel
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
 
 
 class SchedulerBeforeOptimizer(Rule):
@@ -39,6 +39,14 @@ class SchedulerBeforeOptimizer(Rule):
         Step the scheduler after the optimizer: at the end of the epoch for epoch schedules, right after
         `optimizer.step()` for per-iteration ones. The quick fix moves the call after the statement that
         steps the optimizer.
+    """
+    known_problems = """
+        The order is read within one loop iteration; schedulers and optimizers stepped inside helpers the rule
+        cannot read, or stepped conditionally, are left alone.
+    """
+    fix_safety = """
+        Safe: moving the scheduler call right after the statement that steps the optimizer restores the order
+        PyTorch documents and changes only the skipped first value of the schedule, which is the bug.
     """
     VALID = [
         "for epoch in range(10):\n    for x, y in loader:\n        optimizer.step()\n    scheduler.step()\n",
@@ -71,7 +79,7 @@ class SchedulerBeforeOptimizer(Rule):
                 continue
             first_opt = next(i for i, e in enumerate(effects) if e.kind == OPT_STEP)
             for i, e in enumerate(effects[:first_opt]):
-                if e.kind != SCHED_STEP or e.arg is not None or is_conditional(e, loop):
+                if e.kind != SCHED_STEP or e.arg is not None or is_conditional(e, loop, steady=True):
                     continue
                 if not flow.is_scheduler(e.target) and e.target is not None:
                     continue
@@ -104,4 +112,4 @@ def _fix(model: ProgramModel, sched, opt) -> NodeFix | None:
     if statements.index(anchor) < statements.index(stmt):
         return None
     return NodeFix("Step the scheduler after the optimizer",
-                   (NodeEdit("delete_statement", stmt), NodeEdit("insert_after", anchor, model.code_for(sched.site))))
+                   (NodeEdit("delete_statement", stmt), NodeEdit("insert_after", anchor, model.code_for(sched.site))), SAFE)

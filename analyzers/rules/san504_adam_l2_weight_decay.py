@@ -4,7 +4,7 @@ import libcst as cst
 
 from ..flow import named_calls
 from ..model import ProgramModel
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
 
 
 def _positive_number(expr: cst.BaseExpression) -> bool | None:
@@ -34,6 +34,14 @@ class AdamL2WeightDecay(Rule):
     fix_doc = """
         Use `torch.optim.AdamW` with the same arguments (its default `weight_decay` is 1e-2). If coupled L2
         is really intended, keep Adam and suppress with `# noqa: SAN504`.
+    """
+    known_problems = """
+        Only literal positive `weight_decay` values and the `torch.optim.Adam` class are checked; optimizers
+        built from configuration dictionaries or through factories are not seen.
+    """
+    fix_safety = """
+        Unsafe: AdamW is a different optimizer; with the same `weight_decay` the regularisation strength
+        changes (decoupled decay is not scaled by the adaptive step), so a tuned value may need re-tuning.
     """
     VALID = [
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)\n",
@@ -80,21 +88,20 @@ class AdamL2WeightDecay(Rule):
 def _adamw_fix(model: ProgramModel, call: cst.Call) -> NodeFix | None:
     func = call.func
     if isinstance(func, cst.Attribute):
-        return NodeFix("Use AdamW", (NodeEdit("replace", func.attr, "AdamW"),))
+        return NodeFix("Use AdamW", (NodeEdit("replace", func.attr, "AdamW"),), UNSAFE)
     if isinstance(func, cst.Name):
         # `from torch.optim import Adam`: use AdamW and import it next to Adam.
         for node in model.module.body:
-            for stmt in getattr(node, "body", ()):
+            for stmt in node.body if isinstance(node, cst.SimpleStatementLine) else ():
                 if isinstance(stmt, cst.ImportFrom) and not isinstance(stmt.names, cst.ImportStar) and any(
                     isinstance(a.name, cst.Name) and a.name.value == func.value and a.asname is None for a in stmt.names
                 ):
                     if any(isinstance(a.name, cst.Name) and a.name.value == "AdamW" for a in stmt.names):
-                        return NodeFix("Use AdamW", (NodeEdit("replace", func, "AdamW"),))
+                        return NodeFix("Use AdamW", (NodeEdit("replace", func, "AdamW"),), UNSAFE)
                     last = stmt.names[-1]
                     tail = last.asname.name if last.asname is not None else last.name
                     return NodeFix(
                         "Use AdamW",
                         (NodeEdit("replace", tail, f"{model.code_for(tail)}, AdamW"),
-                         NodeEdit("replace", func, "AdamW")),
-                    )
+                         NodeEdit("replace", func, "AdamW")), UNSAFE)
     return None

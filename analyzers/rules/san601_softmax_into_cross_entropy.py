@@ -32,6 +32,14 @@ class SoftmaxIntoCrossEntropy(Rule):
         and apply softmax at inference time. The quick fix replaces the softmax output by its input when
         that is exact.
     """
+    known_problems = """
+        Softmax outputs are followed through names, tuples, attributes and one level of calls, and models
+        across files of the same project; outputs that pass through containers or unknown functions are lost.
+    """
+    fix_safety = """
+        Safe: when offered, the fix passes the value softmax was applied to (the logits) instead, which changes
+        only the loss input the finding names. Not offered when the logits' name was rebound in between.
+    """
     VALID = [
         "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nlogits = model(x)\nloss = criterion(logits, y)\n",
         # probabilities for a metric, logits for the loss

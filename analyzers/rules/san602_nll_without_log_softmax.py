@@ -6,7 +6,7 @@ from ..dataflow import (
     LOGITS, NLL, SIGMOID, SOFTMAX, Activation, Dataflow, loss_inputs, uses_of,
 )
 from ..model import ProgramModel
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE, UNSAFE
 
 
 class NllWithoutLogSoftmax(Rule):
@@ -30,6 +30,15 @@ class NllWithoutLogSoftmax(Rule):
     fix_doc = """
         Use `log_softmax` instead of `softmax` (or add it in front of the loss for raw logits), or pass the
         logits to `CrossEntropyLoss`, which does both.
+    """
+    known_problems = """
+        The input is classified from how it was produced (softmax, sigmoid, a linear layer); values produced
+        by unknown functions or loaded from elsewhere are not classified.
+    """
+    fix_safety = """
+        Replacing `softmax` with `log_softmax` is safe: it is offered only when the probabilities are used by
+        the loss alone. Wrapping raw logits in `log_softmax(..., dim=1)` is unsafe: the rule cannot see the
+        input's shape, and `dim=1` is the class dimension only for batched input.
     """
     VALID = [
         "import torch.nn.functional as F\nloss = F.nll_loss(F.log_softmax(logits, dim=1), y)\n",
@@ -88,7 +97,7 @@ def _log_softmax_wrap(model: ProgramModel, arg: cst.Arg) -> NodeFix | None:
     prefix = f"{functional}.log_softmax" if functional else ("torch.log_softmax" if model.imports.get("torch") == "torch" else None)
     if prefix is None:
         return None
-    return NodeFix("Apply log_softmax", (NodeEdit("replace", arg.value, f"{prefix}({model.code_for(arg.value)}, dim=1)"),))
+    return NodeFix("Apply log_softmax", (NodeEdit("replace", arg.value, f"{prefix}({model.code_for(arg.value)}, dim=1)"),), UNSAFE)
 
 
 def _softmax_to_log_softmax(flow: Dataflow, arg: cst.Arg, act: Activation) -> NodeFix | None:
@@ -110,4 +119,4 @@ def _softmax_to_log_softmax(flow: Dataflow, arg: cst.Arg, act: Activation) -> No
             return None
         if len(uses_of(flow, arg.value.value, scope if scope is not None else flow.model.module)) != 2:
             return None
-    return NodeFix("Use log_softmax", (NodeEdit("replace", call.func.attr, "log_softmax"),))
+    return NodeFix("Use log_softmax", (NodeEdit("replace", call.func.attr, "log_softmax"),), SAFE)

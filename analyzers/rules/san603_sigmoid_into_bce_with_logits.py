@@ -27,6 +27,13 @@ class SigmoidIntoBceWithLogits(Rule):
         Pass the logits to `BCEWithLogitsLoss` and use `sigmoid` only for predictions / metrics (or keep the
         sigmoid and use `BCELoss`, which is less stable). The quick fix drops the sigmoid when that is exact.
     """
+    known_problems = """
+        Like SAN601, sigmoid outputs are followed through names and simple data flow only.
+    """
+    fix_safety = """
+        Safe: when offered, the fix passes the value sigmoid was applied to (the logits) instead; nothing else
+        uses the changed expression.
+    """
     VALID = [
         "import torch\nimport torch.nn as nn\ncriterion = nn.BCEWithLogitsLoss()\nlogits = model(x)\n"
         "loss = criterion(logits, y)\npreds = torch.sigmoid(logits) > 0.5\n",

@@ -5,7 +5,7 @@ import libcst as cst
 from ..dataflow import dataflow, uses_of
 from ..flow import named_calls
 from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
 
 # Layer → index of `bias` among its positional parameters.
 _BIAS_POSITION = {
@@ -39,6 +39,14 @@ class BiasBeforeBatchNorm(Rule):
     """
     fix_doc = """
         Create the layer with `bias=False` (what torchvision's ResNet does).
+    """
+    known_problems = """
+        Adjacency is read from `nn.Sequential`, layer lists and consecutive calls in `forward`; layers
+        connected through helpers, `ModuleDict` or a dynamic loop are not paired.
+    """
+    fix_safety = """
+        Unsafe: `bias=False` removes a parameter: the model's `state_dict` loses a key, so existing checkpoints
+        no longer load strictly, and optimizer parameter groups change.
     """
     VALID = [
         "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU())\n",
@@ -126,11 +134,11 @@ def _is_true(value: cst.BaseExpression) -> bool:
 
 def _fix(model: ProgramModel, layer: cst.Call, bias: cst.Arg | bool) -> NodeFix | None:
     if isinstance(bias, cst.Arg):
-        return NodeFix("Use bias=False", (NodeEdit("replace", bias.value, "False"),))
+        return NodeFix("Use bias=False", (NodeEdit("replace", bias.value, "False"),), UNSAFE)
     if not layer.args:
         return None
     last = layer.args[-1]
-    return NodeFix("Use bias=False", (NodeEdit("replace", last.value, f"{model.code_for(last.value)}, bias=False"),))
+    return NodeFix("Use bias=False", (NodeEdit("replace", last.value, f"{model.code_for(last.value)}, bias=False"),), UNSAFE)
 
 
 def _layer_call(model: ProgramModel, flow, expr: cst.BaseExpression) -> cst.Call | None:

@@ -45,6 +45,13 @@ class ZeroWeightInit(Rule):
         Initialise weights randomly with a scale that fits the activation: `nn.init.kaiming_normal_`
         (ReLU), `nn.init.xavier_uniform_` (tanh / linear), or keep PyTorch's default; zero only the biases.
     """
+    known_problems = """
+        Only initialisation loops over all modules or all parameters are reported; a constant set through a
+        custom init function the rule cannot read is not seen.
+    """
+    fix_safety = """
+        No fix: the right initialisation depends on the architecture.
+    """
     VALID = [
         "import torch.nn as nn\ndef init_weights(m):\n    if isinstance(m, nn.Linear):\n"
         "        nn.init.xavier_uniform_(m.weight)\n        nn.init.zeros_(m.bias)\nmodel.apply(init_weights)\n",

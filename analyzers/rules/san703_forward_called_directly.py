@@ -7,7 +7,7 @@ import libcst as cst
 from ..dataflow import dataflow
 from ..flow import calls_by_callee
 from ..model import MODEL, ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
 
 # Names that, by themselves, say "this is a network" (model, net, netG, encoder, self.backbone, ...).
 _MODULE_NAME = re.compile(
@@ -36,6 +36,14 @@ class ForwardCalledDirectly(Rule):
     fix_doc = """
         Call the module itself: `model(images)`. Inside a module's own `forward`, delegating to
         `super().forward(x)` or a submodule is left alone.
+    """
+    known_problems = """
+        Receivers must be known modules (built from `nn.Module` subclasses or known layers); a `forward` call
+        on an object of unknown type is left alone.
+    """
+    fix_safety = """
+        Safe: calling the module runs `forward` plus its hooks; with no hooks registered the result is the
+        same, and with hooks it is what the hooks' authors meant.
     """
     VALID = [
         "logits = model(images)\n",
@@ -103,7 +111,7 @@ class ForwardCalledDirectly(Rule):
 
             if not known and function is None and not model.bindings.get(name) and name not in model.imports:
                 continue  # an undefined global: nothing tells us what it is
-            fix = NodeFix("Call the module", (NodeEdit("replace", func, model.code_for(receiver)),)) if known else None
+            fix = NodeFix("Call the module", (NodeEdit("replace", func, model.code_for(receiver)),), SAFE) if known else None
             yield self.finding(call, fix=fix)
 
 

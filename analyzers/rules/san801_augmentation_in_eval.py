@@ -48,6 +48,14 @@ class AugmentationInEval(Rule):
         normalize`; keep the random transforms in the training pipeline only. (For deliberate test-time
         augmentation, name it `tta_...` or suppress with `# noqa: SAN801`.)
     """
+    known_problems = """
+        Validation pipelines are recognised by names and dataset arguments; pipelines passed through
+        configuration objects or built by factories are not followed. Deliberate test-time augmentation must be
+        named `tta_...` or suppressed.
+    """
+    fix_safety = """
+        No fix: which deterministic transforms replace the random ones is a decision.
+    """
     VALID = [
         "import torchvision.transforms as T\nval_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])\n"
         "train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor()])\n",

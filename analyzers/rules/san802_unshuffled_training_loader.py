@@ -5,7 +5,7 @@ import libcst as cst
 from ..dataflow import EVAL_TOKENS, dataflow, name_role, name_tokens
 from ..flow import named_calls
 from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
 
 _DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
 # Streaming / iterable datasets cannot be shuffled by the DataLoader (shuffle=True raises).
@@ -31,6 +31,14 @@ class UnshuffledTrainingLoader(Rule):
     fix_doc = """
         Pass `shuffle=True` (or a `sampler`, e.g. `DistributedSampler` under DDP, whose `set_epoch` must be
         called every epoch). Keep `shuffle=False` for validation and test loaders.
+    """
+    known_problems = """
+        Training loaders are recognised by names and dataset arguments; loaders built through factories, or
+        datasets that shuffle themselves (iterable datasets, pre-shuffled shards), are not understood.
+    """
+    fix_safety = """
+        Unsafe: `shuffle=True` changes the order of the data in every epoch, and with it every result of the
+        run.
     """
     VALID = [
         "from torch.utils.data import DataLoader\ntrain_loader = DataLoader(train_set, batch_size=64, shuffle=True)\n",
@@ -92,11 +100,11 @@ class UnshuffledTrainingLoader(Rule):
             if _iterable(model, dataset.value):
                 continue
             if shuffle is not None:
-                fix = NodeFix("Use shuffle=True", (NodeEdit("replace", shuffle.value, "True"),))
+                fix = NodeFix("Use shuffle=True", (NodeEdit("replace", shuffle.value, "True"),), UNSAFE)
             else:
                 last = call.args[-1]
                 fix = NodeFix("Add shuffle=True",
-                              (NodeEdit("replace", last.value, f"{model.code_for(last.value)}, shuffle=True"),))
+                              (NodeEdit("replace", last.value, f"{model.code_for(last.value)}, shuffle=True"),), UNSAFE)
             yield self.finding(call.func, fix=fix)
 
 

@@ -5,7 +5,7 @@ import libcst as cst
 from ..dataflow import ForTarget, dataflow, name_tokens
 from ..model import DATALOADER, Binding, ProgramModel, dotted_name
 
-from ..rule import Invalid, NodeEdit, NodeFix, Rule
+from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
 
 _MOVES = frozenset({"to", "cuda", "cpu"})
 _TENSOR_FACTORIES = frozenset(
@@ -40,6 +40,14 @@ class DiscardedTensorMove(Rule):
     """
     fix_doc = """
         Assign the result: `images = images.to(device)`.
+    """
+    known_problems = """
+        Only names known to hold tensors are reported; values whose type the rule cannot tell (function
+        results, attributes) are left alone, so some discarded moves are missed.
+    """
+    fix_safety = """
+        Safe: assigning the result makes the tensor be where the code already asked it to be; a tensor's
+        `.to()` never changes the original, so nothing else depended on the call.
     """
     VALID = [
         "model = Net()\nmodel.to(device)\n",
@@ -88,7 +96,7 @@ class DiscardedTensorMove(Rule):
                 continue
             name = func.value.value
             yield self.finding(call, fix=NodeFix(f"Assign the result to {name}",
-                                                 (NodeEdit("replace", call, f"{name} = {model.code_for(call)}"),)))
+                                                 (NodeEdit("replace", call, f"{name} = {model.code_for(call)}"),), SAFE))
 
 
 def _is_tensor(model: ProgramModel, flow, name: cst.Name) -> bool:

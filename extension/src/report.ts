@@ -44,6 +44,26 @@ export function overallVerdict(report: ProbeReport): Status {
   return statuses.length ? "skip" : "error";
 }
 
+/** A report-carrying message: `torchsanity/probeReport` or the `torchsanity/runProbe` answer. */
+export interface ReportMessage {
+  uri?: string;
+  status?: string;
+  report?: ProbeReport;
+}
+
+/**
+ * Reads `{uri, status, exitCode, report}` (the server's contract; `report` may be null when none was made) or a
+ * bare report (one with `checks` or an `error`). Without a `uri`, the report's `script` path gives it.
+ */
+export function readReportMessage(params: unknown, fileUri: (path: string) => string): ReportMessage {
+  const p = (params && typeof params === "object" ? params : {}) as { uri?: unknown; status?: unknown; report?: unknown; checks?: unknown; error?: unknown };
+  const bare = !("report" in p) && (Array.isArray(p.checks) || p.error !== undefined);
+  const report = bare ? (p as ProbeReport) : p.report && typeof p.report === "object" ? (p.report as ProbeReport) : undefined;
+  let uri = typeof p.uri === "string" ? p.uri : undefined;
+  if (!uri && typeof report?.script === "string") uri = fileUri(report.script);
+  return { uri, status: typeof p.status === "string" ? p.status : undefined, report };
+}
+
 export function countStatuses(report: ProbeReport): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const c of report.checks ?? []) counts[String(c.status)] = (counts[String(c.status)] ?? 0) + 1;

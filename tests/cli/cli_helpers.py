@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 ADAM_L2 = "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)\n"
-ADAM_L2_FIXED = "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)\n"
 CLEAN = "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3)\n"
+# A finding whose fix is safe (SAN504's AdamW fix is unsafe: `--fix` alone leaves it).
+SAFE_FIX = "import torch\nx = torch.zeros(3)\nx.cuda()\n"
+SAFE_FIXED = "import torch\nx = torch.zeros(3)\nx = x.cuda()\n"
 
 
 

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from cli_helpers import ADAM_L2, ADAM_L2_FIXED, CLEAN, write
+from cli_helpers import ADAM_L2, CLEAN, SAFE_FIX, SAFE_FIXED, write
 
 from torchsanity.analyzers import Project, all_rules
 
@@ -43,7 +43,9 @@ def test_text_format_reads_like_ruff(cli, tmp_path):
     first = result.out.splitlines()[0]
     assert re.fullmatch(r"train\.py:2:7: SAN504 .+", first), first
     assert "Found 1 problem." in result.out
-    assert "1 fixable with `torchsanity check --fix`" in result.out
+    assert "1 hidden fix can be enabled with the `--unsafe-fixes` option" in result.out
+    write(tmp_path / "move.py", SAFE_FIX)
+    assert "[*] 1 fixable with `torchsanity check --fix`." in cli("check", "move.py").out
     assert result.err == ""
 
 
@@ -125,10 +127,10 @@ def test_json_on_clean_input_is_an_empty_list(cli, tmp_path):
     assert result.code == 0 and json.loads(result.out) == []
 
 
-def test_json_reports_syntax_errors_as_entries_without_code(cli, tmp_path):
+def test_json_reports_syntax_errors_as_san000_entries(cli, tmp_path):
     write(tmp_path / "broken.py", "def f(:\n")
     data = json.loads(cli("check", "--format", "json", "broken.py").out)
-    assert len(data) == 1 and data[0]["code"] is None and data[0]["name"] == "syntax-error"
+    assert len(data) == 1 and data[0]["code"] == "SAN000" and data[0]["name"] == "syntax-error"
     assert data[0]["message"].startswith("syntax error")
 
 
@@ -153,7 +155,7 @@ def test_sarif_format(cli, tmp_path):
     replacement = result_["fixes"][0]["artifactChanges"][0]["replacements"][0]
     assert replacement["insertedContent"]["text"] == "AdamW"
     notes = run["invocations"][0]["toolExecutionNotifications"]
-    assert [n["descriptor"]["id"] for n in notes] == ["syntax-error"]
+    assert [n["descriptor"]["id"] for n in notes] == ["SAN000"]
 
 
 def test_github_format(cli, tmp_path):
@@ -290,36 +292,36 @@ def test_paths_outside_the_working_directory_are_absolute(cli, tmp_path):
 
 
 def test_fix_writes_and_is_idempotent(cli, tmp_path):
-    path = write(tmp_path / "train.py", ADAM_L2)
-    result = cli("check", "--fix", "train.py")
+    path = write(tmp_path / "train.py", SAFE_FIX)
+    result = cli("check", "--fix", "--unsafe-fixes", "train.py")
     assert result.code == 0, result.out
-    assert path.read_text(encoding="utf-8") == ADAM_L2_FIXED
+    assert path.read_text(encoding="utf-8") == SAFE_FIXED
     assert "1 fixed, 0 remaining" in result.out
-    again = cli("check", "--fix", "train.py")
-    assert again.code == 0 and path.read_text(encoding="utf-8") == ADAM_L2_FIXED
+    again = cli("check", "--fix", "--unsafe-fixes", "train.py")
+    assert again.code == 0 and path.read_text(encoding="utf-8") == SAFE_FIXED
     assert again.out.strip() == "All checks passed!"
 
 
 def test_fix_reports_what_remains(cli, tmp_path):
-    # SAN504 is fixable; the second file has a syntax error: reported, not touched, exit 1.
-    write(tmp_path / "train.py", ADAM_L2)
+    # SAN901 is fixable; the second file has a syntax error: reported, not touched, exit 1.
+    write(tmp_path / "train.py", SAFE_FIX)
     broken = write(tmp_path / "broken.py", "def f(:\n")
-    result = cli("check", "--fix", ".")
+    result = cli("check", "--fix", "--unsafe-fixes", ".")
     assert result.code == 1
     assert "broken.py:1:" in result.out and "syntax error" in result.out
     assert broken.read_text() == "def f(:\n"
 
 
 def test_diff_writes_nothing(cli, tmp_path):
-    path = write(tmp_path / "train.py", ADAM_L2)
-    result = cli("check", "--diff", "train.py")
+    path = write(tmp_path / "train.py", SAFE_FIX)
+    result = cli("check", "--diff", "--unsafe-fixes", "train.py")
     assert result.code == 1
-    assert path.read_text(encoding="utf-8") == ADAM_L2
+    assert path.read_text(encoding="utf-8") == SAFE_FIX
     assert "--- a/train.py" in result.out and "+++ b/train.py" in result.out
-    assert "-opt = torch.optim.Adam(" in result.out and "+opt = torch.optim.AdamW(" in result.out
+    assert "-x.cuda()" in result.out and "+x = x.cuda()" in result.out
     assert "Would fix 1 problem" in result.err
     write(tmp_path / "train.py", CLEAN)
-    clean = cli("check", "--diff", "train.py")
+    clean = cli("check", "--diff", "--unsafe-fixes", "train.py")
     assert clean.code == 0 and clean.out == ""
 
 
@@ -327,30 +329,30 @@ def test_diff_applies_as_a_patch(cli, tmp_path):
     """The diff is exactly the change `--fix` makes."""
     import difflib
 
-    write(tmp_path / "a" / "train.py", ADAM_L2)
-    diff = cli("check", "--diff", "a").out
-    expected = "".join(difflib.unified_diff(ADAM_L2.splitlines(True), ADAM_L2_FIXED.splitlines(True),
+    write(tmp_path / "a" / "train.py", SAFE_FIX)
+    diff = cli("check", "--diff", "--unsafe-fixes", "a").out
+    expected = "".join(difflib.unified_diff(SAFE_FIX.splitlines(True), SAFE_FIXED.splitlines(True),
                                             "a/a/train.py", "b/a/train.py"))
     assert diff == expected
 
 
 def test_fix_keeps_crlf_bom_encoding_and_mode(cli, tmp_path):
-    crlf = write(tmp_path / "crlf.py", ADAM_L2.replace("\n", "\r\n").encode())
-    bom = write(tmp_path / "bom.py", b"\xef\xbb\xbf" + ADAM_L2.encode())
-    latin = write(tmp_path / "latin.py", ("# -*- coding: latin-1 -*-\n# caf\xe9\n" + ADAM_L2).encode("latin-1"))
+    crlf = write(tmp_path / "crlf.py", SAFE_FIX.replace("\n", "\r\n").encode())
+    bom = write(tmp_path / "bom.py", b"\xef\xbb\xbf" + SAFE_FIX.encode())
+    latin = write(tmp_path / "latin.py", ("# -*- coding: latin-1 -*-\n# caf\xe9\n" + SAFE_FIX).encode("latin-1"))
     os.chmod(crlf, 0o755)
-    assert cli("check", "--fix", ".").code == 0
-    assert crlf.read_bytes() == ADAM_L2_FIXED.replace("\n", "\r\n").encode()
+    assert cli("check", "--fix", "--unsafe-fixes", ".").code == 0
+    assert crlf.read_bytes() == SAFE_FIXED.replace("\n", "\r\n").encode()
     assert stat.S_IMODE(os.stat(crlf).st_mode) == 0o755
-    assert bom.read_bytes() == b"\xef\xbb\xbf" + ADAM_L2_FIXED.encode()
-    assert latin.read_bytes() == ("# -*- coding: latin-1 -*-\n# caf\xe9\n" + ADAM_L2_FIXED).encode("latin-1")
+    assert bom.read_bytes() == b"\xef\xbb\xbf" + SAFE_FIXED.encode()
+    assert latin.read_bytes() == ("# -*- coding: latin-1 -*-\n# caf\xe9\n" + SAFE_FIXED).encode("latin-1")
     assert not list(tmp_path.glob("*.torchsanity-tmp"))
 
 
 def test_fix_without_trailing_newline(cli, tmp_path):
-    path = write(tmp_path / "train.py", ADAM_L2.rstrip("\n"))
-    assert cli("check", "--fix", "train.py").code == 0
-    assert path.read_text(encoding="utf-8") == ADAM_L2_FIXED.rstrip("\n")
+    path = write(tmp_path / "train.py", SAFE_FIX.rstrip("\n"))
+    assert cli("check", "--fix", "--unsafe-fixes", "train.py").code == 0
+    assert path.read_text(encoding="utf-8") == SAFE_FIXED.rstrip("\n")
 
 
 # ---- parallel checking and cross-file projects -----------------------------------------------------
@@ -369,14 +371,14 @@ def test_parallel_equals_in_process(cli, tmp_path):
 
 
 def test_parallel_fix(cli, tmp_path):
-    files = [write(tmp_path / f"f{i:02}.py", ADAM_L2) for i in range(20)]
-    result = cli("check", "--fix", "-j", "2", ".")
+    files = [write(tmp_path / f"f{i:02}.py", SAFE_FIX) for i in range(20)]
+    result = cli("check", "--fix", "--unsafe-fixes", "-j", "2", ".")
     assert result.code == 0 and "20 fixed, 0 remaining" in result.out
-    assert all(f.read_text(encoding="utf-8") == ADAM_L2_FIXED for f in files)
+    assert all(f.read_text(encoding="utf-8") == SAFE_FIXED for f in files)
 
 
 def test_worker_count():
-    from torchsanity.server.check_command import PARALLEL_THRESHOLD, _worker_count
+    from torchsanity.server.check_workers import PARALLEL_THRESHOLD, _worker_count
 
     assert _worker_count(0, 1) == 1  # one file: in-process
     assert _worker_count(0, PARALLEL_THRESHOLD - 1) == 1
@@ -405,7 +407,7 @@ def test_corpus_through_the_cli_in_parallel(cli):
 
 
 def test_project_object_is_per_root():
-    from torchsanity.server.check_command import _project
+    from torchsanity.server.check_workers import _project
 
     assert _project(None) is None
     assert isinstance(_project("/tmp"), Project) and _project("/tmp") is _project("/tmp")
@@ -420,7 +422,7 @@ def test_real_process(cli_process, tmp_path):
     result = cli_process("check", ".")
     assert result.code == 1, result.err
     assert "train.py:2:7: SAN504" in result.out
-    assert re.search(r"^broken\.py:\d+:\d+: syntax error", result.out, re.M)
+    assert re.search(r"^broken\.py:\d+:\d+: SAN000 syntax error", result.out, re.M)
     assert "Traceback" not in result.out + result.err
     assert cli_process("check", "--format", "json", "nope").code == 2
 
@@ -433,12 +435,12 @@ def test_diff_is_a_patch_that_reproduces_fix(cli, tmp_path):
     if shutil.which("patch") is None:
         pytest.skip("no patch(1)")
     for name in ("a", "b"):
-        write(tmp_path / name / "crlf.py", ADAM_L2.replace("\n", "\r\n").encode())
-        write(tmp_path / name / "no_newline.py", ADAM_L2.rstrip("\n"))
+        write(tmp_path / name / "crlf.py", SAFE_FIX.replace("\n", "\r\n").encode())
+        write(tmp_path / name / "no_newline.py", SAFE_FIX.rstrip("\n"))
         write(tmp_path / name / "torch_seed.py", "import torch\nimport random\ntorch.manual_seed(0)\nrandom.shuffle(items)")
-    diff = cli("check", "--no-config", "--diff", ".", cwd=tmp_path / "a").out
+    diff = cli("check", "--no-config", "--diff", "--unsafe-fixes", ".", cwd=tmp_path / "a").out
     assert diff
     subprocess.run(["patch", "-p1", "--quiet"], input=diff.encode(), cwd=tmp_path / "a", check=True)
-    assert cli("check", "--no-config", "--fix", ".", cwd=tmp_path / "b").code in (0, 1)
+    assert cli("check", "--no-config", "--fix", "--unsafe-fixes", ".", cwd=tmp_path / "b").code in (0, 1)
     for name in ("crlf.py", "no_newline.py", "torch_seed.py"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

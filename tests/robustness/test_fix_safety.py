@@ -65,11 +65,13 @@ def test_each_fix_alone_compiles_and_removes_its_finding(path, finding):
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_fix_source_reaches_a_fixed_point(path):
     source = read(path)
-    fixed, report = fix_source(source, str(path), CONFIG)
-    compiles(fixed, path.name)
-    assert [f for f in report.findings if f.fix is not None] == [], "fixable findings left after fix_source"
-    again, _ = fix_source(fixed, str(path), CONFIG)
-    assert again == fixed
+    for unsafe in (False, True):
+        fixed, report = fix_source(source, str(path), CONFIG, unsafe=unsafe)
+        compiles(fixed, path.name)
+        left = [f for f in report.findings if f.fix is not None and (unsafe or f.fix.is_safe)]
+        assert left == [], "applicable fixes left after fix_source"
+        again, _ = fix_source(fixed, str(path), CONFIG, unsafe=unsafe)
+        assert again == fixed
 
 
 def _copy_corpus(tmp_path: Path) -> Path:
@@ -92,7 +94,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 def test_cli_fix_is_safe_and_idempotent(run_cli, tmp_path, jobs):
     work = _copy_corpus(tmp_path)
     original = _snapshot(work)
-    first = run_cli("check", "--no-config", "--fix", "-j", jobs, ".", cwd=work)
+    first = run_cli("check", "--no-config", "--fix", "--unsafe-fixes", "-j", jobs, ".", cwd=work)
     assert first.code in (0, 1), first.out + first.err
     assert "Traceback" not in first.out + first.err
     fixed = _snapshot(work)
@@ -110,10 +112,10 @@ def test_cli_fix_is_safe_and_idempotent(run_cli, tmp_path, jobs):
     remaining = json.loads(run_cli("check", "--no-config", "--format", "json", ".", cwd=work).out)
     assert [d for d in remaining if "fix" in d] == []
     assert all(d["code"] is not None for d in remaining), [d for d in remaining if d["code"] is None]
-    second = run_cli("check", "--no-config", "--fix", "-j", jobs, ".", cwd=work)
+    second = run_cli("check", "--no-config", "--fix", "--unsafe-fixes", "-j", jobs, ".", cwd=work)
     assert second.code == first.code
     assert _snapshot(work) == fixed, "a second --fix changed files"
-    diff = run_cli("check", "--no-config", "--diff", ".", cwd=work)
+    diff = run_cli("check", "--no-config", "--diff", "--unsafe-fixes", ".", cwd=work)
     assert diff.code == 0 and diff.out == ""
 
 
@@ -121,7 +123,7 @@ def test_cli_diff_matches_fix(run_cli, tmp_path):
     """`--diff` shows exactly the files `--fix` changes, and writes nothing."""
     work = _copy_corpus(tmp_path)
     original = _snapshot(work)
-    diff = run_cli("check", "--no-config", "--diff", ".", cwd=work)
+    diff = run_cli("check", "--no-config", "--diff", ".", cwd=work)  # safe fixes only, as --fix
     assert diff.code == 1
     assert _snapshot(work) == original
     shown = {line[len("--- a/"):] for line in diff.out.splitlines() if line.startswith("--- a/")}
@@ -132,6 +134,6 @@ def test_cli_diff_matches_fix(run_cli, tmp_path):
 
 def test_engine_fixes_keep_crlf():
     source = "import torch\r\nimport random\r\ntorch.manual_seed(0)\r\nrandom.shuffle(items)\r\n"
-    fixed, _ = fix_source(source, "crlf.py", CONFIG)
+    fixed, _ = fix_source(source, "crlf.py", CONFIG, unsafe=True)
     assert fixed != source, "no fix to exercise (SAN402 seeds random)"
     assert "\n" not in fixed.replace("\r\n", "")

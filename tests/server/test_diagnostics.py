@@ -144,10 +144,11 @@ async def test_syntax_error_keeps_last_good_diagnostics(client: LanguageClient, 
     broken = BUGGY + "def oops(:\n"
     replace_all(client, uri, broken, 2)
     diagnostics = await diagnostics_for(client, uri, version=2)
-    assert codes(diagnostics) == ["SAN302", "SAN504", "syntax-error"]
-    (syntax,) = [d for d in diagnostics if d.code == "syntax-error"]
+    assert codes(diagnostics) == ["SAN000", "SAN302", "SAN504"]  # SAN000: a file-level problem, as in the CLI
+    (syntax,) = [d for d in diagnostics if d.code == "SAN000"]
     assert syntax.severity == types.DiagnosticSeverity.Error
     (problem,) = analyze_source(broken, str(tmp_path / "broken.py"), Config.discover(tmp_path)).problems
+    assert syntax.message == problem.message
     assert syntax.range.start.line == problem.start.line - 1  # where the engine places it
     # The server is alive and answers the next request normally.
     hover = await client.text_document_hover_async(

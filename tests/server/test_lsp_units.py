@@ -1,5 +1,6 @@
 """The server's pure helpers: position encodings, line splitting, minimal edits, notebook mapping,
-settings parsing, the worker's garbage collection schedule. (Everything else is tested through the real server.)"""
+settings parsing, the worker's garbage collection schedule, the analysing process' projects. (Everything
+else is tested through the real server.)"""
 
 from __future__ import annotations
 
@@ -147,3 +148,30 @@ def test_idle_collector_collects_after_many_requests_without_a_pause(full_collec
     collector.request_started()
     collector.request_answered()
     assert len(full_collections) == 1  # the third answer is followed by a collection, at once
+
+
+def test_projects_follow_generations_and_disk_changes(tmp_path):
+    from torchsanity.server.lsp_analysis import Projects, Snapshot
+
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text("import torch\n", encoding="utf-8")
+
+    def snapshot(generation: int, changes: tuple[str, ...] = ()) -> Snapshot:
+        return Snapshot(key="k", generation=0, path=str(tmp_path / "t.py"), is_file=True, encoding="utf-16",
+                        text="", project_root=str(tmp_path), project_generation=generation, disk_changes=changes)
+
+    projects = Projects()
+    project = projects.for_snapshot(snapshot(0))
+    a, b = project.model_for(tmp_path / "a.py"), project.model_for(tmp_path / "b.py")
+    assert projects.for_snapshot(snapshot(0)) is project
+    assert projects.for_snapshot(snapshot(0, (str(tmp_path / "a.py"),))) is project  # a.py changed on disk
+    assert project.model_for(tmp_path / "a.py") is not a
+    assert project.model_for(tmp_path / "b.py") is b
+    a = project.model_for(tmp_path / "a.py")
+    assert projects.for_snapshot(snapshot(0, (str(tmp_path / "a.py"),))) is project  # applied once
+    assert project.model_for(tmp_path / "a.py") is a
+    newer = projects.for_snapshot(snapshot(1))  # a pyproject.toml changed: read afresh
+    assert newer is not project
+    assert projects.for_snapshot(snapshot(0)) is newer  # a fix-all of an older analysis changes nothing
+    assert projects.for_snapshot(Snapshot(key="u", generation=0, path="untitled:1", is_file=False,
+                                          encoding="utf-16")) is None

@@ -127,7 +127,6 @@ async def test_fix_all_in_a_notebook_edits_each_cell(client: LanguageClient, tmp
     fixed = apply_workspace_edit(texts, fix_all.edit)
     assert fixed[cells[0]] == texts[cells[0]]
     assert fixed[cells[1]] == texts[cells[1]]
-    assert "torch.optim.AdamW(" in fixed[cells[2]]
     assert fixed[cells[3]].startswith("%matplotlib inline\nfor x, y in loader:\n    opt.zero_grad()\n")
     assert not fixed[cells[3]].endswith("\n")  # the cell's own ending is kept
 

@@ -2,7 +2,7 @@
 // Started by run.sh, which installs code-server and the .vsix and passes everything through TORCHSANITY_E2E_*.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
@@ -163,6 +163,24 @@ function probeProcesses() {
   }
 }
 
+/** The extension's log (its LogOutputChannel's file under code-server's logs directory). */
+function extensionLog() {
+  const files = [];
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (/Torch Sanity\.log$/.test(entry.name)) files.push(p);
+    }
+  };
+  try {
+    walk(env("TORCHSANITY_E2E_LOGS"));
+  } catch {
+    return "";
+  }
+  return files.map((f) => readFileSync(f, "utf8")).join("\n");
+}
+
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   mkdirSync(SHOTS, { recursive: true });
@@ -222,9 +240,26 @@ test("untrusted workspace: static analysis works, diagnostics with SAN codes, no
 });
 
 test("untrusted workspace: the probe is disabled with an explanation, nothing runs", { timeout: 120000 }, async () => {
-  await step("codelens says disabled", async () => {
+  await step("the server's codelens says disabled", async () => {
+    // the lens comes from the language server (textDocument/codeLens), which knows the workspace is not trusted
     await gotoLine(mainGuardLine(SCRIPT));
-    await page.locator(".codelens-decoration", { hasText: "disabled in Restricted Mode" }).first().waitFor({ timeout: 30000 });
+    const lens = page.locator(".codelens-decoration", { hasText: "Sanity Probe disabled" }).first();
+    await lens.waitFor({ timeout: 30000 });
+    assert.match(await lens.innerText(), /not trusted/);
+  });
+  await step("clicking it explains", async () => {
+    // the lens re-renders whenever the server refreshes it; click again if the first click hit a stale one
+    for (let attempt = 1; ; attempt++) {
+      await page.locator(".codelens-decoration a", { hasText: "Sanity Probe disabled" }).first().click();
+      try {
+        await waitForNotification(/disabled in Restricted Mode/, 8000);
+        break;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        log(`no explanation after clicking the CodeLens (attempt ${attempt}); clicking again`);
+      }
+    }
+    await clearNotifications();
   });
   await step("command explains", async () => {
     await runCommand("Torch Sanity: Run Sanity Probe");
@@ -363,4 +398,37 @@ test("Cancel on the progress notification really stops the probe", { timeout: 24
   const end = Date.now() + 30000;
   while (slowProcs().length && Date.now() < end) await page.waitForTimeout(300);
   assert.deepEqual(slowProcs(), [], "the probe's process tree is gone");
+});
+
+test("least privilege: the server from the interpreter's environment never imports the workspace's torchsanity", { timeout: 240000 }, async () => {
+  // a workspace package that shadows torchsanity and leaves a marker when imported
+  const marker = join(WS, "imported-from-the-workspace");
+  for (const dir of ["torchsanity", "torchsanity/server"]) {
+    mkdirSync(join(WS, dir), { recursive: true });
+    for (const file of ["__init__.py", "__main__.py"]) writeFileSync(join(WS, dir, file), `open(${JSON.stringify(marker)}, "w").close()\n`);
+  }
+  await step("server from the interpreter's environment", async () => {
+    setUserSetting("torchsanity.useBundledServer", false);
+    await page.waitForTimeout(1500);
+  });
+  await step("the restarted server runs, isolated, from outside the workspace", async () => {
+    const launched = /torchsanity from the interpreter's environment; (\S+) -I -m torchsanity\.server server in (.+)\.\n/;
+    const deadline = Date.now() + 120000;
+    let log = "";
+    while (Date.now() < deadline) {
+      log = extensionLog();
+      const m = launched.exec(log);
+      if (m && log.slice(m.index).includes("Server running.")) {
+        assert.equal(m[1], PYTHON);
+        assert.ok(!m[2].startsWith(WS), `working directory ${m[2]} is outside the workspace`);
+        break;
+      }
+      await page.waitForTimeout(500);
+    }
+    assert.match(log.slice(-4000), launched, "the extension's log shows the isolated launch");
+    await openFile(SCRIPT);
+    await waitForProblems((t) => t.includes("SAN601"), 60000);
+  });
+  assert.equal(existsSync(marker), false, "the workspace's torchsanity package was imported");
+  setUserSetting("torchsanity.useBundledServer", undefined);
 });

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { whichSync } from "../../../extension/src/interpreter";
+import { whichSync } from "../../../extension/src/python";
 
 const ROOT = join(__dirname, "../..");
 const LAUNCH = join(ROOT, "extension/bundled/launch.py");

@@ -7,6 +7,7 @@ import {
   contentSecurityPolicy,
   formatValue,
   overallVerdict,
+  readReportMessage,
   renderReportHtml,
   type ProbeReport,
 } from "../../../extension/src/report";
@@ -121,4 +122,20 @@ test("data-stats splits input statistics from the label histogram; short series 
   const det = chartSpecs({ id: "determinism", status: "fail", series: { first_loss: [1.61, 1.62] } });
   assert.equal(det[0].type, "bar");
   assert.equal(chartSpecs({ id: "batch-independence", status: "pass", series: { grad_per_sample: [0, 0, 0.3, 0], probed_sample: 2 } })[0].type, "bar");
+});
+
+test("report messages: the server's {uri, status, report}, a bare report, and none", () => {
+  const fileUri = (p: string) => "file://" + p;
+  const wrapped = readReportMessage({ uri: "file:///w/t.py", status: "completed", exitCode: 1, report }, fileUri);
+  assert.deepEqual(wrapped, { uri: "file:///w/t.py", status: "completed", report });
+  const bare = readReportMessage({ script: "/w/t.py", checks: [] }, fileUri);
+  assert.equal(bare.uri, "file:///w/t.py");
+  assert.deepEqual(bare.report, { script: "/w/t.py", checks: [] });
+  assert.deepEqual(readReportMessage({ uri: "file:///w/t.py", status: "cancelled", report: null }, fileUri), {
+    uri: "file:///w/t.py",
+    status: "cancelled",
+    report: undefined,
+  });
+  assert.deepEqual(readReportMessage(null, fileUri), { uri: undefined, status: undefined, report: undefined });
+  assert.equal(readReportMessage({ uri: "file:///w/t.py" }, fileUri).report, undefined, "an empty answer is no report");
 });

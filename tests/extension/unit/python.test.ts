@@ -4,10 +4,13 @@ import {
   NoInterpreterError,
   checkInterpreterInfo,
   expandPath,
+  interpreterCheckLaunch,
+  isolatedCwd,
   resolveInterpreter,
+  serverLaunch,
   whichSync,
   type InterpreterInputs,
-} from "../../../extension/src/interpreter";
+} from "../../../extension/src/python";
 
 function inputs(over: Partial<InterpreterInputs>): InterpreterInputs {
   return {
@@ -109,4 +112,39 @@ test("interpreter versions outside 3.10–3.13 are refused with a message", () =
   assert.match(checkInterpreterInfo('{"version":[3,9,1],"executable":"/p"}').error!, /3\.9 is not supported/);
   assert.match(checkInterpreterInfo('{"version":[3,14,0],"executable":"/p"}').error!, /not supported/);
   assert.match(checkInterpreterInfo("garbage").error!, /could not read/);
+});
+
+// ------------------------------------------------------------------------------------------------ how Python starts
+
+const WS = ["/home/u/project"];
+const LAUNCHER = "/ext/extension/bundled/launch.py";
+
+test("every way of starting Python is isolated (-I) and runs outside the workspace", () => {
+  const cwd = isolatedCwd(["/home/u/.config/Code/User/globalStorage/torchsanity.torchsanity", "/tmp"], WS);
+  const launches = [
+    serverLaunch({ python: "/py", useBundled: true, launcher: LAUNCHER, cwd, exists: () => true }),
+    serverLaunch({ python: "/py", useBundled: true, launcher: LAUNCHER, cwd, exists: () => false }), // launcher missing
+    serverLaunch({ python: "/py", useBundled: false, launcher: LAUNCHER, cwd, exists: () => true }),
+    interpreterCheckLaunch("/py", cwd),
+  ];
+  for (const launch of launches) {
+    assert.equal(launch.command, "/py");
+    assert.equal(launch.args[0], "-I", `${launch.description}: ${launch.args.join(" ")}`);
+    assert.ok(!launch.cwd.startsWith("/home/u/project"), launch.cwd);
+  }
+  assert.deepEqual(launches[0].args, ["-I", LAUNCHER, "server"]);
+  assert.deepEqual(launches[1].args, ["-I", "-m", "torchsanity.server", "server"]);
+  assert.match(launches[1].note!, /No bundled server/);
+  assert.deepEqual(launches[2].args, ["-I", "-m", "torchsanity.server", "server"]);
+  assert.equal(launches[2].note, undefined);
+});
+
+test("the working directory is the first candidate outside every workspace folder", () => {
+  const storage = "/home/u/.config/Code/User/globalStorage/torchsanity.torchsanity";
+  assert.equal(isolatedCwd([storage, "/tmp"], WS), storage);
+  // a workspace that contains the storage (the home folder opened as a workspace): the temp directory
+  assert.equal(isolatedCwd([storage, "/tmp", "/"], ["/srv/a", "/home/u"]), "/tmp");
+  assert.equal(isolatedCwd([storage, "/tmp/x", "/"], ["/home", "/tmp"]), "/");
+  // a sibling whose name starts like the folder is outside it
+  assert.equal(isolatedCwd(["/home/u/project-tools"], WS), "/home/u/project-tools");
 });

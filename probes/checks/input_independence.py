@@ -1,0 +1,87 @@
+"""input-independence: the model must fit one batch clearly better from its real inputs than from zeros, and the
+loss must have a non-zero gradient with respect to the input."""
+
+from __future__ import annotations
+
+import torch
+
+from ..context import CheckResult, ProbeContext, constant, finite
+
+ID = "input-independence"
+
+
+def input_independence(ctx: ProbeContext) -> CheckResult:
+    cid = "input-independence"
+    site = ctx.sites.get("model")
+    same = _same_targets(ctx)
+    if same is not None:
+        return CheckResult(cid, "skip", f"every target in the {same[1]} samples fitted is {same[0]:g}: zeroed inputs "
+                           "fit that as well as real ones, so the comparison says nothing", None, None, site)
+    real = ctx.overfit_curve(cid)
+    zeros = ctx.train(cid, len(real), zero_inputs=True)
+    series = {"real": real, "zeros": zeros}
+    grad_norm, has_float = _input_gradient(ctx)
+    measured = {"real_final": _tail(real), "zeros_final": _tail(zeros), "input_grad_norm": grad_norm}
+    expected = "real inputs fit clearly better than zeros; non-zero input gradient"
+    if has_float and grad_norm == 0.0:
+        return CheckResult(cid, "fail", "the gradient of the loss with respect to the input is exactly zero: the "
+                           "model's output does not depend on its input", measured, expected, site, series)
+    r, z = _tail(real), _tail(zeros)
+    if not (finite(r) and finite(z)):
+        return CheckResult(cid, "skip", "training on the batch diverged; comparison with zeroed inputs is "
+                           "meaningless (see overfit-batch)", measured, expected, site, series)
+    start = real[0]
+    progress = start - r
+    if r < 0.9 * z:
+        return CheckResult(cid, "pass", f"real inputs fit the batch better than zeroed ones (loss {r:.4g} with "
+                           f"real inputs vs {z:.4g} with zeros): the model uses its input", measured, expected, site,
+                           series)
+    if progress < 0.1 * abs(start):
+        return CheckResult(cid, "warn", f"neither real nor zeroed inputs made progress (loss {r:.4g} vs {z:.4g}); "
+                           "inconclusive — see overfit-batch", measured, expected, site, series)
+    return CheckResult(cid, "fail", f"with inputs replaced by zeros the model fits the batch as well as with the "
+                       f"real inputs (loss {z:.4g} with zeros vs {r:.4g} with real inputs): it is not using its "
+                       "input", measured, expected, site, series)
+
+
+def _same_targets(ctx: ProbeContext) -> tuple[float, int] | None:
+    """(the value, the sample count) when every target of the fitted sub-batch is the same."""
+    step = ctx.step
+    targets = step.target_tensors()
+    if not targets or not isinstance(targets[0], torch.Tensor) or targets[0].dim() == 0:
+        return None
+    y = targets[0].detach()
+    k = step.sub_batch
+    if k is not None and y.shape[0] == step.batch_size:
+        y = y[:k]
+    elif k is not None and y.dim() > step.batch_dim and y.shape[step.batch_dim] == step.batch_size:
+        y = y.narrow(step.batch_dim, 0, k)
+    if not constant(y):
+        return None
+    return float(y.reshape(-1)[0]), k or step.batch_size
+
+
+def _tail(curve: list[float]) -> float:
+    tail = curve[-3:]
+    return sum(tail) / len(tail)
+
+
+def _input_gradient(ctx: ProbeContext) -> tuple[float | None, bool]:
+    wb = ctx.wb
+    wb.reset()
+    result = ctx.step.run(wb, sub=True, grad_inputs=True)
+    inputs = [t for t in result.model_inputs if t.is_floating_point()]
+    if not inputs:
+        wb.reset()
+        return None, False
+    loss = result.loss if result.loss.numel() == 1 else result.loss.float().mean()
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    total = 0.0
+    for g in grads:
+        if g is not None:
+            total += float(g.detach().double().norm())
+    wb.reset()
+    return total, True
+
+
+check = input_independence

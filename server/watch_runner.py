@@ -1,0 +1,231 @@
+"""Parent side of ``torchsanity watch``: run the script under ``probes/watch.py`` in a guarded process tree (the
+probe's guard and lifeline: the tree dies with this process), follow the metrics file as it grows, evaluate the
+verdicts while it runs, stop on the step budget, timeout or cancel, and assemble the report."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..probes import WATCH_CONFIG_ENV, WATCH_EVERY
+from ..probes.guard import LIFELINE_ENV
+from ..probes.watch_verdicts import Run, verdicts
+from ..probes.watch_verdicts import json_number as num
+from .probe_runner import (
+    GUARDED,
+    MARKER,
+    _child_pythonpath,
+    kill_tree,
+    probe_environment,
+)
+
+VERDICT_INTERVAL = 1.0  # seconds between live evaluations of the verdicts
+
+
+@dataclass
+class WatchOutcome:
+    """The report (see ``build_report``), the exit code (0 no verdict, 1 verdicts, 2 error) and the run."""
+
+    report: dict
+    exit_code: int
+    run: Run
+    output: str = ""
+
+
+class _Follower:
+    """Reads the complete lines appended to the metrics file since the last call."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.offset = 0
+
+    def read(self, run: Run) -> bool:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return False
+        end = data.rfind(b"\n")
+        if end < 0:
+            return False
+        self.offset += end + 1
+        run.extend(data[:end + 1].decode("utf-8", errors="replace").splitlines())
+        return True
+
+
+def _drain(stream, sink: deque, on_output: Callable[[str, str], None] | None, name: str) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        sink.append(line)
+        if on_output is not None:
+            on_output(name, line)
+    stream.close()
+
+
+def watch(script: str, script_args: Sequence[str] = (), *, every: int = WATCH_EVERY, steps: int | None = None,
+          timeout: float | None = None, metrics: str | None = None, python: str | None = None,
+          cwd: str | None = None, on_output: Callable[[str, str], None] | None = None,
+          on_update: Callable[[Run], None] | None = None, on_verdict: Callable[[dict], None] | None = None,
+          cancel: threading.Event | None = None) -> WatchOutcome:
+    """Watch ``script`` to its end (or ``steps`` optimizer steps, ``timeout`` seconds, ``cancel``); never leaves a
+    process behind. ``on_verdict`` gets each verdict once, as it fires."""
+    started = time.monotonic()
+    if every < 1:
+        raise ValueError("--every must be at least 1")
+    if steps is not None and steps < 1:
+        raise ValueError("--steps must be at least 1")
+    if timeout is not None and timeout <= 0:
+        raise ValueError("--timeout must be positive")
+    workdir = cwd or os.getcwd()
+    script_path = os.path.abspath(os.path.join(workdir, script))
+    run = Run()
+    if not os.path.isfile(script_path):
+        report = build_report(run, script_path, [], "error", 0.0, every, None)
+        report["error"] = {"type": "FileNotFoundError", "message": f"no such script: {script}", "source": "harness"}
+        report["exit_code"] = 2
+        return WatchOutcome(report, 2, run)
+    args = list(script_args)
+    if args and args[0] == "--":
+        args = args[1:]
+    run_id = uuid.uuid4().hex
+    tmp = tempfile.mkdtemp(prefix="torchsanity-watch-")
+    metrics_path = os.path.abspath(metrics) if metrics else os.path.join(tmp, "metrics.jsonl")
+    open(metrics_path, "w", encoding="utf-8").close()
+    lifeline, lifeline_w = os.pipe() if GUARDED else (-1, -1)
+    proc = None
+    output: deque[str] = deque(maxlen=400)
+    try:
+        env = probe_environment(os.environ)
+        env.update({MARKER: run_id, "PYTHONUNBUFFERED": "1", "TORCHSANITY_WATCH": "1",
+                    WATCH_CONFIG_ENV: json.dumps({"metrics": metrics_path, "every": every, "steps": steps})})
+        env["PYTHONPATH"] = os.pathsep.join([_child_pythonpath(tmp)] + ([env["PYTHONPATH"]] if env.get(
+            "PYTHONPATH") else []))
+        if lifeline >= 0:
+            env[LIFELINE_ENV] = f"{lifeline}:{os.getpid()}"
+        python = python or sys.executable
+        guard = [python, "-m", "torchsanity.probes.guard", "--"] if GUARDED else []
+        command = [*guard, python, "-m", "torchsanity.probes.watch", script_path, *args]
+        proc = subprocess.Popen(command, env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                pass_fds=(lifeline,) if lifeline >= 0 else ())
+        if lifeline >= 0:
+            os.close(lifeline)
+            lifeline = -1
+        drains = [threading.Thread(target=_drain, args=(proc.stdout, output, on_output, "stdout"), daemon=True),
+                  threading.Thread(target=_drain, args=(proc.stderr, output, on_output, "stderr"), daemon=True)]
+        for t in drains:
+            t.start()
+        follower = _Follower(metrics_path)
+        fired: set[str] = set()
+        stopped = None
+        last_check = 0.0
+        while True:
+            exited = proc.poll() is not None
+            if follower.read(run) and on_update is not None:
+                on_update(run)
+            now = time.monotonic()
+            if on_verdict is not None and now - last_check >= VERDICT_INTERVAL:
+                last_check = now
+                _announce(run, fired, on_verdict)
+            if exited:
+                break
+            if cancel is not None and cancel.is_set():
+                stopped = "cancelled"
+                break
+            if timeout is not None and now - started > timeout:
+                stopped = "timeout"
+                break
+            time.sleep(0.05)
+        kill_tree([proc], run_id)  # SIGTERM first: the recorder writes what it holds, then its "end" record
+        for t in drains:
+            t.join(2.0)
+        follower.read(run)
+        if on_update is not None:
+            on_update(run)
+        if on_verdict is not None:
+            _announce(run, fired, on_verdict)
+        reason = stopped or (run.end or {}).get("reason") or "killed"
+        report = build_report(run, script_path, args, reason, time.monotonic() - started, every, proc.returncode)
+        if metrics:
+            report["metrics"] = metrics_path
+        return WatchOutcome(report, report["exit_code"], run, "\n".join(output))
+    except BaseException:
+        if proc is not None:
+            kill_tree([proc], run_id)
+        raise
+    finally:
+        for fd in (lifeline, lifeline_w):
+            if fd >= 0:
+                os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _announce(run: Run, fired: set, on_verdict: Callable[[dict], None]) -> None:
+    for v in verdicts(run):
+        if v["id"] not in fired:
+            fired.add(v["id"])
+            on_verdict(v)
+
+
+def build_report(run: Run, script: str, args: list[str], stopped: str, duration: float, every: int,
+                 returncode: int | None) -> dict:
+    """The report: series, per-layer samples, verdicts, a summary and how the run stopped."""
+    found = verdicts(run)
+    report: dict = {
+        "kind": "watch", "script": script, "args": args, "every": every, "stopped": stopped,
+        "duration": round(duration, 3), "steps": run.steps[-1] if run.steps else 0, "optimizer": run.optimizer,
+        "series": {"step": run.steps, "loss": [num(x) for x in run.loss],
+                   "grad_norm": [num(x) for x in run.grad_norm],
+                   "lr": [[num(x) for x in lrs] for lrs in run.lr], "seconds": run.seconds},
+        "layers": run.layers, "ndim": run.ndim,
+        "samples": [{k: ([num(x) for x in v] if isinstance(v, list) else v) for k, v in s.items()}
+                    for s in run.samples],
+        "schedulers": run.schedulers, "verdicts": found, "summary": summary(run),
+    }
+    end = run.end or {}
+    if end.get("error"):
+        report["error"] = dict(end["error"], source="script")
+    elif run.end is None and stopped not in ("timeout", "cancelled"):
+        why = f"killed by {_signal_name(-returncode)}" if returncode is not None and returncode < 0 else \
+            f"exited with code {returncode} without finishing its record"
+        report["error"] = {"type": "Killed" if returncode is not None and returncode < 0 else "ChildFailed",
+                           "source": "harness", "message": f"the watched process was {why}"}
+    elif not run.steps and stopped in ("finished", "exit"):
+        report["error"] = {"type": "NoOptimizerStep", "source": "harness", "message": (
+            "the script ended without an optimizer step: nothing to watch. If training sits behind a command-line "
+            "flag, pass it after --")}
+    report["exit_code"] = 2 if "error" in report else (1 if found else 0)
+    return report
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def summary(run: Run) -> dict:
+    """First, last and best loss, and the median step time."""
+    finite = [(s, x) for s, x in zip(run.steps, run.loss) if x is not None and math.isfinite(x)]
+    times = sorted(t for t in run.seconds if t is not None)
+    out: dict = {"steps": run.steps[-1] if run.steps else 0,
+                 "median_step_seconds": times[len(times) // 2] if times else None}
+    if finite:
+        best = min(finite, key=lambda p: p[1])
+        out.update({"first_loss": finite[0][1], "last_loss": finite[-1][1], "best_loss": best[1],
+                    "best_step": best[0]})
+    return out
