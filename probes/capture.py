@@ -134,6 +134,8 @@ class Captured:
     state_tensors: list = field(default_factory=list)  # recurrent hidden states handed to RNN modules
     training_step: int = 1  # which training step (a backward followed by an optimizer step) this is
     followed_by: str = "optimizer step"  # or "parameter update" (hand-written SGD), "end of script"
+    update_lr: float | None = None  # a hand-written update's learning rate, when it is plain SGD
+    update_reason: str | None = None  # why no learning rate was read off a hand-written update
 
 
 def autocast_state() -> tuple:
@@ -196,6 +198,8 @@ class Recorder:
         self.pending: Captured | None = None  # the last backward() that reached parameters, awaiting a step
         self._pending_params: list[torch.Tensor] = []
         self._pending_sum: float | None = None
+        self._pending_values: list[torch.Tensor] | None = None  # without any optimizer: the parameters before
+        self._pending_grads: list[torch.Tensor | None] | None = None  # ... and their gradients after backward()
         self.in_step = 0
         self.in_backward = 0
         self._step_counted = False
@@ -337,9 +341,13 @@ class Recorder:
                     recorder._seen_backward(loss)
             recorder.in_backward += 1  # Tensor.backward calls torch.autograd.backward: one backward, not two
             try:
-                return original(*args, **kwargs)
+                result = original(*args, **kwargs)
             finally:
                 recorder.in_backward -= 1
+            if recorder._pending_values is not None and not recorder.in_backward:
+                recorder._pending_grads = [None if p.grad is None else p.grad.detach().clone()
+                                           for p in recorder._pending_params]
+            return result
 
         backward.__wrapped__ = original  # type: ignore[attr-defined]
         return backward
@@ -357,7 +365,10 @@ class Recorder:
                 self._step_counted = True
                 self.training_steps += 1
                 if self.training_steps == self.wanted_step:
-                    self._deliver(self._snapshot(loss))
+                    cap = self._snapshot(loss)
+                    cap.training_step = self.training_steps
+                    cap.followed_by = "optimizer step (closure)"
+                    self._deliver(cap)
             return
         if self.pending is not None and self._pending_sum is not None \
                 and not _same(_param_sum(self._pending_params), self._pending_sum):
@@ -368,6 +379,8 @@ class Recorder:
         self.pending = self._snapshot(loss)
         self._pending_params = params
         self._pending_sum = _param_sum(params)
+        self._pending_values = None if self.optimizers else [p.detach().clone() for p in params]
+        self._pending_grads = None
         self._clear_step()
 
     def _reached_parameters(self, loss: torch.Tensor) -> list[torch.Tensor]:
@@ -391,9 +404,13 @@ class Recorder:
 
     def _resolve(self, followed_by: str) -> None:
         """The pending backward() was training: probe it when it is the wanted step, else forget it."""
-        cap, self.pending, self._pending_params, self._pending_sum = self.pending, None, [], None
+        cap, params, self.pending, self._pending_params, self._pending_sum = \
+            self.pending, self._pending_params, None, [], None
+        values, grads, self._pending_values, self._pending_grads = self._pending_values, self._pending_grads, None, None
         if cap is None:
             return
+        if followed_by == "parameter update":
+            cap.update_lr, cap.update_reason = sgd_rate(params, values, grads)
         self.training_steps += 1
         if self.training_steps == self.wanted_step:
             cap.followed_by = followed_by
@@ -500,6 +517,37 @@ def graph_leaves(loss: torch.Tensor, limit: int = 200000) -> list[torch.Tensor]:
             if nxt is not None and nxt not in seen:
                 stack.append(nxt)
     return leaves
+
+
+def sgd_rate(params: list[torch.Tensor], before: list[torch.Tensor] | None,
+             grads: list[torch.Tensor | None] | None) -> tuple[float | None, str | None]:
+    """The learning rate of a hand-written update ``p -= lr * p.grad``, read off the change of the parameters
+    (least squares); None and why when the change is not a multiple of the gradient (momentum, Adam by hand)."""
+    if before is None or grads is None or len(grads) != len(params):
+        return None, "the gradients of the hand-written update were not seen"
+    dot = gg = dd = pp = 0.0
+    deltas = []
+    with torch.no_grad():
+        for p, b, g in zip(params, before, grads):
+            d = (p.detach() - b).double()
+            if g is None:
+                if d.abs().max().item() > 0:
+                    return None, "a parameter without gradient changed in the hand-written update"
+                continue
+            g = g.double()
+            deltas.append((d, g))
+            dot += float((d * g).sum())
+            gg += float((g * g).sum())
+            dd += float((d * d).sum())
+            pp += float((b.double() ** 2).sum())
+        if gg == 0.0 or dd == 0.0 or dot >= 0:
+            return None, "the hand-written update does not descend along the gradient"
+        lr = -dot / gg
+        residual = sum(float(((d + lr * g) ** 2).sum()) for d, g in deltas)
+    if math.sqrt(residual) > 0.02 * math.sqrt(dd) + 1e-6 * math.sqrt(pp):
+        return None, ("the hand-written update is not plain SGD (not a multiple of the gradient: momentum, weight "
+                      "decay or an adaptive rule)")
+    return lr, None
 
 
 def _param_sum(params: list[torch.Tensor]) -> float:

@@ -27,7 +27,7 @@ from .replay import CannotDrive, Step, TapeStep, iter_tensors
 from .report import ProbeError, parse_report
 from .workbench import Workbench, unwrap
 
-TRAINING_CHECKS = {"overfit-batch", "input-independence", "lr-range"}
+TRAINING_CHECKS = {"overfit-batch", "generalization", "input-independence", "lr-range"}
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -201,12 +201,27 @@ class Harness:
             "optimizer": cap.optimizer_sites.get(step.optimizer) if step.optimizer is not None else None,
             "data": cap.dataloader_site or entry_site,
         }
+        if step.optimizer is None and cap.followed_by == "parameter update":
+            self.hand_written_sgd(step, cap)
         self.probe(step, scalar(step.loss_tensor), sites)
+
+    def hand_written_sgd(self, step: TapeStep, cap: Captured) -> None:
+        """A script that updates its parameters by hand: the training checks use plain SGD at the learning rate
+        read off that update, or are skipped with the reason."""
+        if cap.update_lr is None:
+            step.no_optimizer_reason = (f"no optimizer, and {cap.update_reason}: the training checks cannot repeat "
+                                        "the script's update")
+            self.note(f"the parameters are updated by hand; {cap.update_reason}, so the training checks are skipped")
+            return
+        params = [p for m in step.models for p in m.parameters() if p.requires_grad]
+        step.optimizer = torch.optim.SGD(params, lr=cap.update_lr)
+        self.note(f"the parameters are updated by hand: the training checks use plain torch.optim.SGD at the "
+                  f"script's learning rate {cap.update_lr:.3g} (read off its update p -= lr * p.grad)")
 
     def probe(self, step: Step, loss_value: float, sites: dict) -> None:
         wb = Workbench(step.models, step.optimizer)
         step.choose_sub_batch(wb)
-        loss = loss_info(step.loss_call, loss_value)
+        loss = loss_info(step.loss_call, loss_value, step.loss_reduction())
         classes = loss.classes
         params = [p for m in wb.models for p in m.parameters()]
         device = str(params[0].device) if params else "cpu"
@@ -238,7 +253,8 @@ class Harness:
             self.em.emit({"event": "check-start", "check": cid})
             started = time.perf_counter()
             if cid in TRAINING_CHECKS and opt is None:
-                res = CheckResult(cid, "skip", "no optimizer holds the model's parameters", site=sites.get("loop"))
+                res = CheckResult(cid, "skip", step.no_optimizer_reason or "no optimizer holds the model's parameters",
+                                  site=sites.get("loop"))
             elif cid == "initial-loss" and later > 1:
                 res = CheckResult(cid, "skip", f"judges the loss at initialisation; training step {later} was probed "
                                   f"(--step {later})", loss_value, None, sites.get("loss"))

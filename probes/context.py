@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from dataclasses import dataclass, field
@@ -24,6 +25,14 @@ class LossInfo:
     input: torch.Tensor | None = None  # the loss function's input at capture (logits, probabilities, outputs)
     target: torch.Tensor | None = None
     kwargs: dict = field(default_factory=dict)
+    reduction: str | None = "mean"  # how the criterion reduces; None: other terms enter the loss (e.g. BCE + KL)
+    elements: int | None = None  # what reduction='mean' divides by: samples (class targets) or elements
+
+    def per_element(self) -> float:
+        """The loss as reduction='mean' would give it (a summed loss divided by its samples / elements)."""
+        if self.reduction == "sum" and self.elements:
+            return self.value / self.elements
+        return self.value
 
 
 @dataclass
@@ -47,18 +56,33 @@ class CheckResult:
                           _jsonable(self.details) if self.details else None).to_json()
 
 
-def loss_info(call: Any, value: float) -> LossInfo:
-    """What the checks need to know about the loss, from the loss function call seen at capture (or None)."""
+def loss_info(call: Any, value: float, reduction: str | None = "mean") -> LossInfo:
+    """What the checks need to know about the loss, from the loss function call seen at capture (or None) and
+    its ``reduction`` (None when the loss passed to backward() is not that criterion alone)."""
     if call is None:
         return LossInfo(kind="unknown", value=value)
     classes = None
     inp = call.input if isinstance(call.input, torch.Tensor) else None
+    target = call.target if isinstance(call.target, torch.Tensor) else None
     if call.kind in ("cross-entropy", "nll") and inp is not None and inp.dim() >= 1:
         classes = int(inp.shape[1] if inp.dim() >= 2 else inp.shape[0])
     return LossInfo(kind=call.kind, value=value, classes=classes,
                     input=inp.detach() if inp is not None else None,
-                    target=call.target.detach() if isinstance(call.target, torch.Tensor) else None,
-                    kwargs=dict(call.kwargs))
+                    target=target.detach() if target is not None else None,
+                    kwargs=dict(call.kwargs), reduction=reduction, elements=_mean_count(call.kind, inp, target,
+                                                                                        classes, call.kwargs))
+
+
+def _mean_count(kind: str, inp: torch.Tensor | None, target: torch.Tensor | None, classes: int | None,
+                kwargs: dict) -> int | None:
+    """How many terms reduction='mean' averages: non-ignored class targets, else the input's elements."""
+    if inp is None:
+        return None
+    if kind in ("cross-entropy", "nll") and classes:
+        if target is not None and not target.is_floating_point():
+            return int((target != kwargs.get("ignore_index", -100)).sum())
+        return inp.numel() // classes
+    return inp.numel()
 
 
 def _jsonable(x: Any) -> Any:
@@ -100,6 +124,32 @@ def scalar(loss: torch.Tensor) -> float:
     if loss.numel() != 1:
         loss = loss.float().mean()
     return float(loss.float().cpu())
+
+
+def needs_closure(optimizer: Any) -> bool:
+    """True for optimizers whose ``step`` requires a closure that re-evaluates the loss (LBFGS)."""
+    try:
+        closure = inspect.signature(type(optimizer).step).parameters.get("closure")
+    except (TypeError, ValueError):
+        return isinstance(optimizer, torch.optim.LBFGS)
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
+def optimizer_step(optimizer: Any, forward: Callable[[], torch.Tensor]) -> None:
+    """One optimizer step after ``backward()``; a closure optimizer gets a closure that zeroes the gradients,
+    re-runs ``forward`` and back-propagates, as the script's own closure does."""
+    if not needs_closure(optimizer):
+        optimizer.step()
+        return
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = forward()
+        loss = loss if loss.numel() == 1 else loss.float().mean()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
 
 
 class ProbeContext:
@@ -149,10 +199,7 @@ class ProbeContext:
             if not math.isfinite(value) or (stop is not None and stop(losses)):
                 break
             loss.backward()
-            if isinstance(opt, torch.optim.LBFGS):
-                opt.step(lambda: self.step.run(wb, sub=sub, zero_inputs=zero_inputs).loss)
-            else:
-                opt.step()
+            optimizer_step(opt, lambda: self.step.run(wb, sub=sub, zero_inputs=zero_inputs).loss)
         wb.reset()
         return losses
 

@@ -17,7 +17,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from .capture import _LOSS_FUNCS, LossCall, user_site
-from .replay import CannotDrive, Step, StepResult, map_structure
+from .replay import CannotDrive, Step, StepResult, held_out_part, map_structure
 from .workbench import Workbench
 
 
@@ -117,17 +117,20 @@ class EntryStep(Step):
         if k < self.batch_size:
             self.sub_batch = k
 
-    def _slice(self, x: Any, sub: bool) -> Any:
-        if not sub or self.sub_batch is None:
+    def _slice(self, x: Any, sub: bool, held_out: bool = False) -> Any:
+        if held_out:
+            k, start = held_out_part(self.sub_batch, self.batch_size)
+        elif not sub or self.sub_batch is None:
             return x
-        k = self.sub_batch
-        return map_structure(x, lambda t: t[:k] if isinstance(t, torch.Tensor) and t.dim() and
+        else:
+            k, start = self.sub_batch, 0
+        return map_structure(x, lambda t: t[start:start + k] if isinstance(t, torch.Tensor) and t.dim() and
                              t.shape[0] == self.batch_size else t)
 
     def run(self, wb: Workbench, *, sub: bool = False, zero_inputs: bool = False, grad_inputs: bool = False,
-            model_hook=None) -> StepResult:
-        inputs = self._slice(self.inputs, sub)
-        targets = self._slice(self.targets, sub)
+            model_hook=None, held_out: bool = False) -> StepResult:
+        inputs = self._slice(self.inputs, sub, held_out)
+        targets = self._slice(self.targets, sub, held_out)
         model_inputs: list[torch.Tensor] = []
 
         def prep(t):

@@ -9,6 +9,7 @@ batch to ``criterion(model(x), y)`` as much as for hand-sliced batches with the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -26,12 +27,24 @@ _DETACH_OPS = {"detach", "detach_"}
 _SCALE_OPS = {"mul", "div", "__mul__", "__truediv__", "__rmul__", "__div__", "true_divide", "multiply", "divide"}
 
 
+def _is_record(obj: Any) -> bool:
+    """A plain dataclass instance (a model's output record such as ``Output(loss=..., logits=...)``)."""
+    return dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+
+
+def _record_items(obj: Any) -> list[tuple[str, Any]]:
+    return [(f.name, getattr(obj, f.name, None)) for f in dataclasses.fields(obj)]
+
+
 def iter_tensors(obj: Any, depth: int = 0):
-    """Tensors inside nested tuples / lists / dicts (ModelOutput included)."""
+    """Tensors inside nested tuples / lists / dicts / dataclasses (named tuples and ModelOutput included)."""
     if depth > 6:
         return
     if isinstance(obj, torch.Tensor):
         yield obj
+    elif _is_record(obj) and not isinstance(obj, dict):
+        for _, v in _record_items(obj):
+            yield from iter_tensors(v, depth + 1)
     elif isinstance(obj, dict):
         for v in obj.values():
             yield from iter_tensors(v, depth + 1)
@@ -59,6 +72,12 @@ def map_structure(obj: Any, fn: Callable[[Any], Any], depth: int = 0) -> Any:
             return type(obj)(new)
         except Exception:
             return new
+    if _is_record(obj):
+        try:
+            return dataclasses.replace(obj, **{f.name: map_structure(getattr(obj, f.name), fn, depth + 1)
+                                               for f in dataclasses.fields(obj) if f.init})
+        except Exception:
+            return obj
     return obj
 
 
@@ -77,6 +96,9 @@ def bind_structure(old: Any, new: Any, env: dict[int, torch.Tensor], depth: int 
     elif isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
         for a, b in zip(old, new):
             bind_structure(a, b, env, depth + 1)
+    elif _is_record(old) and _is_record(new):
+        for name, v in _record_items(old):
+            bind_structure(v, getattr(new, name, None), env, depth + 1)
 
 
 def _has_trainable(module: torch.nn.Module) -> bool:
@@ -104,9 +126,12 @@ class Step:
     batch_source: str = "replay"
     batch_dim: int = 0
     batch_dim_source: str = "default"
+    no_optimizer_reason: str | None = None  # why the training checks have no optimizer, when they have none
 
     def run(self, wb: Workbench, *, sub: bool = False, zero_inputs: bool = False, grad_inputs: bool = False,
-            model_hook: Callable[[Any], None] | None = None) -> StepResult:
+            model_hook: Callable[[Any], None] | None = None, held_out: bool = False) -> StepResult:
+        """Replay the step on the batch, its first ``sub_batch`` samples (``sub``) or the samples after those, at
+        most as many (``held_out``: data the overfitting checks never train on)."""
         raise NotImplementedError
 
     def input_tensors(self) -> list[torch.Tensor]:
@@ -114,6 +139,11 @@ class Step:
 
     def target_tensors(self) -> list[torch.Tensor]:
         raise NotImplementedError
+
+    def loss_reduction(self) -> str | None:
+        """How the recognised criterion reduces ('mean', 'sum', ...); None when the loss passed to backward() is
+        not that criterion alone (a sum of several terms)."""
+        return reduction_of(self.loss_call) if self.loss_call is not None else None
 
 
 def _autocast(state: tuple):
@@ -197,6 +227,7 @@ class TapeStep(Step):
         self.model_entries = [e for e in self.entries if e.kind == "module" and id(e.fn) in self.model_fns]
         self.leaves = leaves
         self.loss_call = self._find_loss_call(cap.loss_calls)
+        self._reduction = self._single_criterion(self.loss_call)
         self.target_ids = self._target_ids(cap.loss_calls)
         # data-side tensors at the model calls: the batch as the model sees it
         self.model_args = [t for e in self.model_entries for t in iter_tensors((e.args, e.kwargs))
@@ -249,6 +280,25 @@ class TapeStep(Step):
             if fn is not None and fn in reachable:
                 return call
         return None
+
+    def _single_criterion(self, call: LossCall | None) -> str | None:
+        """The criterion's reduction when the loss passed to backward() is its output (or the mean / sum of its
+        unreduced output); None when other terms enter the loss."""
+        if call is None:
+            return None
+        reduction = reduction_of(call)
+        if call.out is self.loss_tensor:
+            return reduction
+        if reduction == "none":
+            for e in self.entries:
+                name = getattr(e.fn, "__name__", "")
+                if e.kind == "func" and e.out is self.loss_tensor and name in ("mean", "sum") \
+                        and len(e.args) == 1 and not e.kwargs and e.args[0] is call.out:
+                    return name
+        return None
+
+    def loss_reduction(self) -> str | None:
+        return self._reduction
 
     def _target_ids(self, calls: list[LossCall]) -> set[int]:
         ptrs = set()
@@ -305,10 +355,10 @@ class TapeStep(Step):
             wb.reset()
 
     def run(self, wb: Workbench, *, sub: bool = False, zero_inputs: bool = False, grad_inputs: bool = False,
-            model_hook: Callable[[Any], None] | None = None) -> StepResult:
+            model_hook: Callable[[Any], None] | None = None, held_out: bool = False) -> StepResult:
         env: dict[int, torch.Tensor] = {}
-        k = self.sub_batch if sub else None
         n = self.batch_size
+        k, start = held_out_part(self.sub_batch, n) if held_out else (self.sub_batch if sub else None, 0)
         bearing = self.bearing
         outputs: list[Any] = []
         model_inputs: list[torch.Tensor] = []
@@ -323,7 +373,7 @@ class TapeStep(Step):
                     and not isinstance(value, torch.nn.Parameter):
                 axis = self.batch_axis(value, n, x)
                 if axis is not None:  # data-side tensors carrying the batch: keep the first k samples
-                    value = value.narrow(axis, 0, k)
+                    value = value.narrow(axis, start, k)
             return value
 
         for e in self.entries:
@@ -363,6 +413,24 @@ class TapeStep(Step):
         if loss is None:
             raise CannotDrive("replaying the step did not produce the loss again")
         return StepResult(loss=loss, model_outputs=outputs, model_inputs=model_inputs, input_axes=input_axes)
+
+
+def held_out_part(sub_batch: int | None, n: int) -> tuple[int, int]:
+    """(size, start) of the held-out samples: those after the sub-batch, at most as many as it holds."""
+    if not sub_batch or sub_batch >= n:
+        raise CannotDrive("no sample is held out: the sub-batch is the whole batch")
+    return min(sub_batch, n - sub_batch), sub_batch
+
+
+def reduction_of(call: LossCall) -> str:
+    """The ``reduction`` a loss function was called with (the legacy ``size_average`` / ``reduce`` included)."""
+    kwargs = call.kwargs
+    if kwargs.get("reduce") is False:
+        return "none"
+    if kwargs.get("size_average") is False:
+        return "sum"
+    reduction = kwargs.get("reduction")
+    return reduction if isinstance(reduction, str) else "mean"
 
 
 def batch_axis_of(t: torch.Tensor, n: int, batch_dim: int) -> int | None:

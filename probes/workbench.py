@@ -60,6 +60,9 @@ class Workbench:
             if id(p) not in self.memo:
                 copy.deepcopy(p, self.memo)
         new = copy.deepcopy(optimizer, self.memo)
+        for name, value in optimizer.__dict__.items():  # what __getstate__ leaves out (LBFGS's _params)
+            if name not in new.__dict__ and name not in ("step", "zero_grad"):
+                new.__dict__[name] = copy.deepcopy(value, self.memo)
         for name in ("step", "zero_grad"):  # schedulers patch the instance; use the class's methods
             new.__dict__.pop(name, None)
         return new

@@ -10,8 +10,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any, Callable
 
-MODULES = ("initial_loss", "overfit_batch", "input_independence", "batch_independence", "gradient_flow",
-           "determinism", "lr_range", "data_stats")
+MODULES = ("initial_loss", "overfit_batch", "generalization", "input_independence", "batch_independence",
+           "time_independence", "gradient_flow", "determinism", "lr_range", "data_stats")
 CHECK_IDS = tuple(name.replace("_", "-") for name in MODULES)
 PARENT_CHECKS = ("determinism",)  # run by the parent on the reports of two runs, not in the child
 

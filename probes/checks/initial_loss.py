@@ -23,14 +23,34 @@ def initial_loss(ctx: ProbeContext) -> CheckResult:
     if not finite(value):
         return CheckResult(cid, "fail", f"the very first loss is {value}: NaN/inf before any update "
                            "(check the data for NaN and the loss inputs)", value, None, site)
+    judged = info.kind in ("cross-entropy", "nll", "bce", "bce-logits", "mse", "l1", "smooth-l1", "huber")
+    if judged and info.reduction is None:
+        return CheckResult(cid, "skip", f"the loss passed to backward() is not the {info.kind} criterion alone "
+                           "(other terms are added to it, as a VAE adds the KL term): it has no known value at "
+                           "initialisation", value, None, site, details={"criterion": info.kind})
+    if judged and info.reduction not in ("mean", "sum"):
+        return CheckResult(cid, "skip", f"the {info.kind} criterion is reduced with reduction={info.reduction!r}: "
+                           "no known value at initialisation", value, None, site)
+    per = info.per_element()
     if info.kind in ("cross-entropy", "nll") and info.classes:
-        return _initial_classification(ctx, value, site)
+        return _summed(info, _initial_classification(ctx, per, site), "sample")
     if info.kind in ("bce", "bce-logits"):
-        return _initial_binary(ctx, value, site)
+        return _summed(info, _initial_binary(ctx, per, site), "element")
     if info.kind in ("mse", "l1", "smooth-l1", "huber"):
-        return _initial_regression(ctx, value, site)
+        return _summed(info, _initial_regression(ctx, per, site), "element")
     return CheckResult(cid, "skip", f"loss kind '{info.kind}' has no known value at initialisation "
                        "(loss computed by hand or not recognised)", value, None, site)
+
+
+def _summed(info, result: CheckResult, unit: str) -> CheckResult:
+    """A verdict on a reduction='sum' loss, judged per sample / element: say so, with the total."""
+    if info.reduction != "sum" or not info.elements:
+        return result
+    result.message = (f"per {unit} (reduction='sum' over {info.elements} {unit}s, total {info.value:.4g}): "
+                      + result.message)
+    if isinstance(result.measured, dict):
+        result.measured.update({"reduction": "sum", "total": info.value, "elements": info.elements})
+    return result
 
 
 def _initial_classification(ctx: ProbeContext, value: float, site) -> CheckResult:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 
-from ..context import CheckResult, ProbeContext, finite
+from ..context import CheckResult, ProbeContext, finite, needs_closure
 
 ID = "lr-range"
 
@@ -65,6 +65,10 @@ def lr_range(ctx: ProbeContext) -> CheckResult:
     if not configured:
         return CheckResult(cid, "skip", "no optimizer with a learning rate", None, None, site)
     lr = configured[0]
+    if needs_closure(ctx.optimizer):
+        return CheckResult(cid, "skip", f"{type(ctx.optimizer).__name__} steps with a closure and scales its own "
+                           "step (quasi-Newton direction, line search): a learning-rate sweep of one update per "
+                           "learning rate says nothing about it", {"configured": lr}, None, site)
     steps = max(40, ctx.steps)
     lo, hi = 1e-8, max(1.0, 10.0 * lr)
     lrs = [lo * (hi / lo) ** (i / (steps - 1)) for i in range(steps)]

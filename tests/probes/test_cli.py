@@ -25,16 +25,16 @@ def test_bundled_example_passes_and_renders(tmp_path):
     report = json.loads(proc.stdout)
     assert report["script"].endswith("healthy_classifier.py")
     assert {c["id"]: c["status"] for c in report["checks"]} == {
-        "initial-loss": "pass", "overfit-batch": "pass", "input-independence": "pass",
-        "batch-independence": "pass", "gradient-flow": "pass", "determinism": "pass", "lr-range": "pass",
-        "data-stats": "pass"}
+        "initial-loss": "pass", "overfit-batch": "pass", "generalization": "pass", "input-independence": "pass",
+        "batch-independence": "pass", "time-independence": "skip", "gradient-flow": "pass", "determinism": "pass",
+        "lr-range": "pass", "data-stats": "pass"}
     for c in report["checks"]:
         assert set(c) >= {"id", "status", "measured", "expected", "message", "line", "series"}
         assert c["line"] is None or c["line"] >= 1
     assert not (REPO / "healthy_classifier.pt").exists()  # stopped long before its checkpoint
 
     text = probe_report.render_text(report)
-    assert "PASS   overfit-batch" in text and text.rstrip().endswith("8 pass")
+    assert "PASS   overfit-batch" in text and text.rstrip().endswith("9 pass, 1 skip")
 
     page = probe_report.render_html(report)
     assert "Chart.js v4" in page and "new Chart(" in page

@@ -1,0 +1,90 @@
+"""generalization: after the overfitting steps on the sub-batch, samples the steps never saw (the rest of the
+captured batch) must have a lower loss than at initialisation (Karpathy's recipe: what is learnt must transfer).
+Nothing transferring is a warn; a held-out loss that clearly rises while the training loss falls a lot is a fail
+(labels shuffled against the inputs, or data without signal)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..context import CheckResult, ProbeContext, finite, scalar
+
+ID = "generalization"
+MAX_STEPS = 40
+EVERY = 5  # evaluate the held-out samples at every one of the first steps, then every few steps
+TRANSFER = 0.95  # something transferred when the held-out loss fell 5 % below its start at some step
+FELL = 0.5  # the training loss fell "a lot" when it ends below half its start
+ROSE = 1.1  # the held-out loss "clearly" rose when it ends 10 % above its start (and never fell 1 % below it)
+
+
+def _held_out_loss(ctx: ProbeContext) -> float:
+    """The loss on the held-out samples, in eval mode and without gradients; the models' modes are restored."""
+    wb = ctx.wb
+    modes = [m.training for m in wb.models]
+    try:
+        for m in wb.models:
+            m.eval()
+        with torch.no_grad():
+            return scalar(ctx.step.run(wb, held_out=True).loss)
+    finally:
+        for m, mode in zip(wb.models, modes):
+            m.train(mode)
+
+
+def generalization(ctx: ProbeContext) -> CheckResult:
+    site = ctx.sites.get("loop")
+    step = ctx.step
+    n, k = step.batch_size, step.sub_batch
+    if not k or k >= n:
+        return CheckResult(ID, "skip", f"no held-out data: the overfitting steps use the whole batch of {n} "
+                           f"sample(s) (a batch larger than {k or n} leaves some out)", None, None, site)
+    if ctx.optimizer is None:
+        return CheckResult(ID, "skip", "no optimizer holds the model's parameters", None, None, site)
+    held = min(k, n - k)
+    steps = min(ctx.steps, MAX_STEPS)
+    held_out: list[tuple[int, float]] = []
+
+    def watch(losses: list[float]) -> bool:  # called before each update: the held-out loss at the same weights
+        i = len(losses) - 1
+        if i < 2 * EVERY or i % EVERY == 0 or i == steps - 1:
+            held_out.append((i, _held_out_loss(ctx)))
+        return False
+
+    train = ctx.train(ID, steps, stop=watch)
+    if not held_out:
+        return CheckResult(ID, "warn", f"the training loss is {train[0]} at the start: nothing to judge (see "
+                           "initial-loss)", {"train_start": train[0]}, None, site)
+    series = {"train_loss": train, "held_out_loss": [v for _, v in held_out], "held_out_step": [i for i, _ in held_out],
+              "samples": k, "held_out_samples": held}
+    start, end = held_out[0][1], held_out[-1][1]
+    best_step, best = min(held_out, key=lambda p: p[1])
+    t0, t1 = train[0], sum(train[-3:]) / len(train[-3:])
+    measured = {"held_out_start": start, "held_out_final": end, "held_out_best": best, "best_step": best_step,
+                "train_start": t0, "train_final": t1, "steps": len(train), "samples": k, "held_out_samples": held}
+    expected = f"held-out loss {1 - TRANSFER:.0%} below its start ({start:.4g}) at some step"
+    if not (finite(start) and finite(best) and finite(t1)):
+        return CheckResult(ID, "warn", f"the loss became non-finite while fitting {k} samples (train {t1}, held-out "
+                           f"{end}): nothing to judge (see overfit-batch)", measured, expected, site, series)
+    where = f"{held} held-out sample(s) of the captured batch"
+    scale = abs(start)
+    if best <= start - (1 - TRANSFER) * scale:
+        later = f", {end:.4g} after {len(train)} steps as the fit memorises" if end > best else ""
+        return CheckResult(ID, "pass", f"fitting {k} samples also lowered the loss on {where}: {start:.4g} → "
+                           f"{best:.4g} at step {best_step}{later} (train {t0:.4g} → {t1:.4g})", measured, expected,
+                           site, series)
+    if best > start - 0.01 * scale and end > start + (ROSE - 1) * scale and t1 < t0 - (1 - FELL) * abs(t0):
+        return CheckResult(
+            ID, "fail",
+            f"the training loss fell {t0:.4g} → {t1:.4g} on {k} samples while the loss on {where} only rose "
+            f"({start:.4g} → {end:.4g}): what the model learns does not transfer — check that the labels match "
+            "their inputs (shuffled separately?) and that the inputs carry the signal", measured, expected, site,
+            series,
+        )
+    return CheckResult(
+        ID, "warn",
+        f"nothing transferred: while fitting {k} samples (train {t0:.4g} → {t1:.4g}) the loss on {where} never fell "
+        f"{1 - TRANSFER:.0%} below its start ({start:.4g}; best {best:.4g}, final {end:.4g}) — the labels may not "
+        "match the inputs, or the data carries little signal", measured, expected, site, series,
+    )
+
+check = generalization
