@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -126,6 +128,53 @@ def scalar(loss: torch.Tensor) -> float:
     return float(loss.float().cpu())
 
 
+OVERFIT_FRACTION = 0.3  # overfit-batch passes when the loss falls below this fraction of its start
+OVERFIT_ESCALATION = 4  # a fit still falling after the configured steps continues up to this many times as many
+OVERFIT_BUDGET_S = 30.0  # ... within this time
+
+
+def still_falling(losses: list[float]) -> bool:
+    """True when the mean of the last quarter of the losses is at least 1 % below the mean of the quarter before."""
+    w = max(3, len(losses) // 4)
+    if len(losses) < 2 * w:
+        return False
+    recent, before = sum(losses[-w:]) / w, sum(losses[-2 * w:-w]) / w
+    return recent < before - 0.01 * abs(before)
+
+
+def regularisation_off(models: list[torch.nn.Module], optimizer: Any) -> tuple[list[str], Callable[[], None]]:
+    """Turn dropout (p → 0) and the optimizer's weight decay (→ 0) off; what was turned off and how to undo it."""
+    undo: list[Callable[[], None]] = []
+    layers = 0
+    for model in models:
+        for m in model.modules():
+            attr = "p" if isinstance(m, torch.nn.modules.dropout._DropoutNd) else \
+                "dropout" if isinstance(m, torch.nn.MultiheadAttention) else None
+            value = getattr(m, attr) if attr else 0
+            if value > 0:
+                undo.append(functools.partial(setattr, m, attr, value))
+                setattr(m, attr, 0.0)
+                layers += 1
+    decays = []
+    for g in getattr(optimizer, "param_groups", None) or []:
+        wd = g.get("weight_decay")
+        if isinstance(wd, (int, float)) and wd > 0:
+            decays.append(float(wd))
+            undo.append(functools.partial(g.__setitem__, "weight_decay", wd))
+            g["weight_decay"] = 0.0
+    notes = []
+    if layers:
+        notes.append(f"dropout ({layers} layer{'s' if layers > 1 else ''})")
+    if decays:
+        notes.append(f"weight decay ({max(decays):g})")
+
+    def restore() -> None:
+        for fn in reversed(undo):
+            fn()
+
+    return notes, restore
+
+
 def needs_closure(optimizer: Any) -> bool:
     """True for optimizers whose ``step`` requires a closure that re-evaluates the loss (LBFGS)."""
     try:
@@ -177,13 +226,27 @@ class ProbeContext:
         return [float(g["lr"]) for g in opt.param_groups] if opt is not None and opt.param_groups else []
 
     def train(self, check: str, steps: int, *, sub: bool = True, zero_inputs: bool = False,
-              lrs: list[float] | None = None, stop: Callable[[list[float]], bool] | None = None) -> list[float]:
-        """Run up to ``steps`` optimizer steps on the replayed batch from the captured state; the losses."""
+              lrs: list[float] | None = None, stop: Callable[[list[float]], bool] | None = None,
+              plain: bool = False) -> list[float]:
+        """Run up to ``steps`` optimizer steps on the replayed batch from the captured state; the losses.
+        ``plain``: with dropout and weight decay turned off (restored afterwards)."""
         wb = self.wb
         opt = wb.optimizer
         if opt is None:
             raise RuntimeError("no optimizer holds the model's parameters")
         wb.reset()
+        restore = regularisation_off(wb.models, opt)[1] if plain else None
+        try:
+            return self._train(check, steps, sub, zero_inputs, lrs, stop)
+        finally:
+            wb.reset()
+            if restore is not None:
+                restore()
+
+    def _train(self, check: str, steps: int, sub: bool, zero_inputs: bool, lrs: list[float] | None,
+               stop: Callable[[list[float]], bool] | None) -> list[float]:
+        wb = self.wb
+        opt = wb.optimizer
         base = [g["lr"] for g in opt.param_groups]
         losses: list[float] = []
         for i in range(steps):
@@ -200,11 +263,30 @@ class ProbeContext:
                 break
             loss.backward()
             optimizer_step(opt, lambda: self.step.run(wb, sub=sub, zero_inputs=zero_inputs).loss)
-        wb.reset()
         return losses
 
+    def regularisation_notes(self) -> list[str]:
+        """What the overfitting runs turn off (dropout, weight decay), as short phrases."""
+        if "regularisation" not in self.cache:
+            notes, restore = regularisation_off(self.wb.models, self.wb.optimizer)
+            restore()
+            self.cache["regularisation"] = notes
+        return self.cache["regularisation"]
+
     def overfit_curve(self, check: str = "overfit-batch") -> list[float]:
-        """The real-input overfitting curve (shared by overfit-batch and input-independence)."""
+        """The real-input overfitting curve (shared by overfit-batch and input-independence), with regularisation
+        off: ``steps`` optimizer steps, continued up to ``OVERFIT_ESCALATION`` times as many while the loss is
+        still falling and not yet below ``OVERFIT_FRACTION`` of its start (within ``OVERFIT_BUDGET_S``)."""
         if "overfit" not in self.cache:
-            self.cache["overfit"] = self.train(check, self.steps)
+            n = self.steps
+            started = time.perf_counter()
+
+            def stop(losses: list[float]) -> bool:
+                if len(losses) < n:
+                    return False
+                if min(losses) <= OVERFIT_FRACTION * losses[0] or time.perf_counter() - started > OVERFIT_BUDGET_S:
+                    return True
+                return len(losses) % n == 0 and not still_falling(losses)
+
+            self.cache["overfit"] = self.train(check, OVERFIT_ESCALATION * n, stop=stop, plain=True)
         return self.cache["overfit"]

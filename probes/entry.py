@@ -116,14 +116,15 @@ class EntryStep(Step):
         k = min(self._requested_sub, self.batch_size)
         if k < self.batch_size:
             self.sub_batch = k
+            self.vary_sub_batch()
 
     def _slice(self, x: Any, sub: bool, held_out: bool = False) -> Any:
         if held_out:
-            k, start = held_out_part(self.sub_batch, self.batch_size)
+            k, start = held_out_part(self.sub_batch, self.batch_size, self.sub_start)
         elif not sub or self.sub_batch is None:
             return x
         else:
-            k, start = self.sub_batch, 0
+            k, start = self.sub_batch, self.sub_start
         return map_structure(x, lambda t: t[start:start + k] if isinstance(t, torch.Tensor) and t.dim() and
                              t.shape[0] == self.batch_size else t)
 

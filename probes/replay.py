@@ -123,6 +123,7 @@ class Step:
     loss_call: LossCall | None
     batch_size: int
     sub_batch: int | None = None
+    sub_start: int = 0  # where the sub-batch begins: a window whose targets vary when the first one's do not
     batch_source: str = "replay"
     batch_dim: int = 0
     batch_dim_source: str = "default"
@@ -144,6 +145,25 @@ class Step:
         """How the recognised criterion reduces ('mean', 'sum', ...); None when the loss passed to backward() is
         not that criterion alone (a sum of several terms)."""
         return reduction_of(self.loss_call) if self.loss_call is not None else None
+
+    def target_batch(self) -> torch.Tensor | None:
+        """The first target tensor with its samples on dimension 0 (None when there is no such target)."""
+        targets = self.target_tensors()
+        if not targets or not isinstance(targets[0], torch.Tensor) or targets[0].dim() == 0:
+            return None
+        y = targets[0].detach()
+        axis = batch_axis_of(y, self.batch_size, self.batch_dim)
+        return y.movedim(axis, 0) if axis is not None else None
+
+    def vary_sub_batch(self) -> None:
+        """Centre the sub-batch on the first change of target when the first ``sub_batch`` samples all have the
+        same target and the batch's targets vary (a batch sorted by label)."""
+        k, y = self.sub_batch, self.target_batch()
+        if not k or y is None or y.shape[0] != self.batch_size or not _constant(y[:k]) or _constant(y):
+            return
+        flat = y.reshape(self.batch_size, -1)
+        change = next(i for i in range(k, self.batch_size) if not bool((flat[i] == flat[0]).all()))
+        self.sub_start = max(0, min(change - k // 2, self.batch_size - k))
 
 
 def _autocast(state: tuple):
@@ -349,6 +369,8 @@ class TapeStep(Step):
                 loss = self.run(wb, sub=True).loss
             if not torch.isfinite(loss.detach()).all():
                 self.sub_batch = None
+            else:
+                self.vary_sub_batch()
         except Exception:
             self.sub_batch = None
         finally:
@@ -358,7 +380,8 @@ class TapeStep(Step):
             model_hook: Callable[[Any], None] | None = None, held_out: bool = False) -> StepResult:
         env: dict[int, torch.Tensor] = {}
         n = self.batch_size
-        k, start = held_out_part(self.sub_batch, n) if held_out else (self.sub_batch if sub else None, 0)
+        k, start = held_out_part(self.sub_batch, n, self.sub_start) if held_out else \
+            (self.sub_batch, self.sub_start) if sub and self.sub_batch else (None, 0)
         bearing = self.bearing
         outputs: list[Any] = []
         model_inputs: list[torch.Tensor] = []
@@ -415,11 +438,20 @@ class TapeStep(Step):
         return StepResult(loss=loss, model_outputs=outputs, model_inputs=model_inputs, input_axes=input_axes)
 
 
-def held_out_part(sub_batch: int | None, n: int) -> tuple[int, int]:
-    """(size, start) of the held-out samples: those after the sub-batch, at most as many as it holds."""
+def held_out_part(sub_batch: int | None, n: int, sub_start: int = 0) -> tuple[int, int]:
+    """(size, start) of the held-out samples: those after the sub-batch (before it when it ends the batch), at
+    most as many as it holds."""
     if not sub_batch or sub_batch >= n:
         raise CannotDrive("no sample is held out: the sub-batch is the whole batch")
-    return min(sub_batch, n - sub_batch), sub_batch
+    end = sub_start + sub_batch
+    if end < n:
+        return min(sub_batch, n - end), end
+    return min(sub_batch, sub_start), sub_start - min(sub_batch, sub_start)
+
+
+def _constant(y: torch.Tensor) -> bool:
+    flat = y.reshape(-1)
+    return flat.numel() < 2 or bool((flat == flat[0]).all())
 
 
 def reduction_of(call: LossCall) -> str:

@@ -1,13 +1,17 @@
-"""data-stats: the inputs are finite and normalised, the labels balanced (token targets of a language model
-excepted); image batches come with thumbnails for the report."""
+"""data-stats: the inputs are finite and normalised, the labels balanced (a chi-square test against uniform over
+the logits' classes; token targets of a language model excepted); image batches come with thumbnails for the
+report."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from ..context import CheckResult, ProbeContext
 
 ID = "data-stats"
+IMBALANCE_P = 1e-3  # labels are imbalanced when a batch this uneven has less than this chance under uniform labels
 
 
 def data_stats(ctx: ProbeContext) -> CheckResult:
@@ -76,12 +80,16 @@ def data_stats(ctx: ProbeContext) -> CheckResult:
             if _token_targets(inputs, y, info.classes):
                 # a language model predicts the next token: character / word frequencies are not label imbalance
                 measured["labels"]["tokens"] = True
-            elif present.numel() > 1 and t.numel() >= 2 * info.classes:
-                ratio = float(present.max()) / float(present.min())
-                measured["labels"]["imbalance"] = ratio
-                if ratio >= 10:
-                    problems.append(f"labels are strongly imbalanced in this batch (most / least frequent = "
-                                    f"{ratio:.0f}×)")
+            elif t.numel() >= info.classes > 1:  # at least one sample expected per class
+                chi2, p = chi_square_uniform(hist.tolist())
+                measured["labels"].update({"imbalance": float(present.max()) / float(present.min()),
+                                           "chi_square": chi2, "p_value": p})
+                if p < IMBALANCE_P:
+                    top = int(hist.argmax())
+                    problems.append(f"labels are imbalanced in this batch: class {top} holds "
+                                    f"{float(hist[top]) / t.numel():.0%} of {t.numel()} samples (chi-square "
+                                    f"{chi2:.1f} on {info.classes - 1} degrees of freedom, p = {p:.2g} against "
+                                    f"uniform labels over {info.classes} classes)")
     if problems:
         return CheckResult(cid, "warn", "; ".join(problems), measured, "finite, normalised inputs; balanced labels",
                            site, series)
@@ -93,6 +101,48 @@ def data_stats(ctx: ProbeContext) -> CheckResult:
     return CheckResult(cid, "pass", "inputs are finite and normalised" + (", labels balanced" if "labels" in measured
                                                                            else ""),
                        measured, "finite, normalised inputs; balanced labels", site, series)
+
+
+def chi_square_uniform(counts: list[int]) -> tuple[float, float]:
+    """Pearson's chi-square statistic of ``counts`` against equal counts, and its p-value."""
+    n, c = sum(counts), len(counts)
+    if not n or c < 2:
+        return 0.0, 1.0
+    expected = n / c
+    chi2 = sum((o - expected) ** 2 for o in counts) / expected
+    return chi2, _upper_gamma(0.5 * (c - 1), 0.5 * chi2)
+
+
+def _upper_gamma(a: float, x: float) -> float:
+    """The regularised upper incomplete gamma function Q(a, x) (series below a + 1, continued fraction above)."""
+    if x <= 0:
+        return 1.0
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1:
+        term = total = 1.0 / a
+        for k in range(1, 1000):
+            term *= x / (a + k)
+            total += term
+            if term < total * 1e-15:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_front))
+    tiny = 1e-300
+    b = x + 1 - a
+    c, d = 1 / tiny, 1 / b
+    h = d
+    for i in range(1, 1000):  # Lentz's method
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        step = d * c
+        h *= step
+        if abs(step - 1) < 1e-15:
+            break
+    return math.exp(log_front) * h
 
 
 def _token_targets(inputs: list[torch.Tensor], target: torch.Tensor, classes: int) -> bool:

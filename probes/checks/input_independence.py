@@ -18,7 +18,7 @@ def input_independence(ctx: ProbeContext) -> CheckResult:
         return CheckResult(cid, "skip", f"every target in the {same[1]} samples fitted is {same[0]:g}: zeroed inputs "
                            "fit that as well as real ones, so the comparison says nothing", None, None, site)
     real = ctx.overfit_curve(cid)
-    zeros = ctx.train(cid, len(real), zero_inputs=True)
+    zeros = ctx.train(cid, len(real), zero_inputs=True, plain=True)
     series = {"real": real, "zeros": zeros}
     grad_norm, has_float = _input_gradient(ctx)
     measured = {"real_final": _tail(real), "zeros_final": _tail(zeros), "input_grad_norm": grad_norm}
@@ -27,6 +27,11 @@ def input_independence(ctx: ProbeContext) -> CheckResult:
         return CheckResult(cid, "fail", "the gradient of the loss with respect to the input is exactly zero: the "
                            "model's output does not depend on its input", measured, expected, site, series)
     r, z = _tail(real), _tail(zeros)
+    if _diverged(real) and _diverged(zeros):
+        return CheckResult(cid, "fail", f"training on one batch diverges with real inputs (loss {real[0]:.4g} → "
+                           f"{r:.4g}) and with zeroed inputs (→ {z:.4g}): the run is unstable — lower the learning "
+                           "rate (see overfit-batch); the comparison cannot tell whether the model uses its input",
+                           measured, expected, site, series)
     if not (finite(r) and finite(z)):
         return CheckResult(cid, "skip", "training on the batch diverged; comparison with zeroed inputs is "
                            "meaningless (see overfit-batch)", measured, expected, site, series)
@@ -47,15 +52,12 @@ def input_independence(ctx: ProbeContext) -> CheckResult:
 def _same_targets(ctx: ProbeContext) -> tuple[float, int] | None:
     """(the value, the sample count) when every target of the fitted sub-batch is the same."""
     step = ctx.step
-    targets = step.target_tensors()
-    if not targets or not isinstance(targets[0], torch.Tensor) or targets[0].dim() == 0:
+    y = step.target_batch()
+    if y is None:
         return None
-    y = targets[0].detach()
     k = step.sub_batch
-    if k is not None and y.shape[0] == step.batch_size:
-        y = y[:k]
-    elif k is not None and y.dim() > step.batch_dim and y.shape[step.batch_dim] == step.batch_size:
-        y = y.narrow(step.batch_dim, 0, k)
+    if k is not None:
+        y = y[step.sub_start:step.sub_start + k]
     if not constant(y):
         return None
     return float(y.reshape(-1)[0]), k or step.batch_size
@@ -64,6 +66,12 @@ def _same_targets(ctx: ProbeContext) -> tuple[float, int] | None:
 def _tail(curve: list[float]) -> float:
     tail = curve[-3:]
     return sum(tail) / len(tail)
+
+
+def _diverged(curve: list[float]) -> bool:
+    """The loss became non-finite or rose far (50 %) above its start."""
+    end = _tail(curve)
+    return not finite(end) or end > curve[0] + 0.5 * abs(curve[0]) + 1e-8
 
 
 def _input_gradient(ctx: ProbeContext) -> tuple[float | None, bool]:
