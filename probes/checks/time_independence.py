@@ -42,8 +42,10 @@ def autoregressive(ctx: ProbeContext) -> tuple[torch.Tensor | None, str]:
         return None, ("no integer target per position was found: the model may not predict the next token "
                       "(not judged as autoregressive)")
     target = targets[0].reshape(tokens.shape)
-    ahead = target.narrow(axis, 0, tokens.shape[axis] - 1) == tokens.narrow(axis, 1, tokens.shape[axis] - 1)
-    if ahead.float().mean().item() >= SHIFTED:
+    shifted = target.narrow(axis, 0, tokens.shape[axis] - 1)
+    scored = shifted >= 0  # negative targets are ignore_index padding (-1, -100): not predicted
+    ahead = (shifted == tokens.narrow(axis, 1, tokens.shape[axis] - 1)) & scored
+    if scored.any() and ahead.sum().item() >= SHIFTED * scored.sum().item():
         return tokens, "the targets are the inputs shifted by one position (next-token prediction)"
     if torch.equal(target, tokens):
         return tokens, "the targets are the inputs (the model shifts them to predict the next token)"

@@ -15,6 +15,7 @@ SCRIPTS = Path(__file__).resolve().parent / "scripts"
 RUNS = {
     "gpt": ("char_gpt", [], ["time-independence", "generalization"]),
     "gpt_no_mask": ("char_gpt", ["--no-mask"], ["time-independence"]),
+    "gpt_padded": ("char_gpt", ["--padded"], ["time-independence"]),
     "blobs": ("blob_classifier", [], ["generalization", "time-independence"]),
     "shuffled": ("blob_classifier", ["--shuffle-labels"], ["generalization"]),
     "one_batch": ("blob_classifier", ["--batch-size", "8"], ["generalization"]),
@@ -42,6 +43,13 @@ def test_causal_char_gpt_passes_time_independence(runs):
     t, grads = check["series"]["probed_position"], check["series"]["grad_per_position"]
     assert t == 7 and len(grads) == 16  # the middle of block_size 16
     assert all(g == 0 for g in grads[t + 1:]) and grads[t] > 0
+    assert "next-token prediction" in check["message"]
+
+
+def test_padded_words_with_ignored_targets_are_still_next_token_prediction(runs):
+    # makemore's layout: each word ends early, inputs padded with 0 and targets with ignore_index -1
+    check = _check(runs, "gpt_padded", "time-independence")
+    assert check["status"] == "pass", check
     assert "next-token prediction" in check["message"]
 
 

@@ -1,6 +1,8 @@
 """A tiny GPT-style character model on a text corpus (minGPT's layout: token + position embeddings, masked
 self-attention, weight-tied head), trained on next-character prediction from a DataLoader of (x, y) windows.
-``--no-mask`` drops the causal mask (a classic bug: the model reads the character it must predict)."""
+``--no-mask`` drops the causal mask (a classic bug: the model reads the character it must predict).
+``--padded`` makes each window a word of its own length, names-style: the positions after its end are padded
+(inputs 0, targets -1) and left out of the loss with ``ignore_index=-1``."""
 
 import argparse
 import math
@@ -12,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--no-mask", action="store_true", help="forget the causal mask")
+parser.add_argument("--padded", action="store_true", help="variable-length words padded with ignored targets")
 args = parser.parse_args()
 
 torch.manual_seed(0)
@@ -28,7 +31,12 @@ class CharWindows(Dataset):
 
     def __getitem__(self, i):
         chunk = data[i:i + block + 1]
-        return chunk[:-1], chunk[1:]
+        x, y = chunk[:-1].clone(), chunk[1:].clone()
+        if args.padded:
+            end = 4 + i % 9  # this word's length
+            x[end + 1:] = 0
+            y[end:] = -1
+        return x, y
 
 
 class SelfAttention(nn.Module):
@@ -75,7 +83,7 @@ optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
 loader = DataLoader(CharWindows(), batch_size=16, shuffle=True)
 for x, y in loader:
     logits = model(x)
-    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-1)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
