@@ -10,7 +10,7 @@ Built lazily, once per :class:`ProgramModel` (:func:`dataflow`), without libcst 
 - :meth:`Dataflow.activation` — whether a tensor expression is the output of ``softmax``, ``log_softmax``,
   ``sigmoid`` or of a layer producing raw logits (``Linear`` / ``Conv``), including calls of models
   whose last layer is one of those (``nn.Sequential(..., nn.Softmax(dim=1))``, a ``forward`` returning
-  ``F.softmax(...)``), across files through ``model.project``;
+  ``F.softmax(...)``), across files through ``program.project``;
 - :meth:`Dataflow.module_of` — which module (torch.nn constructor call or nn.Module class) an expression is.
 
 Everything answers ``None`` when it cannot tell: callers stay silent then.
@@ -18,57 +18,33 @@ Everything answers ``None`` when it cannot tell: callers stay silent then.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterator
 
 import libcst as cst
 
-from .flow import call_name, callee_name, calls_by_callee, enclosing_function
-from .model import Binding, ProgramModel, dotted_name, iter_children, walk
-
-SOFTMAX = "softmax"
-LOG_SOFTMAX = "log_softmax"
-SIGMOID = "sigmoid"
-LOGITS = "logits"
+from .lookups import calls_by_callee, enclosing_function
+from .model import Binding, ProgramModel
+from .name_guesses import name_role, name_tokens
+from .syntax import dotted_name, iter_children, walk
+from .torch_api import (
+    ACTIVATION_KEEPING_METHODS,
+    ACTIVATION_METHODS,
+    DATAFLOW_MODULE_MOVES,
+    DATAFLOW_MODULE_WRAPPERS,
+    FUNCTIONAL_ACTIVATIONS,
+    LAYER_ACTIVATIONS,
+    LOG_SOFTMAX,
+    LOGITS,
+    SIGMOID,
+    SOFTMAX,
+)
 
 _MAX_DEPTH = 12
 _MAX_DEFINITIONS = 16
 
-_FUNCTIONAL = {
-    "torch.softmax": SOFTMAX,
-    "torch.nn.functional.softmax": SOFTMAX,
-    "torch.special.softmax": SOFTMAX,
-    "torch.log_softmax": LOG_SOFTMAX,
-    "torch.nn.functional.log_softmax": LOG_SOFTMAX,
-    "torch.special.log_softmax": LOG_SOFTMAX,
-    "torch.sigmoid": SIGMOID,
-    "torch.nn.functional.sigmoid": SIGMOID,
-    "torch.special.expit": SIGMOID,
-}
-_METHODS = {"softmax": SOFTMAX, "log_softmax": LOG_SOFTMAX, "sigmoid": SIGMOID}
-_LAYER_ACTIVATION = {
-    "torch.nn.Softmax": SOFTMAX,
-    "torch.nn.LogSoftmax": LOG_SOFTMAX,
-    "torch.nn.Sigmoid": SIGMOID,
-    "torch.nn.Linear": LOGITS,
-    "torch.nn.LazyLinear": LOGITS,
-    "torch.nn.Bilinear": LOGITS,
-    "torch.nn.Conv1d": LOGITS,
-    "torch.nn.Conv2d": LOGITS,
-    "torch.nn.Conv3d": LOGITS,
-}
-# Ops that keep what a tensor is (probabilities stay probabilities).
-_PASS_THROUGH = frozenset(
-    {"float", "double", "half", "bfloat16", "to", "cuda", "cpu", "squeeze", "unsqueeze", "view", "reshape",
-     "flatten", "contiguous", "clone"}
-)
 _CONDITIONAL = (cst.If, cst.Try, cst.For, cst.While, cst.Match) if hasattr(cst, "Match") else (
     cst.If, cst.Try, cst.For, cst.While)
-_WRAPPERS = frozenset({"torch.compile", "torch.nn.DataParallel", "torch.nn.parallel.DistributedDataParallel",
-                       "torch.nn.parallel.DataParallel"})
-_MODULE_MOVES = frozenset({"to", "cuda", "cpu", "train", "eval", "float", "double", "half", "bfloat16",
-                           "requires_grad_", "to_empty"})
 
 
 @dataclass(frozen=True)
@@ -79,14 +55,14 @@ class Activation:
     kind: str
     call: cst.Call | None = None
     source: cst.BaseExpression | None = None
-    model: ProgramModel | None = None
+    program: ProgramModel | None = None
 
 
 @dataclass(frozen=True)
 class ModuleRef:
     """A module object: a torch.nn constructor call (``qualname`` set) or a local nn.Module class."""
 
-    model: ProgramModel
+    program: ProgramModel
     call: cst.Call | None = None
     qualname: str | None = None
     classdef: cst.ClassDef | None = None
@@ -99,36 +75,14 @@ class ForTarget:
     loop: cst.For
 
 
-def dataflow(model: ProgramModel) -> "Dataflow":
-    """The model's dataflow, built once."""
-    flow = model.__dict__.get("_dataflow")
-    if flow is None:
-        flow = Dataflow(model)
-        model.__dict__["_dataflow"] = flow
-    return flow
-
-
-def name_tokens(name: str) -> list[str]:
-    """``train_loader`` → [train, loader]; ``valLoader`` → [val, loader]; ``testset`` → [test, set]."""
-    parts = re.split(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[A-Z])|\d+", name)
-    out: list[str] = []
-    for part in parts:
-        part = part.lower()
-        if not part:
-            continue
-        for suffix in ("dataloader", "loader", "dataset", "transforms", "transform", "set", "data", "ds", "dl",
-                       "tfms", "tfm", "tf", "aug", "iter", "dir", "path", "root", "folder"):
-            if part.endswith(suffix) and len(part) > len(suffix):
-                out.extend([part[: -len(suffix)], suffix])
-                break
-        else:
-            out.append(part)
-    return out
+def dataflow(program: ProgramModel) -> "Dataflow":
+    """The program's dataflow, built once."""
+    return program.cached(Dataflow)
 
 
 class Dataflow:
-    def __init__(self, model: ProgramModel) -> None:
-        self.model = model
+    def __init__(self, program: ProgramModel) -> None:
+        self.program = program
         self._params: dict[int, dict[str, cst.Param]] = {}
         self._last_layer: dict[int, str | None] = {}
         self._orders: dict[int, dict[int, int]] = {}
@@ -136,16 +90,15 @@ class Dataflow:
         self._grouped: dict[str, dict[int, list[Binding]]] = {}
         self._definitions: dict[int, list | None] = {}
         self._function_classes: dict[int, str | None] | None = None
-        self._loss_calls: list[tuple[cst.Call, str]] | None = None
 
     # ---- order and scope -------------------------------------------------------------------------
 
     def scope(self, node: cst.CSTNode) -> cst.FunctionDef | None:
-        return enclosing_function(self.model, node)
+        return enclosing_function(self.program, node)
 
     def _chain(self, node: cst.CSTNode) -> list[cst.CSTNode]:
         chain = [node]
-        chain.extend(self.model.ancestors(node))
+        chain.extend(self.program.ancestors(node))
         return chain
 
     def precedes(self, a: cst.CSTNode, b: cst.CSTNode) -> bool:
@@ -174,7 +127,7 @@ class Dataflow:
 
     def calls_named(self, name: str) -> list[cst.Call]:
         """The calls ``name(...)`` in this module."""
-        return calls_by_callee(self.model)[0].get(name, [])
+        return calls_by_callee(self.program)[0].get(name, [])
 
     def names_in(self, scope: cst.CSTNode) -> dict[str, list[cst.Name]]:
         """Every ``Name`` node inside ``scope`` by identifier (index built once per scope)."""
@@ -192,14 +145,14 @@ class Dataflow:
         not sit in another branch of a statement that holds both."""
         use_ids = {id(n) for n in self._chain(use)}
         previous = binding_node
-        for ancestor in self.model.ancestors(binding_node):
+        for ancestor in self.program.ancestors(binding_node):
             if ancestor is scope:
                 return True
             if id(ancestor) in use_ids:
                 if isinstance(ancestor, (cst.If, cst.Try)):
                     # both under the same if/try: only the same branch counts
                     for node in self._chain(use):
-                        if self.model.parent(node) is ancestor:
+                        if self.program.parent(node) is ancestor:
                             return node is previous
                 return True
             if isinstance(ancestor, _CONDITIONAL):
@@ -223,7 +176,7 @@ class Dataflow:
         if function is None:
             return None
         if self._function_classes is None:
-            self._function_classes = {id(info.node): info.class_name for info in self.model.functions.values()}
+            self._function_classes = {id(info.node): info.class_name for info in self.program.functions.values()}
         return self._function_classes.get(id(function))
 
     # ---- bindings --------------------------------------------------------------------------------
@@ -251,7 +204,7 @@ class Dataflow:
                 index -= 1
             last = in_scope[index] if index >= 0 else None
         if "." not in name:
-            for ancestor in self.model.ancestors(use):
+            for ancestor in self.program.ancestors(use):
                 if ancestor is scope:
                     break
                 if type(ancestor) is cst.For and name in _target_names(ancestor.target) and not any(
@@ -268,7 +221,7 @@ class Dataflow:
         grouped = self._grouped.get(name)
         if grouped is None:
             grouped = {}
-            for binding in self.model.bindings.get(name, ()):
+            for binding in self.program.bindings.get(name, ()):
                 grouped.setdefault(id(self.scope(binding.node)), []).append(binding)
             self._grouped[name] = grouped
         return grouped
@@ -294,7 +247,7 @@ class Dataflow:
             return [(self, expr)]
         if name.startswith("self."):
             return self._attribute_definitions(name, self.scope(expr), depth)
-        if "." in name and name not in self.model.bindings:
+        if "." in name and name not in self.program.bindings:
             return None  # `x.to`: an attribute nothing in the module assigns
         function = self.scope(expr)
         binding = self.reaching(name, expr)
@@ -305,12 +258,12 @@ class Dataflow:
         if "." in name:
             return None
         if function is not None:
-            if any(self.scope(b.node) is function for b in self.model.bindings.get(name, ())):
+            if any(self.scope(b.node) is function for b in self.program.bindings.get(name, ())):
                 return None  # bound locally, but not before this use (or conditionally)
             if name in self.params(function):
                 return self._argument_definitions(function, name, depth)
         # A module-level name (used inside a function, or later at module level).
-        globals_ = [b for b in self.model.bindings.get(name, ()) if self.scope(b.node) is None]
+        globals_ = [b for b in self.program.bindings.get(name, ()) if self.scope(b.node) is None]
         if not globals_ or any(b.value is None for b in globals_):
             return None
         if function is None and not all(self.precedes(b.node, expr) for b in globals_):
@@ -328,7 +281,7 @@ class Dataflow:
         class_name = self.class_of(function)
         if class_name is None:
             return None
-        found = [b for b in self.model.bindings.get(name, ())
+        found = [b for b in self.program.bindings.get(name, ())
                  if self.class_of(self.scope(b.node)) == class_name]
         if not found or any(b.value is None for b in found):
             return None
@@ -342,8 +295,8 @@ class Dataflow:
 
     def _argument_definitions(self, function: cst.FunctionDef, name: str, depth: int):
         """A parameter of a module-level function: the arguments passed at its call sites here."""
-        if self.class_of(function) is not None or self.model.parent(function) is not None and not isinstance(
-            self.model.parent(function), cst.Module
+        if self.class_of(function) is not None or self.program.parent(function) is not None and not isinstance(
+            self.program.parent(function), cst.Module
         ):
             return None
         if function.decorators:
@@ -394,30 +347,30 @@ class Dataflow:
     def _module_of_value(self, value: cst.BaseExpression, depth: int) -> ModuleRef | None:
         if depth > _MAX_DEPTH or not isinstance(value, cst.Call):
             return None
-        model = self.model
+        program = self.program
         func = value.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _MODULE_MOVES and dotted_name(func) is not None \
-                and model.qualname(func) == dotted_name(func):
+        if isinstance(func, cst.Attribute) and func.attr.value in DATAFLOW_MODULE_MOVES and dotted_name(func) is not None \
+                and program.qualname(func) == dotted_name(func):
             # `Net().to(device)` / `model.cuda()`: the receiver is the module.
             refs = self.module_of(func.value, depth + 1)
             return refs[0] if refs and len(refs) == 1 else None
-        if isinstance(func, cst.Attribute) and func.attr.value in _MODULE_MOVES and isinstance(func.value, cst.Call):
+        if isinstance(func, cst.Attribute) and func.attr.value in DATAFLOW_MODULE_MOVES and isinstance(func.value, cst.Call):
             return self._module_of_value(func.value, depth + 1)
-        qual = model.call_name(value)
+        qual = program.call_name(value)
         if qual is None:
             return None
-        if qual in _WRAPPERS and value.args:
+        if qual in DATAFLOW_MODULE_WRAPPERS and value.args:
             refs = self.module_of(value.args[0].value, depth + 1)
             return refs[0] if refs and len(refs) == 1 else None
         if qual.startswith("torch.nn.") and qual.rsplit(".", 1)[-1][:1].isupper():
-            return ModuleRef(model, call=value, qualname=qual)
-        if "." not in qual and qual in model.classes:
-            if qual in model.module_classes:
-                return ModuleRef(model, call=value, classdef=model.classes[qual])
+            return ModuleRef(program, call=value, qualname=qual)
+        if "." not in qual and qual in program.classes:
+            if qual in program.module_classes:
+                return ModuleRef(program, call=value, classdef=program.classes[qual])
             return None
-        if isinstance(func, cst.Name) and model.project is not None and func.value in model.imports:
+        if isinstance(func, cst.Name) and program.project is not None and func.value in program.imports:
             try:
-                resolved = model.project.resolve(model, func.value)
+                resolved = program.project.resolve(program, func.value)
             except Exception:  # a broken sibling never breaks this file
                 resolved = None
             if resolved is not None:
@@ -431,11 +384,11 @@ class Dataflow:
         """SOFTMAX / LOG_SOFTMAX / SIGMOID / LOGITS for what the module's output is, else None."""
         if depth > _MAX_DEPTH:
             return None
-        if ref.model is not self.model:
-            return dataflow(ref.model).last_layer(ref, depth)
+        if ref.program is not self.program:
+            return dataflow(ref.program).last_layer(ref, depth)
         if ref.qualname is not None:
-            if ref.qualname in _LAYER_ACTIVATION:
-                return _LAYER_ACTIVATION[ref.qualname]
+            if ref.qualname in LAYER_ACTIVATIONS:
+                return LAYER_ACTIVATIONS[ref.qualname]
             if ref.qualname == "torch.nn.Sequential" and ref.call is not None:
                 positional = [a for a in ref.call.args if a.keyword is None]
                 if not positional or positional[-1].star:
@@ -456,7 +409,7 @@ class Dataflow:
         return result
 
     def _class_output(self, classdef: cst.ClassDef, depth: int) -> str | None:
-        info = self.model.functions.get(f"{classdef.name.value}.forward")
+        info = self.program.functions.get(f"{classdef.name.value}.forward")
         if info is None:
             return None
         kinds = set()
@@ -492,24 +445,24 @@ class Dataflow:
         return None
 
     def _call_activation(self, call: cst.Call, depth: int) -> Activation | None:
-        model = self.model
-        qual = model.call_name(call)
+        program = self.program
+        qual = program.call_name(call)
         func = call.func
-        if qual in _FUNCTIONAL:
+        if qual in FUNCTIONAL_ACTIVATIONS:
             source = _first_arg(call, "input")
-            return Activation(_FUNCTIONAL[qual], call, source, model)
+            return Activation(FUNCTIONAL_ACTIVATIONS[qual], call, source, program)
         if isinstance(func, cst.Attribute):
             method = func.attr.value
             receiver_name = dotted_name(func.value)
-            is_module_path = receiver_name is not None and receiver_name.split(".")[0] in model.imports
-            if method in _METHODS and not is_module_path:
-                return Activation(_METHODS[method], call, func.value, model)
-            if method in _PASS_THROUGH and not is_module_path:
+            is_module_path = receiver_name is not None and receiver_name.split(".")[0] in program.imports
+            if method in ACTIVATION_METHODS and not is_module_path:
+                return Activation(ACTIVATION_METHODS[method], call, func.value, program)
+            if method in ACTIVATION_KEEPING_METHODS and not is_module_path:
                 inner = self.activation(func.value, depth + 1)
                 return Activation(inner.kind) if inner is not None else None
         if isinstance(func, cst.Attribute) and func.attr.value == "forward" and dotted_name(func.value) is not None:
             func = func.value  # `model.forward(x)` computes what `model(x)` does
-            qual = model.qualname(func)
+            qual = program.qualname(func)
         if isinstance(func, cst.Call):
             # `nn.Softmax(dim=1)(x)`
             ref = self._module_of_value(func, depth + 1)
@@ -532,12 +485,12 @@ class Dataflow:
 
     def _helper(self, func: cst.BaseExpression) -> cst.FunctionDef | None:
         """The module-level function of this module that ``func`` names (``predict`` in ``predict(m, x)``)."""
-        if not isinstance(func, cst.Name) or func.value in self.model.imports:
+        if not isinstance(func, cst.Name) or func.value in self.program.imports:
             return None
-        info = self.model.functions.get(func.value)
+        info = self.program.functions.get(func.value)
         if info is None or info.class_name is not None or info.decorators:
             return None
-        return info.node if self.model.parent(info.node) is self.model.module else None
+        return info.node if self.program.parent(info.node) is self.program.module else None
 
     def _returned(self, function: cst.FunctionDef, depth: int, index: int | None = None, size: int = 0) -> str | None:
         """The activation every ``return`` of ``function`` gives (its ``index``-th element when the returns are
@@ -585,10 +538,10 @@ class Dataflow:
         refs = self.module_of(func, depth + 1)
         if refs:
             for ref in refs:
-                info = ref.model.functions.get(f"{ref.classdef.name.value}.forward") if ref.classdef is not None else None
+                info = ref.program.functions.get(f"{ref.classdef.name.value}.forward") if ref.classdef is not None else None
                 if info is None:
                     return None
-                functions.append((dataflow(ref.model), info.node))
+                functions.append((dataflow(ref.program), info.node))
         else:
             helper = self._helper(func)
             if helper is None:
@@ -599,117 +552,6 @@ class Dataflow:
             return None
         return Activation(kinds.pop())
 
-    # ---- losses ----------------------------------------------------------------------------------
-
-    def loss_calls(self) -> Iterator[tuple[cst.Call, str]]:
-        """The module's calls that compute a loss, with its kind (:func:`loss_of_call`), in order. Found
-        once, lazily: the first pass interleaves with its consumer's queries as a plain loop would."""
-        if self._loss_calls is not None:
-            yield from self._loss_calls
-            return
-        found = []
-        for call in self.model.calls:
-            kind = loss_of_call(self, call) if call.args else None
-            if kind is not None:
-                found.append((call, kind))
-                yield call, kind
-        self._loss_calls = found
-
-    # ---- tensors ---------------------------------------------------------------------------------
-
-    def shape_unpack(self, name: str, use: cst.CSTNode) -> tuple[str, int, int, Binding] | None:
-        """``n, c, h, w = x.shape`` (or ``x.size()``) reaching ``use``: (receiver, index, ndim, binding)."""
-        binding = self.reaching(name, use)
-        if not isinstance(binding, Binding) or binding.value is not None or not isinstance(binding.node, cst.Assign):
-            return None
-        assign = binding.node
-        if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, (cst.Tuple, cst.List)):
-            return None
-        elements = assign.targets[0].target.elements
-        if any(isinstance(e, cst.StarredElement) for e in elements):
-            return None
-        receiver = _shape_receiver(assign.value)
-        if receiver is None:
-            return None
-        for index, element in enumerate(elements):
-            if isinstance(element.value, cst.Name) and element.value.value == name:
-                return receiver, index, len(elements), binding
-        return None
-
-
-CROSS_ENTROPY = "cross_entropy"
-NLL = "nll"
-BCE_WITH_LOGITS = "bce_with_logits"
-BCE = "bce"
-_LOSS_FUNCTIONS = {
-    "torch.nn.functional.cross_entropy": CROSS_ENTROPY,
-    "torch.nn.functional.nll_loss": NLL,
-    "torch.nn.functional.binary_cross_entropy_with_logits": BCE_WITH_LOGITS,
-    "torch.nn.functional.binary_cross_entropy": BCE,
-}
-_LOSS_CLASSES = {
-    "torch.nn.CrossEntropyLoss": CROSS_ENTROPY,
-    "torch.nn.modules.loss.CrossEntropyLoss": CROSS_ENTROPY,
-    "torch.nn.NLLLoss": NLL,
-    "torch.nn.modules.loss.NLLLoss": NLL,
-    "torch.nn.BCEWithLogitsLoss": BCE_WITH_LOGITS,
-    "torch.nn.modules.loss.BCEWithLogitsLoss": BCE_WITH_LOGITS,
-    "torch.nn.BCELoss": BCE,
-    "torch.nn.modules.loss.BCELoss": BCE,
-}
-
-
-def loss_of_call(flow: Dataflow, call: cst.Call) -> str | None:
-    """CROSS_ENTROPY / NLL / BCE_WITH_LOGITS / BCE when ``call`` computes that loss, else None:
-    ``F.cross_entropy(...)``, ``criterion(...)`` with ``criterion = nn.CrossEntropyLoss()``,
-    ``nn.NLLLoss()(...)``, ``loss_fn = F.nll_loss; loss_fn(...)``."""
-    model = flow.model
-    func = call.func
-    if type(func) is cst.Call:
-        return _LOSS_CLASSES.get(call_name(model, func) or "")
-    name = callee_name(model, call)
-    if name is None:
-        return None
-    qual = call_name(model, call)
-    if qual in _LOSS_FUNCTIONS:
-        return _LOSS_FUNCTIONS[qual]
-    if qual is not None and qual.split(".")[0] in ("torch", "numpy", "np") or name.split(".")[0] in model.imports:
-        return None
-    defs = flow.definitions(func)
-    if not defs:
-        return None
-    kinds = set()
-    for other, value in defs:
-        if isinstance(value, cst.Call):
-            kinds.add(_LOSS_CLASSES.get(other.model.call_name(value) or ""))
-        else:
-            kinds.add(_LOSS_FUNCTIONS.get(other.model.qualname(value) or ""))
-    return kinds.pop() if len(kinds) == 1 else None
-
-
-def loss_input(call: cst.Call) -> cst.Arg | None:
-    """The argument that holds the prediction (first positional, or ``input=``)."""
-    for arg in call.args:
-        if arg.star:
-            return None
-        if arg.keyword is None or arg.keyword.value == "input":
-            return arg
-    return None
-
-
-
-def loss_inputs(model: ProgramModel, loss_kind: str):
-    """``(flow, call, input argument, activation of that input)`` for every call of a loss of
-    ``loss_kind`` in the module; the dataflow is built only when the module calls anything."""
-    if not model.calls:
-        return
-    flow = dataflow(model)
-    for call, kind in flow.loss_calls():
-        if kind != loss_kind:
-            continue
-        arg = loss_input(call)
-        if arg is not None:
-            yield flow, call, arg, flow.activation(arg.value)
 
 def same_value(flow: Dataflow, name: str, first: cst.CSTNode, second: cst.CSTNode) -> bool:
     """``name`` is not rebound between ``first`` and ``second`` (same scope, ``first`` before ``second``)."""
@@ -722,7 +564,7 @@ def same_value(flow: Dataflow, name: str, first: cst.CSTNode, second: cst.CSTNod
         if flow.precedes(node, second) and not (id(node) in first_chain or flow.precedes(node, first)):
             return False
     if "." not in name:
-        for ancestor in flow.model.ancestors(second):
+        for ancestor in flow.program.ancestors(second):
             if ancestor is scope or id(ancestor) in first_chain:
                 break
             if isinstance(ancestor, cst.For) and name in _target_names(ancestor.target):
@@ -733,16 +575,6 @@ def same_value(flow: Dataflow, name: str, first: cst.CSTNode, second: cst.CSTNod
 def uses_of(flow: Dataflow, name: str, scope: cst.CSTNode) -> list[cst.Name]:
     """Every ``Name`` node reading or writing ``name`` inside ``scope``."""
     return flow.names_in(scope).get(name, [])
-
-
-def _shape_receiver(value: cst.BaseExpression) -> str | None:
-    """``x`` for ``x.shape`` / ``x.size()``."""
-    if isinstance(value, cst.Attribute) and value.attr.value == "shape":
-        return dotted_name(value.value)
-    if isinstance(value, cst.Call) and not value.args and isinstance(value.func, cst.Attribute) \
-            and value.func.attr.value == "size":
-        return dotted_name(value.func.value)
-    return None
 
 
 def _target_names(target: cst.BaseExpression) -> set[str]:
@@ -781,44 +613,7 @@ def _first_arg(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
 
 __all__ = [
     "Activation", "Dataflow", "ForTarget", "LOGITS", "LOG_SOFTMAX", "ModuleRef", "SIGMOID", "SOFTMAX",
-    "dataflow", "name_tokens", "walk",
+    "dataflow", "name_role", "name_tokens", "walk",
 ]
 
 
-def unwrap_activation_fix(flow: Dataflow, arg: cst.Arg, act: Activation, description: str):
-    """A fix replacing the loss input by the activation's own input (dropping the softmax / sigmoid), when
-    that is exact: the call is the argument itself, or a name bound to it whose input name was not rebound
-    in between."""
-    from .rule import SAFE, NodeEdit, NodeFix
-
-    if act.call is None or act.source is None or act.model is not flow.model:
-        return None
-    if act.call is arg.value:
-        return NodeFix(description, (NodeEdit("replace", arg.value, flow.model.code_for(act.source)),), SAFE)
-    source_name = act.source.value if isinstance(act.source, cst.Name) else None
-    if source_name is None or not isinstance(arg.value, cst.Name) or source_name == arg.value.value:
-        return None  # `y_hat = softmax(y_hat)`: the logits' name now holds the probabilities
-    if not same_value(flow, source_name, act.call, arg.value):
-        return None
-    return NodeFix(description, (NodeEdit("replace", arg.value, source_name),), SAFE)
-
-
-TRAIN_ROLE = "train"
-EVAL_ROLE = "eval"
-_TRAIN_TOKENS = frozenset({"train", "training", "trn", "tr"})
-EVAL_TOKENS = _EVAL_TOKENS = frozenset({"val", "valid", "validation", "validate", "test", "testing", "eval", "evaluation", "dev",
-                          "holdout", "calib", "calibration", "infer", "inference", "predict", "pred", "prediction"})
-
-
-def name_role(name: str | None) -> str | None:
-    """TRAIN_ROLE / EVAL_ROLE from a name (``train_loader``, ``valset``, ``'validation'``), else None. Test-time
-    augmentation (``tta``) and names mixing both roles say nothing."""
-    if not name:
-        return None
-    tokens = set(name_tokens(name.rsplit(".", 1)[-1] if "/" not in name else name.rstrip("/").rsplit("/", 1)[-1]))
-    if "tta" in tokens:
-        return None
-    train, evaluation = bool(tokens & _TRAIN_TOKENS), bool(tokens & _EVAL_TOKENS)
-    if train == evaluation:
-        return None
-    return TRAIN_ROLE if train else EVAL_ROLE

@@ -1,4 +1,4 @@
-"""One parse, one model, every rule: the analysis of a file, and its fixes."""
+"""One parse, one program model, every rule: the analysis of a file, and its fixes."""
 
 from __future__ import annotations
 
@@ -13,16 +13,23 @@ from typing import Callable, Iterable, Sequence
 import libcst as cst
 
 from .config import Config
+from .context import RuleContext
 from .findings import FileProblem, FileReport, Finding, Fix, Position, TextEdit
 from .fix_verify import verify_fixes
 from .fixes import apply_fixes, line_starts, offset_of
 from .model import ProgramModel
-from .positions import locate
+from .positions import StatementPositions, locate
 from .project import Project
 from .registry import all_rules
-from .rule import NodeEdit, NodeFix, RawFinding, Rule
-from .source import NestingTooDeep, UndecodableSource, parse_source, read_source, without_form_feed_indents
+from .rule import EditKind, NodeEdit, NodeFix, RawFinding, Rule
 from .rules.san100_unused_noqa import UnusedNoqa
+from .source import (
+    NestingTooDeep,
+    UndecodableSource,
+    parse_source,
+    read_source,
+    without_form_feed_indents,
+)
 from .suppression import is_suppressed, unused_noqa_findings
 
 MAX_FIX_ROUNDS = 10
@@ -150,7 +157,7 @@ def analyze_source(
         module = parse_source(parsed_text)
     except PARSE_ERRORS as error:
         return FileReport(path=path, problems=[parse_problem(path, error, source)])
-    report = analyze_model(ProgramModel.build(module, path, project=project), parsed_text, config, rules)
+    report = analyze_program(ProgramModel.build(module, path, project=project), parsed_text, config, rules)
     if shifts:
         report = shifted_back(report, shifts)
     if verify:
@@ -170,25 +177,28 @@ def reanalyzer(
     return reanalyze
 
 
-def analyze_model(
-    model: ProgramModel,
+def analyze_program(
+    program: ProgramModel,
     source: str,
     config: Config | None = None,
     rules: Sequence[type[Rule]] | None = None,
     statement_lines: Callable[[], dict[int, int]] | None = None,
+    positions: StatementPositions | None = None,
 ) -> FileReport:
-    """Every enabled rule's findings on the model of ``source``. ``statement_lines``: where the module's
-    top-level statements begin (``{id(statement): line}``), when the caller already knows."""
-    path = model.path
+    """Every enabled rule's findings on the program model of ``source``. ``statement_lines``: where the module's
+    top-level statements begin (``{id(statement): line}``), when the caller already knows; ``positions``: the
+    positions kept from earlier versions of the same buffer (:class:`~torchsanity.analyzers.positions.StatementPositions`)."""
+    path = program.path
     report = FileReport(path=path)
     config = config or Config()
     raw: list[tuple[type[Rule], RawFinding]] = []
     ran: set[str] = set()
+    ctx = RuleContext(program)
     for rule_class in rules if rules is not None else all_rules():
         if not config.is_enabled(rule_class.code, path if path != "<string>" else None):
             continue
         try:
-            raw.extend((rule_class, item) for item in rule_class().check(model))
+            raw.extend((rule_class, item) for item in rule_class().check(ctx))
             ran.add(rule_class.code)  # (a rule that failed does not make its noqa directives look unused)
         except Exception as error:  # a rule bug must not cost the user the other rules
             report.problems.append(
@@ -197,8 +207,9 @@ def analyze_model(
     suppressed: set[tuple[int, str]] = set()
     if raw:
         try:
-            report.findings = _locate(model, source, path, config, raw, report.problems,
-                                      statement_lines() if statement_lines is not None else None, suppressed)
+            report.findings = _locate(program, source, path, config, raw, report.problems,
+                                      statement_lines() if statement_lines is not None else None, suppressed,
+                                      positions)
         except RecursionError:
             report.problems.append(FileProblem(path, "internal-error", "the file nests too deeply to locate findings"))
     if UnusedNoqa.code in ran:
@@ -210,7 +221,7 @@ def analyze_model(
 
 
 def _locate(
-    model: ProgramModel,
+    program: ProgramModel,
     source: str,
     path: str,
     config: Config,
@@ -218,13 +229,14 @@ def _locate(
     problems: list[FileProblem],
     statement_lines: dict[int, int] | None,
     suppressed: set[tuple[int, str]],
+    cache: StatementPositions | None = None,
 ) -> list[Finding]:
     nodes = [n for _, item in raw for n in (item.node, item.end_node) if n is not None]
     nodes += [edit.node for _, item in raw if item.fix for edit in item.fix.edits]
-    positions = locate(model, nodes, statement_lines, source)
+    positions = locate(program, nodes, statement_lines, source, cache)
     lines = _LINE_BREAK.split(source)
     starts = line_starts(source)
-    newline = model.module.default_newline
+    newline = program.module.default_newline
     findings: dict[tuple, Finding] = {}
     misplaced: set[str] = set()
     for rule_class, item in raw:
@@ -240,7 +252,7 @@ def _locate(
         if is_suppressed(rule_class.code, line_text):
             suppressed.add((start.line, rule_class.code))
             continue
-        fix = _text_fix(item.fix, model, positions, source, starts, lines, newline) if item.fix else None
+        fix = _text_fix(item.fix, program, positions, source, starts, lines, newline) if item.fix else None
         finding = Finding(
             code=rule_class.code,
             name=rule_class.name,
@@ -255,12 +267,12 @@ def _locate(
     return sorted(findings.values(), key=lambda f: (f.start, f.code))
 
 
-def _text_fix(fix: NodeFix, model: ProgramModel, positions, source: str, starts: list[int], lines: list[str],
+def _text_fix(fix: NodeFix, program: ProgramModel, positions, source: str, starts: list[int], lines: list[str],
               newline: str) -> Fix | None:
     edits: list[TextEdit] = []
     for edit in fix.edits:
         exact = edit.node in positions and edit.node not in getattr(positions, "inexact", ())
-        text_edit = _text_edit(edit, model, positions, source, starts, lines, newline) if exact else None
+        text_edit = _text_edit(edit, program, positions, source, starts, lines, newline) if exact else None
         if text_edit is None:
             return None  # a fix that cannot be applied exactly is not offered
         edits.append(text_edit)
@@ -273,7 +285,7 @@ def _position(starts: list[int], offset: int) -> Position:
 
 
 def _replaced_span(
-    node: cst.CSTNode, model: ProgramModel, code_range, source: str, starts: list[int]
+    node: cst.CSTNode, program: ProgramModel, code_range, source: str, starts: list[int]
 ) -> tuple[int, int] | None:
     """The offsets of ``node``'s text in ``source``, its parentheses included (libcst's positions leave
     them out, its code for the node keeps them); None when the text there is not the node's code."""
@@ -281,11 +293,11 @@ def _replaced_span(
     end = offset_of(starts, Position(code_range.end.line, code_range.end.column))
     if isinstance(node, (cst.BaseCompoundStatement, cst.SimpleStatementLine)):
         # generated without its block's indentation: its first line must be the text there
-        first = model.module.code_for_node(node.with_changes(leading_lines=())).split("\n", 1)[0].rstrip("\r")
+        first = program.module.code_for_node(node.with_changes(leading_lines=())).split("\n", 1)[0].rstrip("\r")
         return (begin, end) if source[begin: begin + len(first)] == first else None
-    code = model.module.code_for_node(node)
+    code = program.module.code_for_node(node)
     if getattr(node, "lpar", None):
-        inner = model.module.code_for_node(node.with_changes(lpar=(), rpar=()))
+        inner = program.module.code_for_node(node.with_changes(lpar=(), rpar=()))
         before = code.find(inner)
         if before < 0:
             return None
@@ -295,13 +307,13 @@ def _replaced_span(
     return begin, end
 
 
-def _text_edit(edit: NodeEdit, model: ProgramModel, positions, source: str, starts: list[int], lines: list[str],
+def _text_edit(edit: NodeEdit, program: ProgramModel, positions, source: str, starts: list[int], lines: list[str],
                newline: str) -> TextEdit | None:
     code_range = positions[edit.node]
     start = Position(code_range.start.line, code_range.start.column)
     end = Position(code_range.end.line, code_range.end.column)
-    if edit.kind == "replace":
-        span = _replaced_span(edit.node, model, code_range, source, starts)
+    if edit.kind is EditKind.REPLACE:
+        span = _replaced_span(edit.node, program, code_range, source, starts)
         if span is None:
             return None
         return TextEdit(_position(starts, span[0]), _position(starts, span[1]), _with_newline(edit.text, newline))
@@ -309,12 +321,12 @@ def _text_edit(edit: NodeEdit, model: ProgramModel, positions, source: str, star
     if line[: start.column].strip():
         return None  # the statement shares its line with other code (`for x in y: step()`)
     indent = line[: start.column]
-    line_end = _line_break_after(source, starts, end.line) if edit.kind != "insert_before" else ""
-    if edit.kind == "insert_before":
+    line_end = _line_break_after(source, starts, end.line) if edit.kind is not EditKind.INSERT_BEFORE else ""
+    if edit.kind is EditKind.INSERT_BEFORE:
         here = _line_break_after(source, starts, start.line) or newline
         text = "".join(f"{indent}{part}{here}" if part else here for part in edit.text.split("\n"))
         return TextEdit(Position(start.line, 0), Position(start.line, 0), text)
-    if edit.kind == "insert_after":
+    if edit.kind is EditKind.INSERT_AFTER:
         here = line_end or newline
         text = "".join(f"{indent}{part}{here}" if part else here for part in edit.text.split("\n"))
         if line_end:
@@ -322,11 +334,10 @@ def _text_edit(edit: NodeEdit, model: ProgramModel, positions, source: str, star
             return TextEdit(after, after, text)
         last = lines[end.line - 1] if end.line <= len(lines) else ""
         return TextEdit(Position(end.line, len(last)), Position(end.line, len(last)), here + text[: -len(here)])
-    if edit.kind == "delete_statement":
-        if not line_end:  # the last line of the file, without a line break: empty it
-            return TextEdit(Position(start.line, 0), Position(end.line, len(lines[end.line - 1])), "")
-        return TextEdit(Position(start.line, 0), Position(end.line + 1, 0), "")
-    raise ValueError(f"unknown edit kind {edit.kind!r}")
+    # EditKind.DELETE_STATEMENT
+    if not line_end:  # the last line of the file, without a line break: empty it
+        return TextEdit(Position(start.line, 0), Position(end.line, len(lines[end.line - 1])), "")
+    return TextEdit(Position(start.line, 0), Position(end.line + 1, 0), "")
 
 
 def _with_newline(text: str, newline: str) -> str:

@@ -2,8 +2,9 @@
 
 Each new version is reparsed from the last version that parsed (:meth:`ParsedSource.reparse`: only the
 edited top-level statements are parsed again) and the program model re-walks only those statements;
-the rules then run on the whole model as usual, so the findings are exactly those of
-:func:`~torchsanity.analyzers.engine.analyze_source` on the same text.
+the rules then run on the whole model as usual, and the findings in untouched statements are placed from
+positions kept since the last version (:class:`~torchsanity.analyzers.positions.StatementPositions`), so
+the findings are exactly those of :func:`~torchsanity.analyzers.engine.analyze_source` on the same text.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 from typing import Sequence
 
 from .config import Config
-from .engine import PARSE_ERRORS, analyze_model, parse_problem
+from .engine import PARSE_ERRORS, analyze_program, parse_problem
 from .findings import FileReport
 from .model import ProgramModel
 from .parsed import ParsedSource
+from .positions import StatementPositions
 from .project import Project
 from .rule import Rule
 
@@ -24,7 +26,8 @@ class LiveDocument:
 
     def __init__(self) -> None:
         self._parsed: ParsedSource | None = None
-        self._model: ProgramModel | None = None
+        self._program: ProgramModel | None = None
+        self._positions = StatementPositions()
 
     def analyze(
         self,
@@ -39,14 +42,16 @@ class LiveDocument:
             parsed = self._parse(text)
         except PARSE_ERRORS as error:
             return FileReport(path=path, problems=[parse_problem(path, error, text)])
-        model = ProgramModel.build(parsed.module, path, project=project, reuse=self._model)
-        self._parsed, self._model = parsed, model
-        return analyze_model(model, text, config, rules, parsed.statement_lines)
+        program = ProgramModel.build(parsed.module, path, project=project, reuse=self._program)
+        self._parsed, self._program = parsed, program
+        self._positions.keep(parsed.module)
+        return analyze_program(program, text, config, rules, parsed.statement_lines, self._positions)
 
     @property
     def model(self) -> ProgramModel | None:
-        """The program model of the last text that parsed."""
-        return self._model
+        """The program model of the last text that parsed (``model`` for the server's sake: it is the
+        program, not the network)."""
+        return self._program
 
     @property
     def parsed(self) -> ParsedSource | None:
@@ -61,5 +66,5 @@ class LiveDocument:
         except PARSE_ERRORS:
             raise
         except Exception:  # noqa: BLE001 - a flaw in the incremental path must not cost the analysis
-            self._parsed = self._model = None
+            self._parsed = self._program = None
             return ParsedSource.parse(text)

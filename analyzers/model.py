@@ -7,155 +7,24 @@ DataLoaders, functions and classes — in a single traversal of the tree's datac
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 import libcst as cst
+
+from .syntax import dotted_name, iter_children
+from .torch_api import (
+    MODEL,
+    MODULE_RETURNING_METHODS,
+    MODULE_WRAPPERS,
+    NN_MODULE_BASES,
+    kind_of_constructor,
+)
 
 if TYPE_CHECKING:
     from .project import Project
 
-# Fields that only hold whitespace, parentheses or punctuation: never walked.
-_SKIPPED_FIELDS = frozenset(
-    {
-        "lpar",
-        "rpar",
-        "leading_lines",
-        "lines_after_decorators",
-        "header",
-        "footer",
-        "comma",
-        "semicolon",
-        "newline",
-        "trailing_whitespace",
-        "equal",
-        "colon",
-        "dot",
-        "star",
-        "whitespace_after_star",
-        "whitespace_after_param",
-        "whitespace_before_colon",
-        "whitespace_after_colon",
-    }
-)
-
-
-@lru_cache(maxsize=None)
-def _walked_fields(node_type: type) -> tuple[str, ...]:
-    return tuple(
-        f.name
-        for f in dataclasses.fields(node_type)
-        if f.name not in _SKIPPED_FIELDS and not f.name.startswith("whitespace")
-    )
-
-
-def _node_types(base: type) -> frozenset[type]:
-    found = {base}
-    for subclass in base.__subclasses__():
-        found |= _node_types(subclass)
-    return frozenset(found)
-
-
-# Every libcst node class: `type(x) in _NODE_TYPES` is much faster than `isinstance(x, cst.CSTNode)`,
-# an ABC check.
-_NODE_TYPES = _node_types(cst.CSTNode)
-
-
-def iter_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    """The node's children that carry code (no whitespace / punctuation), in source order."""
-    for name in _walked_fields(type(node)):
-        value = getattr(node, name)
-        kind = type(value)
-        if kind in _NODE_TYPES:
-            yield value
-        elif kind is tuple or kind is list:
-            for item in value:
-                if type(item) in _NODE_TYPES:
-                    yield item
-
-
-def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    """Pre-order traversal of ``node`` and its code-carrying descendants."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        children = list(iter_children(current))
-        children.reverse()
-        stack.extend(children)
-
-
-def dotted_name(expr: cst.BaseExpression | None) -> str | None:
-    """``a.b.c`` for a chain of Name / Attribute nodes, else None."""
-    if type(expr) is cst.Name:
-        return expr.value
-    parts: list[str] = []
-    while type(expr) is cst.Attribute:
-        parts.append(expr.attr.value)
-        expr = expr.value
-    if type(expr) is cst.Name:
-        parts.append(expr.value)
-        return ".".join(reversed(parts))
-    return None
-
-
-# What a bound name holds, as far as the rules care.
-OPTIMIZER = "optimizer"
-SCHEDULER = "scheduler"
-MODEL = "model"
-LOSS = "loss"
-DATALOADER = "dataloader"
-DATASET = "dataset"
-
-_OPTIMIZER_PREFIXES = ("torch.optim.", "bitsandbytes.optim.", "apex.optimizers.", "timm.optim.")
-_OPTIMIZER_NAMES = frozenset(
-    {"transformers.AdamW", "transformers.Adafactor", "transformers.optimization.AdamW",
-     "timm.optim.create_optimizer_v2", "timm.optim.create_optimizer"}
-)
-_SCHEDULER_PREFIXES = ("torch.optim.lr_scheduler.", "timm.scheduler.")
-_SCHEDULER_NAMES = frozenset(
-    {
-        "transformers.get_linear_schedule_with_warmup",
-        "transformers.get_cosine_schedule_with_warmup",
-        "transformers.get_constant_schedule_with_warmup",
-        "transformers.get_polynomial_decay_schedule_with_warmup",
-        "transformers.get_scheduler",
-        "transformers.optimization.get_linear_schedule_with_warmup",
-        "transformers.optimization.get_cosine_schedule_with_warmup",
-        "transformers.optimization.get_scheduler",
-    }
-)
-_MODEL_PREFIXES = ("torchvision.models.", "timm.create_model", "transformers.AutoModel")
-_DATALOADER_NAMES = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
-_NN_MODULE_BASES = frozenset(
-    {"torch.nn.Module", "torch.nn.modules.module.Module", "pytorch_lightning.LightningModule",
-     "lightning.LightningModule", "lightning.pytorch.LightningModule", "torch.nn.Sequential"}
-)
-
-
-def kind_of_constructor(qualname: str | None) -> str | None:
-    """The kind of object a call to ``qualname`` builds (optimizer, scheduler, loss, ...)."""
-    if not qualname:
-        return None
-    if qualname.startswith(_SCHEDULER_PREFIXES) or qualname in _SCHEDULER_NAMES:
-        return SCHEDULER
-    if qualname.startswith(_OPTIMIZER_PREFIXES) or qualname in _OPTIMIZER_NAMES:
-        if qualname.count(".") >= 2 and qualname.split(".")[-1][:1].isupper() or qualname in _OPTIMIZER_NAMES:
-            return OPTIMIZER
-        return None
-    if qualname in _DATALOADER_NAMES:
-        return DATALOADER
-    if qualname.startswith("torch.nn.") and not qualname.startswith("torch.nn.functional"):
-        last = qualname.rsplit(".", 1)[-1]
-        if last.endswith("Loss"):
-            return LOSS
-        if last[:1].isupper() and not qualname.startswith(("torch.nn.init", "torch.nn.utils", "torch.nn.parallel.")):
-            return MODEL
-    if qualname.startswith(_MODEL_PREFIXES):
-        return MODEL
-    return None
+T = TypeVar("T")
 
 
 @dataclass
@@ -178,14 +47,14 @@ class FunctionInfo:
 
 @dataclass
 class _StatementIndex:
-    """What one top-level statement contributes to the model. It depends on nothing outside the
+    """What one top-level statement contributes to the program model. It depends on nothing outside the
     statement, so an edit elsewhere leaves it valid (see :meth:`ProgramModel.build`'s ``reuse``)."""
 
     node: cst.CSTNode
     calls: list[cst.Call] = field(default_factory=list)
     loops: list[cst.For | cst.While] = field(default_factory=list)
     names: list[tuple[str, str, str]] = field(default_factory=list)  # import / alias events, in order
-    bindings: list[Binding] = field(default_factory=list)  # their kinds are set by the model built on them
+    bindings: list[Binding] = field(default_factory=list)  # their kinds are set by the program built on them
     classes: list[cst.ClassDef] = field(default_factory=list)
     functions: list[FunctionInfo] = field(default_factory=list)
     parents: dict[int, cst.CSTNode] = field(default_factory=dict)
@@ -301,6 +170,7 @@ class ProgramModel:
     _name_kinds: dict[str, str | None] = field(default_factory=dict, repr=False)
     _call_names: dict[int, str | None] = field(default_factory=dict, repr=False)
     _statements: dict[int, _StatementIndex] = field(default_factory=dict, repr=False)
+    _memo: dict[Callable, object] = field(default_factory=dict, repr=False)
     project: "Project | None" = None
 
     # ---- construction -------------------------------------------------------------------------
@@ -313,11 +183,11 @@ class ProgramModel:
         project: "Project | None" = None,
         reuse: "ProgramModel | None" = None,
     ) -> "ProgramModel":
-        """The model of ``module``. ``reuse``: the model of an earlier version of the same text, whose
+        """The program model of ``module``. ``reuse``: the program model of an earlier version of the same text, whose
         top-level statements that are the very same nodes here are not walked again."""
-        model = cls(module=module, path=path, project=project)
-        model._index(reuse._statements if reuse is not None else {})
-        return model
+        program = cls(module=module, path=path, project=project)
+        program._index(reuse._statements if reuse is not None else {})
+        return program
 
     def _index(self, previous: dict[int, _StatementIndex]) -> None:
         pending: list[Binding] = []
@@ -348,13 +218,21 @@ class ProgramModel:
         for name, node in self.classes.items():
             for base in node.bases:
                 base_name = self.qualname(base.value)
-                if base_name in _NN_MODULE_BASES or (base_name and base_name.split(".")[-1] in self.module_classes):
+                if base_name in NN_MODULE_BASES or (base_name and base_name.split(".")[-1] in self.module_classes):
                     self.module_classes.add(name)
         for binding in pending:
             binding.kind = None  # a reused statement's bindings still hold the kinds of the last model
             self.bindings.setdefault(binding.target, []).append(binding)
         for binding in pending:
             binding.kind = self.kind_of(binding.value)
+
+    def cached(self, compute: Callable[["ProgramModel"], T]) -> T:
+        """``compute(self)``, computed once per program: the per-file analyses several rules share (the
+        effects, the dataflow, indexes of calls and names) are keyed by the function that builds them."""
+        memo = self._memo
+        if compute not in memo:
+            memo[compute] = compute(self)
+        return memo[compute]
 
     # ---- queries --------------------------------------------------------------------------------
 
@@ -421,9 +299,9 @@ class ProgramModel:
             if qual is not None and qual.split(".")[-1] in self.module_classes and "." not in qual:
                 return MODEL
             # `model = Net().to(device)`, `model = torch.compile(model)`, `DDP(model)`.
-            if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("to", "cuda", "cpu", "double", "float", "half", "train", "eval"):
+            if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in MODULE_RETURNING_METHODS:
                 expr = expr.func.value
-            elif qual in ("torch.compile", "torch.nn.DataParallel", "torch.nn.parallel.DistributedDataParallel") and expr.args:
+            elif qual in MODULE_WRAPPERS and expr.args:
                 expr = expr.args[0].value
             else:
                 return None
@@ -431,7 +309,7 @@ class ProgramModel:
         return self._kind_of_name(name) if name is not None else None
 
     def _kind_of_name(self, name: str) -> str | None:
-        """The kind of the latest binding of ``name`` that has one. Memoized per name (the model is
+        """The kind of the latest binding of ``name`` that has one. Memoized per name (the program model is
         flow-insensitive), with a guard against cycles such as ``x = x.to(device)``."""
         memo = self._name_kinds
         if name in memo:

@@ -27,13 +27,16 @@ def locate(
     nodes: Iterable[cst.CSTNode],
     statement_lines: dict[int, int] | None = None,
     source: str | None = None,
+    cache: "StatementPositions | None" = None,
 ) -> "Ranges":
     """``{node: CodeRange}`` for ``nodes``, in the coordinates of ``source`` (the text that was parsed;
     without it, those of libcst's generated code). ``statement_lines``: ``{id(statement): the line where
-    its code begins}`` for the module's top-level statements (in generated code)."""
+    its code begins}`` for the module's top-level statements (in generated code). ``cache``: positions of
+    statements kept from an earlier version of the same buffer (then only ``nodes`` are placed)."""
     module = model.module
     body_ids = {id(statement): statement for statement in module.body}
     wanted: dict[int, cst.CSTNode] = {}
+    owners: dict[cst.CSTNode, int] = {}
     for node in nodes:
         top = node
         while top is not None and id(top) not in body_ids:
@@ -44,9 +47,14 @@ def locate(
                 return ranges if source is None or module.code == source else _mapped(ranges, module.code, source)
             continue  # not part of this module: the caller reports the rule's mistake
         wanted[id(top)] = top
+        owners[node] = id(top)
     own = statement_lines is None
     if own:
         statement_lines = _statement_lines(module, wanted)
+    if cache is not None and not own and source is not None:
+        placed = cache.place(module, wanted, statement_lines, owners, source)
+        if placed is not None:
+            return placed
     ranges = _ranges(module, wanted, statement_lines)
     if source is None or _match_source(module, wanted, statement_lines, source):
         return ranges
@@ -86,6 +94,54 @@ def _match_source(
         if source[begin: begin + len(code)] != code:
             return False
     return True
+
+
+class StatementPositions:
+    """Positions inside top-level statements, relative to each statement's first line, with the code the
+    statement generates: kept across the versions of one buffer, whose incremental parse keeps untouched
+    statements as the very same nodes, so an edit places the findings of the other statements by their new
+    first line without another position pass."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[cst.CSTNode, tuple, str, dict[cst.CSTNode, CodeRange]]] = {}
+
+    def place(
+        self,
+        module: cst.Module,
+        wanted: dict[int, cst.CSTNode],
+        statement_lines: dict[int, int],
+        owners: dict[cst.CSTNode, int],
+        source: str,
+    ) -> "Ranges | None":
+        """``{node: CodeRange}`` for the nodes of ``owners`` (``{node: id of its top-level statement}``), or
+        None when a wanted statement's code is not the source's text at its line (the caller maps lines then)."""
+        layout = (module.default_indent, module.default_newline, module.has_trailing_newline)
+        starts = line_starts(source)
+        for key, statement in wanted.items():
+            entry = self._entries.get(key)
+            if entry is None or entry[0] is not statement or entry[1] != layout:
+                piece = module.with_changes(body=(statement,), header=(), footer=())
+                found = MetadataWrapper(piece, unsafe_skip_copy=True).resolve(PositionProvider)
+                entry = (statement, layout, module.code_for_node(statement), dict(found))
+                self._entries[key] = entry
+            line, code = statement_lines[key], entry[2]
+            if line > len(starts) or source[starts[line - 1]: starts[line - 1] + len(code)] != code:
+                return None
+        out = Ranges()
+        for node, key in owners.items():
+            code_range = self._entries[key][3].get(node)
+            if code_range is not None:
+                offset = statement_lines[key] - 1
+                out[node] = CodeRange(
+                    CodePosition(code_range.start.line + offset, code_range.start.column),
+                    CodePosition(code_range.end.line + offset, code_range.end.column),
+                )
+        return out
+
+    def keep(self, module: cst.Module) -> None:
+        """Forget the statements that are no longer in ``module``."""
+        live = {id(statement): statement for statement in module.body}
+        self._entries = {k: v for k, v in self._entries.items() if live.get(k) is v[0]}
 
 
 class Ranges(dict):

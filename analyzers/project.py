@@ -1,19 +1,22 @@
 """Cross-file resolution: helpers and classes imported from sibling modules of the same project.
 
 A :class:`Project` parses each sibling module once and records which module files every analysis looked
-for. An editor keeps one per workspace folder: :meth:`Project.set_overlay` puts the open buffers' unsaved
-text in place of their files, and :meth:`Project.invalidate` forgets what a changed file (and everything
-that read it) contributed.
+for. It holds the project index (:class:`~.project_index.ProjectIndex`: who calls what, and how). An editor
+keeps one per workspace folder: :meth:`Project.set_overlay` puts the open buffers' unsaved text in place of
+their files, and :meth:`Project.invalidate` forgets what a changed file (and everything that read it)
+contributed.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import libcst as cst
 
 from .model import ProgramModel
+from .project_index import ProjectIndex
 from .source import parse_source, read_source
 
 _MAX_PROJECT_FILE_BYTES = 2_000_000
@@ -25,6 +28,8 @@ class Project:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root).resolve() if root is not None else None
         self._models: dict[Path, ProgramModel | None] = {}
+        self._texts: dict[Path, str] = {}  # module files read for :meth:`may_define` (not parsed)
+        self._defines: dict[tuple[Path, str], bool] = {}
         self._edges: dict[Path, dict[Path, bool]] = {}  # importer -> {module file looked for: exists}
         # Set by a checker that isolates parsing: told (path, True) before a sibling module is parsed and
         # (path, False) after; modules in ``avoid`` are never parsed (they crashed or overran a worker).
@@ -32,6 +37,12 @@ class Project:
         self.avoid: frozenset[Path] = frozenset()
         self._overlay: dict[Path, str] = {}  # open buffers: their text replaces their file
         self._resolved: dict[str, Path] = {}  # path as given -> resolved path (overlay keys)
+        self.index = ProjectIndex(self)
+        # A checker whose workers see one file each sets ``defer``: questions about callers are recorded in
+        # ``questions`` ({file: {(function, code)}}) and settled once every file's summary is in.
+        self.defer = False
+        self.questions: dict[Path, set[tuple[str, str]]] = {}
+        self.asked: set[Path] = set()  # files whose analysis asked the index about their callers
 
     def set_overlay(self, texts: Mapping[str, str]) -> None:
         """Read ``texts`` (``{path: text}``, an editor's open buffers) instead of those files on disk;
@@ -43,10 +54,18 @@ class Project:
         if changed:
             self.invalidate(changed)
 
+    def overlay_text(self, path: Path) -> str | None:
+        """The open buffer's text of the (resolved) ``path``, if it is open."""
+        return self._overlay.get(path)
+
+    def overlay_paths(self) -> list[Path]:
+        return [path for path in self._overlay if path.suffix == ".py"]
+
     def invalidate(self, paths: Iterable[str | Path]) -> None:
         """Forget the models of ``paths`` and of every module whose resolution looked for one of them
         (directly or through other modules), with what they looked for: they are read again on demand."""
         stale = {self._resolve(path) for path in paths}
+        self.index.forget(stale)
         importers: dict[Path, list[Path]] = {}
         for importer, looked in self._edges.items():
             for candidate in looked:
@@ -59,7 +78,11 @@ class Project:
                     pending.append(importer)
         for path in stale:
             self._models.pop(path, None)
+            self._texts.pop(path, None)
             self._edges.pop(path, None)
+            self.asked.discard(path)
+        if stale:
+            self._defines = {key: value for key, value in self._defines.items() if key[0] not in stale}
 
     def _resolve(self, path: str | Path) -> Path:
         key = str(path)
@@ -71,9 +94,12 @@ class Project:
     def dependencies(self, path: str | Path) -> dict[Path, bool]:
         """Every project file the analysis of ``path`` may have read, directly or through the modules it
         imports: ``{path: exists}`` for each module file looked for (found or not), so a cache can tell
-        when a change to a sibling module (or a new one) invalidates the result."""
+        when a change to a sibling module (or a new one) invalidates the result. An analysis that asked
+        the index about its callers depends on every module of the project (any of them may call)."""
         seen: dict[Path, bool] = {}
         pending = [Path(path).resolve()]
+        if pending[0] in self.asked:
+            seen.update((file.resolve(), True) for file in self.index.files())
         while pending:
             for candidate, exists in self._edges.get(pending.pop(), {}).items():
                 if candidate not in seen:
@@ -84,7 +110,7 @@ class Project:
 
     def module_file(self, module: str, importer: str) -> Path | None:
         """The file of ``module`` (``engine``, ``pkg.engine``, ``.engine``) as imported from ``importer``."""
-        importer_path = Path(importer).resolve()
+        importer_path = self._resolve(importer)
         importer_dir = importer_path.parent
         looked = self._edges.setdefault(importer_path, {})
         level = len(module) - len(module.lstrip("."))
@@ -98,17 +124,37 @@ class Project:
             for candidate in (base / rel.with_suffix(".py") if dotted else None, base / rel / "__init__.py"):
                 if candidate is None:
                     continue
-                resolved = candidate.resolve()
+                resolved = self._resolve(candidate)
                 found = resolved in self._overlay or candidate.is_file()
                 looked[resolved] = found
                 if found:
                     return candidate
         return None
 
+    def may_define(self, path: Path, function: str) -> bool:
+        """False when the module file ``path`` surely holds no ``def function`` (a search of its text, no
+        parse), so a caller that only wants that function need not parse the module; True otherwise."""
+        path = self._resolve(path)
+        if path in self._models:
+            return True
+        key = (path, function)
+        known = self._defines.get(key)
+        if known is None:
+            text = self._overlay.get(path, self._texts.get(path))
+            if text is None:
+                try:
+                    if path.stat().st_size > _MAX_PROJECT_FILE_BYTES:
+                        return True  # model_for declines it
+                    text = self._texts[path] = read_source(path)
+                except (OSError, ValueError):
+                    return True  # model_for declines it
+            known = self._defines[key] = re.search(rf"\bdef[\s\\]+{re.escape(function)}", text) is not None
+        return known
+
     def model_for(self, path: Path) -> ProgramModel | None:
         """The program model of the module file ``path`` (its overlay text if it has one); None when it
         cannot be read or parsed."""
-        path = path.resolve()
+        path = self._resolve(path)
         if path not in self._models:
             self._models[path] = None  # guards import cycles
             if path in self.avoid:

@@ -16,7 +16,7 @@ import ast
 import re
 from pathlib import Path
 
-from .flow import _EVAL_FUNCTION, _EVAL_LOADER
+from .name_guesses import looks_like_eval_function, mentions_eval_split
 from .project import Project
 from .source import read_source
 
@@ -34,7 +34,7 @@ def text_may_hold_finding(text: str) -> bool:
     """Whether ``text`` itself shows a word some rule starts from (evaluation-like names included)."""
     if _TRIGGERS.search(text):
         return True
-    return any(_EVAL_FUNCTION.match(name) or _EVAL_LOADER.search(name) for name in set(_IDENTIFIER.findall(text)))
+    return any(looks_like_eval_function(name) or mentions_eval_split(name) for name in set(_IDENTIFIER.findall(text)))
 
 
 def _imported_modules(text: str) -> list[str]:

@@ -1,13 +1,18 @@
 """The shape of a rule: one small class with its docs and its own valid / invalid examples.
 
 A rule subclasses :class:`Rule`, sets the class attributes and implements :meth:`Rule.check`, which
-yields findings built with :meth:`Rule.finding`. Fixes are expressed on nodes (:class:`NodeEdit`) and
-turned into text edits by the engine, so rules never deal with positions.
+receives a :class:`~torchsanity.analyzers.context.RuleContext` and yields findings built with
+:meth:`Rule.finding`. Fixes are expressed on nodes (:class:`Replace`, :class:`InsertBefore`,
+:class:`InsertAfter`, :class:`DeleteStatement`) and turned into text edits by the engine, so rules never
+deal with positions. Examples are written as :class:`Valid` / :class:`Invalid` over indented
+triple-quoted code, dedented here.
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, ClassVar, Iterable
 
 import libcst as cst
@@ -15,32 +20,93 @@ import libcst as cst
 from .findings import Applicability, Severity
 
 if TYPE_CHECKING:
-    from .model import ProgramModel
+    from .context import RuleContext
+
+
+def example_code(text: str) -> str:
+    """An example as written in a rule → the code it stands for. A triple-quoted string that opens with a
+    line break is indented with the class: it is dedented and loses that first line break. Any other
+    string is the code itself (``"x = 1  # noqa: SAN999\\n"``)."""
+    return textwrap.dedent(text)[1:] if text.startswith("\n") else text
+
+
+@dataclass(frozen=True)
+class Valid:
+    """Code the rule must stay quiet on."""
+
+    code: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", example_code(self.code))
 
 
 @dataclass(frozen=True)
 class Invalid:
-    """An invalid example: ``code`` must produce the rule's finding (on ``line`` when given), and
-    when ``fixed`` is given, applying the rule's fixes must produce exactly that text."""
+    """Code that must produce the rule's finding: on ``line`` (1-based) and ``column`` (0-based) when
+    given, with ``message`` when given; when ``fixed`` is given, applying the rule's fixes (unsafe ones
+    included) must produce exactly that text. ``code`` and ``fixed`` are dedented like :class:`Valid`."""
 
     code: str
     line: int | None = None
+    column: int | None = None
+    message: str | None = None
     fixed: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", example_code(self.code))
+        if self.fixed is not None:
+            object.__setattr__(self, "fixed", example_code(self.fixed))
+
+
+class EditKind(str, Enum):
+    """What a :class:`NodeEdit` does to its node."""
+
+    REPLACE = "replace"  # replace the node by the text
+    INSERT_BEFORE = "insert_before"  # insert the text as new line(s) before the statement, at its indentation
+    INSERT_AFTER = "insert_after"  # insert the text as new line(s) after the statement, at its indentation
+    DELETE_STATEMENT = "delete_statement"  # remove the statement and its line
 
 
 @dataclass(frozen=True)
 class NodeEdit:
-    """A fix step expressed on the tree. ``kind``:
+    """A fix step expressed on the tree; build it with :class:`Replace`, :class:`InsertBefore`,
+    :class:`InsertAfter` or :class:`DeleteStatement`. (A kind given by its value, ``"replace"``, is taken
+    too; an unknown kind is refused here, not when the fix is applied.)"""
 
-    - ``"replace"``: replace ``node`` by ``text``;
-    - ``"insert_before"``: insert ``text`` as new line(s) before statement ``node``, at its indentation;
-    - ``"insert_after"``: insert ``text`` as new line(s) after statement ``node``, at its indentation;
-    - ``"delete_statement"``: remove statement ``node`` and its line.
-    """
-
-    kind: str
+    kind: EditKind
     node: cst.CSTNode
     text: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", EditKind(self.kind))
+
+
+class Replace(NodeEdit):
+    """Replace ``node`` (an expression, or a whole statement) by ``text``."""
+
+    def __init__(self, node: cst.CSTNode, text: str) -> None:
+        super().__init__(EditKind.REPLACE, node, text)
+
+
+class InsertBefore(NodeEdit):
+    """Insert ``text`` (one or more lines) before ``statement``, at its indentation."""
+
+    def __init__(self, statement: cst.CSTNode, text: str) -> None:
+        super().__init__(EditKind.INSERT_BEFORE, statement, text)
+
+
+class InsertAfter(NodeEdit):
+    """Insert ``text`` (one or more lines) after ``statement``, at its indentation."""
+
+    def __init__(self, statement: cst.CSTNode, text: str) -> None:
+        super().__init__(EditKind.INSERT_AFTER, statement, text)
+
+
+class DeleteStatement(NodeEdit):
+    """Remove ``statement`` and its line."""
+
+    def __init__(self, statement: cst.CSTNode) -> None:
+        super().__init__(EditKind.DELETE_STATEMENT, statement)
 
 
 SAFE = Applicability.SAFE
@@ -79,10 +145,11 @@ class Rule:
     fix_doc: ClassVar[str]
     known_problems: ClassVar[str] = ""  # what the rule cannot see (every rule has one: see the tests)
     fix_safety: ClassVar[str] = ""  # when its fix is safe or unsafe, and why
-    VALID: ClassVar[list[str]] = []
+    VALID: ClassVar[list[Valid]] = []
     INVALID: ClassVar[list[Invalid]] = []
 
-    def check(self, model: "ProgramModel") -> Iterable[RawFinding]:
+    def check(self, ctx: "RuleContext") -> Iterable[RawFinding]:
+        """The rule's findings on one file: decide here, and build fixes in separate functions."""
         raise NotImplementedError
 
     def finding(

@@ -1,5 +1,5 @@
-// Bundles the extension (out/extension.js), the report webview script (out/webview/report.js, with chart.js),
-// and, with --tests, the unit tests (out/test/*.test.js) with esbuild.
+// Bundles the extension (out/extension.js) and, with --tests, the unit tests (out/test/*.test.js) with esbuild;
+// copies the Chart.js of the server's reports to out/webview/ (the report webview's page comes from the server).
 import * as esbuild from "esbuild";
 import { copyFileSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -22,14 +22,6 @@ const builds = [
     target: "node18",
     external: ["vscode"],
   },
-  {
-    ...common,
-    entryPoints: [join(root, "extension/webview/report.ts")],
-    outfile: join(root, "out/webview/report.js"),
-    platform: "browser",
-    format: "iife",
-    target: "es2020",
-  },
 ];
 
 if (args.has("--tests")) {
@@ -49,8 +41,9 @@ if (args.has("--tests")) {
   });
 }
 
+rmSync(join(root, "out/webview"), { recursive: true, force: true });
 mkdirSync(join(root, "out/webview"), { recursive: true });
-copyFileSync(join(root, "extension/webview/report.css"), join(root, "out/webview/report.css"));
+copyFileSync(join(root, "server/assets/chart.umd.min.js"), join(root, "out/webview/chart.umd.min.js"));
 
 if (watch) {
   for (const b of builds) await (await esbuild.context(b)).watch();

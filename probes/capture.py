@@ -57,14 +57,6 @@ class StopProbe(BaseException):
     """Raised into the user's script to stop it; ``except Exception`` cannot swallow it."""
 
 
-class SpawnedWorkers(StopProbe):
-    """The script hands its training to ``torch.multiprocessing`` workers, which the probe does not follow."""
-
-    def __init__(self, site: tuple[str, int] | None):
-        super().__init__(site)
-        self.site = site
-
-
 def is_user_file(filename: str) -> bool:
     """True for source files of the user's own project (not torch, not the stdlib, not site-packages)."""
     if not filename or filename.startswith("<"):
@@ -136,6 +128,7 @@ class Captured:
     followed_by: str = "optimizer step"  # or "parameter update" (hand-written SGD), "end of script"
     update_lr: float | None = None  # a hand-written update's learning rate, when it is plain SGD
     update_reason: str | None = None  # why no learning rate was read off a hand-written update
+    stepped_optimizer: Any = None  # the optimizer whose step made this backward() a training step
 
 
 def autocast_state() -> tuple:
@@ -203,9 +196,13 @@ class Recorder:
         self.in_step = 0
         self.in_backward = 0
         self._step_counted = False
+        self._stepping: Any = None  # the optimizer whose step() is running
         self._no_step_hooks = False
         self.skipped_backwards = 0  # backward()s that reached no parameter (autograd demos)
-        self.spawn_site: tuple[str, int] | None = None
+        self.spawn_site: tuple[str, int] | None = None  # where mp.spawn handed training to workers (followed)
+        self.spawn_nprocs = 0
+        self.process_site: tuple[str, int] | None = None  # where the script started a multiprocessing.Process
+        self.first_worker_pid: int | None = None  # that process
         self.recording = False
         self.depth = 0
         self.tape: collections.deque[Entry] = collections.deque(maxlen=tape_limit)
@@ -228,15 +225,6 @@ class Recorder:
 
     # -- installation -------------------------------------------------------------------------------------
     def install(self) -> None:
-        from torch.nn.modules import module as module_mod
-
-        self._handles.append(module_mod.register_module_forward_pre_hook(self._pre_hook))
-        try:
-            self._handles.append(
-                module_mod.register_module_forward_hook(self._post_hook, with_kwargs=True, always_call=True)
-            )
-        except TypeError:  # older torch: no kwargs in global hooks
-            self._handles.append(module_mod.register_module_forward_hook(self._post_hook_nokw))
         self._patch(torch.Tensor, "backward", self._wrap_backward(torch.Tensor.backward, tensor_method=True))
         self._patch(torch.autograd, "backward", self._wrap_backward(torch.autograd.backward, tensor_method=False))
         self._patch(torch.nn.Module, "__init__", self._wrap_module_init(torch.nn.Module.__init__))
@@ -249,6 +237,10 @@ class Recorder:
         for name in ("spawn", "start_processes"):
             if hasattr(torch_mp, name):
                 self._patch(torch_mp, name, self._wrap_spawn(getattr(torch_mp, name)))
+        import multiprocessing.process
+
+        self._patch(multiprocessing.process.BaseProcess, "start",
+                    self._wrap_process_start(multiprocessing.process.BaseProcess.start))
         from torch.optim import optimizer as optimizer_mod
 
         if hasattr(optimizer_mod, "register_optimizer_step_post_hook"):  # torch >= 2.0
@@ -256,9 +248,32 @@ class Recorder:
             self._step_handles.append(optimizer_mod.register_optimizer_step_post_hook(self._step_post_hook))
         else:  # no global step hooks: every backward() that reaches parameters counts as a step
             self.in_step, self._no_step_hooks = 1, True
+        self._start_recording()
+
+    def _start_recording(self) -> None:
+        from torch.nn.modules import module as module_mod
+
+        self._handles.append(module_mod.register_module_forward_pre_hook(self._pre_hook))
+        try:
+            self._handles.append(
+                module_mod.register_module_forward_hook(self._post_hook, with_kwargs=True, always_call=True)
+            )
+        except TypeError:  # older torch: no kwargs in global hooks
+            self._handles.append(module_mod.register_module_forward_hook(self._post_hook_nokw))
+        self.depth = 0
         self._mode = _TapeMode(self)
         self._mode.__enter__()
         self.recording = True
+
+    def resume(self, step: int, tape: list[Entry]) -> None:
+        """Record again, after a probed step, up to training step ``step``, with ``tape`` (the probed step's
+        record) kept in front: the next step may use tensors computed before it (a GAN's fake images)."""
+        self.captured = None
+        self.pending = None
+        self.wanted_step = step
+        self._clear_step()
+        self.tape.extend(tape)
+        self._start_recording()
 
     def _patch(self, owner: Any, name: str, new: Any) -> None:
         self._saved.append((owner, name, owner.__dict__.get(name, getattr(owner, name))))
@@ -368,6 +383,7 @@ class Recorder:
                     cap = self._snapshot(loss)
                     cap.training_step = self.training_steps
                     cap.followed_by = "optimizer step (closure)"
+                    cap.stepped_optimizer = self._stepping
                     self._deliver(cap)
             return
         if self.pending is not None and self._pending_sum is not None \
@@ -394,6 +410,7 @@ class Recorder:
 
     def _step_pre_hook(self, optimizer, args, kwargs):
         self.in_step += 1
+        self._stepping = optimizer
         self._step_counted = False
         if self.captured is None and self.pending is not None:
             self._step_counted = True
@@ -411,6 +428,8 @@ class Recorder:
             return
         if followed_by == "parameter update":
             cap.update_lr, cap.update_reason = sgd_rate(params, values, grads)
+        elif followed_by == "optimizer step":
+            cap.stepped_optimizer = self._stepping
         self.training_steps += 1
         if self.training_steps == self.wanted_step:
             cap.followed_by = followed_by
@@ -447,15 +466,36 @@ class Recorder:
         self.on_backward(cap)
 
     def _wrap_spawn(self, original: Callable) -> Callable:
+        """``mp.spawn`` before the probed step: run the first worker here (``workers.run_first_worker``)."""
         recorder = self
 
         def spawn(*args, **kwargs):
-            if recorder.captured is None and recorder.recording:
-                recorder.spawn_site = user_site()
-                raise SpawnedWorkers(recorder.spawn_site)
+            if recorder.captured is None and recorder.recording and recorder.spawn_site is None:
+                from .workers import run_first_worker, spawn_args
+
+                fn, fn_args, nprocs, join = spawn_args(args, kwargs)
+                recorder.spawn_site, recorder.spawn_nprocs = user_site(), nprocs
+                return run_first_worker(fn, fn_args, join)
             return original(*args, **kwargs)
 
         return spawn
+
+    def _wrap_process_start(self, original: Callable) -> Callable:
+        """Note a ``Process`` the script itself starts (not a DataLoader's worker) before the probed step."""
+        recorder = self
+
+        def start(process, *args, **kwargs):
+            caller = sys._getframe(1)
+            first = recorder.captured is None and recorder.process_site is None \
+                and is_user_file(caller.f_code.co_filename)
+            if first:
+                recorder.process_site = (os.path.abspath(caller.f_code.co_filename), caller.f_lineno)
+            result = original(process, *args, **kwargs)
+            if first:  # set after the fork: in the first worker it stays None, in later ones it is set
+                recorder.first_worker_pid = process.pid
+            return result
+
+        return start
 
     def _wrap_module_init(self, original: Callable) -> Callable:
         sites = self.module_sites

@@ -1,9 +1,11 @@
 """The child process: ``python -m torchsanity.probes.child SCRIPT [ARGS...]``.
 
 Reads its configuration from ``TORCHSANITY_PROBE_CONFIG`` (JSON), installs the hooks before the script imports
-anything, runs the script unmodified with ``runpy``, and at the first ``backward()`` runs the checks on copies,
-then stops the script with ``StopProbe`` (a ``BaseException``). Progress goes as JSON lines to
-``events-<tag>-<rank>.jsonl`` and the result to ``report-<tag>-<rank>.json`` in the configured folder.
+anything, runs the script unmodified with ``runpy``, and at the first training ``backward()`` runs the checks on
+the script's own model and optimizer (restored exactly afterwards), then stops the script with ``StopProbe`` (a
+``BaseException``). A GAN's two steps are both probed; training in ``torch.multiprocessing`` workers is followed
+(``workers.py``). Progress goes as JSON lines to ``events-<tag>-<rank>.jsonl`` and the result to
+``report-<tag>-<rank>.json`` in the configured folder.
 """
 
 from __future__ import annotations
@@ -18,17 +20,19 @@ from typing import Any
 
 import torch
 
-from .capture import Captured, Recorder, SpawnedWorkers, StopProbe
+from .capture import Captured, Recorder, StopProbe
 from .checks import CHECK_IDS, CHECKS
 from .context import CheckResult, ProbeContext, loss_info, scalar
-from .guard import GUARD_ENV
-from .lifeline import die_with_parent
 from .replay import CannotDrive, Step, TapeStep, iter_tensors
 from .report import ProbeError, parse_report
+from .script_run import is_oom, tie_to_guard, user_traceback
+from .summary import summarize
 from .workbench import Workbench, unwrap
+from .workers import adopt_worker_report, worker_report_path
 
 TRAINING_CHECKS = {"overfit-batch", "generalization", "input-independence", "lr-range"}
-_HERE = os.path.dirname(os.path.abspath(__file__))
+OTHER_ROLE = {"generator": "discriminator", "discriminator": "generator"}
+GAN_WAIT = 20  # training steps to wait for a GAN's other step (critics trained n_critic times per generator step)
 
 
 class Emitter:
@@ -46,22 +50,6 @@ class Emitter:
             pass
 
 
-def is_oom(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or \
-        "out of memory" in text or "can't allocate memory" in text or "cannot allocate memory" in text
-
-
-def user_traceback(exc: BaseException) -> str:
-    """The script's traceback without the harness's own frames."""
-    here = os.path.realpath(_HERE)
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not os.path.realpath(f.filename).startswith(here) and "runpy" not in f.filename]
-    lines = ["Traceback (most recent call last):\n"] + traceback.format_list(frames)
-    lines += traceback.format_exception_only(type(exc), exc)
-    return "".join(lines)
-
-
 class Harness:
     """Drives one run of the user's script (or entry point) and fills the report."""
 
@@ -72,6 +60,12 @@ class Harness:
         self.script = cfg["script"]
         self.mode = cfg.get("mode", "probe")
         self.recorder: Recorder | None = None
+        self.gan_role: str | None = None  # the role of a GAN's probed first step, while waiting for the other
+        self.gan_first = 0
+        self.pid = os.getpid()
+        self.worker = False  # this process is a worker the script forked, followed by the probe
+        self.out_dir = cfg.get("out_dir") or os.getcwd()
+        self.rank = int(os.environ.get("RANK", "0"))
         self.done = False
         self.report_path: str | None = None
 
@@ -94,14 +88,6 @@ class Harness:
         exit_code = None
         try:
             runpy.run_path(script, run_name="__main__")
-        except SpawnedWorkers as exc:
-            if not self.done:
-                line = f" at line {exc.site[1]}" if exc.site else ""
-                return self.harness_error("SpawnedWorkers", f"the script trains in torch.multiprocessing workers "
-                                          f"(mp.spawn{line}), which the probe does not follow: it probes the process "
-                                          "that calls backward(). Call the worker function directly for one process "
-                                          "(rank 0, world size 1), use --nproc-per-node with torchrun, or --entry "
-                                          "MODULE:FUNCTION")
         except StopProbe:
             pass
         except SystemExit as exc:
@@ -122,6 +108,16 @@ class Harness:
                 self.recorder.finish()  # a backward() whose step never came: the best there is
             except StopProbe:
                 pass
+        if self.gan_role is not None:
+            self.note(f"a GAN: the {self.gan_role} step was probed; the script ended before the "
+                      f"{OTHER_ROLE[self.gan_role]}'s step")
+        if not self.done and self.recorder.process_site is not None:
+            tag = self.cfg.get("tag", "main")
+            worker = adopt_worker_report(self.out_dir, tag, self.rank, self.recorder.process_site)
+            if worker is not None:  # a forked worker was followed and probed
+                self.report.clear()
+                self.report.update(worker)
+                return self.exit_code()
         if not self.done:
             return self.harness_error(*self.nothing_to_probe(exit_code))
         return self.exit_code()
@@ -131,6 +127,16 @@ class Harness:
         rec = self.recorder
         hint = ("If training sits behind a command-line flag, pass it after --; otherwise use --entry "
                 "MODULE:FUNCTION returning (model, batch, loss_fn, optimizer)")
+        if rec is not None and rec.process_site is not None and not rec.training_steps:
+            return "SpawnedWorkers", (f"the script trains in multiprocessing.Process workers (started at line "
+                                      f"{rec.process_site[1]}) that the probe could not follow: they were started with "
+                                      "the 'spawn' or 'forkserver' method, or none reached a training step. Use the "
+                                      "'fork' start method, mp.spawn, call the worker function directly, or --entry "
+                                      "MODULE:FUNCTION")
+        if rec is not None and rec.spawn_site is not None and not rec.training_steps:
+            return "NoBackward", (f"the probe ran the first of the {rec.spawn_nprocs} mp.spawn workers (line "
+                                  f"{rec.spawn_site[1]}) in its own process (rank 0 of 1), and it finished without a "
+                                  f"training step. {hint}")
         wanted = int(self.cfg.get("step") or 1)
         if rec is not None and rec.training_steps and wanted > rec.training_steps:
             return "NoSuchStep", (f"--step {wanted} asks for training step {wanted}, but the script ended after "
@@ -163,15 +169,25 @@ class Harness:
         return 1 if "fail" in statuses else (2 if "error" in statuses else 0)
 
     def on_backward(self, cap: Captured) -> None:
-        """Called by the backward() patch: probe, then stop the script."""
+        """Called at the training step: probe, then stop the script (``resume`` in the configuration: let it carry
+        on from the state the probe gave back, as the restore test does; "observe" mode never probes)."""
+        if os.getpid() != self.pid:  # in a worker forked by the script's multiprocessing.Process
+            self.follow_worker()
+        if self.gan_role is not None:
+            return self.on_gan_step(cap)
+        role = None
         try:
             self.report["fingerprint"] = fingerprint(cap)
             skipped = self.recorder.skipped_backwards if self.recorder else 0
             self.report["step"] = {"index": cap.training_step, "followed_by": cap.followed_by,
                                    "skipped_backwards": skipped}
             self.note(step_note(cap, skipped))
+            rec = self.recorder
+            if rec is not None and rec.spawn_site is not None:
+                self.note(f"the script trains in {rec.spawn_nprocs} mp.spawn workers (line {rec.spawn_site[1]}): the "
+                          "probe ran the first one in its own process, as rank 0 of a world of one")
             if self.mode == "probe":
-                self.probe_captured(cap)
+                role = self.probe_captured(cap, self.report["step"])
         except CannotDrive as exc:
             self.harness_error("CannotDrive", f"{exc}. Use --entry MODULE:FUNCTION to name the model, batch, loss "
                                "and optimizer explicitly")
@@ -181,15 +197,80 @@ class Harness:
                 self.report["oom"] = True
         finally:
             self.done = True
-            if self.recorder is not None and self.mode != "observe":
+        if role is not None and "error" not in self.report and self.recorder is not None:
+            self.gan_role, self.gan_first = role, cap.training_step  # go on to the other model's step
+            self.recorder.resume(cap.training_step + 1, cap.tape)
+            return
+        if self.mode != "observe" and not self.cfg.get("resume"):
+            if self.recorder is not None:
                 self.recorder.stop_requested = True
-        if self.mode != "observe":  # "observe" (benchmarks): record, then let the script carry on
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the script after probing; a followed worker writes its report for the main process and ends."""
+        if not self.worker:
             raise StopProbe()
+        self.report["exit_code"] = self.exit_code()
+        self.report_path = worker_report_path(self.out_dir, self.cfg.get("tag", "main"), self.rank)
+        self.save()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(0)
+
+    def follow_worker(self) -> None:
+        """The first worker the script forked is probed; the others end at their first training step."""
+        self.pid, self.worker = os.getpid(), True
+        rec = self.recorder
+        if rec is None or rec.process_site is None or rec.first_worker_pid is not None:
+            os._exit(0)
+        site = rec.process_site
+        self.report_path = worker_report_path(self.out_dir, self.cfg.get("tag", "main"), self.rank) + ".partial"
+        self.note(f"followed the training into the first multiprocessing.Process worker the script started"
+                  f"{f' (line {site[1]})' if site else ''}; the checks ran there")
+
+    def on_gan_step(self, cap: Captured) -> None:
+        """A training step after a GAN's first probed step: probe it when it trains the other model, else wait for
+        that step (a critic trained several times per generator step) up to ``GAN_WAIT`` steps."""
+        first, partner = self.gan_role, OTHER_ROLE[self.gan_role]
+        info: dict[str, Any] = {"index": cap.training_step, "followed_by": cap.followed_by, "role": partner}
+        done = True
+        try:
+            step = self.replayable(cap)
+            if step.role == first and cap.training_step - self.gan_first < GAN_WAIT:
+                done = False
+            elif step.role != partner:
+                self.note(f"a GAN: the {first} step was probed; training step {cap.training_step} is not the "
+                          f"{partner}'s step, so the {partner} step was not probed")
+            else:
+                self.report["step"]["partner"] = info
+                self.note(f"a GAN: the {first} step (training step {self.gan_first}) and the {partner} step "
+                          f"(training step {cap.training_step}) were both probed; each verdict names its step")
+                self.probe_captured(cap, info, step)
+        except CannotDrive as exc:
+            self.note(f"a GAN: the {partner} step (training step {cap.training_step}) could not be replayed: {exc}")
+        except Exception as exc:
+            self.note(f"a GAN: probing the {partner} step failed: {type(exc).__name__}: {exc}")
+        if not done:
+            self.recorder.resume(cap.training_step + 1, cap.tape)
+            return
+        self.gan_role = None
+        if self.recorder is not None and not self.cfg.get("resume"):
+            self.recorder.stop_requested = True
+            self.stop()
 
     # -- probing ------------------------------------------------------------------------------------------
-    def probe_captured(self, cap: Captured) -> None:
+    def replayable(self, cap: Captured) -> TapeStep:
+        return TapeStep(cap, sub_batch=int(self.cfg.get("sub_batch") or 8), batch_dim=self.cfg.get("batch_dim"))
+
+    def probe_captured(self, cap: Captured, info: dict, step: TapeStep | None = None) -> str | None:
+        """Probe the captured step (``info``: the report's entry for it); its GAN role, if it has one."""
         self.em.emit({"event": "captured", "batches_from_dataloader": cap.dataloader_batches})
-        step = TapeStep(cap, sub_batch=int(self.cfg.get("sub_batch") or 8), batch_dim=self.cfg.get("batch_dim"))
+        step = step or self.replayable(cap)
+        if step.role:
+            info["role"] = step.role
         model = step.models[0]
         model_site = cap.module_sites.get(unwrap(model)) or cap.module_sites.get(model)
         entry_site = step.model_entries[0].site if step.model_entries else None
@@ -203,7 +284,8 @@ class Harness:
         }
         if step.optimizer is None and cap.followed_by == "parameter update":
             self.hand_written_sgd(step, cap)
-        self.probe(step, scalar(step.loss_tensor), sites)
+        self.probe(step, scalar(step.loss_tensor), sites, info)
+        return step.role
 
     def hand_written_sgd(self, step: TapeStep, cap: Captured) -> None:
         """A script that updates its parameters by hand: the training checks use plain SGD at the learning rate
@@ -218,15 +300,29 @@ class Harness:
         self.note(f"the parameters are updated by hand: the training checks use plain torch.optim.SGD at the "
                   f"script's learning rate {cap.update_lr:.3g} (read off its update p -= lr * p.grad)")
 
-    def probe(self, step: Step, loss_value: float, sites: dict) -> None:
-        wb = Workbench(step.models, step.optimizer)
+    def probe(self, step: Step, loss_value: float, sites: dict, info: dict) -> None:
+        """Run the wanted checks on the script's own model and optimizer, then give them back exactly; ``info``:
+        the report's entry for the step (the first step's: ``report["step"]``)."""
+        wb = Workbench(step.models, step.optimizer, also=step.other_models)
+        try:
+            self._probe(step, wb, loss_value, sites, info)
+        finally:
+            restored = wb.restore()
+            info["restore"] = restored
+            if not restored["identical"]:
+                self.note("the probe could not give the script its state back exactly: "
+                          + ", ".join(restored["differences"]))
+            self.save()
+
+    def _probe(self, step: Step, wb: Workbench, loss_value: float, sites: dict, info: dict) -> None:
         step.choose_sub_batch(wb)
         loss = loss_info(step.loss_call, loss_value, step.loss_reduction())
         classes = loss.classes
         params = [p for m in wb.models for p in m.parameters()]
         device = str(params[0].device) if params else "cpu"
         opt = step.optimizer
-        self.report.update({
+        top = info if info is not self.report.get("step") else self.report  # a GAN's second step: its own entry
+        top.update({
             "device": device,
             "model": type(wb.models[0]).__name__,
             "parameters": sum(p.numel() for p in params),
@@ -235,24 +331,28 @@ class Harness:
             "loss": {"kind": loss.kind, "value": loss_value, "classes": classes},
             "batch": {"source": step.batch_source, "size": step.batch_size, "sub_batch": step.sub_batch,
                       "dim": step.batch_dim, "dim_from": step.batch_dim_source},
-            "copies": "in-place (snapshot/restore)" if wb.in_place else "deep copy",
+            "copies": "none: the checks train the script's own model and optimizer, restored exactly afterwards",
             "sites": {k: {"path": v[0], "line": v[1]} for k, v in sites.items() if v},
         })
         self.note(wb.lr_note)
+        try:  # model summary, first-layer filters, thumbnails (before any check trains): never fails the probe
+            top["summary"] = summarize(wb.models, step.input_tensors(), step.batch_dim, loss.input)
+        except Exception as exc:
+            self.note(f"no model summary: {type(exc).__name__}: {exc}")
         if step.batch_dim != 0:
             self.note(f"the batch is dimension {step.batch_dim} of the inputs (from {step.batch_dim_source})")
-        if wb.in_place:
-            self.report["copy_error"] = getattr(wb, "copy_error", "")
-            self.note(f"the model could not be copied ({self.report['copy_error']}): the checks ran on the script's "
-                      "own model and optimizer, restored after each")
         ctx = ProbeContext(step, wb, loss, steps=int(self.cfg.get("steps") or 60), sites=sites,
                            progress=self.progress, device=device, allow_mixing=bool(self.cfg.get("allow_mixing")))
-        wanted = [c for c in (self.cfg.get("checks") or CHECK_IDS) if c in CHECKS]
-        later = (self.report.get("step") or {}).get("index", 1)
+        asked = self.cfg.get("checks")  # [] when only the parent's determinism was asked for: none here
+        wanted = [c for c in (CHECK_IDS if asked is None else asked) if c in CHECKS]
+        later = info.get("index", 1) if info is not self.report["step"].get("partner") else self.gan_first
         for cid in wanted:
             self.em.emit({"event": "check-start", "check": cid})
             started = time.perf_counter()
-            if cid in TRAINING_CHECKS and opt is None:
+            role_skip = role_skip_reason(step, cid)
+            if role_skip:
+                res = CheckResult(cid, "skip", role_skip, site=sites.get("model"))
+            elif cid in TRAINING_CHECKS and opt is None:
                 res = CheckResult(cid, "skip", step.no_optimizer_reason or "no optimizer holds the model's parameters",
                                   site=sites.get("loop"))
             elif cid == "initial-loss" and later > 1:
@@ -274,6 +374,9 @@ class Harness:
                         pass
             out = res.to_json(self.script)
             out["seconds"] = round(time.perf_counter() - started, 3)
+            if step.role:  # which of a GAN's two steps this verdict is about
+                out["message"] = f"{step.role} step: {out['message']}"
+                out["details"] = dict(out.get("details") or {}, step=step.role)
             self.report["checks"].append(out)
             self.save()
             self.em.emit({"event": "check-end", "check": cid, "status": res.status, "message": res.message})
@@ -288,7 +391,8 @@ class Harness:
         try:
             fn, site = load_entry(spec, self.cfg.get("cwd") or os.getcwd())
             model, batch, loss_fn, optimizer = unpack(fn())
-            step = EntryStep(model, batch, loss_fn, optimizer, sub_batch=int(self.cfg.get("sub_batch") or 8))
+            step = EntryStep(model, batch, loss_fn, optimizer, sub_batch=int(self.cfg.get("sub_batch") or 8),
+                             batch_dim=self.cfg.get("batch_dim"))
             _, loss = step.observe()
         except CannotDrive as exc:
             return self.harness_error("CannotDrive", str(exc))
@@ -305,11 +409,26 @@ class Harness:
             sites = {"model": site, "loss": call.site if call is not None and call.site else site, "loop": site,
                      "optimizer": site, "data": site}
             try:
-                self.probe(step, scalar(loss), sites)
+                self.probe(step, scalar(loss), sites, self.report.setdefault("step", {}))
             except Exception as exc:
                 return self.harness_error(type(exc).__name__, f"the probe failed: {exc}", traceback.format_exc())
         self.done = True
         return self.exit_code()
+
+
+def role_skip_reason(step: Step, cid: str) -> str | None:
+    """Why a check does not apply to a GAN generator's step (its input is noise; the critic mixes the batch)."""
+    if step.role != "generator":
+        return None
+    if cid in ("input-independence", "generalization", "data-stats"):
+        return "the generator's input is random noise, not data: this check judges what a model learns from data"
+    if cid == "batch-independence":
+        for m in step.other_models:
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and mod.training:
+                    return (f"the discriminator ({type(m).__name__}) normalises the generated batch with the batch's "
+                            f"own statistics ({type(mod).__name__} in train mode): the samples mix on purpose")
+    return None
 
 
 def step_note(cap: Captured, skipped: int) -> str | None:
@@ -347,18 +466,6 @@ def fingerprint(cap: Captured) -> dict:
             batch.extend(t for t in iter_tensors((e.args, e.kwargs)) if not t.requires_grad)
     params = [p for m in models for p in m.parameters()]
     return {"loss": scalar(cap.loss), "params": _checksum(params), "batch": _checksum(batch)}
-
-
-def tie_to_guard() -> None:
-    """Die (SIGKILL) with the guard that started us — or with torchrun, under the guard — and end at once if the
-    guard is already gone. The guard ends the rest of the tree."""
-    guard = os.environ.get(GUARD_ENV, "").partition(":")[0]
-    if not guard.isdigit() or die_with_parent(int(guard)):
-        return
-    try:
-        os.kill(int(guard), 0)  # alive: we run under torchrun, and are tied to it
-    except OSError:
-        os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

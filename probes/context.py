@@ -1,4 +1,5 @@
-"""What every check sees: the replayable step, the workbench of copies, the loss's kind and the source sites."""
+"""What every check sees: the replayable step, the workbench (the script's own objects, restored after each
+check), the loss's kind and the source sites."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import functools
 import inspect
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -130,7 +130,6 @@ def scalar(loss: torch.Tensor) -> float:
 
 OVERFIT_FRACTION = 0.3  # overfit-batch passes when the loss falls below this fraction of its start
 OVERFIT_ESCALATION = 4  # a fit still falling after the configured steps continues up to this many times as many
-OVERFIT_BUDGET_S = 30.0  # ... within this time
 
 
 def still_falling(losses: list[float]) -> bool:
@@ -272,21 +271,3 @@ class ProbeContext:
             restore()
             self.cache["regularisation"] = notes
         return self.cache["regularisation"]
-
-    def overfit_curve(self, check: str = "overfit-batch") -> list[float]:
-        """The real-input overfitting curve (shared by overfit-batch and input-independence), with regularisation
-        off: ``steps`` optimizer steps, continued up to ``OVERFIT_ESCALATION`` times as many while the loss is
-        still falling and not yet below ``OVERFIT_FRACTION`` of its start (within ``OVERFIT_BUDGET_S``)."""
-        if "overfit" not in self.cache:
-            n = self.steps
-            started = time.perf_counter()
-
-            def stop(losses: list[float]) -> bool:
-                if len(losses) < n:
-                    return False
-                if min(losses) <= OVERFIT_FRACTION * losses[0] or time.perf_counter() - started > OVERFIT_BUDGET_S:
-                    return True
-                return len(losses) % n == 0 and not still_falling(losses)
-
-            self.cache["overfit"] = self.train(check, OVERFIT_ESCALATION * n, stop=stop, plain=True)
-        return self.cache["overfit"]

@@ -17,7 +17,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from .capture import _LOSS_FUNCS, LossCall, user_site
-from .replay import CannotDrive, Step, StepResult, held_out_part, map_structure
+from .replay import CannotDrive, Step, StepResult, batch_axis_of, held_out_part, map_structure
 from .workbench import Workbench
 
 
@@ -74,7 +74,8 @@ class EntryStep(Step):
 
     batch_source = "entry"
 
-    def __init__(self, model: torch.nn.Module, batch: Any, loss_fn: Callable, optimizer: Any, sub_batch: int = 8):
+    def __init__(self, model: torch.nn.Module, batch: Any, loss_fn: Callable, optimizer: Any, sub_batch: int = 8,
+                 batch_dim: int | None = None):
         if not isinstance(model, torch.nn.Module):
             raise CannotDrive(f"the entry point's model is a {type(model).__name__}, not a torch.nn.Module")
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
@@ -88,7 +89,13 @@ class EntryStep(Step):
         first = next((t for t in _tensors(self.inputs)), None)
         if first is None:
             raise CannotDrive("the entry point's inputs hold no tensor")
-        self.batch_size = int(first.shape[0]) if first.dim() else 1
+        if batch_dim is not None:  # --batch-dim; otherwise the samples are on dimension 0
+            if first.dim() <= batch_dim:
+                raise CannotDrive(f"--batch-dim {batch_dim}, but the entry point's first input has shape "
+                                  f"{tuple(first.shape)}")
+            self.batch_dim, self.batch_dim_source = batch_dim, "--batch-dim"
+        self.batch_size = int(first.shape[self.batch_dim]) if first.dim() else 1
+        self.first_shape = list(first.shape)
         self._requested_sub = sub_batch
         self.sub_batch = None
         self.loss_call = None
@@ -118,21 +125,33 @@ class EntryStep(Step):
             self.sub_batch = k
             self.vary_sub_batch()
 
-    def _slice(self, x: Any, sub: bool, held_out: bool = False) -> Any:
+    def _window(self, sub: bool, held_out: bool) -> tuple[int, int] | None:
+        """(size, start) of the samples a run uses; None for the whole batch."""
         if held_out:
-            k, start = held_out_part(self.sub_batch, self.batch_size, self.sub_start)
-        elif not sub or self.sub_batch is None:
+            return held_out_part(self.sub_batch, self.batch_size, self.sub_start)
+        if sub and self.sub_batch is not None:
+            return self.sub_batch, self.sub_start
+        return None
+
+    def _slice(self, x: Any, window: tuple[int, int] | None) -> Any:
+        if window is None:
             return x
-        else:
-            k, start = self.sub_batch, self.sub_start
-        return map_structure(x, lambda t: t[start:start + k] if isinstance(t, torch.Tensor) and t.dim() and
-                             t.shape[0] == self.batch_size else t)
+        (k, start), n, bd = window, self.batch_size, self.batch_dim
+
+        def cut(t: Any) -> Any:
+            axis = batch_axis_of(t, n, bd) if isinstance(t, torch.Tensor) and t.dim() else None
+            return t.narrow(axis, start, k) if axis is not None else t
+
+        return map_structure(x, cut)
 
     def run(self, wb: Workbench, *, sub: bool = False, zero_inputs: bool = False, grad_inputs: bool = False,
             model_hook=None, held_out: bool = False) -> StepResult:
-        inputs = self._slice(self.inputs, sub, held_out)
-        targets = self._slice(self.targets, sub, held_out)
+        window = self._window(sub, held_out)
+        k = window[0] if window else self.batch_size
+        inputs = self._slice(self.inputs, window)
+        targets = self._slice(self.targets, window)
         model_inputs: list[torch.Tensor] = []
+        input_axes: list[int | None] = []
 
         def prep(t):
             if not isinstance(t, torch.Tensor):
@@ -142,13 +161,14 @@ class EntryStep(Step):
             if grad_inputs and t.is_floating_point():
                 t = t.detach().clone().requires_grad_(True)
                 model_inputs.append(t)
+                input_axes.append(batch_axis_of(t, k, self.batch_dim))
             return t
 
         inputs = map_structure(inputs, prep)
         out, loss = self._forward(wb.models[0], inputs, targets)
         if model_hook is not None:
             model_hook(out)
-        return StepResult(loss=loss, model_outputs=[out], model_inputs=model_inputs)
+        return StepResult(loss=loss, model_outputs=[out], model_inputs=model_inputs, input_axes=input_axes)
 
     def input_tensors(self) -> list[torch.Tensor]:
         return list(_tensors(self.inputs))

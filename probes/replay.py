@@ -1,4 +1,4 @@
-"""Turn the recorded tape into a training step that can be re-run on copies of the model.
+"""Turn the recorded tape into a training step that can be re-run on the model.
 
 The loss tensor handed to the first ``backward()`` is traced back through the tape (module calls and torch
 operations done outside modules) to the tensors that came from outside: those are the batch. Replaying the
@@ -16,6 +16,7 @@ from typing import Any, Callable
 import torch
 
 from .capture import Captured, Entry, LossCall
+from .gan import gan_role, holds
 from .workbench import Workbench
 
 
@@ -128,6 +129,8 @@ class Step:
     batch_dim: int = 0
     batch_dim_source: str = "default"
     no_optimizer_reason: str | None = None  # why the training checks have no optimizer, when they have none
+    other_models: list | tuple = ()  # trainable modules the step calls but does not train (a generator step's critic)
+    role: str | None = None  # "generator" / "discriminator" in a GAN's two steps, else None
 
     def run(self, wb: Workbench, *, sub: bool = False, zero_inputs: bool = False, grad_inputs: bool = False,
             model_hook: Callable[[Any], None] | None = None, held_out: bool = False) -> StepResult:
@@ -203,6 +206,7 @@ class TapeStep(Step):
         # def-use walk from the loss back to the tensors that came from outside the step
         needed_entries: list[int] = []
         needed = {id(self.loss_tensor)}
+        detached: set[int] = set()  # tensors detached into the step (they carry no gradient back)
         leaves: dict[int, torch.Tensor] = {}
         for i in range(len(tape) - 1, -1, -1):
             e = tape[i]
@@ -214,6 +218,7 @@ class TapeStep(Step):
             if not hit:
                 continue
             if e.kind == "func" and getattr(e.fn, "__name__", "") in _DETACH_OPS:
+                detached |= ins & bearing
                 continue  # a detached tensor carries no gradient: it is data for this step (a GAN's fake images)
             needed_entries.append(i)
             needed -= hit - ins  # outputs of an in-place op still need their earlier producer
@@ -232,8 +237,16 @@ class TapeStep(Step):
                 "no module with trainable parameters was called on the way to the loss passed to backward()"
             )
         self.model_fns = {id(m) for m in models}
+        self.other_models: list[torch.nn.Module] = []
         if len(models) > 1:
             owner = _common_owner(models, cap)
+            trained = [m for m in models if holds(cap.stepped_optimizer, m)]
+            if owner is None and trained and len(trained) < len(models):
+                # a GAN's generator step: the optimizer that stepped trains one model; the others judge its output
+                self.other_models = [m for m in models if all(m is not t for t in trained)]
+                models = trained
+                self.model_fns = {id(m) for m in trained}
+                owner = models[0] if len(models) == 1 else _common_owner(models, cap)
             if owner is None:
                 names = ", ".join(_describe(m, cap) for m in models)
                 raise CannotDrive(
@@ -243,6 +256,7 @@ class TapeStep(Step):
                 )
             models = [owner]  # e.g. a LightningModule whose training_step calls its encoder and decoder
         self.models = models
+        self.role = gan_role(models, self.other_models, _producers(tape, produced, detached), cap)
         self.bearing = bearing
         self.model_entries = [e for e in self.entries if e.kind == "module" and id(e.fn) in self.model_fns]
         self.leaves = leaves
@@ -532,6 +546,25 @@ def _common_owner(models: list[torch.nn.Module], cap: Captured) -> torch.nn.Modu
             return node
         node = parent.get(id(node))
     return None
+
+
+def _producers(tape: list[Entry], produced: dict[int, int], tensors: set[int]) -> list[torch.nn.Module]:
+    """The trainable modules whose calls computed ``tensors`` (walking the tape back from them)."""
+    found: list[torch.nn.Module] = []
+    todo, seen = list(tensors), set()
+    while todo and len(seen) < 100000:
+        t = todo.pop()
+        i = produced.get(t)
+        if i is None or i in seen:
+            continue
+        seen.add(i)
+        e = tape[i]
+        if e.kind == "module" and _has_trainable(e.fn):
+            if all(e.fn is not m for m in found):
+                found.append(e.fn)
+            continue
+        todo.extend(id(x) for x in iter_tensors((e.args, e.kwargs)))
+    return found
 
 
 def _describe(module: torch.nn.Module, cap: Captured) -> str:

@@ -5,6 +5,7 @@ server. Standard library only: the parent reads it without torch."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -112,6 +113,7 @@ class Report(TypedDict, total=False):
     duration: float
     ranks: list[dict]
     world_size: int
+    summary: dict  # probes/summary.py: model (layers, parameters), filters, thumbnails
 
 
 _REPORT_TYPES: dict[str, Any] = {"script": str, "device": str, "checks": list, "error": dict, "oom": bool,
@@ -119,7 +121,7 @@ _REPORT_TYPES: dict[str, Any] = {"script": str, "device": str, "checks": list, "
                                  "model": str, "parameters": int, "optimizer": dict, "loss": dict, "batch": dict,
                                  "copies": str, "copy_error": str, "sites": dict, "notes": list,
                                  "timed_out": bool, "cancelled": bool, "not_run": dict, "duration": (int, float),
-                                 "ranks": list, "world_size": int}
+                                 "ranks": list, "world_size": int, "summary": dict}
 
 
 def parse_report(data: Any) -> Report:
@@ -146,6 +148,49 @@ def read_report(path: str) -> Report | None:
     except (OSError, ValueError):
         return None
     return parse_report(data)
+
+
+def describe(value: Any, limit: int = 300) -> str:
+    """A measured / expected value as words and numbers for people (never a Python or JSON literal):
+    ``{"loss": 2.3, "shape": [64, 20]}`` → ``loss 2.3, shape 64×20``; nested objects become ``key: (…)``."""
+    text = _describe(value, None, 0)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _describe(value: Any, key: str | None, depth: int) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return {"nan": "NaN", "inf": "infinity", "-inf": "minus infinity"}[str(value)]
+        return f"{value:.4g}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "none"
+        if key == "shape" and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return "×".join(map(str, value))
+        shown = [_describe(v, None, depth + 2) for v in value[:6]]  # an object in a list keeps its brackets
+        more = f", … ({len(value)} in all)" if len(value) > 6 else ""
+        return (", ".join(shown) + more) if depth == 0 else "(" + ", ".join(shown) + more + ")"
+    if isinstance(value, dict):
+        parts = []
+        for k, v in value.items():
+            if v is None or v == [] or v == {}:
+                continue
+            name = str(k).replace("_", " ")
+            inner = _describe(v, str(k), depth + 1)
+            parts.append(f"{name}: {inner}" if isinstance(v, dict) and depth == 0 else f"{name} {inner}")
+        if not parts:
+            return "—"
+        joined = ("; " if depth == 0 and any(isinstance(v, dict) for v in value.values()) else ", ").join(parts)
+        return joined if depth <= 1 else f"({joined})"
+    return str(value)
 
 
 def _fields(data: Any, what: str, *, required: tuple[str, ...], optional: tuple[str, ...]) -> dict:

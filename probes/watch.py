@@ -1,23 +1,70 @@
 """The watch child: ``python -m torchsanity.probes.watch SCRIPT [ARGS...]``.
 
-Runs the user's unmodified script with ``runpy`` under low-overhead hooks and appends what it records, as JSON
-lines, to the metrics file named in ``TORCHSANITY_WATCH_CONFIG`` (JSON: ``metrics``, ``every``, ``steps``):
+Runs the user's unmodified script with ``runpy`` under low-overhead hooks (``watch_hooks.py``: optimizer step
+hooks, ``backward`` capture, DataLoader timing, evaluation phases; ``watch_layers.py``: module forward hooks on
+sampled steps only; ``watch_ranks.py``: DDP checksums) and appends what it records, as JSON lines, to a metrics
+file. Values stay tensors until a flush (at most every half second; on a GPU only on sampled steps, or after
+4096 unflushed steps), so a GPU run synchronises only on sampled steps.
 
-- per optimizer step (the first optimizer that steps): the loss passed to the last ``backward()`` before it, the
-  learning rate of each parameter group, the global gradient norm (taken in the step pre-hook; on a stride, and
-  null in between, where taking it every step would cost more than 1 % of a step) and the wall time since the
-  previous step;
-- every ``every`` steps (and at step 1): per parameter, the gradient norm, the weight norm and the update / weight
-  ratio ``‖Δw‖ / ‖w‖`` of that step.
+Settings: the environment variable ``TORCHSANITY_WATCH_CONFIG`` holds a JSON object:
+  ``metrics`` (required) the JSON-lines file; ``every`` per-layer statistics every K optimizer steps (default
+  ``probes.WATCH_EVERY``); ``steps`` stop after N optimizer steps; ``epochs`` stop after N passes over the
+  training loader (the one whose batches feed the first optimizer step: the run stops when pass N+1 asks for its
+  first batch, so an evaluation after pass N still runs); ``device`` "auto" | "cpu" | "cuda" ("cuda" with no CUDA
+  device ends the run at once with an ``end`` record whose reason is "error" and error type "NoCuda"; for "cpu"
+  the parent also sets ``CUDA_VISIBLE_DEVICES=""``).
+Under ``torchrun`` (``python -m torch.distributed.run --standalone --nproc-per-node=N -m
+torchsanity.probes.watch SCRIPT ...``) every rank is watched: rank 0 (``RANK`` unset or 0) writes ``metrics``;
+rank r > 0 writes the same records to ``metrics + ".rank<r>"``, and rank 0 copies the others' ``checksum``
+records into ``metrics`` as they appear, so the parent reads one file.
 
-Values stay tensors until a flush (every half second), so a GPU run synchronises only then.
-Non-finite numbers are written as the strings ``"nan"``, ``"inf"`` and ``"-inf"``.
+Records (one JSON object per line, told apart by ``kind``; fields are only ever added, never renamed; numbers
+that are not finite are the strings "nan", "inf", "-inf"; null = not measured):
+- ``start``: script, argv, pid, torch, every, time (epoch seconds), rank, world_size, device ("cpu"/"cuda").
+- ``layers`` (at the first optimizer step): names (one per parameter of the watched optimizer, "0.weight"),
+  ndim, numel, optimizer (class name).
+- ``step`` (every optimizer step of the first optimizer that steps): step (1-based), loss (the last scalar passed
+  to ``backward()`` before it), grad_norm (global L2 norm of the gradients, null on steps where a stride thins it
+  out), lr (list, one per parameter group), seconds (wall time since the previous step, null at step 1),
+  backwards (count of ``backward()`` calls), data_seconds (time spent waiting in the training DataLoader's
+  ``next()`` since the previous step; null when the batches do not come from a DataLoader), compute_seconds
+  (seconds - data_seconds - the time spent in evaluation phases since the previous step, or null), samples (batch
+  size: the first dimension of the first tensor of the last batch from the training loader — or, without a
+  DataLoader, of the model's first input —, or null), samples_per_second (samples / (seconds - evaluation time),
+  or null), epoch (passes over the training loader completed so far — a pass counts when exhausted, or when a new
+  one starts after it yielded at least half its batches; null without a DataLoader).
+- ``sample`` (at step 1 and every ``every`` steps): step, grad_norm / weight_norm / update_ratio (lists aligned
+  with ``layers.names``; update_ratio = ‖Δw‖/‖w‖ of that step), cuda_memory (null on CPU, else {"allocated",
+  "reserved", "peak"} in bytes).
+- ``activations`` (the training forward pass of step 2 — the baseline — and of every sampled step after it): step,
+  modules: list of {"name" (module path in the model, "3"), "type" ("ReLU"), "mean", "std", "zero" (fraction of
+  exact zeros; these and the histogram read an evenly strided sample of at most 16384 of the output's values),
+  "saturated" (tanh: |y| > 0.99, sigmoid: y < 0.01 or y > 0.99, else null), "dead" (ReLU-family only: fraction
+  of units (channel dim 1 for ≥ 3-d outputs, last dim for 2-d) never positive over the batch,
+  else null), "hist": {"lo", "hi", "counts": [20 ints]}}.
+- ``filters`` (image models: the first conv layer with 1 or 3 input channels): step (0 = before the first update),
+  layer (parameter name), shape (of the full weight), values (nested list [filter][channel][h][w] of at most 32
+  filters, 4 significant digits). Written at step 0, every 20 x ``every`` steps, and at the end.
+- ``eval`` (an evaluation phase: the watched model switched to ``eval()``, losses computed under no-grad; it ends
+  when the model goes back to ``train()`` or at the next optimizer step): step (optimizer steps done before it),
+  loss (sample-weighted mean of the loss function the training step used, or of the only one used in the phase),
+  fn (that function's name, "cross_entropy"), losses ({fn: mean} for every loss function called), batches,
+  samples, seconds.
+- ``nonfinite`` (once, the first time the loss or the gradients are NaN/inf): step, where ("loss" | "grad"),
+  module (the first module, in call order, whose output was non-finite while its inputs and parameters were
+  finite, found by replaying that forward pass without side effects; or for "grad" the parameter nearest the
+  output whose gradient is non-finite; null when none is found), module_type, detail (a sentence). On a CPU it is
+  found at the step itself; on a GPU at the next flush, from the last forward pass then.
+- ``checksum`` (DDP: world size > 1; at step 1 and every ``every`` steps, every rank): step, rank, world_size,
+  values (per parameter: the sum of its weights, float64), norms (per parameter L2 norms).
+- ``scheduler``: type, watched (true when it drives the watched optimizer).
+- ``end``: reason ("finished" | "exit" | "steps" | "epochs" | "SIGTERM" | "SIGINT" | "SIGHUP" | "error"),
+  steps, epochs, other_optimizers, exit_code (for "exit"), error ({type, message, traceback, oom} for "error").
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import runpy
 import signal
@@ -25,256 +72,40 @@ import sys
 import time
 from typing import Any
 
-import torch
-
 from . import WATCH_CONFIG_ENV as CONFIG_ENV
 from . import WATCH_EVERY as DEFAULT_EVERY
-from .child import is_oom, tie_to_guard, user_traceback
-from .watch_verdicts import json_number as number
+from .script_run import is_oom, tie_to_guard, user_traceback
+from .watch_ranks import RankFollower, metrics_path, rank_and_world
 
-_FLUSH_SECONDS = 0.5
-NORM_SHARE = 0.01  # the most of a step's time the per-step global gradient norm may take on average
-
-
-class StopWatch(BaseException):
-    """Raised into the script to end the run: the step budget is spent, or the parent asked to stop."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _floats(tensors: list) -> list[float | None]:
-    """0-d tensors (or None) to floats, one stack and one synchronisation per device and dtype."""
-    out: list[float | None] = [None] * len(tensors)
-    groups: dict[Any, list[int]] = {}
-    for i, t in enumerate(tensors):
-        if t is not None:
-            groups.setdefault((t.device, t.dtype), []).append(i)
-    for idx in groups.values():
-        values = torch.stack([tensors[i].reshape(()) for i in idx]).double().tolist()
-        for i, v in zip(idx, values):
-            out[i] = v
-    return out
-
-
-def _total_norms(per_step: list) -> list[float | None]:
-    """The global gradient norm of each step (None where it was not taken) from the vector of its per-parameter
-    norms: one reduction for all the steps when the vectors match (the usual case)."""
-    out: list[float | None] = [None] * len(per_step)
-    present = [i for i, v in enumerate(per_step) if v is not None]
-    if len({(per_step[i].shape, per_step[i].device) for i in present}) == 1:
-        values = torch.linalg.vector_norm(torch.stack([per_step[i] for i in present]).double(), dim=1).tolist()
-        for i, v in zip(present, values):
-            out[i] = v
-    else:
-        for i in present:
-            out[i] = float(torch.linalg.vector_norm(per_step[i].double()))
-    return out
-
-
-class WatchRecorder:
-    """Optimizer-step and ``backward()`` hooks that record the run into a JSON-lines file."""
-
-    def __init__(self, out, every: int = DEFAULT_EVERY, max_steps: int | None = None):
-        self.out = out
-        self.every = max(1, int(every))
-        self.max_steps = max_steps
-        self.step = 0
-        self.optimizer = None  # the first optimizer that steps
-        self.others: set[int] = set()  # other optimizers that stepped (not watched)
-        self.params: list[torch.Tensor] = []
-        self.loss = None  # the last loss passed to backward(), detached
-        self.backwards = 0
-        self.pending: list[tuple] = []  # (step, loss, grad norms, lr, seconds, backwards)
-        self.pending_samples: list[tuple] = []
-        self.grad_norms = None
-        self.norm_stride = 1  # global gradient norm every step, unless that costs more than NORM_SHARE of a step
-        self.norm_seconds: float | None = None
-        self.norm_share = 0.0
-        self.before = None  # weights before a sampled step
-        self.sample_grads = None
-        self.last_time = None
-        self.last_flush = time.perf_counter()
-        self.modules: list = []  # modules called before the first step (to name parameters)
-        self.schedulers: list[dict] = []
-        self._handles: list = []
-        self._saved: list[tuple] = []
-        self._forward = None
-
-    # -- hooks -------------------------------------------------------------------------------------------------
-    def install(self) -> None:
-        """Patch ``torch.autograd.backward`` (``Tensor.backward`` calls it), the scheduler base class, and add the
-        global optimizer step hooks and a forward pre-hook that lives until the first step."""
-        from torch.optim import lr_scheduler
-        from torch.optim.optimizer import (
-            register_optimizer_step_post_hook,
-            register_optimizer_step_pre_hook,
-        )
-
-        original_backward = torch.autograd.backward
-        recorder = self
-
-        def backward(tensors, *args, **kwargs):
-            t = tensors[0] if isinstance(tensors, (list, tuple)) and tensors else tensors
-            if isinstance(t, torch.Tensor) and t.numel() == 1:
-                recorder.loss = t.detach()
-            recorder.backwards += 1
-            return original_backward(tensors, *args, **kwargs)
-
-        original_init = lr_scheduler.LRScheduler.__init__
-
-        def scheduler_init(sched, optimizer, *args, **kwargs):
-            recorder.schedulers.append({"type": type(sched).__name__, "optimizer": optimizer})
-            return original_init(sched, optimizer, *args, **kwargs)
-
-        self._saved = [(torch.autograd, "backward", original_backward),
-                       (lr_scheduler.LRScheduler, "__init__", original_init)]
-        torch.autograd.backward = backward
-        lr_scheduler.LRScheduler.__init__ = scheduler_init
-        self._handles = [register_optimizer_step_pre_hook(self.pre_step),
-                         register_optimizer_step_post_hook(self.post_step)]
-        self._forward = torch.nn.modules.module.register_module_forward_pre_hook(self.on_forward)
-
-    def uninstall(self) -> None:
-        for owner, name, value in self._saved:
-            setattr(owner, name, value)
-        for handle in self._handles:
-            handle.remove()
-        self._drop_forward_hook()
-
-    def _drop_forward_hook(self) -> None:
-        if self._forward is not None:
-            self._forward.remove()
-            self._forward = None
-
-    def on_forward(self, module, _inputs) -> None:
-        if not self.modules or all(m is not module for m in self.modules):
-            self.modules.append(module)
-
-    def pre_step(self, optimizer, _args, _kwargs) -> None:
-        if self.optimizer is None:
-            self.adopt(optimizer)
-        if optimizer is not self.optimizer:
-            self.others.add(id(optimizer))
-            return
-        sampled = self.sampled(self.step + 1)
-        if not sampled and (self.step + 1) % self.norm_stride:
-            return  # the global gradient norm is thinned out: it would cost more than its share of a step
-        started = time.perf_counter()
-        grads = [p.grad for p in self.params]
-        present = [g for g in grads if g is not None]
-        norms = torch._foreach_norm(present) if present else []
-        self.grad_norms = torch.stack(norms) if norms else torch.zeros(1)
-        self.norm_seconds = time.perf_counter() - started
-        if sampled:
-            self.sample_grads = _spread(grads, norms)
-            with torch.no_grad():
-                self.before = [p.detach().clone() for p in self.params]
-
-    def post_step(self, optimizer, _args, _kwargs) -> None:
-        if optimizer is not self.optimizer:
-            return
-        self.step += 1
-        now = time.perf_counter()
-        seconds = None if self.last_time is None else now - self.last_time
-        self.last_time = now
-        lr = [_lr(g) for g in optimizer.param_groups]
-        self.pending.append((self.step, self.loss, self.grad_norms, lr, seconds, self.backwards))
-        self.loss, self.backwards, self.grad_norms = None, 0, None
-        if self.before is not None:
-            with torch.no_grad():
-                weights = torch._foreach_norm([p.detach() for p in self.params])
-                updates = torch._foreach_norm(torch._foreach_sub([p.detach() for p in self.params], self.before))
-            self.pending_samples.append((self.step, self.sample_grads, weights, updates))
-            self.before = self.sample_grads = None
-        if seconds is not None and self.norm_seconds is not None:
-            self.norm_share = 0.9 * self.norm_share + 0.1 * self.norm_seconds / max(seconds, 1e-9)
-            self.norm_seconds = None
-        if self.sampled(self.step):
-            # every K steps: the norm's stride keeps its cost near NORM_SHARE of a step, at most K
-            self.norm_stride = min(self.every, max(1, math.ceil(self.norm_share / NORM_SHARE)))
-        if now - self.last_flush > _FLUSH_SECONDS or len(self.pending) >= 4096:
-            self.flush()
-        if self.max_steps is not None and self.step >= self.max_steps:
-            raise StopWatch("steps")
-
-    def sampled(self, step: int) -> bool:
-        return step == 1 or step % self.every == 0
-
-    def adopt(self, optimizer) -> None:
-        """The first optimizer that steps is the one watched; its parameters are named from the modules seen."""
-        self.optimizer = optimizer
-        self.params = [p for g in optimizer.param_groups for p in g["params"]]
-        names = {}
-        for module in self.modules:
-            for name, p in module.named_parameters():
-                names.setdefault(id(p), name)
-        self._drop_forward_hook()
-        self.modules = []
-        layers = [names.get(id(p), f"param{i}{tuple(p.shape)}") for i, p in enumerate(self.params)]
-        self.write({"kind": "layers", "names": layers, "ndim": [p.dim() for p in self.params],
-                    "numel": [p.numel() for p in self.params], "optimizer": type(optimizer).__name__})
-
-    # -- output ------------------------------------------------------------------------------------------------
-    def write(self, record: dict) -> None:
-        self.out.write(json.dumps(record) + "\n")
-
-    def flush(self) -> None:
-        """Turn the pending tensors into numbers (one synchronisation) and write them out."""
-        self.last_flush = time.perf_counter()
-        if self.pending:
-            losses = _floats([p[1] for p in self.pending])
-            norms = _total_norms([p[2] for p in self.pending])
-            self.out.write("".join(
-                f'{{"kind": "step", "step": {step}, "loss": {_literal(loss)}, "grad_norm": {_literal(norm)}, '
-                f'"lr": [{", ".join(_literal(x) for x in lr)}], "seconds": {_literal(seconds)}, '
-                f'"backwards": {backwards}}}\n'
-                for (step, _, _, lr, seconds, backwards), loss, norm in zip(self.pending, losses, norms)))
-            self.pending = []
-        for step, grads, weights, updates in self.pending_samples:
-            g, w, u = _floats(grads), _floats(list(weights)), _floats(list(updates))
-            ratio = [None if a is None or b is None or b == 0 else a / b for a, b in zip(u, w)]
-            self.write({"kind": "sample", "step": step, "grad_norm": [number(x) for x in g],
-                        "weight_norm": [number(x) for x in w], "update_ratio": [number(x) for x in ratio]})
-        self.pending_samples = []
-        if self.schedulers:
-            for s in self.schedulers:
-                self.write({"kind": "scheduler", "type": s["type"],
-                            "watched": self.optimizer is not None and s["optimizer"] is self.optimizer})
-            self.schedulers = []
-        self.out.flush()
-
-
-def _literal(value: float | None) -> str:
-    """A number as a JSON literal, fast (a step line is written for every step); non-finite as a string."""
-    if value is None:
-        return "null"
-    return repr(float(value)) if math.isfinite(value) else json.dumps(number(value))
-
-
-def _lr(group: dict) -> float | None:
-    lr = group.get("lr")
-    try:
-        return float(lr)
-    except (TypeError, ValueError):
-        return None
-
-
-def _spread(grads: list, norms: list) -> list:
-    """The norms of the present gradients, placed back among the missing ones."""
-    it = iter(norms)
-    return [None if g is None else next(it) for g in grads]
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def run(cfg: dict, argv: list[str]) -> int:
     """Run the script under the recorder; the metrics file gets a "start" and an "end" record around it."""
+    device = cfg.get("device") or "auto"
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch first looks for a GPU
+    import torch
+
+    from .watch_hooks import StopWatch, WatchRecorder
+
     script = os.path.abspath(argv[0])
-    out = open(cfg["metrics"], "a", encoding="utf-8")
-    recorder = WatchRecorder(out, every=int(cfg.get("every") or DEFAULT_EVERY), max_steps=cfg.get("steps"))
+    rank, world = rank_and_world()
+    out = open(metrics_path(cfg["metrics"], rank), "a", encoding="utf-8")
+    follower = RankFollower(cfg["metrics"], world) if rank == 0 and world > 1 else None
+    recorder = WatchRecorder(out, every=int(cfg.get("every") or DEFAULT_EVERY), max_steps=cfg.get("steps"),
+                             max_epochs=cfg.get("epochs"), rank=rank, world=world, follower=follower)
+    has_cuda = torch.cuda.is_available()
     recorder.write({"kind": "start", "script": script, "argv": argv[1:], "pid": os.getpid(),
-                    "torch": torch.__version__, "every": recorder.every, "time": time.time()})
+                    "torch": torch.__version__, "every": recorder.every, "time": time.time(), "rank": rank,
+                    "world_size": world, "device": "cuda" if has_cuda else "cpu"})
     out.flush()
+    if device == "cuda" and not has_cuda:
+        recorder.write({"kind": "end", "reason": "error", "steps": 0, "epochs": 0, "other_optimizers": 0,
+                        "error": {"type": "NoCuda", "message": f"--device cuda, but torch {torch.__version__} in "
+                                  f"{sys.executable} sees no CUDA device", "traceback": "", "oom": False}})
+        out.close()
+        return 2
     me = os.getpid()
 
     def on_term(signum, _frame):
@@ -284,7 +115,7 @@ def run(cfg: dict, argv: list[str]) -> int:
             return
         raise StopWatch(signal.Signals(signum).name)
 
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in _SIGNALS:
         signal.signal(signum, on_term)
     sys.argv = [script] + argv[1:]
     sys.path[0] = os.path.dirname(script)
@@ -306,11 +137,12 @@ def run(cfg: dict, argv: list[str]) -> int:
                         "oom": is_oom(exc)}
         code = 2
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in _SIGNALS:
             signal.signal(signum, signal.SIG_IGN)  # the record is being finished
         recorder.uninstall()
-    recorder.flush()
+    recorder.finish()
     end["steps"] = recorder.step
+    end["epochs"] = recorder.completed.get(recorder.train_loader, 0) if recorder.train_loader is not None else None
     end["other_optimizers"] = len(recorder.others)
     recorder.write(end)
     out.flush()

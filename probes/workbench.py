@@ -1,15 +1,18 @@
-"""Copies of the user's model and optimizer that the checks may train, restorable to the captured state.
+"""The user's own model(s) and optimizer, as the checks train them, and their restore to the captured state.
 
-Deep copies where possible (the checks never touch the user's objects); where a model cannot be deep-copied,
-the originals are used and restored from a snapshot after every check. RNG states are snapshotted alongside.
+The checks work on the real objects, never on copies: a deep copy keeps closures and lambdas stored in a module
+(``self.f = lambda x: self.mlp(x)``) bound to the original, so the copy would train the original. Before the
+first check the state is saved exactly (``restore.StateSnapshot``); every check starts from it (``reset``) and the
+script gets it back byte for byte at the end (``restore``).
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
+
+from .restore import StateSnapshot, all_modules, compare, digest
 
 
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
@@ -29,59 +32,42 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 
 class Workbench:
-    """Copies of the model(s) and optimizer, restorable to the captured state (snapshot / restore)."""
+    """The model(s) and optimizer the checks train, in place, with the state they all start from.
 
-    def __init__(self, models: list[torch.nn.Module], optimizer: Any | None):
+    ``also``: other modules the replayed step calls without training them (a GAN generator step's discriminator);
+    their state is saved and restored as well."""
+
+    def __init__(self, models: list[torch.nn.Module], optimizer: Any | None,
+                 also: list[torch.nn.Module] = ()):
         self.originals = models
-        self.memo: dict[int, Any] = {}
-        self.in_place = False
-        try:
-            self.models = [copy.deepcopy(unwrap(m), self.memo) for m in models]
-            for m, orig in zip(models, self.models):
-                self.memo[id(m)] = orig  # the wrapper maps to the copy of what it wraps
-            self.optimizer = self._copy_optimizer(optimizer) if optimizer is not None else None
-        except Exception as exc:  # not deep-copyable: work in place, restore afterwards
-            self.copy_error = f"{type(exc).__name__}: {exc}"
-            self.memo = {}
-            self.in_place = True
-            self.models = [unwrap(m) for m in models]
-            for m, inner in zip(models, self.models):
-                self.memo[id(m)] = inner
-            self.optimizer = optimizer
-        self.lr_note = _undo_warmup(self.optimizer) if self.optimizer is not None else None
-        self.training = [m.training for m in self.models]
-        self._model_state = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in self.models]
-        self._opt_state = copy.deepcopy(self.optimizer.state_dict()) if self.optimizer is not None else None
-        self._rng = rng_state()
-
-    def _copy_optimizer(self, optimizer: Any) -> Any:
-        params = [p for g in optimizer.param_groups for p in g["params"]]
-        for p in params:  # parameters outside the copied models get copies of their own
-            if id(p) not in self.memo:
-                copy.deepcopy(p, self.memo)
-        new = copy.deepcopy(optimizer, self.memo)
-        for name, value in optimizer.__dict__.items():  # what __getstate__ leaves out (LBFGS's _params)
-            if name not in new.__dict__ and name not in ("step", "zero_grad"):
-                new.__dict__[name] = copy.deepcopy(value, self.memo)
-        for name in ("step", "zero_grad"):  # schedulers patch the instance; use the class's methods
-            new.__dict__.pop(name, None)
-        return new
+        self.models = [unwrap(m) for m in models]
+        self.memo: dict[int, Any] = {id(m): inner for m, inner in zip(models, self.models)}
+        self.optimizer = optimizer
+        inside = {id(m) for m in all_modules(self.models)}
+        others = {id(unwrap(m)): unwrap(m) for m in also}
+        self.roots = self.models + [m for m in others.values() if id(m) not in inside]
+        self._before = digest(self.roots, optimizer)
+        self._snapshot = StateSnapshot(self.roots, optimizer)
+        self.lr_note = _undo_warmup(optimizer) if optimizer is not None else None
+        self._lrs = [g["lr"] for g in optimizer.param_groups] if optimizer is not None else []
 
     def map(self, obj: Any) -> Any:
         return self.memo.get(id(obj), obj)
 
     def reset(self) -> None:
-        """Back to the captured state: weights, buffers, optimizer state, train/eval mode, RNG."""
-        with torch.no_grad():
-            for m, state, training in zip(self.models, self._model_state, self.training):
-                m.load_state_dict(state)
-                m.train(training)
-                for p in m.parameters():
-                    p.grad = None
+        """Back to the captured state, gradients cleared, at the probed learning rate (warmup undone)."""
+        self._snapshot.restore(grads=False)
         if self.optimizer is not None:
-            self.optimizer.load_state_dict(copy.deepcopy(self._opt_state))
-            self.optimizer.zero_grad(set_to_none=True)
-        set_rng_state(self._rng)
+            for g, lr in zip(self.optimizer.param_groups, self._lrs):
+                g["lr"] = lr
+
+    def restore(self) -> dict:
+        """Give the script its state back exactly as the probe found it (gradients and learning rate included);
+        the self-check: how many values were compared and which differ."""
+        self._snapshot.restore(grads=True)
+        after = digest(self.roots, self.optimizer)
+        return {"identical": after == self._before, "values": len(self._before),
+                "differences": compare(self._before, after)[:20]}
 
     def parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
         named = []
@@ -114,31 +100,3 @@ def _undo_warmup(optimizer: Any) -> str | None:
             g["lr"] = base
         return f"learning rate raised from {before:.3g} (warmup) to the optimizer's base lr {base:.3g}"
     return None
-
-
-def rng_state() -> dict:
-    import random
-
-    state = {"torch": torch.get_rng_state(), "random": random.getstate()}
-    try:
-        import numpy as np
-
-        state["numpy"] = np.random.get_state()
-    except Exception:
-        pass
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    import random
-
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["random"])
-    if "numpy" in state:
-        import numpy as np
-
-        np.random.set_state(state["numpy"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])

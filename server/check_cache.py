@@ -3,7 +3,10 @@
 An entry holds one file's report. It is found by a key made of the file's absolute path, the resolved
 configuration, the torchsanity version and a fingerprint of the engine's own source files; it is used only
 when the file's content hash matches and every project module the analysis depended on (found through the
-cross-file index, :meth:`Project.dependencies`) still has the hash it had, or is still absent. Each entry is
+cross-file index, :meth:`Project.dependencies`) still has the hash it had, or is still absent. An entry also
+keeps the file's summary for the project index and the questions its analysis asked about its callers:
+those are answered afresh on every run from every file's summary, so editing a caller re-judges the
+callee without analysing it again. Each entry is
 written to a temporary file and moved into place with ``os.replace``, so concurrent runs never read half an
 entry. Anything unreadable in the cache is a miss, never an error.
 """
@@ -21,7 +24,7 @@ from ..analyzers import FileProblem, FileReport, Finding, Fix, Position, Severit
 from ..analyzers.findings import Applicability
 
 CACHE_DIR_NAME = ".torchsanity_cache"
-_FORMAT = 1
+_FORMAT = 3  # 2: the project index's summary and deferred questions; 3: summaries in one canonical order
 _NOT_KEPT = frozenset({"internal-error", "skipped"})  # problems that say nothing lasting about the file
 
 
@@ -126,8 +129,9 @@ class Cache:
         ).hexdigest()
         return self.directory / "v1" / key[:2] / f"{key}.json"
 
-    def get(self, path: str, config, content: str | None) -> tuple[FileReport, bool] | None:
-        """The cached (report, skipped) of ``path`` when still valid. ``content``: its content hash."""
+    def get(self, path: str, config, content: str | None) -> tuple[FileReport, bool, dict | None, list] | None:
+        """The cached (report, skipped, summary, questions) of ``path`` when still valid. ``content``: its
+        content hash."""
         if content is None:
             return None
         try:
@@ -137,20 +141,21 @@ class Cache:
             for dependency, expected in data["dependencies"].items():
                 if self._hash(Path(dependency)) != expected:
                     return None
-            return report_from_dict(data["report"], path), bool(data.get("skipped"))
+            return (report_from_dict(data["report"], path), bool(data.get("skipped")), data.get("summary"),
+                    data.get("questions") or [])
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def put(self, path: str, config, content: str | None, report: FileReport, skipped: bool,
-            dependencies: dict | None) -> None:
-        """Store a result (atomically); results with internal errors, or skipped for their time / memory
-        budget (a busy machine), are not kept."""
+            dependencies: dict | None, summary: dict | None = None, questions: list | None = None) -> None:
+        """Store a result (atomically) with the file's index summary and its unsettled questions; results
+        with internal errors, or skipped for their time / memory budget (a busy machine), are not kept."""
         if content is None or any(p.kind in _NOT_KEPT for p in report.problems):
             return
         deps = {str(p): (self._hash(Path(p)) if exists else None) for p, exists in (dependencies or {}).items()}
         entry = self._entry(path, config)
         data = {"format": _FORMAT, "content": content, "dependencies": deps, "skipped": skipped,
-                "report": report_to_dict(report)}
+                "report": report_to_dict(report), "summary": summary, "questions": questions or []}
         try:
             self._ensure_directory()
             entry.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .check_formats import Summary, format_fixes, format_statistics, render
 from .file_discovery import Target, discover
-from .fix_output import _report_diff
+from .fix_output import report_diff
 
 STDIN = "-"
 
@@ -146,7 +146,7 @@ def _check(args, paths: list[str], config_for) -> int:
     out = open(args.output_file, "w", encoding="utf-8") if args.output_file else sys.stdout
     try:
         if mode == "diff":
-            status = _report_diff(results, out, args)
+            status = report_diff(results, out, args)
         else:
             for result in results:
                 if result.write_error:

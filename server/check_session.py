@@ -37,10 +37,10 @@ def run_targets(targets: Sequence[Target], mode: str, jobs: int, cache: Cache | 
             hit = cache.get(target.path, target.config, hashes[i])
             if hit is None:
                 continue
-            report, skipped = hit
+            report, skipped, summary, questions = hit
             if mode != "check" and any(f.fix is not None and (unsafe or f.fix.is_safe) for f in report.findings):
                 continue  # there is something to fix: run the fixer
-            results[i] = FileResult(report, skipped=skipped)
+            results[i] = FileResult(report, skipped=skipped, summary=summary, questions=questions)
     misses = [i for i, r in enumerate(results) if r is None]
     cached = len(targets) - len(misses)
     with _progress(len(misses), cached) as progress:
@@ -50,8 +50,32 @@ def run_targets(targets: Sequence[Target], mode: str, jobs: int, cache: Cache | 
         if any(p.kind == "skipped" for p in result.report.problems):
             continue  # over its budget or crashed: tried again next time (the budget may differ)
         if cache is not None and mode == "check":  # (--fix analyses do not record their dependencies)
-            cache.put(targets[i].path, targets[i].config, hashes[i], result.report, result.skipped, result.dependencies)
+            cache.put(targets[i].path, targets[i].config, hashes[i], result.report, result.skipped,
+                      result.dependencies, result.summary, result.questions)
+    settle(targets, results)  # type: ignore[arg-type]
     return results, cached  # type: ignore[return-value]
+
+
+def settle(targets: Sequence[Target], results: Sequence[FileResult]) -> None:
+    """Answer the questions the analyses deferred (who calls a function, under which gradient mode) with
+    one project index per root, made of every checked file's summary (files of the project that were not
+    checked are read as needed), and drop the findings the answers rule out."""
+    from ..analyzers import Project
+    from ..analyzers.project_index import settle_report
+
+    if not any(result.questions for result in results):
+        return
+    projects: dict[str, Project] = {}
+    for target, result in zip(targets, results):
+        if target.project_root is not None and (result.summary or result.questions):
+            project = projects.get(target.project_root)
+            if project is None:
+                project = projects[target.project_root] = Project(target.project_root)
+            project.index.give(target.path, result.summary)
+    for target, result in zip(targets, results):
+        if result.questions and target.project_root in projects:
+            settle_report(projects[target.project_root].index, target.path, result.report,
+                          [tuple(q) for q in result.questions])
 
 
 class _progress:

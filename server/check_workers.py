@@ -2,7 +2,9 @@
 
 Every file is analysed in a worker process (also with ``-j 1``, which starts one); each worker keeps its own
 :class:`Project` per root, so helpers imported from sibling modules resolve (and are parsed) inside the
-worker that checks the importer. Each file has a :class:`Budget`: the parent kills a worker that runs past
+worker that checks the importer. With each result a worker returns the file's summary for the project index
+(read from the same text) and the questions about callers its analysis deferred; the parent settles them
+(:func:`.check_session.settle`). Each file has a :class:`Budget`: the parent kills a worker that runs past
 the time budget, and a worker caps its own address space (``RLIMIT_AS``) at the memory budget. A file that
 runs over a budget or crashes its worker (a stack overflow in native code, an abort) gets one
 ``SAN000 skipped: …`` problem; the worker is replaced and the other files are checked.
@@ -20,9 +22,12 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .file_discovery import Target
+
+if TYPE_CHECKING:
+    from ..analyzers import FileReport
 
 # Fewer files than this are checked by one worker: more cost more to start than they save.
 PARALLEL_THRESHOLD = 12
@@ -49,6 +54,8 @@ class FileResult:
     dependencies: dict | None = None  # project file -> existed, for the cache (check_file.Analysis)
     skipped: bool = False  # not parsed: it cannot hold a finding
     fixed_codes: dict | None = None  # code -> how many findings --fix removed (--show-fixes)
+    summary: dict | None = None  # what the file contributes to the project index (project_summary)
+    questions: list | None = None  # [function, code] asked of the index, settled by the parent
 
 
 _PROJECTS: dict[str, object] = {}
@@ -70,16 +77,17 @@ def check_target(target: Target, mode: str) -> FileResult:
     from ..analyzers import FileProblem, FileReport, analyze_file, analyze_source, fix_source
     from ..analyzers.source import read_source
     from .fix_output import keep_line_endings, unified_diff, write_fixed_for
-    from .check_file import analyze_target, fix_notebook, is_notebook
+    from .check_file import fix_notebook, is_notebook
 
     path = target.path
     try:
         project = _project(target.project_root)
+        if project is not None:
+            project.defer = False  # --fix / --diff answer questions at once (the index reads what it needs)
         if mode != "check" and is_notebook(path) and target.stdin_text is None:
             return fix_notebook(target, mode, project)
         if mode == "check" or target.stdin_text is not None:
-            analysis = analyze_target(path, target.config, project, target.stdin_text)
-            return FileResult(analysis.report, dependencies=analysis.dependencies, skipped=analysis.skipped)
+            return _check_indexed(target, project)
         try:
             source = read_source(path)
         except (OSError, UnicodeDecodeError, ValueError, SyntaxError):
@@ -109,6 +117,55 @@ def check_target(target: Target, mode: str) -> FileResult:
         report = FileReport(path=path)
         report.problems.append(FileProblem(path, "internal-error", f"internal error: {type(error).__name__}: {error}"))
         return FileResult(report)
+
+
+def _check_indexed(target: Target, project) -> FileResult:
+    """Analyse one target and summarise it for the project index; questions about the callers of its
+    functions are deferred to the parent, which sees every summary (read with ``ast``: see
+    :func:`_analyze_summarized`)."""
+    from ..analyzers import FileReport
+    from ..analyzers.source import read_source
+    from .check_file import analyze_target, is_notebook, read_target_text
+
+    path = target.path
+    raw = target.stdin_text
+    if raw is None:
+        try:
+            raw = Path(path).read_text(encoding="utf-8") if is_notebook(path) else read_source(path)
+        except (OSError, UnicodeDecodeError, ValueError, SyntaxError):
+            raw = None  # analyze_target reports why
+    text = None
+    if raw is not None and project is not None:
+        try:
+            text = read_target_text(path, raw)
+        except (OSError, UnicodeDecodeError, ValueError, SyntaxError):
+            text = None  # analyze_target reports why
+    if text is None:
+        analysis = analyze_target(path, target.config, project, raw)
+        return FileResult(analysis.report, dependencies=analysis.dependencies, skipped=analysis.skipped)
+    project.defer = True
+    report, summary, looked = _analyze_summarized(text, path, target.config, project)
+    questions = sorted(project.questions.pop(Path(path).resolve(), ()))
+    if report is None:  # cannot hold a finding: not parsed with libcst
+        return FileResult(FileReport(path=path), dependencies=looked, skipped=True, summary=summary)
+    return FileResult(report, dependencies=project.dependencies(path), summary=summary,
+                      questions=[list(q) for q in questions])
+
+
+def _analyze_summarized(text: str, path: str, config, project) -> tuple[FileReport | None, dict | None, dict]:
+    """``(report, summary, looked)`` of the Python ``text``: the report is None when the file cannot hold
+    a finding (then it is not parsed with libcst, and ``looked`` lists the project files the relevance test
+    read). The summary comes from CPython's ``ast`` (about a sixth of a libcst parse, measured in
+    ``tests/bench/bench_check.py``): summarising the libcst tree costs more, because libcst nodes carry no lines."""
+    from ..analyzers.engine import analyze_source
+    from ..analyzers.project_summary import summarize
+    from ..analyzers.relevance import may_hold_finding
+
+    relevant, looked = may_hold_finding(text, path, project)
+    summary = summarize(text)
+    if not relevant and summary is not None:  # CPython parses it (else it is analysed: its syntax error is reported)
+        return None, summary, looked
+    return analyze_source(text, path, config, project), summary, looked
 
 
 def _worker_count(requested: int, files: int) -> int:

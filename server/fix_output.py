@@ -156,7 +156,7 @@ def hidden_note(hidden: int) -> str:
     return f"{hidden} hidden fix{'es' if hidden != 1 else ''} can be enabled with the `--unsafe-fixes` option"
 
 
-def _report_diff(results: Sequence, out, args) -> int:
+def report_diff(results: Sequence, out, args) -> int:
     """Print the diffs of ``results`` to ``out`` and a summary to stderr; the exit status."""
     diffs = [r for r in results if r.diff]
     for result in diffs:

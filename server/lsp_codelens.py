@@ -1,4 +1,4 @@
-"""The "Run Sanity Probe" CodeLens: where a training script starts, read from the program model.
+"""The "Run Sanity Probe" and "Watch Training Run" CodeLenses: where a training script starts, read from the program model.
 
 An entry point is a top-level statement that trains when the script runs — a loop whose body (helpers
 included, also across sibling modules) calls ``backward()`` and an optimizer's ``step()``, a call of a
@@ -25,6 +25,8 @@ from .lsp_positions import LineIndex
 RUN_SANITY_PROBE = "torchsanity.runSanityProbe"  # the client's command: probe the file given as argument
 LENS_TITLE = "Run Sanity Probe"
 UNTRUSTED_TITLE = "Sanity Probe disabled: the workspace is not trusted"
+WATCH_TRAINING_RUN = "torchsanity.watchTrainingRun"  # the client's command: watch a run of the file given
+WATCH_TITLE = "Watch Training Run"
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,14 @@ def lens_range(index: LineIndex, line: int) -> types.Range:
 
 
 def code_lenses(uri: str, ranges: list[types.Range], trusted: bool) -> list[types.CodeLens]:
-    """One "Run Sanity Probe" lens per entry point; the command runs the probe on ``uri``."""
+    """Per entry point a "Run Sanity Probe" lens (the command runs the probe on ``uri``) and, in a trusted
+    workspace, a "Watch Training Run" lens next to it."""
     title = LENS_TITLE if trusted else UNTRUSTED_TITLE
-    return [
-        types.CodeLens(range=rng, command=types.Command(title=title, command=RUN_SANITY_PROBE, arguments=[uri]))
-        for rng in ranges
-    ]
+    lenses = []
+    for rng in ranges:
+        lenses.append(types.CodeLens(range=rng, command=types.Command(title=title, command=RUN_SANITY_PROBE,
+                                                                      arguments=[uri])))
+        if trusted:
+            lenses.append(types.CodeLens(range=rng, command=types.Command(title=WATCH_TITLE,
+                                                                          command=WATCH_TRAINING_RUN, arguments=[uri])))
+    return lenses

@@ -3,7 +3,10 @@
 Params (JSON object): ``uri`` (the training script, required), ``checks`` (list of check ids),
 ``args`` (the script's arguments), ``python`` (the interpreter to run it with: the user's, with their
 torch; default the server's), ``timeout`` (seconds), ``device`` (``auto`` | ``cpu`` | ``cuda``),
-``steps``, ``entry`` (``pkg.mod:fn``), ``cwd``, ``workDoneToken``.
+``steps``, ``entry`` (``pkg.mod:fn``), ``cwd``, ``step`` (probe the N-th training step), ``batchDim`` (the
+inputs' batch dimension), ``allowMixing`` (the model mixes samples on purpose), ``checkBudget`` (seconds each
+training check may run) — the CLI's ``--step``, ``--batch-dim``, ``--allow-mixing``, ``--check-budget`` — and
+``workDoneToken``.
 
 The harness (:func:`torchsanity.server.probe_runner.run_probe`) blocks, so it runs in a thread; its
 events become ``$/progress`` reports on the client's work-done token, or on one the server creates.
@@ -20,8 +23,12 @@ Trust: the probe runs the user's code, so it is refused (:class:`UntrustedWorksp
 client says the workspace is untrusted. The manager sees the server only through :class:`ProbeHost`.
 
 Results: diagnostics with source ``torchsanity-probe`` on the lines the checks name (``fail`` and
-``error`` as errors, ``warn`` as warnings), and a ``torchsanity/probeReport`` notification
-``{"uri", "status", "exitCode", "report"}``. The request answers the same object.
+``error`` as errors, ``warn`` as warnings; sentences, see :mod:`.lsp_probe_diagnostics`), dropped when the line
+they point at changes, linked to a static finding that names the same cause, with code actions where the fix is
+clear (:mod:`.lsp_probe_actions`); and a ``torchsanity/probeReport`` notification
+``{"uri", "status", "exitCode", "report"}``. The request answers the same object. ``torchsanity/renderReport``
+``{"report", "nonce", "cspSource", "chartUri"}`` answers ``{"html"}``: the report drawn by the one renderer
+(:func:`~torchsanity.server.probe_report.render_html`) for a VS Code webview.
 """
 
 from __future__ import annotations
@@ -43,14 +50,16 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInte
 from pygls.progress import Progress
 from pygls.uris import from_fs_path, to_fs_path
 
-from .lsp_positions import LineIndex, units
+from . import lsp_probe_diagnostics as probe_diagnostics
+from .lsp_probe_actions import action_data
+from .lsp_settings import Settings
 
 logger = logging.getLogger(__name__)
 
-PROBE_SOURCE = "torchsanity-probe"
 REPORT_NOTIFICATION = "torchsanity/probeReport"
 RUN_PROBE_REQUEST = "torchsanity/runProbe"
 RUN_PROBE_COMMAND = "torchsanity.runProbe"
+RENDER_REPORT_REQUEST = "torchsanity/renderReport"
 _TRACEBACK_FRAME = re.compile(r'File "(.+?)", line (\d+)')
 _STEP_REPORT_INTERVAL = 0.1  # seconds between two step reports of one probe
 
@@ -73,6 +82,10 @@ class ProbeParams:
     steps: int | None = None
     entry: str | None = None
     cwd: str | None = None
+    step: int | None = None
+    batch_dim: int | None = None
+    allow_mixing: bool = False
+    check_budget: float | None = None
     token: types.ProgressToken | None = None
 
     @classmethod
@@ -105,6 +118,18 @@ class ProbeParams:
             raise JsonRpcInvalidParams("`device` must be auto, cpu or cuda")
         timeout = opt("timeout", (int, float))
         steps = opt("steps", (int,))
+        step = opt("step", (int,))
+        if step is not None and step < 1:
+            raise JsonRpcInvalidParams("`step` counts training steps from 1")
+        batch_dim = opt("batchDim", (int,))
+        if batch_dim is not None and batch_dim < 0:
+            raise JsonRpcInvalidParams("`batchDim` must be 0 or more")
+        allow_mixing = raw.get("allowMixing", False)
+        if not isinstance(allow_mixing, bool):
+            raise JsonRpcInvalidParams("`allowMixing` must be true or false")
+        check_budget = opt("checkBudget", (int, float))
+        if check_budget is not None and not check_budget > 0:
+            raise JsonRpcInvalidParams("`checkBudget` must be more than 0 seconds")
         token = raw.get("workDoneToken")
         if token is not None and (not isinstance(token, (str, int)) or isinstance(token, bool)):
             raise JsonRpcInvalidParams("`workDoneToken` must be a string or an integer")
@@ -119,6 +144,10 @@ class ProbeParams:
             steps=steps,
             entry=opt("entry", (str,)) or None,
             cwd=opt("cwd", (str,)) or None,
+            step=step,
+            batch_dim=batch_dim,
+            allow_mixing=allow_mixing,
+            check_budget=float(check_budget) if check_budget is not None else None,
             token=token,
         )
 
@@ -151,6 +180,10 @@ def _call_run_probe(run_probe: Callable[..., Any], params: ProbeParams, cwd: str
         "timeout": params.timeout,
         "entry": params.entry,
         "cwd": cwd,
+        "step": params.step,
+        "batch_dim": params.batch_dim,
+        "allow_mixing": params.allow_mixing,
+        "check_budget": params.check_budget,
         "on_event": on_event,
         "cancel": cancel,
     }
@@ -186,6 +219,9 @@ class ProbeHost:
     supports_progress: Callable[[], bool]  # whether the server may create work-done progress tokens
     progress: Progress  # pygls' work-done progress (create, begin, report, end)
     trusted: Callable[[], bool]  # whether the client trusts the workspace
+    static_diagnostics: Callable[[str], list] = lambda uri: []  # a document's static diagnostics (for agreement)
+    settings_for: Callable[[str], Settings] = lambda path: Settings()  # the editor's settings for a path's folder
+    settings_ready: asyncio.Event | None = None  # set once the client's settings were read (None: no settings)
 
 
 class ProbeManager:
@@ -415,13 +451,18 @@ class ProbeManager:
                 uri = script_uri
             if uri is None:
                 continue
-            new.setdefault(uri, []).append(self._diagnostic(uri, check, line, severity))
+            diagnostic = self._diagnostic(uri, check, line, severity, action_data(check, report))
+            if not probe_diagnostics.same_line_as_run(diagnostic, path or job.params.script,
+                                                      self.host.position_encoding()):
+                continue  # the buffer changed that line while the probe ran: it speaks of code that is gone
+            new.setdefault(uri, []).append(diagnostic)
         script_error = self._script_error(job, report)
         if script_error is not None:
             uri, diagnostic = script_error
             new.setdefault(uri, []).append(diagnostic)
         for uri, diagnostics in new.items():
-            self.diagnostics[uri] = diagnostics
+            static = self.host.static_diagnostics(uri)
+            self.diagnostics[uri] = [probe_diagnostics.with_agreement(d, uri, static) for d in diagnostics]
         self._owned[script_uri] = set(new)
         for uri in touched | set(new):
             self.host.republish(uri)
@@ -447,33 +488,38 @@ class ProbeManager:
         }
         return uri, self._diagnostic(uri, check, line, types.DiagnosticSeverity.Error)
 
-    def _diagnostic(self, uri: str, check: dict, line: int, severity: types.DiagnosticSeverity) -> types.Diagnostic:
-        text = self.host.client_text(uri)
-        index = LineIndex(text or "", self.host.position_encoding())
-        line_text = index.line_text(line - 1)
-        stripped = len(line_text) - len(line_text.lstrip())
-        rng = types.Range(
-            start=types.Position(line=line - 1, character=units(line_text[:stripped], index.encoding)),
-            end=types.Position(line=line - 1, character=units(line_text, index.encoding) if text is not None else 10_000),
-        )
-        check_id = str(check.get("id", "probe"))
-        message = str(check.get("message") or check.get("status"))
-        details = []
-        if check.get("measured") is not None:
-            details.append(f"measured {check['measured']}")
-        if check.get("expected") is not None:
-            details.append(f"expected {check['expected']}")
-        if details:
-            message += f" ({'; '.join(details)})"
-        return types.Diagnostic(
-            range=rng,
-            message=message,
-            severity=severity,
-            code=check_id,
-            source=PROBE_SOURCE,
-            data={"status": check.get("status")},
-        )
+    def _diagnostic(self, uri: str, check: dict, line: int, severity: types.DiagnosticSeverity,
+                    data: dict | None = None) -> types.Diagnostic:
+        return probe_diagnostics.diagnostic(check, line, severity, self.host.client_text(uri),
+                                            self.host.position_encoding(), data)
+
+    def prune(self, uri: str, text: str) -> bool:
+        """Drop the probe diagnostics of ``uri`` whose line no longer reads as when the probe ran (they speak of
+        code that changed); whether any was dropped."""
+        kept = [d for d in self.diagnostics.get(uri, [])
+                if probe_diagnostics.still_current(d, text, self.host.position_encoding())]
+        if len(kept) == len(self.diagnostics.get(uri, [])):
+            return False
+        self.diagnostics[uri] = kept
+        return True
 
     def clear_for(self, uri: str) -> None:
         """Forget the probe diagnostics a closed document's last probe left on itself."""
         self.diagnostics.pop(uri, None)
+
+
+def render_report(raw: Any) -> dict:
+    """``torchsanity/renderReport``: ``{"report", "nonce", "cspSource", "chartUri"}`` → ``{"html"}``, the report
+    drawn for a VS Code webview by the renderer the CLI's HTML file comes from."""
+    from ..probes.report import ReportError, parse_report
+    from .probe_report import render_html
+    from .report_page import webview
+
+    if not isinstance(raw, dict) or not isinstance(raw.get("report"), dict):
+        raise JsonRpcInvalidParams(f"{RENDER_REPORT_REQUEST} expects an object with a `report`")
+    try:
+        report = parse_report(raw["report"])
+        shell = webview(str(raw.get("nonce") or ""), str(raw.get("cspSource") or ""), str(raw.get("chartUri") or ""))
+    except (ReportError, ValueError) as error:
+        raise JsonRpcInvalidParams(str(error)) from error
+    return {"html": render_html(report, shell)}

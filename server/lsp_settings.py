@@ -51,6 +51,11 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     Setting("debounceMs", DEFAULT_DEBOUNCE_MS),  # quiet time after the last edit before analysing
     Setting("analysisTimeoutMs", DEFAULT_ANALYSIS_TIMEOUT_MS),  # budget of one analysis; 0 = none
     Setting("codeLens", True),  # the "Run Sanity Probe" lens over the entry point
+    # `torchsanity/watch`'s defaults when the request does not give them (null: the runner's default / no limit)
+    Setting("watch.every", None),  # per-layer statistics every K steps
+    Setting("watch.steps", None),  # stop after N optimizer steps
+    Setting("watch.epochs", None),  # stop after N epochs
+    Setting("watch.timeout", None),  # stop after S seconds
 )
 
 #: Keys only the editor uses (how it starts the server, the params it sends with ``torchsanity/runProbe``,
@@ -63,6 +68,10 @@ CLIENT_SETTINGS: tuple[str, ...] = (
     "probe.checks",
     "probe.timeout",
     "probe.device",
+    "probe.step",
+    "probe.batchDim",
+    "probe.allowMixing",
+    "probe.checkBudget",
     "probe.openReport",
 )
 
@@ -97,6 +106,10 @@ class Settings:
     enable: bool = True
     analysis_timeout_ms: int = DEFAULT_ANALYSIS_TIMEOUT_MS
     code_lens: bool = True
+    watch_every: int | None = None
+    watch_steps: int | None = None
+    watch_epochs: int | None = None
+    watch_timeout: float | None = None
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -147,7 +160,17 @@ class Settings:
                 return default
             return int(value)
 
+        def positive(name: str, kinds: tuple[type, ...], what: str) -> Any:
+            value = data.get(name)
+            if value is None:
+                return None
+            if not isinstance(value, kinds) or isinstance(value, bool) or not value > 0:
+                problems.append(f"`{SECTION}.{name}` must be {what} (or null)")
+                return None
+            return value
+
         select, ignore = codes("select"), codes("ignore")
+        watch_timeout = positive("watch.timeout", (int, float), "a number of seconds > 0")
         severity: list[tuple[str, str]] = []
         raw_severity = data.get("severity")
         if raw_severity is not None and not isinstance(raw_severity, Mapping):
@@ -182,6 +205,10 @@ class Settings:
             enable=flag("enable"),
             analysis_timeout_ms=milliseconds("analysisTimeoutMs", DEFAULT_ANALYSIS_TIMEOUT_MS),
             code_lens=flag("codeLens"),
+            watch_every=positive("watch.every", (int,), "a whole number of steps >= 1"),
+            watch_steps=positive("watch.steps", (int,), "a whole number of steps >= 1"),
+            watch_epochs=positive("watch.epochs", (int,), "a whole number of epochs >= 1"),
+            watch_timeout=None if watch_timeout is None else float(watch_timeout),
             problems=tuple(problems),
         )
 

@@ -8,13 +8,16 @@ import signal
 import sys
 import threading
 
+from ..probes.budget import BUDGET_S, PROBE_TIMEOUT_S
 from . import probe_report
-from .probe_runner import CHECK_IDS, DEFAULT_STEPS, DEFAULT_TIMEOUT, run_probe
+from .probe_progress import Progress
+from .probe_runner import CHECK_IDS, DEFAULT_STEPS, run_probe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Run Karpathy's sanity checks on an unmodified training script: the script runs in a "
-                          "child process until its first backward(), then the checks run on copies of its model. "
+                          "child process until its first backward(), then the checks run on its own model and optimizer, "
+                          "restored exactly afterwards. "
                           "The script's own arguments go last, after --: probe [options] train.py -- --epochs 3")
     parser.add_argument("script", nargs="?", help="the training script (optional with --entry)")
     parser.add_argument("script_args", nargs="*", metavar="-- ARGS", help="arguments for the script, after --")
@@ -24,8 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"optimizer steps for the overfitting checks (default {DEFAULT_STEPS})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: the script's own choice; cpu hides GPUs; cuda requires one")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help=f"seconds before the whole process tree is stopped (default {DEFAULT_TIMEOUT:.0f})")
+    parser.add_argument("--timeout", type=float, default=PROBE_TIMEOUT_S,
+                        help=f"seconds before the whole process tree is stopped (default {PROBE_TIMEOUT_S:.0f}: "
+                        "enough for an ImageNet-size ResNet-50 on CPU, each check within its --check-budget)")
+    parser.add_argument("--check-budget", type=float, default=None, dest="check_budget", metavar="SECONDS",
+                        help="seconds each training check may run before it stops with a partial result (default: "
+                        + ", ".join(f"{c} {s:.0f}" for c, s in BUDGET_S.items()) + ")")
     parser.add_argument("--entry", default=None, metavar="MODULE:FUNCTION",
                         help="explicit entry point returning (model, batch, loss_fn, optimizer)")
     parser.add_argument("--nproc-per-node", type=int, default=None, dest="nproc_per_node",
@@ -52,52 +59,7 @@ def _checks(value: str | None) -> list[str] | None:
     return items
 
 
-class _Progress:
-    """Live progress on stderr with rich: one bar per check, its verdict when it ends."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.progress = None
-        self.tasks: dict[str, int] = {}
-        self.lock = threading.Lock()
-        if enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-
-            self.console = Console(stderr=True)
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                     MofNCompleteColumn(), console=self.console, transient=False)
-
-    def __enter__(self):
-        if self.progress is not None:
-            self.progress.start()
-            self.waiting = self.progress.add_task("running the script to its first backward()", total=None)
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress is not None:
-            self.progress.stop()
-
-    def on_event(self, ev: dict) -> None:
-        if self.progress is None:
-            return
-        with self.lock:
-            kind = ev.get("event")
-            if kind == "captured":
-                self.progress.update(self.waiting, description="captured the first step", total=1, completed=1)
-            elif kind == "check-start":
-                self.tasks[ev["check"]] = self.progress.add_task(ev["check"], total=None)
-            elif kind == "step" and ev.get("check") in self.tasks:
-                self.progress.update(self.tasks[ev["check"]], completed=ev["step"], total=ev["total"])
-            elif kind == "check-end" and ev.get("check") in self.tasks:
-                style = probe_report.STATUS_STYLE.get(ev.get("status"), "")
-                task = self.tasks[ev["check"]]
-                total = self.progress.tasks[task].total or 1
-                self.progress.update(task, description=f"{ev['check']} [{style}]{ev.get('status')}[/]",
-                                     total=total, completed=total)
-
-
-class _StopOnSignal:
+class StopOnSignal:
     """While probing, SIGTERM, SIGHUP and SIGINT (``timeout``, a closed terminal, Ctrl-C) cancel the probe: the
     runner ends the script's whole process tree and returns, and ``signum`` says which signal it was."""
 
@@ -108,7 +70,7 @@ class _StopOnSignal:
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> "_StopOnSignal":
+    def __enter__(self) -> "StopOnSignal":
         for signum in self.SIGNALS:
             try:
                 self._previous[signum] = signal.signal(signum, self._on_signal)
@@ -157,13 +119,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"torchsanity probe: {exc}", file=sys.stderr)
         return 2
     live = fmt == "text" and sys.stderr.isatty()
-    progress = _Progress(live)
+    progress = Progress(live, checks or list(CHECK_IDS), args.steps or DEFAULT_STEPS, args.timeout,
+                        args.check_budget)
     try:
-        with _StopOnSignal() as stop, progress:
+        with StopOnSignal() as stop, progress:
             outcome = run_probe(args.script or "", script_args, python=args.python, checks=checks, steps=args.steps,
                                 device=args.device, timeout=args.timeout, entry=args.entry,
                                 nproc_per_node=args.nproc_per_node, on_event=progress.on_event, cancel=stop.cancel,
-                                step=args.step, batch_dim=args.batch_dim, allow_mixing=args.allow_mixing)
+                                step=args.step, batch_dim=args.batch_dim, allow_mixing=args.allow_mixing,
+                                check_budget=args.check_budget)
     except ValueError as exc:
         print(f"torchsanity probe: {exc}", file=sys.stderr)
         return 2

@@ -4,14 +4,14 @@ file whose charts are drawn by the bundled Chart.js (no network at view time).""
 from __future__ import annotations
 
 import html
-import json
 import os
-from pathlib import Path
+import re
 from typing import Any
 
-from ..probes.report import STATUSES
+from ..probes.report import STATUSES, describe
+from .probe_charts import chart_specs
+from .report_page import Shell, finite, json_for_script, render_page, standalone
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 STATUS_STYLE = dict(zip(STATUSES, ("green", "yellow", "bold red", "dim", "magenta")))
 
 
@@ -24,9 +24,10 @@ def short(value: Any, limit: int = 60) -> str:
     if isinstance(value, dict):
         parts = []
         for k, v in value.items():
-            if isinstance(v, (dict, list)) or v is None:
-                continue
-            parts.append(f"{k}={short(v)}")
+            if isinstance(v, dict) and v:  # one level down: data-stats' input / target / labels
+                parts.append(f"{k}({short({a: b for a, b in v.items() if a != 'shape'}, limit)})")
+            elif not isinstance(v, (dict, list)) and v is not None:
+                parts.append(f"{k}={short(v)}")
         text = ", ".join(parts)
     elif isinstance(value, list):
         text = "[" + ", ".join(short(v) for v in value[:4]) + (", …]" if len(value) > 4 else "]")
@@ -133,152 +134,195 @@ def rich_table(report: dict, width: int = 160):
     return table
 
 
-# -- HTML -------------------------------------------------------------------------------------------------
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
-h1{font-size:20px;margin:0 0 4px} .meta{color:#5b6475;margin-bottom:16px}
-table{border-collapse:collapse;width:100%;background:#fff;margin-bottom:20px}
-th,td{border-bottom:1px solid #e3e6ec;padding:6px 8px;text-align:left;vertical-align:top}
-th{background:#f1f3f7;font-weight:600}
-.status{font-weight:700;text-transform:uppercase;font-size:12px}
-.pass{color:#1a7f37}.warn{color:#b08800}.fail{color:#cf222e}.skip{color:#6e7781}.error{color:#8250df}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:16px}
-.card{background:#fff;border:1px solid #e3e6ec;border-radius:6px;padding:12px}
-.card h3{font-size:14px;margin:0 0 8px}
-pre{background:#0d1117;color:#e6edf3;padding:12px;border-radius:6px;overflow:auto}
-.thumbs canvas{margin:2px;image-rendering:pixelated;width:64px;height:64px}
-"""
-
-_JS = r"""
-(function(){
-const report = JSON.parse(document.getElementById('report-data').textContent);
-const byId = {}; (report.checks||[]).forEach(c => byId[c.id] = c);
-const esc = s => String(s === null || s === undefined ? '—' : s);
-const fmt = v => {
-  if (v === null || v === undefined) return '—';
-  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toPrecision(4);
-  if (Array.isArray(v)) return '[' + v.slice(0,4).map(fmt).join(', ') + (v.length>4?', …':'') + ']';
-  if (typeof v === 'object') return Object.entries(v).filter(([k,x]) => x !== null && typeof x !== 'object')
-      .map(([k,x]) => k + '=' + fmt(x)).join(', ');
-  return String(v);
-};
-const tbody = document.getElementById('checks');
-(report.checks||[]).forEach(c => {
-  const tr = document.createElement('tr');
-  const cells = [c.id, c.status, fmt(c.measured), fmt(c.expected), c.message,
-                 c.line === null || c.line === undefined ? '' : (c.path ? c.path.split('/').pop() + ':' : 'line ') + c.line];
-  cells.forEach((text, i) => { const td = document.createElement('td'); td.textContent = esc(text);
-    if (i === 1) td.className = 'status ' + c.status; tr.appendChild(td); });
-  tbody.appendChild(tr);
-});
-const charts = document.getElementById('charts');
-function card(title){ const d = document.createElement('div'); d.className='card';
-  const h = document.createElement('h3'); h.textContent = title; d.appendChild(h); charts.appendChild(d); return d; }
-function chart(title, config){ const d = card(title); const cv = document.createElement('canvas'); d.appendChild(cv);
-  config.options = Object.assign({animation:false, responsive:true, plugins:{legend:{display:true}}}, config.options||{});
-  new Chart(cv, config); }
-const idx = n => Array.from({length:n}, (_, i) => i + 1);
-const ys = v => (typeof v === 'number') ? v : null;
-const ov = byId['overfit-batch'];
-if (ov && ov.series && ov.series.loss) chart('overfit-batch: loss on one batch', {type:'line',
-  data:{labels: idx(ov.series.loss.length), datasets:[{label:'loss', data: ov.series.loss.map(ys), borderColor:'#0969da', pointRadius:0}]},
-  options:{scales:{x:{title:{display:true,text:'step'}}, y:{type:'logarithmic', title:{display:true,text:'loss'}}}}});
-const ii = byId['input-independence'];
-if (ii && ii.series && ii.series.real) chart('input-independence: real vs zeroed inputs', {type:'line',
-  data:{labels: idx(Math.max(ii.series.real.length, ii.series.zeros.length)), datasets:[
-    {label:'real inputs', data: ii.series.real.map(ys), borderColor:'#1a7f37', pointRadius:0},
-    {label:'zeroed inputs', data: ii.series.zeros.map(ys), borderColor:'#cf222e', pointRadius:0}]},
-  options:{scales:{x:{title:{display:true,text:'step'}}}}});
-const lr = byId['lr-range'];
-if (lr && lr.series && lr.series.lr) {
-  const pts = lr.series.lr.map((x, i) => ({x, y: ys(lr.series.smoothed[i])}));
-  const raw = lr.series.lr.map((x, i) => ({x, y: ys(lr.series.loss[i])}));
-  const ds = [{label:'smoothed loss', data: pts, borderColor:'#0969da', pointRadius:0, showLine:true},
-              {label:'loss', data: raw, borderColor:'#9aa4b2', pointRadius:1, showLine:false}];
-  if (lr.series.suggestion) ds.push({label:'steepest descent', data:[{x:lr.series.suggestion, y: Math.min(...pts.map(p=>p.y).filter(v=>v!==null))}],
-      borderColor:'#1a7f37', backgroundColor:'#1a7f37', pointRadius:6, showLine:false});
-  if (lr.series.configured) ds.push({label:'configured LR', data:[{x:lr.series.configured, y: pts[0] && pts[0].y}],
-      borderColor:'#cf222e', backgroundColor:'#cf222e', pointRadius:6, pointStyle:'triangle', showLine:false});
-  const finite = pts.map(p => p.y).filter(v => v !== null && isFinite(v));
-  const cap = finite.length ? 2 * finite[0] : undefined;
-  chart('lr-range: learning-rate sweep', {type:'scatter', data:{datasets: ds},
-    options:{scales:{x:{type:'logarithmic', title:{display:true,text:'learning rate'},
-                        ticks:{callback: v => { const e = Math.log10(v); return Math.abs(e - Math.round(e)) < 1e-6 ? '1e' + Math.round(e) : ''; }}},
-                     y:{max: cap, title:{display:true,text:'loss'}}}}});
-}
-const gf = byId['gradient-flow'];
-if (gf && gf.series && gf.series.layers && gf.series.layers.length) {
-  chart('gradient-flow: gradient norm per parameter', {type:'bar', data:{labels: gf.series.layers,
-    datasets:[{label:'‖grad‖', data: gf.series.grad_norm.map(ys), backgroundColor:'#0969da'}]},
-    options:{scales:{y:{type:'logarithmic'}}}});
-  if (gf.series.update_ratio && gf.series.update_ratio.length) chart('gradient-flow: update / weight ratio (healthy ≈ 1e-3)',
-    {type:'bar', data:{labels: gf.series.layers, datasets:[{label:'‖Δw‖/‖w‖', data: gf.series.update_ratio.map(ys), backgroundColor:'#8250df'}]},
-     options:{scales:{y:{type:'logarithmic'}}}});
-  if (gf.series.relu && gf.series.relu.length) chart('gradient-flow: dead ReLU fraction (fail ≥ 70%)',
-    {type:'bar', data:{labels: gf.series.relu, datasets:[{label:'never active', data: gf.series.relu_dead_fraction, backgroundColor:'#cf222e'}]},
-     options:{scales:{y:{min:0, max:1}}}});
-}
-const bi = byId['batch-independence'];
-if (bi && bi.series && bi.series.grad_per_sample) chart('batch-independence: gradient at each sample (probed: ' + bi.series.probed_sample + ')',
-  {type:'bar', data:{labels: idx(bi.series.grad_per_sample.length).map(i => 'sample ' + (i-1)),
-   datasets:[{label:'max |∂out/∂input|', data: bi.series.grad_per_sample, backgroundColor:'#b08800'}]}});
-const de = byId['determinism'];
-if (de && de.series && de.series.first_loss) chart('determinism: first loss in two fresh runs', {type:'bar',
-  data:{labels: de.series.runs, datasets:[{label:'first loss', data: de.series.first_loss.map(ys), backgroundColor:'#57606a'}]}});
-const ds = byId['data-stats'];
-if (ds && ds.series) {
-  if (ds.series.label_histogram) chart('data-stats: labels in the batch', {type:'bar',
-    data:{labels: ds.series.label_histogram.map((_, i) => String(i)), datasets:[{label:'count', data: ds.series.label_histogram, backgroundColor:'#0969da'}]}});
-  const key = Object.keys(ds.series).find(k => k.endsWith('_channel_mean'));
-  if (key) { const base = key.slice(0, -5);
-    chart('data-stats: per-channel mean ± std, min, max', {type:'line', data:{labels: ds.series[key].map((_, i) => String(i)), datasets:[
-      {label:'mean', data: ds.series[key], borderColor:'#0969da'},
-      {label:'std', data: ds.series[base + '_std'] || [], borderColor:'#8250df'},
-      {label:'min', data: ds.series[base + '_min'] || [], borderColor:'#9aa4b2'},
-      {label:'max', data: ds.series[base + '_max'] || [], borderColor:'#57606a'}]}}); }
-  const th = ds.series.thumbnails;
-  if (th && th.shape) { const d = card('data-stats: first images of the batch'); d.classList.add('thumbs');
-    const [n, c, h, w] = th.shape;
-    for (let k = 0; k < n; k++) { const cv = document.createElement('canvas'); cv.width = w; cv.height = h;
-      const ctx = cv.getContext('2d'); const img = ctx.createImageData(w, h);
-      for (let p = 0; p < h * w; p++) { for (let ch = 0; ch < 3; ch++) {
-          const v = th.data[k * c * h * w + (c === 3 ? ch : 0) * h * w + p]; img.data[p * 4 + ch] = v; }
-        img.data[p * 4 + 3] = 255; }
-      ctx.putImageData(img, 0, 0); d.appendChild(cv); } }
-}
-})();
-"""
+# -- HTML (one renderer for the CLI's file and the VS Code webview: see report_page) ------------------------
+def render_html(report: dict, shell: Shell | None = None) -> str:
+    """The report as one HTML page: verdict, notes, error, verdict table, model summary, images and charts.
+    ``shell`` says where it is shown (default: a self-contained file for the CLI)."""
+    shell = shell or standalone()
+    name = os.path.basename(str(report.get("script") or "script"))
+    charts: list[dict] = []
+    figures = []
+    for check in report.get("checks", []):
+        for spec in chart_specs(check):
+            figures.append(f'<figure id="chart-{len(charts)}"><figcaption>{_e(spec["title"])} '
+                           f'{_badge(spec["status"])}</figcaption><div class="canvas-box"><canvas '
+                           f'data-chart="{len(charts)}" role="img" aria-label="{_e(spec["title"])}"></canvas></div>'
+                           "</figure>")
+            charts.append(spec)
+    parts = [
+        f'<header><h1>Sanity probe: <span class="script" title="{_e(report.get("script") or "")}">{_e(name)}</span> '
+        f'<span class="badge {_e(overall(report).lower().split()[0])}" id="verdict">{_e(overall(report))}</span></h1>',
+        f'<p class="meta">{_e(" · ".join(_meta(report)))}</p>',
+        f'<p class="meta" id="summary-line">{_e(verdict_line(report))}</p>',
+        '<p class="vscode-only"><button type="button" data-action="rerun">Run again</button> '
+        '<button type="button" data-action="reveal" data-line="1">Open script</button></p></header>',
+    ]
+    if notes(report):
+        parts.append('<ul class="notes">' + "".join(f"<li>{_e(front_end_words(n, shell.frontend))}</li>"
+                                                    for n in notes(report)) + "</ul>")
+    parts.append(_error_html(report, shell.frontend))
+    parts.append(_table(report, shell.frontend))
+    parts.append(_summary_html(report.get("summary")))
+    if figures:
+        parts.append('<h2>Charts</h2><section class="charts" id="charts">' + "".join(figures) + "</section>")
+    # the report itself, for whoever reads the page with a program
+    parts.append(f'<script type="application/json" id="report-data">{json_for_script(finite(report))}</script>')
+    return render_page(f"torchsanity probe — {name}", "\n".join(p for p in parts if p), charts, shell)
 
 
-def render_html(report: dict) -> str:
-    """One self-contained HTML page: the verdict table and the series drawn with the bundled Chart.js."""
-    chartjs = (ASSETS / "chart.umd.min.js").read_text(encoding="utf-8")
-    data = json.dumps(report, default=str).replace("</", "<\\/").replace("<!--", "<\\!--")
-    err = error_text(report)
-    title = html.escape(os.path.basename(str(report.get("script"))))
-    meta = [f"device: {report.get('device') or '?'}"]
-    if report.get("loss"):
-        loss = report["loss"]
-        meta.append(f"loss: {loss.get('kind')}" + (f" over {loss['classes']} classes" if loss.get("classes") else ""))
+def overall(report: dict) -> str:
+    """The one-word verdict of the header: the worst check status, or what stopped the probe."""
+    if report.get("timed_out"):
+        return "TIMED OUT"
+    if report.get("cancelled"):
+        return "CANCELLED"
+    statuses = [c["status"] for c in report.get("checks", [])]
+    if report.get("error") or "error" in statuses or not statuses:
+        return "ERROR"
+    return next(s for s in ("fail", "warn", "pass", "skip") if s in statuses or s == "skip").upper()
+
+
+def advice(report: dict, frontend: str) -> list[str]:
+    """What to do about the probe's error, in the words of the front end (a setting in VS Code, a flag on the
+    command line)."""
+    err = report.get("error") or {}
+    vscode = frontend == "vscode"
+    text = " ".join(str(err.get(k) or "") for k in ("type", "message", "output", "traceback"))
+    out = []
+    if "No module named" in text or err.get("type") in ("ModuleNotFoundError", "ImportError", "ChildFailed"):
+        where = ("the `torchsanity.interpreter` setting (or the Python extension's interpreter)" if vscode
+                 else "`--python PATH`")
+        out.append(f"Run the probe with the Python environment the script trains in: choose it with {where}.")
+    if report.get("timed_out") or err.get("type") == "Timeout":
+        out.append("Give the probe more time with " + ("the `torchsanity.probe.timeout` setting" if vscode
+                                                       else "`--timeout SECONDS`") + ", or fewer checks.")
+    if err.get("type") == "ScriptExited":
+        out.append("Pass the script's arguments with " + ("the `torchsanity.probe.args` setting" if vscode
+                                                          else "the command line after `--`") + ".")
+    if report.get("oom") or err.get("oom"):
+        out.append("Lower the batch size or the model size for the probe" + (
+            ", or set `torchsanity.probe.device` to cpu." if vscode else ", or run with `--device cpu`."))
+    return out
+
+
+# The command line's flags as VS Code users set them (flags without a setting are left as they are).
+_VSCODE_WORDS = [
+    (re.compile(r"pass (it|them) after --(?=[;,. ]|$)"), r"put \1 in the `torchsanity.probe.args` setting"),
+    (re.compile(r"--(step|batch-dim|device) (\w+)"),
+     lambda m: f"`torchsanity.probe.{_SETTING[m.group(1)]}` = {m.group(2)}"),
+    (re.compile(r"--(python|timeout|step|batch-dim|allow-mixing|device|check-budget)\b(?!-)(?: [A-Z]{2,}\b)?"),
+     lambda m: f"the `torchsanity.{'interpreter' if m.group(1) == 'python' else 'probe.' + _SETTING[m.group(1)]}` "
+               "setting"),
+]
+_SETTING = {"timeout": "timeout", "step": "step", "batch-dim": "batchDim", "allow-mixing": "allowMixing",
+            "device": "device", "check-budget": "checkBudget"}
+
+
+def front_end_words(text: str, frontend: str) -> str:
+    """The harness's messages name command-line flags; in VS Code they name the settings that do the same."""
+    if frontend != "vscode":
+        return text
+    for pattern, replacement in _VSCODE_WORDS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge {_e(status)}">{_e(status)}</span>'
+
+
+def _meta(report: dict) -> list[str]:
+    meta = [f"device {report.get('device') or '?'}"]
+    loss = report.get("loss") or {}
+    if loss.get("kind"):
+        meta.append(f"loss {loss['kind']}" + (f" over {loss['classes']} classes" if loss.get("classes") else ""))
     if report.get("model"):
-        meta.append(f"model: {report['model']} ({report.get('parameters', '?')} parameters)")
-    if report.get("batch"):
-        meta.append(f"batch: {report['batch'].get('size')} from {report['batch'].get('source')}")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>torchsanity probe — {title}</title>
-<style>{_CSS}</style>
-<script>{chartjs}</script>
-</head><body>
-<h1>torchsanity probe — {title}</h1>
-<div class="meta">{html.escape(" · ".join(meta))}<br>{html.escape(verdict_line(report))}</div>
-{"".join(f'<div class="meta">{html.escape(n)}</div>' for n in notes(report))}
-{f'<h2>Error</h2><pre>{html.escape(err)}</pre>' if err else ''}
-<table><thead><tr><th>check</th><th>status</th><th>measured</th><th>expected</th><th>explanation</th><th>where</th></tr>
-</thead><tbody id="checks"></tbody></table>
-<div class="charts" id="charts"></div>
-<script type="application/json" id="report-data">{data}</script>
-<script>{_JS}</script>
-</body></html>
-"""
+        meta.append(f"model {report['model']}")
+    batch = report.get("batch") or {}
+    if batch.get("size"):
+        meta.append(f"batch of {batch['size']} from {batch.get('source') or '?'}")
+    if isinstance(report.get("duration"), (int, float)):
+        meta.append(f"{report['duration']:.1f} s")
+    return meta
+
+
+def _error_html(report: dict, frontend: str) -> str:
+    err = report.get("error")
+    if not err:
+        return ""
+    who = {"script": "The script raised", "entry": "The --entry function raised"}.get(err.get("source"), "The probe failed:")
+    out = [f'<section class="error" id="error"><h2>ERROR</h2><p>{_e(who)} <b>{_e(err.get("type"))}</b>: '
+           f'{_e(front_end_words(str(err.get("message")), frontend))}</p>']
+    out.extend(f"<p>{_e(line)}</p>" for line in advice(report, frontend))
+    if err.get("traceback"):
+        out.append(f'<pre class="traceback">{_e(err["traceback"].rstrip())}</pre>')
+    if str(err.get("output") or "").strip():
+        out.append(f'<p>The script\'s output (last lines):</p><pre>{_e(err["output"].rstrip())}</pre>')
+    return "".join(out) + "</section>"
+
+
+def _table(report: dict, frontend: str) -> str:
+    rows = []
+    for c in report.get("checks", []):
+        line = c.get("line")
+        loc = where(c)
+        cell = (f'<a href="#" data-line="{int(line)}" title="Go to {_e(loc)}">{_e(loc)}</a>'
+                if isinstance(line, int) and not c.get("path") else _e(loc or "—"))
+        tb = (c.get("details") or {}).get("traceback")
+        trace = f'<details><summary>traceback</summary><pre>{_e(tb.rstrip())}</pre></details>' if tb else ""
+        rows.append(f'<tr class="row-{_e(c["status"])}"><td data-label="check">{_e(c["id"])}</td>'
+                    f'<td data-label="verdict">{_badge(c["status"])}</td>'
+                    f'<td data-label="measured">{_e(describe(c.get("measured")))}</td>'
+                    f'<td data-label="expected">{_e(describe(c.get("expected")))}</td>'
+                    f'<td data-label="why">{_e(front_end_words(c.get("message", ""), frontend))}{trace}</td>'
+                    f'<td data-label="where" class="num">{cell}</td></tr>')
+    body = "".join(rows) or '<tr><td colspan="6">No checks ran.</td></tr>'
+    return ('<table id="verdicts"><thead><tr><th>check</th><th>verdict</th><th>measured</th><th>expected</th>'
+            f"<th>why</th><th>where</th></tr></thead><tbody>{body}</tbody></table>")
+
+
+def _summary_html(summary: dict | None) -> str:
+    if not summary:
+        return ""
+    out = []
+    model = summary.get("model") or {}
+    if model:
+        frozen = f", {model['frozen']:,} frozen" if model.get("frozen") else ", none frozen"
+        rows = "".join(f'<tr><td>{_e(layer["name"])}</td><td>{_e(layer["type"])}</td>'
+                       f'<td class="num">{layer["parameters"]:,}</td><td class="num">{_trainable(layer)}</td></tr>'
+                       for layer in model.get("layers") or [])
+        more = f'<p class="meta">… and {model["more_layers"]} more layers</p>' if model.get("more_layers") else ""
+        out.append(f'<h2>Model</h2><p id="model-summary">{model.get("parameters", 0):,} parameters in '
+                   f'{len(model.get("layers") or []) + (model.get("more_layers") or 0)} layers: '
+                   f'{model.get("trainable", 0):,} trainable{frozen}.</p>'
+                   '<details><summary>layers</summary><table class="layers"><thead><tr><th>layer</th><th>type</th>'
+                   f'<th>parameters</th><th>trainable</th></tr></thead><tbody>{rows}</tbody></table>{more}</details>')
+    images = []
+    filters = summary.get("filters")
+    if filters:
+        shown = f"{filters['count']} of {filters['total']}" if filters["count"] < filters["total"] else filters["count"]
+        images.append(_image(filters["png"], f"First-layer filters ({filters['layer']}: {shown} filters, "
+                             f"{'×'.join(map(str, filters['kernel']))}, at initialisation)", "filters"))
+    thumbs = summary.get("thumbnails")
+    if thumbs:
+        images.append(_image(thumbs["png"], f"The batch: first {thumbs['count']} of {thumbs['batch']} images "
+                             f"({'×'.join(map(str, thumbs['original_size']))})", "thumbnails"))
+    if images:
+        out.append('<section class="images">' + "".join(images) + "</section>")
+    return "".join(out)
+
+
+def _image(uri: str, caption: str, ident: str) -> str:
+    if not str(uri).startswith("data:image/png;base64,"):
+        return ""  # only the PNGs the probe made: nothing is fetched at view time
+    return (f'<figure id="{ident}"><figcaption>{_e(caption)}</figcaption><img src="{_e(uri)}" alt="{_e(caption)}">'
+            "</figure>")
+
+
+def _trainable(layer: dict) -> str:
+    return "all" if layer["trainable"] == layer["parameters"] else "none" if not layer["trainable"] else \
+        f"{layer['trainable']:,}"

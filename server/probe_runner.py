@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from ..probes.budget import BUDGET_ENV
 from ..probes.checks import CHECK_IDS, PARENT_CHECKS
 from ..probes.checks.determinism import determinism
 from ..probes.guard import LIFELINE_ENV
 from ..probes.lifeline import end_processes, tree
 from ..probes.report import ProbeError, ReportError, parse_report, read_report
 
-DEFAULT_TIMEOUT = 300.0
+DEFAULT_TIMEOUT = 900.0
 # errors that mean the script ended (or handed its training away) before a training step: its output says why
 SCRIPT_ENDED = ("ScriptExited", "NoBackward", "NoSuchStep", "SpawnedWorkers")
 DEFAULT_STEPS = 60
@@ -69,7 +70,7 @@ def _probes_dir() -> Path:
     return Path(list(probes.__path__)[0]).resolve()
 
 
-def _child_pythonpath(tmp: str) -> str:
+def child_pythonpath(tmp: str) -> str:
     """A folder with ``torchsanity/probes`` (a symlink, or a copy where links are not allowed)."""
     root = Path(tmp) / "pythonpath"
     pkg = root / "torchsanity"
@@ -190,12 +191,13 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
               timeout: float | None = None, entry: str | None = None, nproc_per_node: int | None = None,
               cwd: str | None = None, on_event: Callable[[dict], None] | None = None,
               cancel: threading.Event | None = None, step: int | None = None, batch_dim: int | None = None,
-              allow_mixing: bool = False) -> ProbeOutcome:
+              allow_mixing: bool = False, check_budget: float | None = None) -> ProbeOutcome:
     """Probe ``script`` (or the ``entry`` point) in a child process tree; never leaves a process behind.
 
     ``step`` picks the N-th training step (a backward() followed by an optimizer step; default the first),
     ``batch_dim`` says which dimension of the inputs is the batch (default: found from the DataLoader and the
-    model), ``allow_mixing`` skips batch-independence for models that mix samples on purpose."""
+    model), ``allow_mixing`` skips batch-independence for models that mix samples on purpose, ``check_budget``
+    gives every budgeted check that many seconds (through the child's environment; default the table's)."""
     started = time.monotonic()
     wanted = list(checks) if checks else list(CHECK_IDS)
     unknown = [c for c in wanted if c not in CHECK_IDS]
@@ -211,6 +213,8 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
         raise ValueError("--step must be at least 1")
     if batch_dim is not None and batch_dim < 0:
         raise ValueError("--batch-dim must be 0 or more")
+    if check_budget is not None and not float(check_budget) > 0:
+        raise ValueError("--check-budget must be more than 0 seconds")
     timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
     script_args = list(script_args)
     if script_args and script_args[0] == "--":
@@ -239,10 +243,12 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
         env = probe_environment(os.environ)
         env.update(QUIET_ENV)
         env[MARKER] = run_id
-        env["PYTHONPATH"] = os.pathsep.join([_child_pythonpath(tmp)] + ([env["PYTHONPATH"]] if env.get(
+        env["PYTHONPATH"] = os.pathsep.join([child_pythonpath(tmp)] + ([env["PYTHONPATH"]] if env.get(
             "PYTHONPATH") else []))
         if device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
+        if check_budget is not None:
+            env[BUDGET_ENV] = str(float(check_budget))
         python = python or sys.executable
         workdir = cwd or os.getcwd()  # as `python script.py` would run it
         child_checks = [c for c in wanted if c not in PARENT_CHECKS]

@@ -1,73 +1,44 @@
-"""The HTML report of ``torchsanity watch``: one self-contained file — verdicts, summary and curves (loss,
-learning rate, gradient norm, per-layer update / weight ratio) drawn by the Chart.js bundled with the probe
-report (no network at view time)."""
+"""The report of ``torchsanity watch``, drawn by the renderer of the probe report (:mod:`.report_page`): verdicts,
+summary and every curve (loss and validation loss with the verdicts marked, learning rates, gradient norm,
+throughput and data wait, per-layer update / weight ratios and gradient norms, dead and saturated units). The CLI
+writes it as one self-contained file; the VS Code webview gets the same page, and while the run goes a live page
+(``live=True``: the same charts, empty, filled by ``assets/watch.js`` from the server's ``torchsanity/watchUpdate``
+notifications, with a Stop button)."""
 
 from __future__ import annotations
 
 import html
-import json
+import math
 import os
 
-from .probe_report import ASSETS
+from .report_page import ASSETS, Shell, finite, json_for_script, render_page, standalone
 
 MAX_POINTS = 4000  # per curve; longer runs are thinned evenly (the non-finite steps are always kept)
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
-h1{font-size:20px;margin:0 0 4px} .meta{color:#5b6475;margin-bottom:16px}
-table{border-collapse:collapse;width:100%;background:#fff;margin-bottom:20px}
-th,td{border-bottom:1px solid #e3e6ec;padding:6px 8px;text-align:left;vertical-align:top}
-th{background:#f1f3f7;font-weight:600} .id{font-weight:700;color:#cf222e;white-space:nowrap}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:16px}
-.card{background:#fff;border:1px solid #e3e6ec;border-radius:6px;padding:12px} .card h3{font-size:14px;margin:0 0 8px}
-pre{background:#0d1117;color:#e6edf3;padding:12px;border-radius:6px;overflow:auto}
-"""
 
-_JS = r"""
-(function(){
-const r = JSON.parse(document.getElementById('watch-data').textContent);
-const num = v => (typeof v === 'number') ? v : null;
-const charts = document.getElementById('charts');
-function chart(title, datasets, logY, extra){
-  const d = document.createElement('div'); d.className = 'card';
-  const h = document.createElement('h3'); h.textContent = title; d.appendChild(h);
-  const cv = document.createElement('canvas'); d.appendChild(cv); charts.appendChild(d);
-  new Chart(cv, {type:'line', data:{datasets}, options:Object.assign({animation:false, responsive:true, parsing:false,
-    normalized:true, plugins:{legend:{display:datasets.length > 1}},
-    scales:{x:{type:'linear', title:{display:true, text:'step'}}, y:{type: logY ? 'logarithmic' : 'linear'}}}, extra||{})});
-}
-const pts = (xs, ys) => xs.map((x, i) => ({x, y: num(ys[i])}));
-const positive = ys => ys.every(v => typeof v !== 'number' || v > 0);
-const s = r.series, colors = ['#0969da','#cf222e','#1a7f37','#8250df','#b08800','#57606a','#bf3989','#0550ae'];
-const line = (label, data, i) => ({label, data, borderColor: colors[i % colors.length], pointRadius: 0, borderWidth: 1.5});
-const marks = (r.verdicts||[]).map(v => ({x: v.step, y: null, label: v.id}));
-if (s.step.length) {
-  const loss = [line('loss', pts(s.step, s.loss), 0)];
-  const at = new Map(s.step.map((x, i) => [x, num(s.loss[i])]));
-  if (marks.length) loss.push({label:'verdicts', data: marks.map(m => ({x: m.x, y: at.get(m.x)})), showLine:false,
-      pointRadius:6, pointStyle:'triangle', borderColor:'#cf222e', backgroundColor:'#cf222e'});
-  chart('loss (passed to backward)', loss, positive(s.loss));
-  const groups = s.lr.length ? s.lr[0].length : 0;
-  const lrs = s.lr.map(l => l[0]);
-  chart('learning rate', Array.from({length: groups}, (_, g) => line('group ' + g, pts(s.step, s.lr.map(l => l[g])), g)),
-        positive(lrs) && lrs.some(v => typeof v === 'number'));
-  // null: not taken that step (a stride on small models) — joined over; a non-finite norm is a string, left out
-  const taken = s.step.map((x, i) => ({x, y: s.grad_norm[i]})).filter(p => p.y !== null).map(p => ({x: p.x, y: num(p.y)}));
-  chart('global gradient norm', [line('‖grad‖', taken, 2)], positive(s.grad_norm));
-  if (s.seconds.some(v => typeof v === 'number')) chart('step time (s)', [line('seconds', pts(s.step, s.seconds), 5)], false);
-}
-const kernels = (r.layers||[]).map((n, i) => i).filter(i => r.ndim[i] >= 2);
-if ((r.samples||[]).length && kernels.length) {
-  const steps = r.samples.map(x => x.step);
-  const ds = kernels.map((k, j) => line(r.layers[k], pts(steps, r.samples.map(x => x.update_ratio[k])), j));
-  ds.forEach(d => d.pointRadius = 2);
-  chart('update / weight ratio ‖Δw‖/‖w‖ per layer (healthy about 1e-3; verdicts outside 1e-4…1e-1)', ds, true);
-  const gs = kernels.map((k, j) => line(r.layers[k], pts(steps, r.samples.map(x => x.grad_norm[k])), j));
-  gs.forEach(d => d.pointRadius = 2);
-  chart('gradient norm per layer', gs, true);
-}
-})();
-"""
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _num(value) -> float | None:
+    """A finite number for a chart, else None (a gap)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _points(xs: list, ys: list) -> list[dict]:
+    return [{"x": x, "y": _num(y)} for x, y in zip(xs, ys) if _num(y) is not None]
+
+
+def _positive(datasets: list[dict]) -> bool:
+    ys = [p["y"] for d in datasets for p in d["data"]]
+    return bool(ys) and all(y > 0 for y in ys)
+
+
+def _spec(key: str, title: str, y_title: str, datasets: list[dict], log: bool | None = None) -> dict:
+    return {"key": key, "title": title, "type": "line", "x": {"title": "step"},
+            "y": {"title": y_title, "log": _positive(datasets) if log is None else log}, "datasets": datasets}
 
 
 def _thin(report: dict) -> dict:
@@ -79,45 +50,133 @@ def _thin(report: dict) -> dict:
     stride = -(-n // MAX_POINTS)
     keep = [i for i in range(n) if i % stride == 0 or i == n - 1 or isinstance(series["loss"][i], str)
             or isinstance(series["grad_norm"][i], str)]
-    thinned = {k: [v[i] for i in keep] for k, v in series.items()}
+    thinned = {k: [v[i] for i in keep] if isinstance(v, list) and len(v) == n else v for k, v in series.items()}
     return dict(report, series=thinned)
 
 
-def render_html(report: dict) -> str:
-    """One self-contained page: verdicts with their advice, the summary, and every curve."""
-    chartjs = (ASSETS / "chart.umd.min.js").read_text(encoding="utf-8")
-    data = json.dumps(_thin(report)).replace("</", "<\\/").replace("<!--", "<\\!--")
-    title = html.escape(os.path.basename(str(report.get("script"))))
+def chart_specs(report: dict, live: bool = False) -> list[dict]:
+    """The charts of a (thinned) report; a live page gets every chart the updates can fill, even empty ones."""
+    s = report.get("series") or {}
+    steps = s.get("step") or []
+    loss = s.get("loss") or []
+    marks = [{"x": v["step"], "y": _num(loss[steps.index(v["step"])]) if v.get("step") in steps else None,
+              "label": v.get("id")} for v in report.get("verdicts") or []]
+    evals = report.get("evals") or []
+    loss_sets = [{"label": "training loss", "data": _points(steps, loss)},
+                 {"label": "validation loss", "data": _points([e["step"] for e in evals], [e.get("loss") for e in
+                                                                                           evals]), "radius": 3},
+                 {"label": "verdicts", "data": [m for m in marks if m["y"] is not None], "line": False, "radius": 7,
+                  "pointStyle": "triangle", "color": 1}]
+    specs = [_spec("loss", "loss (passed to backward) and validation loss", "loss", loss_sets,
+                   log=_positive(loss_sets[:2]))]
+    lrs = s.get("lr") or []
+    groups = max((len(x) for x in lrs), default=0)
+    specs.append(_spec("lr", "learning rate", "learning rate",
+                       [{"label": f"group {g}", "data": _points(steps, [x[g] if g < len(x) else None for x in lrs])}
+                        for g in range(max(groups, 1))]))
+    specs.append(_spec("grad_norm", "global gradient norm", "‖grad‖",
+                       [{"label": "‖grad‖", "data": _points(steps, s.get("grad_norm") or [])}]))
+    specs.append(_spec("throughput", "samples per second", "samples/s",
+                       [{"label": "samples/s", "data": _points(steps, s.get("samples_per_second") or [])}], log=False))
+    seconds, data = s.get("seconds") or [], s.get("data_seconds") or []
+    if live or any(_num(x) is not None for x in data):
+        specs.append(_spec("time", "step time and data wait (s)", "seconds",
+                           [{"label": "step", "data": _points(steps, seconds)},
+                            {"label": "waiting for data", "data": _points(steps, data)}], log=False))
+    layers, ndim = report.get("layers") or [], report.get("ndim") or []
+    kernels = [i for i, d in enumerate(ndim) if d >= 2]
+    samples = report.get("samples") or []
+    at = [x["step"] for x in samples]
+    for key, title, y_title in (("update_ratio", "update / weight ratio ‖Δw‖/‖w‖ per layer (healthy about 1e-3)",
+                                 "‖Δw‖/‖w‖"), ("layer_grad_norm", "gradient norm per layer", "‖grad‖")):
+        field = "update_ratio" if key == "update_ratio" else "grad_norm"
+        sets = [{"label": layers[k], "data": _points(at, [x[field][k] if k < len(x[field]) else None
+                                                          for x in samples]), "radius": 2} for k in kernels]
+        if live or any(d["data"] for d in sets):
+            specs.append(_spec(key, title, y_title, sets, log=True))
+    specs += _activation_specs(report.get("activations") or [])
+    return specs
+
+
+def _activation_specs(activations: list[dict]) -> list[dict]:
+    """Dead (ReLU family) and saturated (tanh, sigmoid) fractions per module over the sampled steps."""
+    out = []
+    for key, field, title in (("dead", "dead", "dead units per layer (never positive over the batch)"),
+                              ("saturated", "saturated", "saturated units per layer (tanh, sigmoid)")):
+        names: list[str] = []
+        for a in activations:
+            for m in a.get("modules") or []:
+                if m.get(field) is not None and m.get("name") not in names:
+                    names.append(m.get("name"))
+        sets = []
+        for name in names:
+            pts = [{"x": a["step"], "y": _num(m.get(field))} for a in activations for m in a.get("modules") or []
+                   if m.get("name") == name and _num(m.get(field)) is not None]
+            label = next((f"{name} ({m.get('type')})" for a in activations for m in a.get("modules") or []
+                          if m.get("name") == name), name)
+            sets.append({"label": label, "data": pts, "radius": 2})
+        if sets:
+            spec = _spec(key, title, "fraction", sets, log=False)
+            spec["y"].update(min=0, max=1)
+            out.append(spec)
+    return out
+
+
+def _meta(report: dict) -> list[str]:
     s = report.get("summary") or {}
     meta = [f"{report.get('steps', 0)} optimizer steps ({report.get('stopped')})",
             f"optimizer: {report.get('optimizer') or '?'}", f"per-layer statistics every {report.get('every')} steps"]
+    if report.get("device"):
+        meta.append(f"device: {report['device']}")
     if s.get("first_loss") is not None:
         meta.append(f"loss {s['first_loss']:.4g} → {s['last_loss']:.4g} (best {s['best_loss']:.4g} at step "
                     f"{s['best_step']})")
-    rows = "".join(
-        f"<tr><td>{v['step']}</td><td class=\"id\">{html.escape(v['id'])}</td><td>{html.escape(v['message'])}</td>"
-        f"<td>{html.escape(v['advice'])}</td><td>{html.escape(v['criterion'])}</td></tr>"
-        for v in report.get("verdicts", []))
-    table = (f"<table><thead><tr><th>step</th><th>verdict</th><th>evidence</th><th>what to do</th><th>criterion</th>"
-             f"</tr></thead><tbody>{rows}</tbody></table>") if rows else "<p>No verdicts: the run looks healthy.</p>"
+    return meta
+
+
+def _rows(verdicts: list[dict]) -> str:
+    return "".join(
+        f'<tr><td class="num">{_e(v.get("step"))}</td><td class="fail">{_e(v.get("id"))}</td>'
+        f'<td>{_e(v.get("message"))}</td><td>{_e(v.get("advice"))}</td><td>{_e(v.get("criterion"))}</td></tr>'
+        for v in verdicts)
+
+
+def render_html(report: dict, shell: Shell | None = None, live: bool = False) -> str:
+    """The report as one HTML page (``shell``: where it is shown; default a self-contained file for the CLI).
+    ``live``: the page of a run that is still going — empty charts, a status line, a Stop button."""
+    shell = shell or standalone()
+    report = _thin(report)
+    name = os.path.basename(str(report.get("script") or "script"))
+    charts = chart_specs(report, live)
+    verdicts = report.get("verdicts") or []
+    figures = "".join(
+        f'<figure id="chart-{spec["key"]}"><figcaption>{_e(spec["title"])}</figcaption><div class="canvas-box">'
+        f'<canvas data-chart="{i}" role="img" aria-label="{_e(spec["title"])}"></canvas></div></figure>'
+        for i, spec in enumerate(charts))
+    status = (f"running {_e(name)}…" if live else " · ".join(_meta(report)))
+    empty = "" if verdicts else '<p id="no-verdicts">No verdicts' + (" yet." if live else ": the run looks healthy.") \
+        + "</p>"
+    table = (f'<table id="watch-verdicts"{"" if verdicts else " hidden"}><thead><tr><th>step</th>'
+             f"<th>verdict</th><th>evidence</th><th>what to do</th><th>criterion</th></tr></thead><tbody>"
+             f"{_rows(verdicts)}</tbody></table>") if verdicts or live else ""
     err = report.get("error")
     err_html = ""
     if err:
         text = f"{err.get('type')}: {err.get('message')}\n{err.get('traceback') or ''}"
-        err_html = f"<h2>Error</h2><pre>{html.escape(text.rstrip())}</pre>"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>torchsanity watch — {title}</title>
-<style>{_CSS}</style>
-<script>{chartjs}</script>
-</head><body>
-<h1>torchsanity watch — {title}</h1>
-<div class="meta">{html.escape(" · ".join(meta))}</div>
+        err_html = f'<section class="error"><h2>Error</h2><pre>{_e(text.rstrip())}</pre></section>'
+    buttons = ('<button type="button" data-action="stop" id="stop">Stop</button> ' if live else
+               '<button type="button" data-action="rerun">Watch again</button> ')
+    live_script = ""
+    if live:
+        live_script = f'<script nonce="{_e(shell.nonce)}">{(ASSETS / "watch.js").read_text(encoding="utf-8")}</script>'
+    body = f"""<header><h1>torchsanity watch: <span class="script" title="{_e(report.get('script') or '')}">{_e(name)}</span>
+<span class="badge {'skip' if live else ('error' if err else ('fail' if verdicts else 'pass'))}" id="verdict">{
+        'RUNNING' if live else ('ERROR' if err else (f'{len(verdicts)} VERDICT(S)' if verdicts else 'HEALTHY'))}</span></h1>
+<p class="meta" id="watch-status">{_e(status)}</p>
+<p class="vscode-only">{buttons}<button type="button" data-action="reveal" data-line="1">Open script</button></p></header>
 {err_html}
-{table}
-<div class="charts" id="charts"></div>
-<script type="application/json" id="watch-data">{data}</script>
-<script>{_JS}</script>
-</body></html>
-"""
+<h2>Verdicts</h2>{empty}{table}
+<h2>Charts</h2><section class="charts" id="charts">{figures}</section>
+<script type="application/json" id="watch-data">{json_for_script(finite(report))}</script>
+{live_script}"""
+    return render_page(f"torchsanity watch — {name}", body, charts, shell)

@@ -26,7 +26,7 @@ from ..probes.watch_verdicts import json_number as num
 from .probe_runner import (
     GUARDED,
     MARKER,
-    _child_pythonpath,
+    child_pythonpath,
     kill_tree,
     probe_environment,
 )
@@ -51,19 +51,31 @@ class _Follower:
         self.path = path
         self.offset = 0
 
-    def read(self, run: Run) -> bool:
+    def read(self, run: Run) -> list[dict]:
+        """The new complete records (also added to ``run``); a line cut short or garbled is skipped."""
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
                 data = fh.read()
         except OSError:
-            return False
+            return []
         end = data.rfind(b"\n")
         if end < 0:
-            return False
+            return []
         self.offset += end + 1
-        run.extend(data[:end + 1].decode("utf-8", errors="replace").splitlines())
-        return True
+        records = []
+        for line in data[:end + 1].decode("utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                try:
+                    run.add(record)
+                except (KeyError, TypeError, ValueError):  # a record without the fields of its kind
+                    continue
+                records.append(record)
+        return records
 
 
 def _drain(stream, sink: deque, on_output: Callable[[str, str], None] | None, name: str) -> None:
@@ -76,19 +88,32 @@ def _drain(stream, sink: deque, on_output: Callable[[str, str], None] | None, na
 
 
 def watch(script: str, script_args: Sequence[str] = (), *, every: int = WATCH_EVERY, steps: int | None = None,
-          timeout: float | None = None, metrics: str | None = None, python: str | None = None,
-          cwd: str | None = None, on_output: Callable[[str, str], None] | None = None,
-          on_update: Callable[[Run], None] | None = None, on_verdict: Callable[[dict], None] | None = None,
+          epochs: int | None = None, timeout: float | None = None, device: str = "auto",
+          metrics: str | None = None, keep_metrics: str | None = None, python: str | None = None,
+          cwd: str | None = None, nproc_per_node: int | None = None,
+          on_output: Callable[[str, str], None] | None = None,
+          on_update: Callable[[Run], None] | None = None, on_records: Callable[[list[dict]], None] | None = None,
+          on_verdict: Callable[[dict], None] | None = None,
           cancel: threading.Event | None = None) -> WatchOutcome:
-    """Watch ``script`` to its end (or ``steps`` optimizer steps, ``timeout`` seconds, ``cancel``); never leaves a
-    process behind. ``on_verdict`` gets each verdict once, as it fires."""
+    """Watch ``script`` to its end (or ``steps`` optimizer steps, ``epochs`` epochs, ``timeout`` seconds,
+    ``cancel``); never leaves a process behind. The metrics are written to ``metrics`` as the run goes, or to a
+    private file copied to ``keep_metrics`` at the end. ``on_records`` gets the new metrics records (the JSON lines, every
+    field the recorder wrote) as they arrive, ``on_update`` the run so far, ``on_verdict`` each verdict once, as it
+    fires. ``nproc_per_node`` > 1 runs the script under ``torch.distributed.run`` (torchrun): every rank is watched
+    and rank 0 reports."""
     started = time.monotonic()
     if every < 1:
         raise ValueError("--every must be at least 1")
     if steps is not None and steps < 1:
         raise ValueError("--steps must be at least 1")
+    if epochs is not None and epochs < 1:
+        raise ValueError("--epochs must be at least 1")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, not {device!r}")
     if timeout is not None and timeout <= 0:
         raise ValueError("--timeout must be positive")
+    if nproc_per_node is not None and nproc_per_node < 1:
+        raise ValueError("--nproc-per-node must be at least 1")
     workdir = cwd or os.getcwd()
     script_path = os.path.abspath(os.path.join(workdir, script))
     run = Run()
@@ -110,14 +135,19 @@ def watch(script: str, script_args: Sequence[str] = (), *, every: int = WATCH_EV
     try:
         env = probe_environment(os.environ)
         env.update({MARKER: run_id, "PYTHONUNBUFFERED": "1", "TORCHSANITY_WATCH": "1",
-                    WATCH_CONFIG_ENV: json.dumps({"metrics": metrics_path, "every": every, "steps": steps})})
-        env["PYTHONPATH"] = os.pathsep.join([_child_pythonpath(tmp)] + ([env["PYTHONPATH"]] if env.get(
+                    WATCH_CONFIG_ENV: json.dumps({"metrics": metrics_path, "every": every, "steps": steps,
+                                                  "epochs": epochs, "device": device})})
+        if device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        env["PYTHONPATH"] = os.pathsep.join([child_pythonpath(tmp)] + ([env["PYTHONPATH"]] if env.get(
             "PYTHONPATH") else []))
         if lifeline >= 0:
             env[LIFELINE_ENV] = f"{lifeline}:{os.getpid()}"
         python = python or sys.executable
         guard = [python, "-m", "torchsanity.probes.guard", "--"] if GUARDED else []
-        command = [*guard, python, "-m", "torchsanity.probes.watch", script_path, *args]
+        torchrun = ([python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}"]
+                    if nproc_per_node and nproc_per_node > 1 else [python])
+        command = [*guard, *torchrun, "-m", "torchsanity.probes.watch", script_path, *args]
         proc = subprocess.Popen(command, env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True,
                                 pass_fds=(lifeline,) if lifeline >= 0 else ())
@@ -134,8 +164,7 @@ def watch(script: str, script_args: Sequence[str] = (), *, every: int = WATCH_EV
         last_check = 0.0
         while True:
             exited = proc.poll() is not None
-            if follower.read(run) and on_update is not None:
-                on_update(run)
+            _deliver(follower.read(run), run, on_records, on_update)
             now = time.monotonic()
             if on_verdict is not None and now - last_check >= VERDICT_INTERVAL:
                 last_check = now
@@ -152,15 +181,19 @@ def watch(script: str, script_args: Sequence[str] = (), *, every: int = WATCH_EV
         kill_tree([proc], run_id)  # SIGTERM first: the recorder writes what it holds, then its "end" record
         for t in drains:
             t.join(2.0)
-        follower.read(run)
-        if on_update is not None:
-            on_update(run)
+        _deliver(follower.read(run), run, on_records, on_update)
         if on_verdict is not None:
             _announce(run, fired, on_verdict)
         reason = stopped or (run.end or {}).get("reason") or "killed"
         report = build_report(run, script_path, args, reason, time.monotonic() - started, every, proc.returncode)
         if metrics:
             report["metrics"] = metrics_path
+        elif keep_metrics:
+            try:
+                shutil.copyfile(metrics_path, keep_metrics)
+                report["metrics"] = os.path.abspath(keep_metrics)
+            except OSError as exc:
+                report["metrics_error"] = f"cannot write {keep_metrics}: {exc}"
         return WatchOutcome(report, report["exit_code"], run, "\n".join(output))
     except BaseException:
         if proc is not None:
@@ -171,6 +204,13 @@ def watch(script: str, script_args: Sequence[str] = (), *, every: int = WATCH_EV
             if fd >= 0:
                 os.close(fd)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _deliver(records: list[dict], run: Run, on_records, on_update) -> None:
+    if records and on_records is not None:
+        on_records(records)
+    if records and on_update is not None:
+        on_update(run)
 
 
 def _announce(run: Run, fired: set, on_verdict: Callable[[dict], None]) -> None:
@@ -189,10 +229,14 @@ def build_report(run: Run, script: str, args: list[str], stopped: str, duration:
         "duration": round(duration, 3), "steps": run.steps[-1] if run.steps else 0, "optimizer": run.optimizer,
         "series": {"step": run.steps, "loss": [num(x) for x in run.loss],
                    "grad_norm": [num(x) for x in run.grad_norm],
-                   "lr": [[num(x) for x in lrs] for lrs in run.lr], "seconds": run.seconds},
+                   "lr": [[num(x) for x in lrs] for lrs in run.lr], "seconds": run.seconds,
+                   "data_seconds": run.data_seconds, "samples_per_second": run.samples_per_second,
+                   "epoch": run.epoch},
         "layers": run.layers, "ndim": run.ndim,
         "samples": [{k: ([num(x) for x in v] if isinstance(v, list) else v) for k, v in s.items()}
                     for s in run.samples],
+        "evals": [dict(e, loss=num(e.get("loss"))) for e in run.evals], "activations": run.activations,
+        "filters": run.filters, "nonfinite": run.nonfinite, "device": run.start.get("device"),
         "schedulers": run.schedulers, "verdicts": found, "summary": summary(run),
     }
     end = run.end or {}

@@ -90,3 +90,64 @@ def test_wheel_installs_only_torchsanity(tmp_path):
 def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "torchsanity.server", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("torchsanity ")
+
+
+# ---- the layers of analyzers/ (CONTRIBUTING.md, docs/architecture.md) ------------------------------
+
+_ANALYZERS = ROOT / "analyzers"
+# The bottom layer: pure libcst helpers, facts about the PyTorch API, guesses from names. They import
+# nothing from the package (type hints apart), so every other module may use them.
+_BASE = ("syntax.py", "torch_api.py", "name_guesses.py")
+_MAX_LINES = 650  # "modules under ~600 lines, one job each"
+
+
+def _runtime_imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(absolute module, imported names) for the imports that run (not those under ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = {id(node) for stmt in ast.walk(tree) if isinstance(stmt, ast.If)
+               and isinstance(stmt.test, ast.Name) and stmt.test.id == "TYPE_CHECKING"
+               for node in ast.walk(stmt)}
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped or not isinstance(node, ast.ImportFrom):
+            continue
+        module = _absolute(path, node.level, node.module) if node.level else (node.module or "")
+        found.append((module, [alias.name for alias in node.names]))
+    return found
+
+
+def _analyzer_modules() -> list[Path]:
+    return sorted(_ANALYZERS.glob("*.py")) + sorted((_ANALYZERS / "rules").glob("*.py"))
+
+
+def test_the_base_layer_imports_nothing_from_the_package():
+    for name in _BASE:
+        imported = [module for module, _ in _runtime_imports(_ANALYZERS / name) if module.startswith("torchsanity")]
+        assert imported == [], name
+
+
+def test_only_the_engine_and_the_registry_know_the_rules():
+    for path in sorted(_ANALYZERS.glob("*.py")):
+        rules = [module for module, _ in _runtime_imports(path) if module.startswith("torchsanity.analyzers.rules")]
+        assert rules == [] or path.name in ("engine.py", "registry.py"), path.name
+
+
+def test_rule_family_helpers_stay_with_the_rules():
+    """``rules/_*.py`` hold helpers of one family of rules: only rules import them."""
+    for path in _analyzer_modules():
+        if path.parent.name == "rules":
+            continue
+        private = [module for module, _ in _runtime_imports(path) if module.startswith("torchsanity.analyzers.rules._")]
+        assert private == [], path.name
+
+
+def test_no_module_imports_another_modules_private_names():
+    for path in _analyzer_modules():
+        private = [(module, name) for module, names in _runtime_imports(path) for name in names
+                   if name.startswith("_") and module.startswith("torchsanity")]
+        assert private == [], path.relative_to(ROOT)
+
+
+def test_analyzer_modules_stay_small():
+    sizes = {str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines()) for path in _analyzer_modules()}
+    assert {name: n for name, n in sizes.items() if n > _MAX_LINES} == {}

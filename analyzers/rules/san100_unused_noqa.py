@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from ..rule import Invalid, Rule
+from ..context import RuleContext
+from ..rule import Invalid, Rule, Valid
 
 
 class UnusedNoqa(Rule):
@@ -32,17 +33,33 @@ class UnusedNoqa(Rule):
         Safe: removing a directive that suppresses nothing changes no finding and no behaviour of the code.
     """
     VALID = [
-        "x = 1  # noqa\n",
-        "import os  # noqa: F401\n",
-        "y = 2  # a comment that mentions noqa in passing\n",
-        "s = '# noqa: SAN999'\n",
+        Valid("""
+            x = 1  # noqa
+        """),
+        Valid("""
+            import os  # noqa: F401
+        """),
+        Valid("""
+            y = 2  # a comment that mentions noqa in passing
+        """),
+        Valid("""
+            s = '# noqa: SAN999'
+        """),
     ]
     INVALID = [
-        Invalid("x = 1  # noqa: SAN999\n", line=1, fixed="x = 1\n"),
-        Invalid("import os  # noqa: F401, SAN999\n", line=1, fixed="import os  # noqa: F401\n"),
+        Invalid("""
+            x = 1  # noqa: SAN999
+        """, line=1, fixed="""
+            x = 1
+        """),
+        Invalid("""
+            import os  # noqa: F401, SAN999
+        """, line=1, fixed="""
+            import os  # noqa: F401
+        """),
     ]
 
-    def check(self, model):
+    def check(self, ctx: RuleContext):
         """Nothing here: the engine reports SAN100 after every other rule, from the findings their
         directives suppressed (:func:`..suppression.unused_noqa_findings`)."""
         return ()

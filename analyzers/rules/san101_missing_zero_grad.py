@@ -2,20 +2,13 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..flow import (
-    BACKWARD,
-    OPT_STEP,
-    OPTIMIZER,
-    ZERO_GRAD,
-    dotted_names_in,
-    flow_of,
-    kind_of_name,
-    loop_body_block,
-    loop_header,
-    LOOP_TYPES,
-)
+from ..context import RuleContext
+from ..flow import BACKWARD, OPT_STEP, ZERO_GRAD, inner_loop_has
+from ..lookups import kind_of_name
 from ..model import ProgramModel
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
+from ..rule import SAFE, InsertBefore, Invalid, NodeFix, Rule, Valid
+from ..syntax import dotted_names_in, loop_body_block, loop_header
+from ..torch_api import OPTIMIZER
 
 
 class MissingZeroGrad(Rule):
@@ -56,55 +49,164 @@ class MissingZeroGrad(Rule):
     """
     VALID = [
         # zero_grad at the start of the loop
-        "for x, y in loader:\n    optimizer.zero_grad()\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
+        Valid("""
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+        """),
         # after the forward pass
-        "for x, y in loader:\n    out = model(x)\n    optimizer.zero_grad()\n    criterion(out, y).backward()\n    optimizer.step()\n",
+        Valid("""
+            for x, y in loader:
+                out = model(x)
+                optimizer.zero_grad()
+                criterion(out, y).backward()
+                optimizer.step()
+        """),
         # after step, with set_to_none, and before the loop
-        "optimizer.zero_grad()\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n    optimizer.zero_grad(set_to_none=True)\n",
+        Valid("""
+            optimizer.zero_grad()
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        """),
         # the model's zero_grad
-        "for x, y in loader:\n    model.zero_grad()\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
+        Valid("""
+            for x, y in loader:
+                model.zero_grad()
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+        """),
         # p.grad = None
-        "for x, y in loader:\n    for p in model.parameters():\n        p.grad = None\n    loss_fn(model(x), y).backward()\n    optimizer.step()\n",
+        Valid("""
+            for x, y in loader:
+                for p in model.parameters():
+                    p.grad = None
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+        """),
         # a helper of the same module
-        "def reset(opt):\n    opt.zero_grad()\n\nfor x, y in loader:\n    reset(optimizer)\n    loss_fn(model(x), y).backward()\n    optimizer.step()\n",
+        Valid("""
+            def reset(opt):
+                opt.zero_grad()
+
+            for x, y in loader:
+                reset(optimizer)
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+        """),
         # LBFGS closure
-        "def closure():\n    optimizer.zero_grad()\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    return loss\n\nfor i in range(20):\n    optimizer.step(closure)\n",
+        Valid("""
+            def closure():
+                optimizer.zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                return loss
+
+            for i in range(20):
+                optimizer.step(closure)
+        """),
         # accumulating over the whole epoch, one step after the loop
-        "optimizer.zero_grad()\nfor x, y in loader:\n    loss_fn(model(x), y).backward()\noptimizer.step()\n",
+        Valid("""
+            optimizer.zero_grad()
+            for x, y in loader:
+                loss_fn(model(x), y).backward()
+            optimizer.step()
+        """),
         # env.step() is not an optimizer
-        "for t in range(100):\n    obs, r, done, info = env.step(a)\n    loss.backward()\n",
+        Valid("""
+            for t in range(100):
+                obs, r, done, info = env.step(a)
+                loss.backward()
+        """),
     ]
     INVALID = [
         Invalid(
-            "for x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
+            """
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+            """,
             line=1,
-            fixed="for x, y in loader:\n    optimizer.zero_grad()\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
+            column=4,
+            fixed="""
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+            """,
         ),
         Invalid(
-            "def train(model, opt, loader):\n    for epoch in range(10):\n        for x, y in loader:\n"
-            "            scaler.scale(loss_fn(model(x), y)).backward()\n            scaler.step(opt)\n            scaler.update()\n",
+            """
+            def train(model, opt, loader):
+                for epoch in range(10):
+                    for x, y in loader:
+                        scaler.scale(loss_fn(model(x), y)).backward()
+                        scaler.step(opt)
+                        scaler.update()
+            """,
             line=3,
-            fixed="def train(model, opt, loader):\n    for epoch in range(10):\n        for x, y in loader:\n"
-            "            opt.zero_grad()\n"
-            "            scaler.scale(loss_fn(model(x), y)).backward()\n            scaler.step(opt)\n            scaler.update()\n",
+            fixed="""
+            def train(model, opt, loader):
+                for epoch in range(10):
+                    for x, y in loader:
+                        opt.zero_grad()
+                        scaler.scale(loss_fn(model(x), y)).backward()
+                        scaler.step(opt)
+                        scaler.update()
+            """,
         ),
         # zero_grad once per epoch does not clear between the batches
         Invalid(
-            "for epoch in range(3):\n    opt.zero_grad()\n    for x, y in loader:\n        loss_fn(model(x), y).backward()\n        opt.step()\n",
+            """
+            for epoch in range(3):
+                opt.zero_grad()
+                for x, y in loader:
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+            """,
             line=3,
-            fixed="for epoch in range(3):\n    opt.zero_grad()\n    for x, y in loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n",
+            fixed="""
+            for epoch in range(3):
+                opt.zero_grad()
+                for x, y in loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+            """,
         ),
         # the step in a helper of the same module
         Invalid(
-            "def update(optimizer):\n    optimizer.step()\n\nfor x, y in loader:\n    loss_fn(model(x), y).backward()\n    update(opt)\n",
+            """
+            def update(optimizer):
+                optimizer.step()
+
+            for x, y in loader:
+                loss_fn(model(x), y).backward()
+                update(opt)
+            """,
             line=4,
-            fixed="def update(optimizer):\n    optimizer.step()\n\nfor x, y in loader:\n    opt.zero_grad()\n    loss_fn(model(x), y).backward()\n    update(opt)\n",
+            fixed="""
+            def update(optimizer):
+                optimizer.step()
+
+            for x, y in loader:
+                opt.zero_grad()
+                loss_fn(model(x), y).backward()
+                update(opt)
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
-        for loop in model.loops:
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
+        for loop in program.loops:
             effects = flow.loop_effects(loop)
             steps = [e for e in effects if e.kind == OPT_STEP]
             backwards = [e for e in effects if e.kind == BACKWARD]
@@ -112,31 +214,31 @@ class MissingZeroGrad(Rule):
                 continue
             if any(s.arg is not None for s in steps):
                 continue  # step(closure): the closure owns the gradients
-            if _inner_loop_has_both(loop, effects):
+            if inner_loop_has(loop, effects, BACKWARD, OPT_STEP):
                 continue  # reported on the inner loop
             start, end = loop_header(loop)
             if any(e.kind == ZERO_GRAD for e in effects):
-                uncleared = _uncleared_optimizer(model, effects, steps)
+                uncleared = _uncleared_optimizer(program, effects, steps)
                 if uncleared is not None:
                     yield self.finding(start, end_node=end, message=f"this loop steps {uncleared} but never clears "
                                        f"its gradients ({uncleared}.zero_grad()): they pile up across iterations")
                 continue
-            yield self.finding(start, end_node=end, fix=_fix(model, loop, steps))
+            yield self.finding(start, end_node=end, fix=_fix(program, loop, steps))
 
 
-def _uncleared_optimizer(model: ProgramModel, effects, steps) -> str | None:
+def _uncleared_optimizer(program: ProgramModel, effects, steps) -> str | None:
     """With several optimizers (a GAN's generator and discriminator): one that is stepped but never cleared,
     while every clearing in the loop names another optimizer over other modules' parameters."""
     cleared = {e.target for e in effects if e.kind == ZERO_GRAD}
-    if None in cleared or not all(kind_of_name(model, t) == OPTIMIZER for t in cleared):
+    if None in cleared or not all(kind_of_name(program, t) == OPTIMIZER for t in cleared):
         return None  # model.zero_grad(), p.grad = None, an unknown object: may clear anything
-    cleared_modules = [_parameter_owners(model, t) for t in cleared]
+    cleared_modules = [_parameter_owners(program, t) for t in cleared]
     if any(owners is None for owners in cleared_modules):
         return None
     for target in dict.fromkeys(s.target for s in steps):
-        if target in cleared or kind_of_name(model, target) != OPTIMIZER:
+        if target in cleared or kind_of_name(program, target) != OPTIMIZER:
             continue
-        owners = _parameter_owners(model, target)
+        owners = _parameter_owners(program, target)
         if owners and not any(_overlap(owners, other) for other in cleared_modules):
             return target
     return None
@@ -147,10 +249,10 @@ def _overlap(owners: set[str], others: set[str]) -> bool:
     return any(a == b or a.startswith(b + ".") or b.startswith(a + ".") for a in owners for b in others)
 
 
-def _parameter_owners(model: ProgramModel, optimizer: str) -> set[str] | None:
+def _parameter_owners(program: ProgramModel, optimizer: str) -> set[str] | None:
     """The modules whose ``.parameters()`` the optimizer bound to ``optimizer`` is built over (``{"netG"}``);
     None when the module's code does not say it plainly."""
-    bindings = model.bindings.get(optimizer, [])
+    bindings = program.bindings.get(optimizer, [])
     if len(bindings) != 1 or not isinstance(bindings[0].value, cst.Call):
         return None
     call = bindings[0].value
@@ -163,16 +265,7 @@ def _parameter_owners(model: ProgramModel, optimizer: str) -> set[str] | None:
     return owners or None
 
 
-def _inner_loop_has_both(loop: cst.CSTNode, effects) -> bool:
-    kinds_by_loop: dict[int, set[str]] = {}
-    for e in effects:
-        for c in e.ctx_after(loop):
-            if isinstance(c, LOOP_TYPES):
-                kinds_by_loop.setdefault(id(c), set()).add(e.kind)
-    return any(BACKWARD in kinds and OPT_STEP in kinds for kinds in kinds_by_loop.values())
-
-
-def _fix(model: ProgramModel, loop: cst.CSTNode, steps) -> NodeFix | None:
+def _fix(program: ProgramModel, loop: cst.CSTNode, steps) -> NodeFix | None:
     targets = {s.target for s in steps}
     if len(targets) != 1:
         return None
@@ -183,4 +276,4 @@ def _fix(model: ProgramModel, loop: cst.CSTNode, steps) -> NodeFix | None:
     if body is None:
         return None
     return NodeFix(f"Insert {target}.zero_grad() at the top of the loop",
-                   (NodeEdit("insert_before", body.body[0], f"{target}.zero_grad()"),), SAFE)
+                   (InsertBefore(body.body[0], f"{target}.zero_grad()"),), SAFE)

@@ -1,17 +1,11 @@
 from __future__ import annotations
 
-from ..flow import (
-    BACKWARD,
-    OPT_STEP,
-    ZERO_GRAD,
-    block_of,
-    flow_of,
-    is_model_name,
-    same_object,
-    statement_of_call,
-)
+from ..context import RuleContext
+from ..flow import BACKWARD, OPT_STEP, ZERO_GRAD
+from ..lookups import is_model_name, same_object
 from ..model import ProgramModel
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
+from ..rule import SAFE, DeleteStatement, InsertBefore, Invalid, NodeFix, Rule, Valid
+from ..syntax import block_of, statement_of_call
 
 
 class ZeroGradAfterBackward(Rule):
@@ -47,32 +41,87 @@ class ZeroGradAfterBackward(Rule):
         different blocks or several backward calls are involved.
     """
     VALID = [
-        "for x, y in loader:\n    optimizer.zero_grad()\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    optimizer.step()\n",
-        "for x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    optimizer.step()\n    optimizer.zero_grad()\n",
+        Valid("""
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.step()
+        """),
+        Valid("""
+            for x, y in loader:
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+        """),
         # GAN: clearing the generator between the discriminator's backward and step
-        "for x in loader:\n    netD.zero_grad()\n    errD.backward()\n    netG.zero_grad()\n    optimizerD.step()\n    errG.backward()\n    optimizerG.step()\n",
+        Valid("""
+            for x in loader:
+                netD.zero_grad()
+                errD.backward()
+                netG.zero_grad()
+                optimizerD.step()
+                errG.backward()
+                optimizerG.step()
+        """),
         # accumulation: step and clear every k batches
-        "for i, (x, y) in enumerate(loader):\n    (loss_fn(model(x), y) / k).backward()\n    if (i + 1) % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        Valid("""
+            for i, (x, y) in enumerate(loader):
+                (loss_fn(model(x), y) / k).backward()
+                if (i + 1) % k == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """),
         # a second backward after the clearing (closure style)
-        "loss.backward()\nopt.zero_grad()\nloss2.backward()\nopt.step()\n",
+        Valid("""
+            loss.backward()
+            opt.zero_grad()
+            loss2.backward()
+            opt.step()
+        """),
     ]
     INVALID = [
         Invalid(
-            "for x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    optimizer.zero_grad()\n    optimizer.step()\n",
+            """
+            for x, y in loader:
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimizer.zero_grad()
+                optimizer.step()
+            """,
             line=4,
-            fixed="for x, y in loader:\n    loss = loss_fn(model(x), y)\n    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n",
+            fixed="""
+            for x, y in loader:
+                loss = loss_fn(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
         ),
         Invalid(
-            "def train_step(model, optimizer, x, y):\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
-            "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n    model.zero_grad()\n    optimizer.step()\n",
+            """
+            def train_step(model, optimizer, x, y):
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                model.zero_grad()
+                optimizer.step()
+            """,
             line=5,
-            fixed="def train_step(model, optimizer, x, y):\n    loss = loss_fn(model(x), y)\n    model.zero_grad()\n    loss.backward()\n"
-            "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n    optimizer.step()\n",
+            fixed="""
+            def train_step(model, optimizer, x, y):
+                loss = loss_fn(model(x), y)
+                model.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
         reported: set[int] = set()
         for scope in flow.all_scopes():
             effects = scope.effects
@@ -95,7 +144,7 @@ class ZeroGradAfterBackward(Rule):
                             break  # a backward after the last clearing: fine
                         backward = e
                         break
-                    if e.kind == ZERO_GRAD and zero is None and _matches(model, e.target, step.target, zero_targets, step_targets):
+                    if e.kind == ZERO_GRAD and zero is None and _matches(program, e.target, step.target, zero_targets, step_targets):
                         if _encloses(e, step):
                             zero, zi = e, j
                 if zero is None or backward is None or id(zero.site) in reported:
@@ -103,15 +152,15 @@ class ZeroGradAfterBackward(Rule):
                 if zero.via and backward.via and step.via and zero.via[0] is backward.via[0] is step.via[0]:
                     continue  # all inside one helper call: reported in the helper itself
                 reported.add(id(zero.site))
-                yield self.finding(zero.site, fix=_fix(model, effects, zero, zi))
+                yield self.finding(zero.site, fix=_fix(program, effects, zero, zi))
 
 
-def _matches(model, zero_target, step_target, zero_targets, step_targets) -> bool:
+def _matches(program, zero_target, step_target, zero_targets, step_targets) -> bool:
     if zero_target is None or step_target is None:
         return False
     if same_object(zero_target, step_target):
         return True
-    return len(step_targets) == 1 and len(zero_targets) == 1 and is_model_name(model, zero_target)
+    return len(step_targets) == 1 and len(zero_targets) == 1 and is_model_name(program, zero_target)
 
 
 def _encloses(zero, step) -> bool:
@@ -119,10 +168,10 @@ def _encloses(zero, step) -> bool:
     return len(zero.ctx) <= len(step.ctx) and all(a is b for a, b in zip(zero.ctx, step.ctx))
 
 
-def _fix(model: ProgramModel, effects, zero, zi) -> NodeFix | None:
+def _fix(program: ProgramModel, effects, zero, zi) -> NodeFix | None:
     if not zero.direct:
         return None
-    zero_stmt = statement_of_call(model, zero.site)
+    zero_stmt = statement_of_call(program, zero.site)
     if zero_stmt is None:
         return None
     # The backward(s) since the previous step / clearing: exactly one, direct, in the same block.
@@ -135,9 +184,9 @@ def _fix(model: ProgramModel, effects, zero, zi) -> NodeFix | None:
             backwards.append(e)
     if len(backwards) != 1 or not backwards[0].direct:
         return None
-    back_stmt = statement_of_call(model, backwards[0].site)
-    if back_stmt is None or block_of(model, back_stmt) is None or block_of(model, back_stmt) is not block_of(model, zero_stmt):
+    back_stmt = statement_of_call(program, backwards[0].site)
+    if back_stmt is None or block_of(program, back_stmt) is None or block_of(program, back_stmt) is not block_of(program, zero_stmt):
         return None
-    code = model.code_for(zero.site)
+    code = program.code_for(zero.site)
     return NodeFix("Move zero_grad() before backward()",
-                   (NodeEdit("insert_before", back_stmt, code), NodeEdit("delete_statement", zero_stmt)), SAFE)
+                   (InsertBefore(back_stmt, code), DeleteStatement(zero_stmt)), SAFE)

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..flow import LOOP_TYPES, accumulation_gates, flow_of, int_value
-from ..model import ProgramModel, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
+from ..context import RuleContext
+from ..lookups import int_value
+from ..model import ProgramModel
+from ..rule import SAFE, Invalid, NodeFix, Replace, Rule, Valid
+from ..syntax import enclosing_loop, walk
+from ._accumulation import accumulation_gates
 
 
 class AccumulationOffByOne(Rule):
@@ -39,80 +42,134 @@ class AccumulationOffByOne(Rule):
         counter itself is not changed.
     """
     VALID = [
-        "for i, (x, y) in enumerate(loader):\n    (loss_fn(model(x), y) / k).backward()\n    if (i + 1) % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
-        "for i, (x, y) in enumerate(loader, 1):\n    (loss_fn(model(x), y) / k).backward()\n    if i % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
-        "for i, (x, y) in enumerate(loader, start=1):\n    (loss_fn(model(x), y) / k).backward()\n    if i % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        Valid("""
+            for i, (x, y) in enumerate(loader):
+                (loss_fn(model(x), y) / k).backward()
+                if (i + 1) % k == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """),
+        Valid("""
+            for i, (x, y) in enumerate(loader, 1):
+                (loss_fn(model(x), y) / k).backward()
+                if i % k == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """),
+        Valid("""
+            for i, (x, y) in enumerate(loader, start=1):
+                (loss_fn(model(x), y) / k).backward()
+                if i % k == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """),
         # logging, not stepping
-        "for i, (x, y) in enumerate(loader):\n    opt.zero_grad()\n    loss.backward()\n    opt.step()\n    if i % 100 == 0:\n        print(loss.item())\n",
+        Valid("""
+            for i, (x, y) in enumerate(loader):
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if i % 100 == 0:
+                    print(loss.item())
+        """),
         # a guard against the first batch
-        "for i, (x, y) in enumerate(loader):\n    loss.backward()\n    if i % k == 0 and i > 0:\n        opt.step()\n        opt.zero_grad()\n",
+        Valid("""
+            for i, (x, y) in enumerate(loader):
+                loss.backward()
+                if i % k == 0 and i > 0:
+                    opt.step()
+                    opt.zero_grad()
+        """),
         # a counter incremented before the test
-        "step = 0\nfor x, y in loader:\n    loss.backward()\n    step += 1\n    if step % k == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        Valid("""
+            step = 0
+            for x, y in loader:
+                loss.backward()
+                step += 1
+                if step % k == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """),
     ]
     INVALID = [
         Invalid(
-            "for i, (x, y) in enumerate(loader):\n    (loss_fn(model(x), y) / 4).backward()\n    if i % 4 == 0:\n        optimizer.step()\n        optimizer.zero_grad()\n",
+            """
+            for i, (x, y) in enumerate(loader):
+                (loss_fn(model(x), y) / 4).backward()
+                if i % 4 == 0:
+                    optimizer.step()
+                    optimizer.zero_grad()
+            """,
             line=3,
-            fixed="for i, (x, y) in enumerate(loader):\n    (loss_fn(model(x), y) / 4).backward()\n    if (i + 1) % 4 == 0:\n        optimizer.step()\n        optimizer.zero_grad()\n",
+            fixed="""
+            for i, (x, y) in enumerate(loader):
+                (loss_fn(model(x), y) / 4).backward()
+                if (i + 1) % 4 == 0:
+                    optimizer.step()
+                    optimizer.zero_grad()
+            """,
         ),
         Invalid(
-            "for step, batch in enumerate(tqdm(train_loader)):\n    loss = model(**batch).loss / args.accum\n    loss.backward()\n"
-            "    if not step % args.accum:\n        opt.step()\n        opt.zero_grad()\n",
+            """
+            for step, batch in enumerate(tqdm(train_loader)):
+                loss = model(**batch).loss / args.accum
+                loss.backward()
+                if not step % args.accum:
+                    opt.step()
+                    opt.zero_grad()
+            """,
             line=4,
-            fixed="for step, batch in enumerate(tqdm(train_loader)):\n    loss = model(**batch).loss / args.accum\n    loss.backward()\n"
-            "    if not (step + 1) % args.accum:\n        opt.step()\n        opt.zero_grad()\n",
+            fixed="""
+            for step, batch in enumerate(tqdm(train_loader)):
+                loss = model(**batch).loss / args.accum
+                loss.backward()
+                if not (step + 1) % args.accum:
+                    opt.step()
+                    opt.zero_grad()
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
-        for loop in model.loops:
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
+        for loop in program.loops:
             if not isinstance(loop, cst.For):
                 continue
-            index = _zero_based_index(model, loop)
+            index = _zero_based_index(program, loop)
             if index is None:
                 continue
-            for gate, mod in accumulation_gates(model, loop, flow.loop_effects(loop)):
-                if _nearest_loop(model, gate) is not loop:
+            for gate, mod in accumulation_gates(program, loop, flow.loop_effects(loop)):
+                if enclosing_loop(program, gate) is not loop:
                     continue
                 if not _is_zero_test(gate.test, mod):
                     continue
                 if not (isinstance(mod.left, cst.Name) and mod.left.value == index):
                     continue
-                k = int_value(model, mod.right)
+                k = int_value(program, mod.right)
                 if k is not None and k <= 1:
                     continue
                 if _reassigned(loop, index):
                     continue
                 yield self.finding(gate.test, fix=NodeFix(
-                    f"Use ({index} + 1) % k", (NodeEdit("replace", mod.left, f"({index} + 1)"),), SAFE))
+                    f"Use ({index} + 1) % k", (Replace(mod.left, f"({index} + 1)"),), SAFE))
 
 
-def _zero_based_index(model: ProgramModel, loop: cst.For) -> str | None:
+def _zero_based_index(program: ProgramModel, loop: cst.For) -> str | None:
     it = loop.iter
-    while isinstance(it, cst.Call) and model.call_name(it) != "enumerate" and it.args:
+    while isinstance(it, cst.Call) and program.call_name(it) != "enumerate" and it.args:
         it = it.args[0].value  # tqdm(enumerate(loader))
-    if not isinstance(it, cst.Call) or model.call_name(it) != "enumerate":
+    if not isinstance(it, cst.Call) or program.call_name(it) != "enumerate":
         return None
     start = next((a.value for a in it.args if a.keyword and a.keyword.value == "start"), None)
     positional = [a for a in it.args if a.keyword is None and not a.star]
     if start is None and len(positional) > 1:
         start = positional[1].value
-    if start is not None and int_value(model, start) != 0:
+    if start is not None and int_value(program, start) != 0:
         return None
     if isinstance(loop.target, (cst.Tuple, cst.List)) and loop.target.elements:
         first = loop.target.elements[0].value
         if isinstance(first, cst.Name):
             return first.value
-    return None
-
-
-def _nearest_loop(model: ProgramModel, node: cst.CSTNode):
-    for ancestor in model.ancestors(node):
-        if isinstance(ancestor, LOOP_TYPES):
-            return ancestor
-        if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
-            return None
     return None
 
 

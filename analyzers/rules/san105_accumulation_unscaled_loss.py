@@ -1,21 +1,16 @@
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
-from ..flow import (
-    BACKWARD,
-    ZERO_GRAD,
-    accumulation_gates,
-    flow_of,
-    int_value,
-    kind_of_name,
-)
-from ..model import LOSS, ProgramModel, dotted_name, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
-
-_LOSS_FUNCTIONS = re.compile(r"(loss|cross_entropy|mse|nll|l1|bce|kl_div|criterion)", re.I)
+from ..context import RuleContext
+from ..flow import BACKWARD, ZERO_GRAD
+from ..lookups import int_value, kind_of_name
+from ..model import ProgramModel
+from ..name_guesses import looks_like_accelerator, looks_like_loss_function
+from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
+from ..syntax import dotted_name, enclosing_loop, walk
+from ..torch_api import LOSS, is_functional_loss
+from ._accumulation import accumulation_gates, counter_gates
 
 
 class AccumulationUnscaledLoss(Rule):
@@ -45,7 +40,8 @@ class AccumulationUnscaledLoss(Rule):
         Accelerator is built with `gradient_accumulation_steps`.)
     """
     known_problems = """
-        The accumulation factor must be visible at the `% k` test; a loss already scaled inside a helper, by a
+        The accumulation factor must be visible at the `% k` test (or at an `if count >= k:` gate that resets
+        its counter to 0); a loss already scaled inside a helper, by a
         `GradScaler` wrapper or by a loss function's own reduction is not seen, and a deliberately summed loss
         (rare) is reported too.
     """
@@ -54,44 +50,164 @@ class AccumulationUnscaledLoss(Rule):
         was tuned with the unscaled loss changes. Apply it with `--unsafe-fixes` and re-tune if needed.
     """
     VALID = [
-        "for i, (x, y) in enumerate(loader):\n    loss = criterion(model(x), y) / accum\n    loss.backward()\n    if (i + 1) % accum == 0:\n        opt.step()\n        opt.zero_grad()\n",
-        "for i, (x, y) in enumerate(loader):\n    loss = criterion(model(x), y)\n    loss = loss / accum\n    loss.backward()\n    if (i + 1) % accum == 0:\n        opt.step()\n        opt.zero_grad()\n",
-        "for i, (x, y) in enumerate(loader):\n    loss = criterion(model(x), y)\n    loss /= accum\n    scaler.scale(loss).backward()\n    if (i + 1) % accum == 0:\n        scaler.step(opt)\n        scaler.update()\n        opt.zero_grad()\n",
+        Valid("""
+            for i, (x, y) in enumerate(loader):
+                loss = criterion(model(x), y) / accum
+                loss.backward()
+                if (i + 1) % accum == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """),
+        Valid("""
+            for i, (x, y) in enumerate(loader):
+                loss = criterion(model(x), y)
+                loss = loss / accum
+                loss.backward()
+                if (i + 1) % accum == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """),
+        Valid("""
+            for i, (x, y) in enumerate(loader):
+                loss = criterion(model(x), y)
+                loss /= accum
+                scaler.scale(loss).backward()
+                if (i + 1) % accum == 0:
+                    scaler.step(opt)
+                    scaler.update()
+                    opt.zero_grad()
+        """),
         # accelerate scales the loss itself
-        "for i, batch in enumerate(loader):\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n    if (i + 1) % accum == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        Valid("""
+            for i, batch in enumerate(loader):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if (i + 1) % accum == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """),
         # the loss comes from a helper we cannot see into
-        "for i, batch in enumerate(loader):\n    loss = compute_loss(model, batch)\n    loss.backward()\n    if (i + 1) % accum == 0:\n        opt.step()\n        opt.zero_grad()\n",
+        Valid("""
+            for i, batch in enumerate(loader):
+                loss = compute_loss(model, batch)
+                loss.backward()
+                if (i + 1) % accum == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """),
         # not accumulation: gradients are cleared every batch
-        "for i, (x, y) in enumerate(loader):\n    opt.zero_grad()\n    loss = criterion(model(x), y)\n    loss.backward()\n    if i % 2 == 0:\n        opt.step()\n",
+        Valid("""
+            for i, (x, y) in enumerate(loader):
+                opt.zero_grad()
+                loss = criterion(model(x), y)
+                loss.backward()
+                if i % 2 == 0:
+                    opt.step()
+        """),
+        Valid("""
+            count = 0
+            for x, y in loader:
+                loss = criterion(model(x), y) / accum_steps
+                loss.backward()
+                count += 1
+                if count >= accum_steps:
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    count = 0
+        """),
+        # a counter that is never reset is not an accumulation gate (here: warm-up, then every batch)
+        Valid("""
+            seen = 0
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                seen += 1
+                if seen >= warmup:
+                    optimizer.step()
+                optimizer.zero_grad()
+        """),
     ]
     INVALID = [
         Invalid(
-            "for i, (x, y) in enumerate(loader):\n    loss = criterion(model(x), y)\n    loss.backward()\n"
-            "    if (i + 1) % accum_steps == 0:\n        optimizer.step()\n        optimizer.zero_grad()\n",
+            """
+            for i, (x, y) in enumerate(loader):
+                loss = criterion(model(x), y)
+                loss.backward()
+                if (i + 1) % accum_steps == 0:
+                    optimizer.step()
+                    optimizer.zero_grad()
+            """,
             line=3,
-            fixed="for i, (x, y) in enumerate(loader):\n    loss = criterion(model(x), y)\n    (loss / accum_steps).backward()\n"
-            "    if (i + 1) % accum_steps == 0:\n        optimizer.step()\n        optimizer.zero_grad()\n",
+            fixed="""
+            for i, (x, y) in enumerate(loader):
+                loss = criterion(model(x), y)
+                (loss / accum_steps).backward()
+                if (i + 1) % accum_steps == 0:
+                    optimizer.step()
+                    optimizer.zero_grad()
+            """,
         ),
         Invalid(
-            "for step, batch in enumerate(loader):\n    outputs = model(**batch)\n    loss = outputs.loss\n"
-            "    scaler.scale(loss).backward()\n    if (step + 1) % args.gradient_accumulation_steps == 0:\n"
-            "        scaler.step(optimizer)\n        scaler.update()\n        optimizer.zero_grad()\n",
+            """
+            for step, batch in enumerate(loader):
+                outputs = model(**batch)
+                loss = outputs.loss
+                scaler.scale(loss).backward()
+                if (step + 1) % args.gradient_accumulation_steps == 0:
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad()
+            """,
             line=4,
-            fixed="for step, batch in enumerate(loader):\n    outputs = model(**batch)\n    loss = outputs.loss\n"
-            "    scaler.scale(loss / args.gradient_accumulation_steps).backward()\n    if (step + 1) % args.gradient_accumulation_steps == 0:\n"
-            "        scaler.step(optimizer)\n        scaler.update()\n        optimizer.zero_grad()\n",
+            fixed="""
+            for step, batch in enumerate(loader):
+                outputs = model(**batch)
+                loss = outputs.loss
+                scaler.scale(loss / args.gradient_accumulation_steps).backward()
+                if (step + 1) % args.gradient_accumulation_steps == 0:
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad()
+            """,
+        ),
+        # accumulation counted by hand: `if count >= k:` ... `count = 0`
+        Invalid(
+            """
+            count = 0
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                count += 1
+                if count >= accum_steps:
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    count = 0
+            """,
+            line=4,
+            fixed="""
+            count = 0
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                (loss / accum_steps).backward()
+                count += 1
+                if count >= accum_steps:
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    count = 0
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
-        for loop in model.loops:
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
+        for loop in program.loops:
             effects = flow.loop_effects(loop)
-            gates = accumulation_gates(model, loop, effects)
+            gates = [(gate, mod.right) for gate, mod in accumulation_gates(program, loop, effects)] \
+                or counter_gates(program, loop, effects)
             if not gates:
                 continue
-            gate, mod = gates[0]
-            k = int_value(model, mod.right)
+            gate, steps = gates[0]
+            k = int_value(program, steps)
             if k is not None and k <= 1:
                 continue
             if any(e.kind == ZERO_GRAD and not e.inside(gate) for e in effects):
@@ -99,28 +215,19 @@ class AccumulationUnscaledLoss(Rule):
             for e in effects:
                 if e.kind != BACKWARD or e.inside(gate) or not e.direct or e.arg is None:
                     continue
-                if _nearest_loop(model, e.site) is not loop:
+                if enclosing_loop(program, e.site) is not loop:
                     continue
                 if _is_accelerate(e):
                     continue
-                if _scaled(model, flow, e.arg, e.site, loop):
+                if _scaled(program, flow, e.arg, e.site, loop):
                     continue
-                yield self.finding(e.site, fix=_fix(model, e, mod.right))
-
-
-def _nearest_loop(model, node):
-    for ancestor in model.ancestors(node):
-        if isinstance(ancestor, (cst.For, cst.While)):
-            return ancestor
-        if isinstance(ancestor, cst.FunctionDef):
-            return None
-    return None
+                yield self.finding(e.site, fix=_fix(program, e, steps))
 
 
 def _is_accelerate(e) -> bool:
     call = e.site
     return isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and \
-        re.search(r"accelerator", dotted_name(call.func.value) or "", re.I) is not None
+        looks_like_accelerator(dotted_name(call.func.value) or "")
 
 
 def _has_scaling(expr: cst.CSTNode) -> bool:
@@ -128,7 +235,7 @@ def _has_scaling(expr: cst.CSTNode) -> bool:
                for n in walk(expr))
 
 
-def _scaled(model: ProgramModel, flow, loss: cst.BaseExpression, site: cst.CSTNode, loop: cst.CSTNode) -> bool:
+def _scaled(program: ProgramModel, flow, loss: cst.BaseExpression, site: cst.CSTNode, loop: cst.CSTNode) -> bool:
     """True when the loss is (or may be) divided; False only when it evidently is not."""
     if _has_scaling(loss):
         return True
@@ -152,15 +259,15 @@ def _scaled(model: ProgramModel, flow, loss: cst.BaseExpression, site: cst.CSTNo
     for value in assigned:
         if _has_scaling(value):
             return True
-        if not _evidently_raw_loss(model, value):
+        if not _evidently_raw_loss(program, value):
             return True
     return False
 
 
-def _evidently_raw_loss(model: ProgramModel, value: cst.BaseExpression) -> bool:
+def _evidently_raw_loss(program: ProgramModel, value: cst.BaseExpression) -> bool:
     """A criterion call, a functional loss, a model output's `.loss`, or a sum of those."""
     if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Add, cst.Subtract)):
-        return _evidently_raw_loss(model, value.left) and _evidently_raw_loss(model, value.right)
+        return _evidently_raw_loss(program, value.left) and _evidently_raw_loss(program, value.right)
     if isinstance(value, cst.Attribute) and value.attr.value == "loss":
         return True
     if isinstance(value, cst.Subscript) and isinstance(value.value, cst.Name):
@@ -169,26 +276,25 @@ def _evidently_raw_loss(model: ProgramModel, value: cst.BaseExpression) -> bool:
         name = dotted_name(value.func)
         if name is None:
             return False
-        if kind_of_name(model, name) == LOSS:
+        if kind_of_name(program, name) == LOSS:
             return True
-        qual = model.qualname(value.func) or ""
-        if qual.startswith("torch.nn.functional.") and _LOSS_FUNCTIONS.search(qual.rsplit(".", 1)[-1]):
+        qual = program.qualname(value.func) or ""
+        if is_functional_loss(qual):
             return True
-        if "." not in name and name in model.functions:
+        if "." not in name and name in program.functions:
             return False
-        last = name.rsplit(".", 1)[-1]
-        return bool(re.fullmatch(r"(criterion|loss_fn|loss_func|lossfn|criteria|loss_function)", last))
+        return looks_like_loss_function(name)
     return False
 
 
-def _fix(model: ProgramModel, e, k: cst.BaseExpression) -> NodeFix | None:
+def _fix(program: ProgramModel, e, k: cst.BaseExpression) -> NodeFix | None:
     if dotted_name(k) is None and not isinstance(k, cst.Integer):
         return None
     loss = e.arg
     if not isinstance(loss, (cst.Name, cst.Attribute)):
         return None
-    k_code = model.code_for(k)
+    k_code = program.code_for(k)
     call = e.site
     if isinstance(call.func, cst.Attribute) and call.func.value is loss:
-        return NodeFix("Divide the loss by the accumulation steps", (NodeEdit("replace", loss, f"({model.code_for(loss)} / {k_code})"),), UNSAFE)
-    return NodeFix("Divide the loss by the accumulation steps", (NodeEdit("replace", loss, f"{model.code_for(loss)} / {k_code}"),), UNSAFE)
+        return NodeFix("Divide the loss by the accumulation steps", (Replace(loss, f"({program.code_for(loss)} / {k_code})"),), UNSAFE)
+    return NodeFix("Divide the loss by the accumulation steps", (Replace(loss, f"{program.code_for(loss)} / {k_code}"),), UNSAFE)

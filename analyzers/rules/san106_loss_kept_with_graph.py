@@ -4,9 +4,12 @@ import re
 
 import libcst as cst
 
-from ..flow import BACKWARD, flow_of, names_in
-from ..model import ProgramModel, dotted_name, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE, UNSAFE
+from ..context import RuleContext
+from ..effect_sites import decorated_no_grad, with_no_grad
+from ..flow import BACKWARD
+from ..model import ProgramModel
+from ..rule import SAFE, UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
+from ..syntax import dotted_name, enclosing_loop, names_in, walk
 
 
 class LossKeptWithGraph(Rule):
@@ -39,7 +42,9 @@ class LossKeptWithGraph(Rule):
     known_problems = """
         The rule tracks accumulators by name within one function; totals kept in containers passed to other
         functions, attributes set elsewhere or generators are not followed, and a loss kept on purpose for a
-        later `backward()` through another name is reported.
+        later `backward()` through another name is reported. A meter's `update(loss)` counts only when the
+        meter class is defined in the same file and its `update` sums the value without converting it;
+        meters imported from elsewhere are not followed.
     """
     fix_safety = """
         `.detach()` is safe: the stored value keeps its type and values and only drops the graph. `.item()` is
@@ -47,45 +52,192 @@ class LossKeptWithGraph(Rule):
         (`total.cpu()`, `torch.stack(losses)`) would break.
     """
     VALID = [
-        "total = 0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    total += loss.item()\n",
-        "losses = []\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    losses.append(loss.detach())\n",
+        Valid("""
+            total = 0
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                total += loss.item()
+        """),
+        Valid("""
+            losses = []
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                losses.append(loss.detach())
+        """),
         # a loss built with += and then backpropagated
-        "for x, y in loader:\n    loss = 0\n    for head in heads:\n        loss += criterion(head(x), y)\n    loss.backward()\n",
+        Valid("""
+            for x, y in loader:
+                loss = 0
+                for head in heads:
+                    loss += criterion(head(x), y)
+                loss.backward()
+        """),
         # REINFORCE: per-step losses kept on purpose, backpropagated at the end of the episode
-        "policy_losses = []\nfor t in range(T):\n    policy_losses.append(-log_prob * R)\nloss = torch.stack(policy_losses).sum()\nloss.backward()\n",
+        Valid("""
+            policy_losses = []
+            for t in range(T):
+                policy_losses.append(-log_prob * R)
+            loss = torch.stack(policy_losses).sum()
+            loss.backward()
+        """),
         # not backpropagated: an evaluation loop under no_grad
-        "total = 0\nwith torch.no_grad():\n    for x, y in loader:\n        loss = criterion(model(x), y)\n        total += loss\n",
+        Valid("""
+            total = 0
+            with torch.no_grad():
+                for x, y in loader:
+                    loss = criterion(model(x), y)
+                    total += loss
+        """),
+        # a meter fed a Python number
+        Valid("""
+            class AverageMeter:
+                def __init__(self):
+                    self.sum, self.count = 0, 0
+                def update(self, val, n=1):
+                    self.sum += val * n
+                    self.count += n
+            meter = AverageMeter()
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                meter.update(loss.item(), x.size(0))
+        """),
+        # a meter whose update() converts the value itself
+        Valid("""
+            class Meter:
+                def __init__(self):
+                    self.total = 0.0
+                def update(self, val):
+                    self.total += float(val)
+            meter = Meter()
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                meter.update(loss)
+        """),
         # reset every iteration
-        "for x, y in loader:\n    running = 0\n    loss = criterion(model(x), y)\n    loss.backward()\n    running += loss\n",
+        Valid("""
+            for x, y in loader:
+                running = 0
+                loss = criterion(model(x), y)
+                loss.backward()
+                running += loss
+        """),
     ]
     INVALID = [
         Invalid(
-            "total_loss = 0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n    total_loss += loss\n",
+            """
+            total_loss = 0
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss
+            """,
             line=6,
-            fixed="total_loss = 0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    optimizer.step()\n    total_loss += loss.item()\n",
+            fixed="""
+            total_loss = 0
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item()
+            """,
         ),
         Invalid(
-            "def train(model, loader):\n    losses = []\n    for x, y in loader:\n        loss = criterion(model(x), y)\n"
-            "        loss.backward()\n        losses.append(loss)\n    return sum(losses) / len(losses)\n",
+            """
+            def train(model, loader):
+                losses = []
+                for x, y in loader:
+                    loss = criterion(model(x), y)
+                    loss.backward()
+                    losses.append(loss)
+                return sum(losses) / len(losses)
+            """,
             line=6,
-            fixed="def train(model, loader):\n    losses = []\n    for x, y in loader:\n        loss = criterion(model(x), y)\n"
-            "        loss.backward()\n        losses.append(loss.item())\n    return sum(losses) / len(losses)\n",
+            fixed="""
+            def train(model, loader):
+                losses = []
+                for x, y in loader:
+                    loss = criterion(model(x), y)
+                    loss.backward()
+                    losses.append(loss.item())
+                return sum(losses) / len(losses)
+            """,
         ),
         Invalid(
-            "losses = []\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    losses.append(loss)\nprint(torch.stack(losses).mean())\n",
+            """
+            losses = []
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                losses.append(loss)
+            print(torch.stack(losses).mean())
+            """,
             line=5,
-            fixed="losses = []\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    losses.append(loss.detach())\nprint(torch.stack(losses).mean())\n",
+            fixed="""
+            losses = []
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                losses.append(loss.detach())
+            print(torch.stack(losses).mean())
+            """,
         ),
         Invalid(
-            "epoch_loss = 0.0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    epoch_loss = epoch_loss + loss * x.size(0)\n",
+            """
+            epoch_loss = 0.0
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                epoch_loss = epoch_loss + loss * x.size(0)
+            """,
             line=5,
-            fixed="epoch_loss = 0.0\nfor x, y in loader:\n    loss = criterion(model(x), y)\n    loss.backward()\n    epoch_loss = epoch_loss + loss.item() * x.size(0)\n",
+            fixed="""
+            epoch_loss = 0.0
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                epoch_loss = epoch_loss + loss.item() * x.size(0)
+            """,
+        ),
+        # a meter that sums what it is given keeps every iteration's graph
+        Invalid(
+            """
+            class AverageMeter:
+                def __init__(self):
+                    self.sum, self.count = 0, 0
+                def update(self, val, n=1):
+                    self.sum += val * n
+                    self.count += n
+            losses = AverageMeter()
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                losses.update(loss, x.size(0))
+            """,
+            line=11,
+            fixed="""
+            class AverageMeter:
+                def __init__(self):
+                    self.sum, self.count = 0, 0
+                def update(self, val, n=1):
+                    self.sum += val * n
+                    self.count += n
+            losses = AverageMeter()
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                losses.update(loss.item(), x.size(0))
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
-        for loop in model.loops:
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
+        for loop in program.loops:
             effects = flow.loop_effects(loop)
             backwarded: set[str] = set()
             for e in effects:
@@ -100,21 +252,24 @@ class LossKeptWithGraph(Rule):
             if body is None:
                 continue
             for stmt, acc, value in _accumulations(body):
-                if _nearest_loop(model, stmt) is not loop:
+                if enclosing_loop(program, stmt) is not loop:
                     continue
                 loss_node = _loss_in(value, backwarded)
                 if loss_node is None or acc in backwarded or acc.split(".")[0] == loss_node.value:
                     continue
-                if _under_no_grad(model, stmt, loop):
+                if isinstance(stmt, cst.Call) and stmt.func.attr.value == "update" \
+                        and not _keeps_argument(program, scope, acc):
                     continue
-                if not _persistent(model, scope, loop, acc):
+                if _under_no_grad(program, stmt, loop):
                     continue
-                usage = _later_usage(model, scope, acc, flow, loop)
+                if not _persistent(program, scope, loop, acc):
+                    continue
+                usage = _later_usage(program, scope, acc, flow, loop)
                 if usage == "backward":
                     continue
                 method = "detach" if usage == "tensor" else "item"
                 yield self.finding(loss_node, fix=NodeFix(
-                    f"Use .{method}()", (NodeEdit("replace", loss_node, f"{loss_node.value}.{method}()"),), SAFE if method == "detach" else UNSAFE))
+                    f"Use .{method}()", (Replace(loss_node, f"{loss_node.value}.{method}()"),), SAFE if method == "detach" else UNSAFE))
 
 
 def _accumulations(body: cst.CSTNode):
@@ -132,11 +287,34 @@ def _accumulations(body: cst.CSTNode):
             if acc and isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add) \
                     and dotted_name(value.left) == acc:
                 yield node, acc, value.right
-        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "append" \
-                and len(node.args) == 1:
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                and node.func.attr.value in ("append", "update") and len(node.args) in (1, 2) \
+                and node.args[0].keyword is None and (len(node.args) == 1 or node.func.attr.value == "update"):
             acc = dotted_name(node.func.value)
             if acc:
                 yield node, acc, node.args[0].value
+
+
+_DROPS_GRAPH = re.compile(r"\.item\(|\.detach\(|\bfloat\(|is_tensor|isinstance|no_grad|\.data\b|\.tolist\(")
+
+
+def _keeps_argument(program: ProgramModel, scope, acc: str) -> bool:
+    """``acc.update(loss)`` keeps the tensor: ``acc`` is built once in the scope from a meter class defined in
+    this module whose ``update`` adds its argument into an attribute (``self.sum += val * n``) and never
+    converts it (``.item()``, ``.detach()``, ``float()``, a tensor check)."""
+    nodes = _index(program, scope).assigned.get(acc, [])
+    if len(nodes) != 1 or not isinstance(nodes[0], cst.Assign) or not isinstance(nodes[0].value, cst.Call):
+        return False
+    cls = program.classes.get(dotted_name(nodes[0].value.func) or "")
+    method = next((s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "update"), None) \
+        if cls is not None else None
+    if method is None or len(method.params.params) < 2:
+        return False
+    if _DROPS_GRAPH.search(program.code_for(method)):
+        return False
+    value = method.params.params[1].name.value
+    return any(isinstance(n, cst.AugAssign) and isinstance(n.operator, cst.AddAssign)
+               and isinstance(n.target, cst.Attribute) and value in names_in(n.value) for n in walk(method.body))
 
 
 def _loss_in(value: cst.BaseExpression, backwarded: set[str]) -> cst.Name | None:
@@ -149,23 +327,12 @@ def _loss_in(value: cst.BaseExpression, backwarded: set[str]) -> cst.Name | None
     return None
 
 
-def _nearest_loop(model, node):
-    for ancestor in model.ancestors(node):
-        if isinstance(ancestor, (cst.For, cst.While)):
-            return ancestor
-        if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
-            return None
-    return None
-
-
-def _under_no_grad(model: ProgramModel, stmt, loop) -> bool:
-    from ..flow import _with_no_grad, decorated_no_grad
-
-    for ancestor in model.ancestors(stmt):
-        if isinstance(ancestor, cst.With) and _with_no_grad(model, ancestor, False) is not False:
+def _under_no_grad(program: ProgramModel, stmt, loop) -> bool:
+    for ancestor in program.ancestors(stmt):
+        if isinstance(ancestor, cst.With) and with_no_grad(program, ancestor, False) is not False:
             return True
         if isinstance(ancestor, cst.FunctionDef):
-            return decorated_no_grad(model, ancestor)
+            return decorated_no_grad(program, ancestor)
     return False
 
 
@@ -195,33 +362,37 @@ class _ScopeIndex:
                     self.stacked |= names_in(node)
 
 
-def _index(model: ProgramModel, scope) -> _ScopeIndex:
-    cache = model.__dict__.setdefault("_torchsanity_san106", {})
+def _index(program: ProgramModel, scope) -> _ScopeIndex:
+    cache = program.cached(_scope_indexes)
     index = cache.get(id(scope))
     if index is None:
         index = cache[id(scope)] = _ScopeIndex(scope)
     return index
 
 
-def _persistent(model: ProgramModel, scope, loop, acc: str) -> bool:
+def _scope_indexes(program: ProgramModel) -> dict[int, "_ScopeIndex"]:
+    return {}
+
+
+def _persistent(program: ProgramModel, scope, loop, acc: str) -> bool:
     """The accumulator outlives an iteration: an attribute, or a name assigned before the loop and
     not reset inside it."""
     if "." in acc:
         return True
-    nodes = _index(model, scope).assigned.get(acc, [])
-    if any(_inside(model, node, loop) for node in nodes):
+    nodes = _index(program, scope).assigned.get(acc, [])
+    if any(_inside(program, node, loop) for node in nodes):
         return False  # reset inside the loop
     return bool(nodes)
 
 
-def _inside(model, node, loop) -> bool:
-    return any(a is loop for a in model.ancestors(node))
+def _inside(program, node, loop) -> bool:
+    return any(a is loop for a in program.ancestors(node))
 
 
-def _later_usage(model: ProgramModel, scope, acc: str, flow, loop) -> str:
+def _later_usage(program: ProgramModel, scope, acc: str, flow, loop) -> str:
     """"backward" when the accumulated values are backpropagated later, "tensor" when they are
     stacked / concatenated as tensors, else "other"."""
-    index = _index(model, scope)
+    index = _index(program, scope)
     if index.backwarded is None:
         index.backwarded = set()
         for e in flow.scope(scope).effects:

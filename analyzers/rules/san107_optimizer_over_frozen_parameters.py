@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from textwrap import dedent
-
 import libcst as cst
 
-from ..flow import enclosing_function, names_in, named_calls
-from ..model import OPTIMIZER, ProgramModel, dotted_name, iter_children, kind_of_constructor, walk
+from ..context import RuleContext
+from ..lookups import enclosing_function, named_calls
+from ..model import ProgramModel
 from ..positions import locate
-from ..rule import Invalid, Rule
+from ..rule import Invalid, Rule, Valid
+from ..syntax import dotted_name, iter_children, names_in, walk
+from ..torch_api import OPTIMIZER, kind_of_constructor
 
 # Method calls on a frozen model that leave its parameters and their `requires_grad` as they are.
 _KEEPING_METHODS = frozenset({
@@ -202,7 +203,7 @@ class OptimizerOverFrozenParameters(Rule):
     """
     VALID = [
         # torchvision fine-tuning tutorial: freeze everything, then the new head is created trainable.
-        dedent("""\
+        Valid("""
             import torch.nn as nn
             import torch.optim as optim
             import torchvision
@@ -212,7 +213,7 @@ class OptimizerOverFrozenParameters(Rule):
             model.fc = nn.Linear(model.fc.in_features, 10)
             optimizer = optim.SGD(model.fc.parameters(), lr=1e-3, momentum=0.9)
         """),
-        dedent("""\
+        Valid("""
             import torch.nn as nn
             import torch.optim as optim
             import torchvision
@@ -223,13 +224,13 @@ class OptimizerOverFrozenParameters(Rule):
             optimizer = optim.SGD(model.parameters(), lr=1e-3)
         """),
         # freeze everything, unfreeze the last block, optimize what trains
-        dedent("""\
+        Valid("""
             import torch
             model.requires_grad_(False)
             model.layer4.requires_grad_(True)
             optimizer = torch.optim.AdamW(filter(lambda p: p.requires_grad, model.parameters()), lr=1e-4)
         """),
-        dedent("""\
+        Valid("""
             import torch
             for p in model.parameters():
                 p.requires_grad = False
@@ -238,7 +239,7 @@ class OptimizerOverFrozenParameters(Rule):
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         """),
         # the freeze depends on a flag, the optimizer does not: cannot tell
-        dedent("""\
+        Valid("""
             import torch
             if args.freeze_backbone:
                 for p in model.parameters():
@@ -246,28 +247,28 @@ class OptimizerOverFrozenParameters(Rule):
             optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
         """),
         # distillation: the teacher is frozen, the student trains
-        dedent("""\
+        Valid("""
             import torch
             teacher.requires_grad_(False)
             teacher.eval()
             optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
         """),
         # no_grad does not freeze anything
-        dedent("""\
+        Valid("""
             import torch
             with torch.no_grad():
                 model.fc.weight.zero_()
             optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         """),
         # only the backbone is frozen; the optimizer holds the head as well
-        dedent("""\
+        Valid("""
             import torch
             for p in model.backbone.parameters():
                 p.requires_grad = False
             optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         """),
         # some parameters are skipped by the freeze loop
-        dedent("""\
+        Valid("""
             import torch
             for name, p in model.named_parameters():
                 if not name.startswith("fc."):
@@ -275,7 +276,7 @@ class OptimizerOverFrozenParameters(Rule):
             optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         """),
         # gradual unfreezing later on: the optimizer already holds every parameter
-        dedent("""\
+        Valid("""
             import torch
             for p in model.encoder.parameters():
                 p.requires_grad = False
@@ -286,7 +287,7 @@ class OptimizerOverFrozenParameters(Rule):
                 train_one_epoch(model, optimizer)
         """),
         # LoRA / PEFT add trainable adapters to the frozen model
-        dedent("""\
+        Valid("""
             import torch
             from peft import get_peft_model
             model.requires_grad_(False)
@@ -294,7 +295,7 @@ class OptimizerOverFrozenParameters(Rule):
             optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4)
         """),
         # frozen after the optimizer is built (then unfrozen by a schedule elsewhere): not this rule's case
-        dedent("""\
+        Valid("""
             import torch
             optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
             model.backbone.requires_grad_(False)
@@ -302,7 +303,7 @@ class OptimizerOverFrozenParameters(Rule):
     ]
     INVALID = [
         # the new head was attached before the freeze: it is frozen too
-        Invalid(dedent("""\
+        Invalid("""
             import torch.nn as nn
             import torch.optim as optim
             import torchvision
@@ -311,20 +312,20 @@ class OptimizerOverFrozenParameters(Rule):
             for param in model.parameters():
                 param.requires_grad = False
             optimizer = optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        """), line=8),
+        """, line=8),
         # the optimizer was handed the frozen backbone instead of the head
-        Invalid(dedent("""\
+        Invalid("""
             import torch
             for p in model.backbone.parameters():
                 p.requires_grad = False
             optimizer = torch.optim.Adam(model.backbone.parameters(), lr=1e-4)
-        """), line=4),
-        Invalid(dedent("""\
+        """, line=4),
+        Invalid("""
             from torch.optim import AdamW
             encoder.eval().requires_grad_(False)
             optimizer = AdamW(encoder.parameters(), lr=3e-5)
-        """), line=3),
-        Invalid(dedent("""\
+        """, line=3),
+        Invalid("""
             import torch
             def fit(model, loader, epochs):
                 model.requires_grad_(False)
@@ -335,10 +336,11 @@ class OptimizerOverFrozenParameters(Rule):
                     lr=1e-2,
                 )
                 return optimizer
-        """), line=5),
+        """, line=5),
     ]
 
-    def check(self, program: ProgramModel):
+    def check(self, ctx: RuleContext):
+        program = ctx.program
         orders: dict[int, tuple[list[cst.CSTNode], dict[int, int]]] = {}
         unfrozen: list[bool] = []
         for call, qual in named_calls(program):

@@ -2,22 +2,13 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..flow import (
-    BACKWARD,
-    EVAL,
-    FORWARD,
-    TRAIN,
-    EvalRegion,
-    call_sites,
-    eval_candidates,
-    eval_fix_safe,
-    flow_of,
-    loop_header,
-    names_in,
-    referenced_otherwise,
-)
-from ..model import ProgramModel, dotted_name, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
+from ..context import RuleContext
+from ..flow import BACKWARD, EVAL, FORWARD, TRAIN
+from ..lookups import call_sites, referenced_otherwise
+from ..model import ProgramModel
+from ..rule import UNSAFE, InsertBefore, Invalid, NodeFix, Rule, Valid
+from ..syntax import dotted_name, loop_header, names_in, walk
+from ._eval_regions import EvalRegion, eval_candidates, eval_fix_safe
 
 
 class EvalWithoutEvalMode(Rule):
@@ -47,7 +38,9 @@ class EvalWithoutEvalMode(Rule):
     known_problems = """
         Evaluation code is recognised by names (`evaluate`, `validate`, `test`, `predict`, validation loaders);
         differently named evaluation code is not seen, and a mode set by a caller the rule cannot read (another
-        package, a callback) is assumed to be missing.
+        package, a callback) is assumed to be missing. A model whose class is defined in the same file and is
+        built only from layers that ignore the mode (no dropout, no batch-norm, no `self.training`) is left
+        alone; a model built elsewhere (a loader helper, another package) is assumed to need eval().
     """
     fix_safety = """
         Unsafe: `model.eval()` changes dropout and batch-norm for everything that runs after it, training
@@ -55,63 +48,266 @@ class EvalWithoutEvalMode(Rule):
         `model.train()`, and is still left to `--unsafe-fixes`.
     """
     VALID = [
-        "def evaluate(model, loader):\n    model.eval()\n    with torch.no_grad():\n        for x, y in loader:\n            out = model(x)\n",
+        Valid("""
+            def evaluate(model, loader):
+                model.eval()
+                with torch.no_grad():
+                    for x, y in loader:
+                        out = model(x)
+        """),
         # the caller switches the mode
-        "def evaluate(model, loader):\n    with torch.no_grad():\n        for x, y in loader:\n            out = model(x)\n\nmodel.eval()\nevaluate(model, val_loader)\n",
+        Valid("""
+            def evaluate(model, loader):
+                with torch.no_grad():
+                    for x, y in loader:
+                        out = model(x)
+
+            model.eval()
+            evaluate(model, val_loader)
+        """),
         # a helper does it
-        "def prepare(m):\n    m.eval()\n\ndef test(model, loader):\n    prepare(model)\n    for x, y in loader:\n        out = model(x)\n",
+        Valid("""
+            def prepare(m):
+                m.eval()
+
+            def test(model, loader):
+                prepare(model)
+                for x, y in loader:
+                    out = model(x)
+        """),
         # train(flag)
-        "for x, y in val_loader:\n    pass\nmodel.train(False)\nwith torch.no_grad():\n    for x, y in val_loader:\n        out = model(x)\n",
+        Valid("""
+            for x, y in val_loader:
+                pass
+            model.train(False)
+            with torch.no_grad():
+                for x, y in val_loader:
+                    out = model(x)
+        """),
         # never called here: the callers (in other modules) decide
-        "import torch\n\ndef evaluate(model, loader):\n    with torch.no_grad():\n        for x, y in loader:\n            out = model(x)\n",
+        Valid("""
+            import torch
+
+            def evaluate(model, loader):
+                with torch.no_grad():
+                    for x, y in loader:
+                        out = model(x)
+        """),
         # a module's own predict method
-        "import torch.nn as nn\nclass Net(nn.Module):\n    def predict(self, x):\n        return self.net(x).argmax(1)\n",
+        Valid("""
+            import torch.nn as nn
+            class Net(nn.Module):
+                def predict(self, x):
+                    return self.net(x).argmax(1)
+        """),
         # a training loop over the training loader
-        "for x, y in train_loader:\n    out = model(x)\n    loss_fn(out, y).backward()\n    opt.step()\n",
+        Valid("""
+            for x, y in train_loader:
+                out = model(x)
+                loss_fn(out, y).backward()
+                opt.step()
+        """),
+        # a bigram model: no dropout, no batch-norm, so eval() would change nothing
+        Valid("""
+            import torch.nn as nn
+            class Bigram(nn.Module):
+                def __init__(self, vocab):
+                    super().__init__()
+                    self.table = nn.Embedding(vocab, vocab)
+                def forward(self, idx):
+                    return self.table(idx)
+            model = Bigram(27)
+            for x, y in train_loader:
+                loss = model(x).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            for x, y in val_loader:
+                print(model(x))
+        """),
     ]
     INVALID = [
         # the model is loaded inside: nobody else can switch its mode
         Invalid(
-            "import torch\n\ndef predict(path, images):\n    model = torch.load(path)\n    with torch.no_grad():\n"
-            "        return model(images).argmax(1)\n\nprint(predict('m.pt', batch))\n",
+            """
+            import torch
+
+            def predict(path, images):
+                model = torch.load(path)
+                with torch.no_grad():
+                    return model(images).argmax(1)
+
+            print(predict('m.pt', batch))
+            """,
             line=3,
         ),
         Invalid(
-            "import torch\n\ndef evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n        for x, y in loader:\n"
-            "            correct += (model(x).argmax(1) == y).sum().item()\n    return correct\n\n"
-            "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n"
-            "        loss_fn(model(x), y).backward()\n        opt.step()\n    evaluate(model, val_loader)\n",
+            """
+            import torch
+
+            def evaluate(model, loader):
+                correct = 0
+                with torch.no_grad():
+                    for x, y in loader:
+                        correct += (model(x).argmax(1) == y).sum().item()
+                return correct
+
+            for epoch in range(10):
+                model.train()
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                evaluate(model, val_loader)
+            """,
             line=3,
-            fixed="import torch\n\ndef evaluate(model, loader):\n    model.eval()\n    correct = 0\n    with torch.no_grad():\n        for x, y in loader:\n"
-            "            correct += (model(x).argmax(1) == y).sum().item()\n    return correct\n\n"
-            "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n"
-            "        loss_fn(model(x), y).backward()\n        opt.step()\n    evaluate(model, val_loader)\n",
+            fixed="""
+            import torch
+
+            def evaluate(model, loader):
+                model.eval()
+                correct = 0
+                with torch.no_grad():
+                    for x, y in loader:
+                        correct += (model(x).argmax(1) == y).sum().item()
+                return correct
+
+            for epoch in range(10):
+                model.train()
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                evaluate(model, val_loader)
+            """,
         ),
         Invalid(
-            "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n"
-            "        loss_fn(model(x), y).backward()\n        opt.step()\n    with torch.no_grad():\n"
-            "        for x, y in val_loader:\n            val_loss += loss_fn(model(x), y).item()\n",
+            """
+            for epoch in range(10):
+                model.train()
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                with torch.no_grad():
+                    for x, y in val_loader:
+                        val_loss += loss_fn(model(x), y).item()
+            """,
             line=8,
-            fixed="for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n"
-            "        loss_fn(model(x), y).backward()\n        opt.step()\n    with torch.no_grad():\n"
-            "        model.eval()\n        for x, y in val_loader:\n            val_loss += loss_fn(model(x), y).item()\n",
+            fixed="""
+            for epoch in range(10):
+                model.train()
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                with torch.no_grad():
+                    model.eval()
+                    for x, y in val_loader:
+                        val_loss += loss_fn(model(x), y).item()
+            """,
+        ),
+        # the same model with dropout needs eval()
+        Invalid(
+            """
+            import torch.nn as nn
+            class Bigram(nn.Module):
+                def __init__(self, vocab):
+                    super().__init__()
+                    self.table = nn.Embedding(vocab, vocab)
+                    self.drop = nn.Dropout(0.1)
+                def forward(self, idx):
+                    return self.drop(self.table(idx))
+            model = Bigram(27)
+            for x, y in train_loader:
+                loss = model(x).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            for x, y in val_loader:
+                print(model(x))
+            """,
+            line=15,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
-        for region in eval_candidates(model):
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
+        for region in eval_candidates(program):
             if any(e.kind == EVAL or (e.kind == TRAIN and e.flag is not True) for e in region.effects):
                 continue
             if not region.holds():
                 continue
             targets = {e.target for e in region.effects if e.kind == FORWARD}
+            if targets and all(_mode_free_model(program, t) for t in targets):
+                continue  # built from layers that behave the same in train and eval mode
             if region.function is not None:
-                result = _check_function(model, flow, region, targets)
+                result = _check_function(program, flow, region, targets)
             else:
-                result = _check_loop(model, flow, region, targets)
+                result = _check_loop(program, flow, region, targets)
             if result is not None:
                 yield result if not isinstance(result, tuple) else self.finding(result[0], end_node=result[1], fix=result[2])
+
+
+# torch.nn layers whose forward does not depend on train / eval mode (RNNs only without their dropout argument)
+_MODE_FREE_LAYERS = frozenset("torch.nn." + name for name in (
+    "Linear", "Bilinear", "Embedding", "EmbeddingBag", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+    "ConvTranspose2d", "ConvTranspose3d", "LayerNorm", "GroupNorm", "RMSNorm", "ReLU", "GELU", "SiLU", "Tanh",
+    "Sigmoid", "Softmax", "LogSoftmax", "LeakyReLU", "ELU", "Identity", "Flatten", "Unflatten", "MaxPool1d",
+    "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Sequential", "ModuleList",
+    "ModuleDict", "Parameter", "ParameterList", "RNN", "LSTM", "GRU",
+))
+
+
+def _mode_free_model(program: ProgramModel, target: str | None) -> bool:
+    """``target`` is bound only to ``Cls(...)`` of an ``nn.Module`` class of this file built only from layers
+    that ignore the mode (no dropout, no batch-norm, no ``self.training``): eval() would change nothing."""
+    bindings = program.bindings.get(target or "", ())
+    if not bindings:
+        return False
+    for binding in bindings:
+        value = binding.value
+        if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Name):
+            return False
+        if not _mode_free_class(program, value.func.value, set()):
+            return False
+    return True
+
+
+def _mode_free_class(program: ProgramModel, name: str, seen: set[str]) -> bool:
+    if name in seen:
+        return True
+    cls = program.classes.get(name)
+    if cls is None or name not in program.module_classes:
+        return False
+    seen.add(name)
+    for base in cls.bases:
+        base_name = dotted_name(base.value)
+        if base_name in program.classes and not _mode_free_class(program, base_name, seen):
+            return False
+    for node in walk(cls.body):
+        if isinstance(node, cst.Attribute) and node.attr.value == "training":
+            return False
+        if not isinstance(node, cst.Call):
+            continue
+        qual = program.call_name(node) or ""
+        callee = dotted_name(node.func)
+        if "dropout" in qual.lower() or "norm" in qual.lower() and not qual.endswith(("LayerNorm", "GroupNorm", "RMSNorm")):
+            return False
+        if qual.startswith("torch.nn.") and qual.rsplit(".", 1)[-1][:1].isupper():
+            if qual not in _MODE_FREE_LAYERS or any(a.keyword is not None and a.keyword.value == "dropout" for a in node.args) \
+                    or len([a for a in node.args if a.keyword is None]) > 5:  # LSTM's sixth positional is dropout
+                return False
+        elif callee is not None and "." not in callee and callee not in _BUILTINS:
+            if not _mode_free_class(program, callee, seen):
+                return False  # a class or helper the rule cannot see through (it may add dropout)
+        elif callee is not None and callee.split(".")[0] in program.imports and not qual.startswith("torch."):
+            return False  # a library call (``timm.create_model``) that may build any layer
+    return True
+
+
+_BUILTINS = frozenset({"super", "range", "len", "int", "float", "min", "max", "sum", "abs", "isinstance",
+                       "enumerate", "zip", "list", "tuple", "dict", "print", "getattr", "setattr", "hasattr"})
 
 
 def _mode_switch_before(flow, site) -> bool:
@@ -124,7 +320,7 @@ def _mode_switch_before(flow, site) -> bool:
     return False
 
 
-def _check_function(model: ProgramModel, flow, region: EvalRegion, targets):
+def _check_function(program: ProgramModel, flow, region: EvalRegion, targets):
     info = region.function
     func = info.node
     params = {p.name.value for p in list(func.params.params) + list(func.params.posonly_params) + list(func.params.kwonly_params)}
@@ -140,36 +336,37 @@ def _check_function(model: ProgramModel, flow, region: EvalRegion, targets):
         kinds.add("param" if head in params and head != "self" else "self" if head == "self" else "local" if head in locals_ else "global")
     if not kinds:
         return None
-    if "global" in kinds and _any_eval_call(model, model.module):
+    if "global" in kinds and _any_eval_call(program, program.module):
         return None
-    class_or_module = model.classes.get(info.class_name) if info.class_name else model.module
-    if "self" in kinds and _any_eval_call(model, class_or_module):
+    class_or_module = program.classes.get(info.class_name) if info.class_name else program.module
+    if "self" in kinds and _any_eval_call(program, class_or_module):
         return None
-    sites = call_sites(model, info)
-    if not sites or referenced_otherwise(model, info, sites):
+    sites = call_sites(program, info)
+    if not sites or referenced_otherwise(program, info, sites):
         return None  # called from elsewhere: the caller may well switch the mode
     for site in sites:
-        if _mode_switch_before(flow, site) or _feeds_backward(model, flow, site):
+        if _mode_switch_before(flow, site) or _feeds_backward(program, flow, site):
             return None
-    return (func.name, func.name, _function_fix(model, flow, region, targets, sites))
+    return (func.name, func.name, _function_fix(program, flow, region, targets, sites))
 
 
-def _any_eval_call(model: ProgramModel, node: cst.CSTNode | None) -> bool:
-    """Whether ``node`` (the module, a class) holds an ``x.eval()`` call; the holders are found once per model."""
-    holders = model.__dict__.get("_torchsanity_eval_call_holders")
-    if holders is None:
-        holders = set()
-        for call in model.calls:
-            func = call.func
-            if type(func) is cst.Attribute and func.attr.value == "eval" and not call.args:
-                holders.update(id(ancestor) for ancestor in model.ancestors(call))
-        model.__dict__["_torchsanity_eval_call_holders"] = holders
-    return node is not None and id(node) in holders
+def _any_eval_call(program: ProgramModel, node: cst.CSTNode | None) -> bool:
+    """Whether ``node`` (the module, a class) holds an ``x.eval()`` call; the holders are found once per program."""
+    return node is not None and id(node) in program.cached(_eval_call_holders)
 
 
-def _feeds_backward(model, flow, site) -> bool:
+def _eval_call_holders(program: ProgramModel) -> set[int]:
+    holders: set[int] = set()
+    for call in program.calls:
+        func = call.func
+        if type(func) is cst.Attribute and func.attr.value == "eval" and not call.args:
+            holders.update(id(ancestor) for ancestor in program.ancestors(call))
+    return holders
+
+
+def _feeds_backward(program, flow, site) -> bool:
     """The call's result is used in a loss that is backpropagated (it is not evaluation after all)."""
-    stmt = model.enclosing_statement(site)
+    stmt = program.enclosing_statement(site)
     targets = set()
     if isinstance(stmt, cst.SimpleStatementLine):
         for s in stmt.body:
@@ -192,7 +389,7 @@ def _feeds_backward(model, flow, site) -> bool:
     return False
 
 
-def _function_fix(model, flow, region, targets, sites):
+def _function_fix(program, flow, region, targets, sites):
     if len(targets) != 1 or not sites:
         return None
     target = next(iter(targets))
@@ -209,7 +406,7 @@ def _function_fix(model, flow, region, targets, sites):
         if len(body.body) < 2:
             return None
         first = body.body[1]
-    return NodeFix(f"Insert {target}.eval()", (NodeEdit("insert_before", first, f"{target}.eval()"),), UNSAFE)
+    return NodeFix(f"Insert {target}.eval()", (InsertBefore(first, f"{target}.eval()"),), UNSAFE)
 
 
 def _is_docstring(stmt) -> bool:
@@ -217,7 +414,7 @@ def _is_docstring(stmt) -> bool:
         and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
 
 
-def _check_loop(model: ProgramModel, flow, region: EvalRegion, targets):
+def _check_loop(program: ProgramModel, flow, region: EvalRegion, targets):
     loop = region.node
     effects = flow.scope_of(loop).effects
     before = []
@@ -236,10 +433,10 @@ def _check_loop(model: ProgramModel, flow, region: EvalRegion, targets):
     if any(e.kind in (EVAL, TRAIN) and e.inside(loop) for e in effects):
         return None
     start, end = loop_header(loop)
-    return (start, end, _loop_fix(model, flow, loop, targets))
+    return (start, end, _loop_fix(program, flow, loop, targets))
 
 
-def _loop_fix(model, flow, loop, targets):
+def _loop_fix(program, flow, loop, targets):
     if len(targets) != 1:
         return None
     target = next(iter(targets))
@@ -247,4 +444,4 @@ def _loop_fix(model, flow, loop, targets):
         return None
     if not eval_fix_safe(flow, lambda e: e.inside(loop)):
         return None
-    return NodeFix(f"Insert {target}.eval()", (NodeEdit("insert_before", loop, f"{target}.eval()"),), UNSAFE)
+    return NodeFix(f"Insert {target}.eval()", (InsertBefore(loop, f"{target}.eval()"),), UNSAFE)

@@ -2,20 +2,15 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..flow import (
-    FORWARD,
-    call_sites,
-    decorated_no_grad,
-    eval_candidates,
-    flow_of,
-    indent_of,
-    loop_header,
-    named_calls,
-    referenced_otherwise,
-    _with_no_grad,
-)
-from ..model import ProgramModel, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
+from ..context import RuleContext
+from ..effect_sites import decorated_no_grad, with_no_grad
+from ..flow import FORWARD
+from ..lookups import call_sites, named_calls, referenced_otherwise
+from ..model import ProgramModel
+from ..project_index import callers_disable_grad
+from ..rule import UNSAFE, InsertBefore, Invalid, NodeFix, Replace, Rule, Valid
+from ..syntax import indent_of, int_literal, loop_header, nodes_of_types, walk
+from ._eval_regions import eval_candidates
 
 
 class EvalWithoutNoGrad(Rule):
@@ -43,7 +38,11 @@ class EvalWithoutNoGrad(Rule):
     """
     known_problems = """
         Like SAN201, evaluation is recognised by names; evaluation outputs that are used for a later
-        `backward()` (adversarial evaluation, gradient-based metrics) look the same to the rule.
+        `backward()` (adversarial evaluation, gradient-based metrics) look the same to the rule. Pre-0.4 code
+        that turns autograd off with `Variable(..., volatile=True)`, or that batches with torchtext's legacy
+        iterators (whose evaluation batches were volatile) and reads losses with `.data[0]`, is left alone.
+        Hugging Face's `model.generate(...)` disables gradients itself, so a region whose only forward passes
+        are `generate` calls is not reported (SAN201 still asks for `eval()` there).
     """
     fix_safety = """
         Unsafe: under `torch.no_grad()` the outputs carry no graph, so code that later differentiates through
@@ -51,133 +50,273 @@ class EvalWithoutNoGrad(Rule):
         changes it for every caller.
     """
     VALID = [
-        "import torch\n\n@torch.no_grad()\ndef evaluate(model, loader):\n    model.eval()\n    for x, y in loader:\n        out = model(x)\n",
-        "import torch\n\n@torch.inference_mode()\ndef evaluate(model, loader):\n    model.eval()\n    for x, y in loader:\n        out = model(x)\n",
-        "import torch\n\ndef evaluate(model, loader):\n    model.eval()\n    with torch.set_grad_enabled(False):\n        for x, y in loader:\n            out = model(x)\n",
-        "import torch\n\ndef validate(model, loader):\n    model.eval()\n    with torch.inference_mode():\n        for x, y in loader:\n            out = model(x)\n",
+        Valid("""
+            import torch
+
+            @torch.no_grad()
+            def evaluate(model, loader):
+                model.eval()
+                for x, y in loader:
+                    out = model(x)
+        """),
+        Valid("""
+            import torch
+
+            @torch.inference_mode()
+            def evaluate(model, loader):
+                model.eval()
+                for x, y in loader:
+                    out = model(x)
+        """),
+        Valid("""
+            import torch
+
+            def evaluate(model, loader):
+                model.eval()
+                with torch.set_grad_enabled(False):
+                    for x, y in loader:
+                        out = model(x)
+        """),
+        Valid("""
+            import torch
+
+            def validate(model, loader):
+                model.eval()
+                with torch.inference_mode():
+                    for x, y in loader:
+                        out = model(x)
+        """),
         # the caller disables gradients
-        "import torch\n\ndef evaluate(model, loader):\n    model.eval()\n    for x, y in loader:\n        out = model(x)\n\nwith torch.no_grad():\n    evaluate(model, val_loader)\n",
+        Valid("""
+            import torch
+
+            def evaluate(model, loader):
+                model.eval()
+                for x, y in loader:
+                    out = model(x)
+
+            with torch.no_grad():
+                evaluate(model, val_loader)
+        """),
         # never called here: the callers decide
-        "import torch\n\ndef evaluate(model, loader):\n    model.eval()\n    for x, y in loader:\n        out = model(x)\n",
+        Valid("""
+            import torch
+
+            def evaluate(model, loader):
+                model.eval()
+                for x, y in loader:
+                    out = model(x)
+        """),
         # the flag form, decided by the caller
-        "import torch\n\ndef run(model, loader, train):\n    model.train(train)\n    with torch.set_grad_enabled(train):\n        for x, y in loader:\n            out = model(x)\n",
+        Valid("""
+            import torch
+
+            def run(model, loader, train):
+                model.train(train)
+                with torch.set_grad_enabled(train):
+                    for x, y in loader:
+                        out = model(x)
+        """),
         # gradients needed on purpose (saliency)
-        "def predict(model, x):\n    x.requires_grad_(True)\n    out = model(x)\n    return out\n",
+        Valid("""
+            def predict(model, x):
+                x.requires_grad_(True)
+                out = model(x)
+                return out
+        """),
+        # pre-0.4 torchtext: the test iterator of BucketIterator.splits yields volatile batches
+        Valid("""
+            from torchtext import data
+            train_iter, test_iter = data.BucketIterator.splits((train, test), batch_size=32)
+            model.eval()
+            total = 0
+            for batch in test_iter:
+                loss = criterion(model(batch.text), batch.label)
+                total += loss.data[0]
+        """),
     ]
     INVALID = [
         Invalid(
-            "import torch\n\ndef evaluate(model, loader):\n    model.eval()\n    correct = 0\n    for x, y in loader:\n"
-            "        correct += (model(x).argmax(1) == y).sum().item()\n    return correct\n\nprint(evaluate(net, val_loader))\n",
+            """
+            import torch
+
+            def evaluate(model, loader):
+                model.eval()
+                correct = 0
+                for x, y in loader:
+                    correct += (model(x).argmax(1) == y).sum().item()
+                return correct
+
+            print(evaluate(net, val_loader))
+            """,
             line=3,
-            fixed="import torch\n\n@torch.no_grad()\ndef evaluate(model, loader):\n    model.eval()\n    correct = 0\n    for x, y in loader:\n"
-            "        correct += (model(x).argmax(1) == y).sum().item()\n    return correct\n\nprint(evaluate(net, val_loader))\n",
+            fixed="""
+            import torch
+
+            @torch.no_grad()
+            def evaluate(model, loader):
+                model.eval()
+                correct = 0
+                for x, y in loader:
+                    correct += (model(x).argmax(1) == y).sum().item()
+                return correct
+
+            print(evaluate(net, val_loader))
+            """,
         ),
         Invalid(
-            "import torch\n\nfor epoch in range(3):\n    model.eval()\n    for x, y in val_loader:\n        out = model(x)\n"
-            "        acc += (out.argmax(1) == y).float().mean().item()\n",
+            """
+            import torch
+
+            for epoch in range(3):
+                model.eval()
+                for x, y in val_loader:
+                    out = model(x)
+                    acc += (out.argmax(1) == y).float().mean().item()
+            """,
             line=5,
-            fixed="import torch\n\nfor epoch in range(3):\n    model.eval()\n    with torch.no_grad():\n        for x, y in val_loader:\n            out = model(x)\n"
-            "            acc += (out.argmax(1) == y).float().mean().item()\n",
+            fixed="""
+            import torch
+
+            for epoch in range(3):
+                model.eval()
+                with torch.no_grad():
+                    for x, y in val_loader:
+                        out = model(x)
+                        acc += (out.argmax(1) == y).float().mean().item()
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
-        if _grad_disabled_globally(model):
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
+        if _grad_disabled_globally(program) or _legacy_torchtext_batches(program):
             return
         volatile = None
-        for region in eval_candidates(model):
-            forwards = [e for e in region.effects if e.kind == FORWARD]
-            if any(e.nograd is not False for e in forwards):
+        for region in eval_candidates(program):
+            forwards = [e for e in region.effects if e.kind == FORWARD and not _generates(e)]
+            if not forwards or any(e.nograd is not False for e in forwards):
                 continue  # some forward is under no_grad (or a flag): the author thought about it
             if not region.holds():
                 continue
             if volatile is None:
-                volatile = _volatile_variables(model)
+                volatile = _volatile_variables(program)
             scope = region.function.node if region.function is not None else region.node
-            if any(any(a is scope for a in model.ancestors(call)) for call in volatile):
+            if any(any(a is scope for a in program.ancestors(call)) for call in volatile):
                 continue  # pre-0.4 code: Variable(x, volatile=True) is how autograd was turned off
             if region.function is not None:
                 info = region.function
-                if decorated_no_grad(model, info.node):
+                if decorated_no_grad(program, info.node):
                     continue
-                sites = call_sites(model, info)
-                if not sites or referenced_otherwise(model, info, sites) or any(_site_no_grad(model, flow, s) for s in sites):
-                    continue  # uncalled here: callers elsewhere may disable gradients
-                yield self.finding(info.node.name, fix=_decorate(model, info.node))
+                sites = call_sites(program, info)
+                if referenced_otherwise(program, info, sites) or any(_site_no_grad(program, flow, s) for s in sites):
+                    continue
+                if not sites and callers_disable_grad(program.project, program.path, info.qualname) is not False:
+                    continue  # uncalled here: the project's callers decide (None: no project, or cannot tell)
+                yield self.finding(info.node.name, fix=_decorate(program, info.node))
             else:
                 loop = region.node
-                func = model.enclosing_function(loop)
+                func = program.enclosing_function(loop)
                 if func is not None:
-                    info = flow._info(func)
-                    if decorated_no_grad(model, func):
+                    info = flow.function_info(func)
+                    if decorated_no_grad(program, func):
                         continue
                     if info is not None:
-                        sites = call_sites(model, info)
-                        if referenced_otherwise(model, info, sites) or any(_site_no_grad(model, flow, s) for s in sites):
+                        sites = call_sites(program, info)
+                        if referenced_otherwise(program, info, sites) or any(_site_no_grad(program, flow, s) for s in sites):
                             continue
+                        if (not sites and program.project is not None
+                                and callers_disable_grad(program.project, program.path, info.qualname) is not False):
+                            continue  # the project's callers disable gradients (or cannot tell)
                 start, end = loop_header(loop)
-                yield self.finding(start, end_node=end, fix=_wrap(model, loop))
+                yield self.finding(start, end_node=end, fix=_wrap(program, loop))
 
 
-def _volatile_variables(model: ProgramModel) -> list[cst.Call]:
+def _generates(effect) -> bool:
+    """``model.generate(...)``: Hugging Face's ``generate`` runs under ``torch.no_grad()`` itself."""
+    call = effect.inner
+    return isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "generate"
+
+
+def _volatile_variables(program: ProgramModel) -> list[cst.Call]:
     """``Variable(x, volatile=True)`` calls (PyTorch < 0.4 disabled autograd that way)."""
-    return [call for call, qual in named_calls(model)
+    return [call for call, qual in named_calls(program)
             if qual is not None and qual.rsplit(".", 1)[-1] == "Variable"
             and any(a.keyword is not None and a.keyword.value == "volatile"
                     and isinstance(a.value, cst.Name) and a.value.value == "True" for a in call.args)]
 
 
-def _grad_disabled_globally(model: ProgramModel) -> bool:
-    for call, qual in named_calls(model):
+_TORCHTEXT_ITERATORS = frozenset({"BucketIterator", "Iterator", "BPTTIterator"})
+
+
+def _legacy_torchtext_batches(program: ProgramModel) -> bool:
+    """Pre-0.4 code (``loss.data[0]``) that batches with torchtext's legacy iterators: torchtext < 0.3
+    built every batch of a ``train=False`` iterator (the test split of ``BucketIterator.splits``) as
+    ``Variable(..., volatile=True)``, which is how autograd was turned off then."""
+    iterators = any(qual is not None and qual.startswith("torchtext.") and _TORCHTEXT_ITERATORS & set(qual.split("."))
+                    for _, qual in named_calls(program))
+    return iterators and any(_data_index_zero(node) for node in nodes_of_types(program.module, _SUBSCRIPT))
+
+
+_SUBSCRIPT = frozenset({cst.Subscript})
+
+
+def _data_index_zero(node: cst.Subscript) -> bool:
+    """``x.data[0]``: reading a scalar out of a 1-element tensor, as PyTorch < 0.4 required."""
+    return isinstance(node.value, cst.Attribute) and node.value.attr.value == "data" and len(node.slice) == 1 \
+        and isinstance(node.slice[0].slice, cst.Index) and int_literal(node.slice[0].slice.value) == 0
+
+
+def _grad_disabled_globally(program: ProgramModel) -> bool:
+    for call, qual in named_calls(program):
         if qual in ("torch.set_grad_enabled", "torch.autograd.set_grad_enabled"):
-            parent = model.parent(call)
+            parent = program.parent(call)
             if not isinstance(parent, cst.WithItem):
                 return True
     return False
 
 
-def _site_no_grad(model: ProgramModel, flow, site, _depth: int = 0) -> bool:
+def _site_no_grad(program: ProgramModel, flow, site, _depth: int = 0) -> bool:
     if _depth > 4:
         return False
-    for ancestor in model.ancestors(site):
-        if isinstance(ancestor, cst.With) and _with_no_grad(model, ancestor, False) is not False:
+    for ancestor in program.ancestors(site):
+        if isinstance(ancestor, cst.With) and with_no_grad(program, ancestor, False) is not False:
             return True
         if isinstance(ancestor, cst.FunctionDef):
-            if decorated_no_grad(model, ancestor):
+            if decorated_no_grad(program, ancestor):
                 return True
-            info = flow._info(ancestor)
+            info = flow.function_info(ancestor)
             if info is not None:
-                outer = call_sites(model, info)
-                return bool(outer) and all(_site_no_grad(model, flow, s, _depth + 1) for s in outer)
+                outer = call_sites(program, info)
+                return bool(outer) and all(_site_no_grad(program, flow, s, _depth + 1) for s in outer)
             return False
     return False
 
 
-def _torch_name(model: ProgramModel) -> str | None:
-    return "torch" if model.imports.get("torch") == "torch" else None
+def _torch_name(program: ProgramModel) -> str | None:
+    return "torch" if program.imports.get("torch") == "torch" else None
 
 
-def _decorate(model: ProgramModel, func: cst.FunctionDef) -> NodeFix | None:
-    torch = _torch_name(model)
+def _decorate(program: ProgramModel, func: cst.FunctionDef) -> NodeFix | None:
+    torch = _torch_name(program)
     if torch is None or func.asynchronous is not None:
         return None
     for node in walk(func.body):
         if isinstance(node, (cst.Yield, cst.Await)):
             return None
-    return NodeFix("Decorate with @torch.no_grad()", (NodeEdit("insert_before", func, f"@{torch}.no_grad()"),), UNSAFE)
+    return NodeFix("Decorate with @torch.no_grad()", (InsertBefore(func, f"@{torch}.no_grad()"),), UNSAFE)
 
 
-def _wrap(model: ProgramModel, loop: cst.CSTNode) -> NodeFix | None:
-    torch = _torch_name(model)
+def _wrap(program: ProgramModel, loop: cst.CSTNode) -> NodeFix | None:
+    torch = _torch_name(program)
     if torch is None:
         return None
-    indent = indent_of(model, loop)
-    unit = model.module.default_indent
-    code = cst.Module(body=[], default_indent=unit, default_newline=model.module.default_newline).code_for_node(
+    indent = indent_of(program, loop)
+    unit = program.module.default_indent
+    code = cst.Module(body=[], default_indent=unit, default_newline=program.module.default_newline).code_for_node(
         loop.with_changes(leading_lines=()))
     lines = [line.rstrip("\r") for line in code.rstrip("\r\n").split("\n")]  # line breaks: the engine's
     if any("\"\"\"" in line or "'''" in line for line in lines):
         return None  # multi-line strings must not be re-indented
     body = "\n".join((indent + unit + line) if line.strip() else "" for line in lines)
-    return NodeFix("Wrap in with torch.no_grad()", (NodeEdit("replace", loop, f"{torch}.no_grad()".join(["with ", ":\n"]) + body),), UNSAFE)
+    return NodeFix("Wrap in with torch.no_grad()", (Replace(loop, f"{torch}.no_grad()".join(["with ", ":\n"]) + body),), UNSAFE)

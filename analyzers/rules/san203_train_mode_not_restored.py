@@ -2,20 +2,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..flow import (
-    BACKWARD,
-    EVAL,
-    FORWARD,
-    TRAIN,
-    flow_of,
-    is_conditional,
-    loop_body_block,
-    loop_header,
-    same_object,
-    top_statement_in,
-)
-from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
+from ..context import RuleContext
+from ..flow import BACKWARD, EVAL, FORWARD, TRAIN, is_conditional
+from ..lookups import same_object
+from ..model import ProgramModel
+from ..rule import SAFE, InsertBefore, Invalid, NodeFix, Rule, Valid
+from ..syntax import dotted_name, loop_body_block, loop_header, top_statement_in
 
 _TRAIN, _EVAL, _MAYBE_EVAL, _UNKNOWN = "train", "eval", "maybe-eval", "unknown"
 
@@ -58,54 +50,169 @@ class TrainModeNotRestored(Rule):
         offered when a mode switch happens inside that statement.
     """
     VALID = [
-        "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n    model.eval()\n    validate(model)\n",
+        Valid("""
+            for epoch in range(10):
+                model.train()
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                model.eval()
+                validate(model)
+        """),
         # the helper restores the mode
-        "def evaluate(model):\n    model.eval()\n    run(model)\n    model.train()\n\nfor epoch in range(10):\n    for x, y in train_loader:\n"
-        "        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n    evaluate(model)\n",
+        Valid("""
+            def evaluate(model):
+                model.eval()
+                run(model)
+                model.train()
+
+            for epoch in range(10):
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                evaluate(model)
+        """),
         # train(flag)
-        "for epoch in range(10):\n    for phase in ['train', 'val']:\n        model.train(phase == 'train')\n        for x, y in loaders[phase]:\n"
-        "            out = model(x)\n            if phase == 'train':\n                loss_fn(out, y).backward()\n                opt.step()\n",
+        Valid("""
+            for epoch in range(10):
+                for phase in ['train', 'val']:
+                    model.train(phase == 'train')
+                    for x, y in loaders[phase]:
+                        out = model(x)
+                        if phase == 'train':
+                            loss_fn(out, y).backward()
+                            opt.step()
+        """),
         # if / else on the phase
-        "for epoch in range(10):\n    for phase in ['train', 'val']:\n        if phase == 'train':\n            model.train()\n        else:\n            model.eval()\n"
-        "        for x, y in loaders[phase]:\n            out = model(x)\n            if phase == 'train':\n                loss_fn(out, y).backward()\n                opt.step()\n",
+        Valid("""
+            for epoch in range(10):
+                for phase in ['train', 'val']:
+                    if phase == 'train':
+                        model.train()
+                    else:
+                        model.eval()
+                    for x, y in loaders[phase]:
+                        out = model(x)
+                        if phase == 'train':
+                            loss_fn(out, y).backward()
+                            opt.step()
+        """),
         # a frozen backbone inside a trained model
-        "for epoch in range(10):\n    model.train()\n    model.backbone.eval()\n    for x, y in loader:\n        opt.zero_grad()\n"
-        "        loss_fn(model(x), y).backward()\n        opt.step()\n",
+        Valid("""
+            for epoch in range(10):
+                model.train()
+                model.backbone.eval()
+                for x, y in loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+        """),
         # a frozen teacher in eval mode
-        "optimizer = torch.optim.SGD(student.parameters(), lr=0.1)\nfor x, y in loader:\n    teacher.eval()\n    t = teacher(x)\n    s = student(x)\n"
-        "    optimizer.zero_grad()\n    kd(s, t).backward()\n    optimizer.step()\n",
+        Valid("""
+            optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
+            for x, y in loader:
+                teacher.eval()
+                t = teacher(x)
+                s = student(x)
+                optimizer.zero_grad()
+                kd(s, t).backward()
+                optimizer.step()
+        """),
     ]
     INVALID = [
         Invalid(
-            "def evaluate(model, loader):\n    model.eval()\n    for x, y in loader:\n        model(x)\n\n"
-            "for epoch in range(10):\n    for x, y in train_loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n"
-            "    evaluate(model, val_loader)\n",
+            """
+            def evaluate(model, loader):
+                model.eval()
+                for x, y in loader:
+                    model(x)
+
+            for epoch in range(10):
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                evaluate(model, val_loader)
+            """,
             line=6,
-            fixed="def evaluate(model, loader):\n    model.eval()\n    for x, y in loader:\n        model(x)\n\n"
-            "for epoch in range(10):\n    model.train()\n    for x, y in train_loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n"
-            "    evaluate(model, val_loader)\n",
+            fixed="""
+            def evaluate(model, loader):
+                model.eval()
+                for x, y in loader:
+                    model(x)
+
+            for epoch in range(10):
+                model.train()
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                evaluate(model, val_loader)
+            """,
         ),
         # validation first, then training, in the same iteration
         Invalid(
-            "for epoch in range(10):\n    net.eval()\n    with torch.no_grad():\n        val = net(xv)\n    opt.zero_grad()\n    loss_fn(net(x), y).backward()\n    opt.step()\n",
+            """
+            for epoch in range(10):
+                net.eval()
+                with torch.no_grad():
+                    val = net(xv)
+                opt.zero_grad()
+                loss_fn(net(x), y).backward()
+                opt.step()
+            """,
             line=1,
-            fixed="for epoch in range(10):\n    net.eval()\n    with torch.no_grad():\n        val = net(xv)\n    opt.zero_grad()\n    net.train()\n    loss_fn(net(x), y).backward()\n    opt.step()\n",
+            fixed="""
+            for epoch in range(10):
+                net.eval()
+                with torch.no_grad():
+                    val = net(xv)
+                opt.zero_grad()
+                net.train()
+                loss_fn(net(x), y).backward()
+                opt.step()
+            """,
         ),
         # mid-epoch evaluation that does not switch back
         Invalid(
-            "def validate(model):\n    model.eval()\n    model(xv)\n\nmodel.train()\nfor i, (x, y) in enumerate(train_loader):\n    opt.zero_grad()\n"
-            "    loss_fn(model(x), y).backward()\n    opt.step()\n    if i % 100 == 0:\n        validate(model)\n",
+            """
+            def validate(model):
+                model.eval()
+                model(xv)
+
+            model.train()
+            for i, (x, y) in enumerate(train_loader):
+                opt.zero_grad()
+                loss_fn(model(x), y).backward()
+                opt.step()
+                if i % 100 == 0:
+                    validate(model)
+            """,
             line=6,
-            fixed="def validate(model):\n    model.eval()\n    model(xv)\n\nmodel.train()\nfor i, (x, y) in enumerate(train_loader):\n    opt.zero_grad()\n"
-            "    model.train()\n    loss_fn(model(x), y).backward()\n    opt.step()\n    if i % 100 == 0:\n        validate(model)\n",
+            fixed="""
+            def validate(model):
+                model.eval()
+                model(xv)
+
+            model.train()
+            for i, (x, y) in enumerate(train_loader):
+                opt.zero_grad()
+                model.train()
+                loss_fn(model(x), y).backward()
+                opt.step()
+                if i % 100 == 0:
+                    validate(model)
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
         flagged: set[int] = set()
         # innermost loops first, so an outer loop is skipped when an inner one is reported
-        loops = sorted(model.loops, key=lambda l: -sum(1 for _ in model.ancestors(l)))
+        loops = sorted(program.loops, key=lambda l: -sum(1 for _ in program.ancestors(l)))
         for loop in loops:
             effects = flow.loop_effects(loop)
             if not any(e.kind == EVAL or (e.kind == TRAIN and e.flag is False) for e in effects):
@@ -114,7 +221,7 @@ class TrainModeNotRestored(Rule):
                 continue
             if flagged and any(id(c) in flagged for e in effects for c in e.ctx_after(loop)):
                 continue
-            bug = _simulate(model, flow, loop, effects)
+            bug = _simulate(program, flow, loop, effects)
             if bug is None:
                 continue
             flagged.add(id(loop))
@@ -122,7 +229,7 @@ class TrainModeNotRestored(Rule):
             start, end = loop_header(loop)
             yield self.finding(start, end_node=end,
                                message=f"{target} is switched to eval() and trained again without {target}.train()",
-                               fix=_fix(model, loop, effects, target, forward))
+                               fix=_fix(program, loop, effects, target, forward))
 
 
 def _trained(flow, target: str) -> bool:
@@ -133,7 +240,7 @@ def _trained(flow, target: str) -> bool:
     return any(same_object(target, n) or same_object(bare, n[5:] if n.startswith("self.") else n) for n in names)
 
 
-def _simulate(model, flow, loop, effects):
+def _simulate(program, flow, loop, effects):
     """Run the loop body twice over abstract mode states per model; returns (model, forward effect)
     when a backward happens while a model that was forwarded with grad is in eval mode."""
     state: dict[str, str] = {}
@@ -165,24 +272,24 @@ def _simulate(model, flow, loop, effects):
     return None
 
 
-def _fix(model: ProgramModel, loop, effects, target: str, forward) -> NodeFix | None:
+def _fix(program: ProgramModel, loop, effects, target: str, forward) -> NodeFix | None:
     if dotted_name(_safe_expr(target)) != target:
         return None
     body = loop_body_block(loop)
     if body is None:
         return None
-    stmt = top_statement_in(model, forward.site, body)
+    stmt = top_statement_in(program, forward.site, body)
     if stmt is None:
         return None
     # no mode switch inside that statement before the forward
     for e in effects:
         if e is forward:
             break
-        if e.kind in (EVAL, TRAIN) and top_statement_in(model, e.site, body) is stmt:
+        if e.kind in (EVAL, TRAIN) and top_statement_in(program, e.site, body) is stmt:
             return None
     # a loop body reached before the statement must not evaluate after the insertion point... keep simple:
     # the insertion happens right before the statement that holds the first training forward.
-    return NodeFix(f"Insert {target}.train()", (NodeEdit("insert_before", stmt, f"{target}.train()"),), SAFE)
+    return NodeFix(f"Insert {target}.train()", (InsertBefore(stmt, f"{target}.train()"),), SAFE)
 
 
 def _safe_expr(text: str):

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..dataflow import dataflow, same_value
-from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
+from ..context import RuleContext
+from ..dataflow import same_value
+from ..model import ProgramModel
+from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
+from ..syntax import dotted_name, int_literal
+from ._shapes import shape_unpack
 
 
 class ViewAsPermute(Rule):
@@ -32,7 +35,8 @@ class ViewAsPermute(Rule):
     known_problems = """
         Sizes must be traceable to the tensor's own shape (`x.shape`, `x.size(i)`, names unpacked from them);
         sizes from configuration values or computed elsewhere are not compared. A merged size (`w * h`) is
-        never read as a reordering.
+        never read as a reordering. A `-1` is read as the dims the other sizes leave over only when those
+        dims are consecutive.
     """
     fix_safety = """
         Unsafe: `permute` gives a different tensor (the values move), which is the point, but code after it
@@ -42,50 +46,123 @@ class ViewAsPermute(Rule):
     """
     VALID = [
         # splits / merges of adjacent dims keep the order
-        "n, c, h, w = x.shape\ny = x.view(n, -1)\nz = x.view(n, c, h * w)\nq = x.view(n * c, h, w)\n",
+        Valid("""
+            n, c, h, w = x.shape
+            y = x.view(n, -1)
+            z = x.view(n, c, h * w)
+            q = x.view(n * c, h, w)
+        """),
         # a merged size is a product: the order of its factors does not reorder anything
-        "b, c, h, w = y.shape\nz = y.view(b, c, w * h)\n",
-        "b, t, d = x.shape\ny = x.view(b, t, 8, d // 8)\n",
+        Valid("""
+            b, c, h, w = y.shape
+            z = y.view(b, c, w * h)
+        """),
+        Valid("""
+            b, t, d = x.shape
+            y = x.view(b, t, 8, d // 8)
+        """),
         # permuted first, then reshaped: correct
-        "n, c, h, w = x.shape\ny = x.permute(0, 2, 3, 1).reshape(n, h * w, c)\n",
+        Valid("""
+            n, c, h, w = x.shape
+            y = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+        """),
         # x was rebound after the unpacking: the sizes no longer describe it
-        "n, c, h, w = x.shape\nx = x.permute(0, 2, 3, 1)\ny = x.reshape(n, h, w, c)\n",
-        "y = x.view(x.size(0), -1)\n",
-        "h, w = img.shape[-2:]\ny = img.view(w, h)\n",
+        Valid("""
+            n, c, h, w = x.shape
+            x = x.permute(0, 2, 3, 1)
+            y = x.reshape(n, h, w, c)
+        """),
+        Valid("""
+            y = x.view(x.size(0), -1)
+        """),
+        Valid("""
+            h, w = img.shape[-2:]
+            y = img.view(w, h)
+        """),
+        # -1 keeps the order: flattening the spatial dims
+        Valid("""
+            b, c, h, w = feats.shape
+            flat = feats.view(b, c, -1)
+        """),
+        # -1 over dims that are not consecutive: the intent is unclear
+        Valid("""
+            n, c, h, w = x.shape
+            rows = x.view(-1, c)
+        """),
     ]
     INVALID = [
         Invalid(
-            "def f(x):\n    n, c, h, w = x.shape\n    return x.view(n, h, w, c)\n",
+            """
+            def f(x):
+                n, c, h, w = x.shape
+                return x.view(n, h, w, c)
+            """,
             line=3,
-            fixed="def f(x):\n    n, c, h, w = x.shape\n    return x.permute(0, 2, 3, 1)\n",
+            fixed="""
+            def f(x):
+                n, c, h, w = x.shape
+                return x.permute(0, 2, 3, 1)
+            """,
         ),
         Invalid(
-            "b, c, h, w = feats.size()\ntokens = feats.view(b, h * w, c)\n",
+            """
+            b, c, h, w = feats.size()
+            tokens = feats.view(b, h * w, c)
+            """,
             line=2,
-            fixed="b, c, h, w = feats.size()\ntokens = feats.permute(0, 2, 3, 1).reshape(b, h * w, c)\n",
+            fixed="""
+            b, c, h, w = feats.size()
+            tokens = feats.permute(0, 2, 3, 1).reshape(b, h * w, c)
+            """,
         ),
         Invalid(
-            "seq = x.reshape(x.size(1), x.size(0), x.size(2))\n",
+            """
+            seq = x.reshape(x.size(1), x.size(0), x.size(2))
+            """,
             line=1,
-            fixed="seq = x.permute(1, 0, 2)\n",
+            fixed="""
+            seq = x.permute(1, 0, 2)
+            """,
         ),
         # chained views: reported, but no fix (the second view may be compensating)
-        Invalid("n, c, h, w = x.shape\nx = x.view(n, h, w, c).view(n, c, h, w)\n", line=2),
+        Invalid("""
+            n, c, h, w = x.shape
+            x = x.view(n, h, w, c).view(n, c, h, w)
+        """, line=2),
         Invalid(
-            "B, T, C = x.shape\ny = x.view(T, B, -1)\n",
+            """
+            B, T, C = x.shape
+            y = x.view(T, B, -1)
+            """,
             line=2,
-            fixed="B, T, C = x.shape\ny = x.permute(1, 0, 2)\n",
+            fixed="""
+            B, T, C = x.shape
+            y = x.permute(1, 0, 2)
+            """,
+        ),
+        # -1 stands for the dims the other sizes leave over (here h * w)
+        Invalid(
+            """
+            b, c, h, w = feats.shape
+            tokens = feats.view(b, -1, c)
+            """,
+            line=2,
+            fixed="""
+            b, c, h, w = feats.shape
+            tokens = feats.permute(0, 2, 3, 1).reshape(b, -1, c)
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
+    def check(self, ctx: RuleContext):
+        program = ctx.program
         flow = None
-        for call in model.calls:
+        for call in program.calls:
             func = call.func
             if not (type(func) is cst.Attribute and func.attr.value in ("view", "reshape")) or not call.args:
                 continue
             receiver = dotted_name(func.value)
-            if receiver is None or receiver.split(".")[0] in model.imports:
+            if receiver is None or receiver.split(".")[0] in program.imports:
                 continue
             args = [a for a in call.args]
             if any(a.star or a.keyword is not None for a in args):
@@ -98,23 +175,23 @@ class ViewAsPermute(Rule):
             if len(values) < 2:
                 continue
             if flow is None:
-                flow = dataflow(model)
+                flow = ctx.dataflow
             perm = _permutation(flow, receiver, call, values)
             if perm is None:
                 continue
             order, merged = perm
-            base = model.code_for(func.value)
+            base = program.code_for(func.value)
             text = f"{base}.permute({', '.join(map(str, order))})"
             if merged:
-                text += f".reshape({', '.join(model.code_for(v) for v in values)})"
+                text += f".reshape({', '.join(program.code_for(v) for v in values)})"
             message = self.message if func.attr.value == "view" else self.message.replace("view()", "reshape()", 1)
-            fix = None if _reshaped_again(model, call) else NodeFix("Use permute()", (NodeEdit("replace", call, text),), UNSAFE)
+            fix = None if _reshaped_again(program, call) else NodeFix("Use permute()", (Replace(call, text),), UNSAFE)
             yield self.finding(call, message=message, fix=fix)
 
 
-def _reshaped_again(model: ProgramModel, call: cst.Call) -> bool:
+def _reshaped_again(program: ProgramModel, call: cst.Call) -> bool:
     """``x.view(n, h, w, c).view(n, c, h, w)``: the next view may be compensating; the intent is unclear."""
-    parent = model.parent(call)
+    parent = program.parent(call)
     return isinstance(parent, cst.Attribute) and parent.attr.value in ("view", "reshape", "view_as", "reshape_as",
                                                                        "flatten", "unflatten")
 
@@ -156,11 +233,12 @@ def _permutation(flow, receiver: str, call: cst.Call, values: list[cst.BaseExpre
             return None
         count = len(known)
     if wildcard:
+        # -1 is inferred: the product of the dims the other sizes leave over, when they are consecutive
         missing = sorted(set(range(count)) - set(known))
-        if len(missing) != 1:
+        if not missing or missing != list(range(missing[0], missing[-1] + 1)):
             return None
-        flat = [missing[0] if d == -1 else d for d in flat]
-        groups = [[missing[0] if d == -1 else d for d in g] for g in groups]
+        groups = [missing if g == [-1] else g for g in groups]
+        flat = [d for g in groups for d in g]
     # a product is one merged size whatever the order of its factors (`w * h` == `h * w`): not a reorder
     groups = [sorted(g) for g in groups]
     flat = [d for g in groups for d in g]
@@ -183,19 +261,11 @@ def _factors(value: cst.BaseExpression) -> list[cst.BaseExpression] | None:
     return [value]
 
 
-def _int(value: cst.BaseExpression) -> int | None:
-    if isinstance(value, cst.Integer):
-        return int(value.value.replace("_", ""), 0)
-    if isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus) and isinstance(value.expression, cst.Integer):
-        return -int(value.expression.value.replace("_", ""), 0)
-    return None
-
-
 def _dim_of(flow, receiver: str, call: cst.Call, value: cst.BaseExpression, ndim: set[int]) -> int | None:
     """Which dim of ``receiver`` the size expression ``value`` is, or None. Negative indices are offset
     by one more (-1 → -2) so that they do not clash with the ``-1`` wildcard; the caller normalises."""
     if isinstance(value, cst.Name):
-        unpack = flow.shape_unpack(value.value, call)
+        unpack = shape_unpack(flow, value.value, call)
         if unpack is None:
             return None
         source, index, count, binding = unpack
@@ -218,7 +288,7 @@ def _dim_of(flow, receiver: str, call: cst.Call, value: cst.BaseExpression, ndim
         index_expr = value.slice[0].slice.value
     if owner is None or dotted_name(owner) != receiver:
         return None
-    index = _int(index_expr)
+    index = int_literal(index_expr)
     if index is None:
         return None
     return index if index >= 0 else index - 1

@@ -2,38 +2,31 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..flow import (
-    BACKWARD,
-    FIT,
-    OPT_STEP,
-    SEED,
-    first_import_block_end,
-    flow_of,
-    module_alias,
-    named_calls,
-)
-from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
-
-_CLI_SEEDING = ("LightningCLI", "cli_main")
+from ..context import RuleContext
+from ..flow import BACKWARD, FIT, OPT_STEP, SEED, flow_of
+from ..lookups import module_alias, named_calls
+from ..model import ProgramModel
+from ..rule import UNSAFE, InsertAfter, InsertBefore, Invalid, NodeFix, Rule, Valid
+from ..syntax import dotted_name, first_import_block_end
+from ..torch_api import SEEDING_CLIS
 
 
-def seed_kinds(model: ProgramModel) -> set[str]:
+def seed_kinds(program: ProgramModel) -> set[str]:
     """What the module seeds anywhere (its own calls, and helpers of sibling modules it calls):
     "torch", "random", "numpy", or "all" (seed_everything / set_seed / an unknown *seed* helper)."""
-    cached = model.__dict__.get("_torchsanity_seed_kinds")
-    if cached is not None:
-        return cached
-    flow = flow_of(model)
+    return program.cached(_seed_kinds)
+
+
+def _seed_kinds(program: ProgramModel) -> set[str]:
+    flow = flow_of(program)
     kinds: set[str] = set()
     for scope in flow.all_scopes():
         for e in scope.effects:
             if e.kind == SEED:
                 kinds.add(e.detail)
-    for _, qual in named_calls(model):
-        if (qual or "").rsplit(".", 1)[-1] in _CLI_SEEDING:
+    for _, qual in named_calls(program):
+        if (qual or "").rsplit(".", 1)[-1] in SEEDING_CLIS:
             kinds.add("all")
-    model.__dict__["_torchsanity_seed_kinds"] = kinds
     return kinds
 
 
@@ -74,43 +67,128 @@ class UnseededTraining(Rule):
         differently than before and fixes one seed the author did not choose.
     """
     VALID = [
-        "import torch\ntorch.manual_seed(0)\nfor x, y in loader:\n    opt.zero_grad()\n    loss_fn(model(x), y).backward()\n    opt.step()\n",
-        "import torch\nfrom lightning import seed_everything\n\ndef main():\n    seed_everything(42)\n    for x, y in loader:\n"
-        "        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n\nif __name__ == '__main__':\n    main()\n",
-        "from transformers import set_seed\nset_seed(1)\nfor batch in loader:\n    model(**batch).loss.backward()\n    optimizer.step()\n    optimizer.zero_grad()\n",
+        Valid("""
+            import torch
+            torch.manual_seed(0)
+            for x, y in loader:
+                opt.zero_grad()
+                loss_fn(model(x), y).backward()
+                opt.step()
+        """),
+        Valid("""
+            import torch
+            from lightning import seed_everything
+
+            def main():
+                seed_everything(42)
+                for x, y in loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+
+            if __name__ == '__main__':
+                main()
+        """),
+        Valid("""
+            from transformers import set_seed
+            set_seed(1)
+            for batch in loader:
+                model(**batch).loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+        """),
         # a local helper
-        "import random\nimport torch\n\ndef fix_seeds(s):\n    random.seed(s)\n    torch.manual_seed(s)\n\nfix_seeds(0)\n"
-        "for x, y in loader:\n    opt.zero_grad()\n    loss_fn(model(x), y).backward()\n    opt.step()\n",
+        Valid("""
+            import random
+            import torch
+
+            def fix_seeds(s):
+                random.seed(s)
+                torch.manual_seed(s)
+
+            fix_seeds(0)
+            for x, y in loader:
+                opt.zero_grad()
+                loss_fn(model(x), y).backward()
+                opt.step()
+        """),
         # a library module: no entry point
-        "def train_one_epoch(model, opt, loader):\n    for x, y in loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n",
+        Valid("""
+            def train_one_epoch(model, opt, loader):
+                for x, y in loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+        """),
     ]
     INVALID = [
         Invalid(
-            "import torch\nimport numpy as np\n\nmodel = Net()\nnoise = np.random.rand(3)\nfor x, y in loader:\n    opt.zero_grad()\n"
-            "    loss_fn(model(x), y).backward()\n    opt.step()\n",
+            """
+            import torch
+            import numpy as np
+
+            model = Net()
+            noise = np.random.rand(3)
+            for x, y in loader:
+                opt.zero_grad()
+                loss_fn(model(x), y).backward()
+                opt.step()
+            """,
             line=8,
-            fixed="import torch\nimport numpy as np\ntorch.manual_seed(0)\nnp.random.seed(0)\n\nmodel = Net()\nnoise = np.random.rand(3)\nfor x, y in loader:\n    opt.zero_grad()\n"
-            "    loss_fn(model(x), y).backward()\n    opt.step()\n",
+            fixed="""
+            import torch
+            import numpy as np
+            torch.manual_seed(0)
+            np.random.seed(0)
+
+            model = Net()
+            noise = np.random.rand(3)
+            for x, y in loader:
+                opt.zero_grad()
+                loss_fn(model(x), y).backward()
+                opt.step()
+            """,
         ),
         Invalid(
-            "import torch\n\ndef main():\n    for x, y in loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n\n"
-            "if __name__ == '__main__':\n    main()\n",
+            """
+            import torch
+
+            def main():
+                for x, y in loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+
+            if __name__ == '__main__':
+                main()
+            """,
             line=10,
-            fixed="import torch\n\ndef main():\n    for x, y in loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n\n"
-            "if __name__ == '__main__':\n    torch.manual_seed(0)\n    main()\n",
+            fixed="""
+            import torch
+
+            def main():
+                for x, y in loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+
+            if __name__ == '__main__':
+                torch.manual_seed(0)
+                main()
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
-        effects = flow.scope(model.module).effects
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
+        effects = flow.scope(program.module).effects
         if not _trains(effects):
             return
-        seeds = seed_kinds(model)
+        seeds = seed_kinds(program)
         if seeds & {"torch", "all"}:
             return
         first = next(e for e in effects if e.kind in (BACKWARD, FIT))
-        yield self.finding(first.site, fix=_fix(model, first))
+        yield self.finding(first.site, fix=_fix(program, first))
 
 
 def _trains(effects) -> bool:
@@ -133,33 +211,33 @@ def _is_main_guard(stmt: cst.CSTNode) -> bool:
     return isinstance(test, cst.Comparison) and dotted_name(test.left) == "__name__"
 
 
-def seeding_lines(model: ProgramModel, value: str = "0") -> list[str] | None:
-    torch = module_alias(model, "torch")
+def seeding_lines(program: ProgramModel, value: str = "0") -> list[str] | None:
+    torch = module_alias(program, "torch")
     if torch is None:
         return None
     lines = [f"{torch}.manual_seed({value})"]
-    used = {(qual or "").rsplit(".", 1)[0] for _, qual in named_calls(model)}
-    rnd = module_alias(model, "random")
+    used = {(qual or "").rsplit(".", 1)[0] for _, qual in named_calls(program)}
+    rnd = module_alias(program, "random")
     if rnd is not None and "random" in used:
         lines.append(f"{rnd}.seed({value})")
-    np_alias = module_alias(model, "numpy")
+    np_alias = module_alias(program, "numpy")
     if np_alias is not None and "numpy.random" in used:
         lines.append(f"{np_alias}.random.seed({value})")
     return lines
 
 
-def _fix(model: ProgramModel, first) -> NodeFix | None:
-    lines = seeding_lines(model)
+def _fix(program: ProgramModel, first) -> NodeFix | None:
+    lines = seeding_lines(program)
     if lines is None:
         return None
     text = "\n".join(lines)
     top = first.site
-    while model.parent(top) is not None and model.parent(top) is not model.module:
-        top = model.parent(top)
+    while program.parent(top) is not None and program.parent(top) is not program.module:
+        top = program.parent(top)
     if _is_main_guard(top) and isinstance(top.body, cst.IndentedBlock) and top.body.body:
-        return NodeFix("Seed torch", (NodeEdit("insert_before", top.body.body[0], text),), UNSAFE)
-    anchor = first_import_block_end(model)
+        return NodeFix("Seed torch", (InsertBefore(top.body.body[0], text),), UNSAFE)
+    anchor = first_import_block_end(program)
     if anchor is None:
         return None
     # every statement between the imports and the training must come after the seeding: it does.
-    return NodeFix("Seed torch", (NodeEdit("insert_after", anchor, text),), UNSAFE)
+    return NodeFix("Seed torch", (InsertAfter(anchor, text),), UNSAFE)

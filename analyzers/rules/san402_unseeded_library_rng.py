@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..flow import SEED, flow_of, module_alias, named_calls, statement_of_call
-from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
+from ..context import RuleContext
+from ..flow import SEED, flow_of
+from ..lookups import module_alias, named_calls
+from ..model import ProgramModel
+from ..rule import UNSAFE, InsertAfter, Invalid, NodeFix, Rule, Valid
 from ..rules.san401_unseeded_training import seed_kinds
+from ..syntax import dotted_name, statement_of_call
 
 _RANDOM_FUNCTIONS = frozenset(
     {"random", "randint", "randrange", "shuffle", "choice", "choices", "sample", "uniform", "gauss",
@@ -50,49 +53,119 @@ class UnseededLibraryRng(Rule):
     """
     VALID = [
         # dataset code runs in DataLoader workers, which PyTorch seeds from torch's seed
-        "import random\nimport torch\nfrom torch.utils.data import Dataset\ntorch.manual_seed(0)\n\nclass D(Dataset):\n"
-        "    def __getitem__(self, i):\n        return random.random()\n",
-        "import random\nimport torch\ntorch.manual_seed(0)\nrandom.seed(0)\nrandom.shuffle(files)\n",
-        "import numpy as np\nimport torch\ntorch.manual_seed(0)\nrng = np.random.default_rng(0)\nx = rng.normal(size=3)\n",
-        "import random\nfrom lightning import seed_everything\nimport torch\nseed_everything(0)\ntorch.manual_seed(0)\nrandom.shuffle(files)\n",
-        "import random\nimport torch\nfrom utils import seed_all\ntorch.manual_seed(0)\nseed_all(0)\nrandom.shuffle(files)\n",
+        Valid("""
+            import random
+            import torch
+            from torch.utils.data import Dataset
+            torch.manual_seed(0)
+
+            class D(Dataset):
+                def __getitem__(self, i):
+                    return random.random()
+        """),
+        Valid("""
+            import random
+            import torch
+            torch.manual_seed(0)
+            random.seed(0)
+            random.shuffle(files)
+        """),
+        Valid("""
+            import numpy as np
+            import torch
+            torch.manual_seed(0)
+            rng = np.random.default_rng(0)
+            x = rng.normal(size=3)
+        """),
+        Valid("""
+            import random
+            from lightning import seed_everything
+            import torch
+            seed_everything(0)
+            torch.manual_seed(0)
+            random.shuffle(files)
+        """),
+        Valid("""
+            import random
+            import torch
+            from utils import seed_all
+            torch.manual_seed(0)
+            seed_all(0)
+            random.shuffle(files)
+        """),
         # torch not seeded either: SAN401's business
-        "import random\nrandom.shuffle(files)\n",
+        Valid("""
+            import random
+            random.shuffle(files)
+        """),
     ]
     INVALID = [
         Invalid(
-            "import random\nimport torch\n\ntorch.manual_seed(args.seed)\nrandom.shuffle(files)\n",
+            """
+            import random
+            import torch
+
+            torch.manual_seed(args.seed)
+            random.shuffle(files)
+            """,
             line=5,
-            fixed="import random\nimport torch\n\ntorch.manual_seed(args.seed)\nrandom.seed(args.seed)\nrandom.shuffle(files)\n",
+            fixed="""
+            import random
+            import torch
+
+            torch.manual_seed(args.seed)
+            random.seed(args.seed)
+            random.shuffle(files)
+            """,
         ),
         Invalid(
-            "import numpy as np\nimport torch\n\ndef set_seed(seed):\n    torch.manual_seed(seed)\n    torch.cuda.manual_seed_all(seed)\n\n"
-            "set_seed(1)\nidx = np.random.permutation(100)\n",
+            """
+            import numpy as np
+            import torch
+
+            def set_seed(seed):
+                torch.manual_seed(seed)
+                torch.cuda.manual_seed_all(seed)
+
+            set_seed(1)
+            idx = np.random.permutation(100)
+            """,
             line=9,
-            fixed="import numpy as np\nimport torch\n\ndef set_seed(seed):\n    torch.manual_seed(seed)\n    np.random.seed(seed)\n    torch.cuda.manual_seed_all(seed)\n\n"
-            "set_seed(1)\nidx = np.random.permutation(100)\n",
+            fixed="""
+            import numpy as np
+            import torch
+
+            def set_seed(seed):
+                torch.manual_seed(seed)
+                np.random.seed(seed)
+                torch.cuda.manual_seed_all(seed)
+
+            set_seed(1)
+            idx = np.random.permutation(100)
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        seeds = seed_kinds(model)
+    def check(self, ctx: RuleContext):
+        program = ctx.program
+        seeds = seed_kinds(program)
         if "torch" not in seeds or "all" in seeds:
             return
         for lib in ("random", "numpy"):
             if lib in seeds:
                 continue
-            use = _first_use(model, lib)
+            use = _first_use(program, lib)
             if use is None:
                 continue
-            yield self.finding(use, message=self._lib_message.format(lib=lib), fix=_fix(model, lib))
+            yield self.finding(use, message=self._lib_message.format(lib=lib), fix=_fix(program, lib))
 
 
-def _first_use(model: ProgramModel, lib: str):
-    for call, qual in named_calls(model):
+def _first_use(program: ProgramModel, lib: str):
+    for call, qual in named_calls(program):
         module, _, fn = (qual or "").rpartition(".")
         if lib == "random" and module == "random" and fn in _RANDOM_FUNCTIONS or \
                 lib == "numpy" and module == "numpy.random" and fn not in _NUMPY_NOT_GLOBAL:
-            if not _in_worker_code(model, call):
+            if not _in_worker_code(program, call):
                 return call
     return None
 
@@ -100,10 +173,10 @@ def _first_use(model: ProgramModel, lib: str):
 _WORKER_METHODS = frozenset({"__getitem__", "__getitems__", "__iter__", "__next__", "__call__"})
 
 
-def _in_worker_code(model: ProgramModel, node) -> bool:
+def _in_worker_code(program: ProgramModel, node) -> bool:
     """Dataset / transform code: in DataLoader workers PyTorch seeds `random` and NumPy from torch's
     seed, so whether it is reproducible depends on `num_workers` — too uncertain to report."""
-    for ancestor in model.ancestors(node):
+    for ancestor in program.ancestors(node):
         if isinstance(ancestor, cst.FunctionDef) and (
             ancestor.name.value in _WORKER_METHODS or "worker_init" in ancestor.name.value
         ):
@@ -115,13 +188,13 @@ def _in_worker_code(model: ProgramModel, node) -> bool:
     return False
 
 
-def _fix(model: ProgramModel, lib: str) -> NodeFix | None:
-    flow = flow_of(model)
+def _fix(program: ProgramModel, lib: str) -> NodeFix | None:
+    flow = flow_of(program)
     anchor = None
     for scope in flow.all_scopes():
         for e in scope.effects:
             if e.kind == SEED and e.detail == "torch" and e.direct:
-                qual = model.call_name(e.site) or ""
+                qual = program.call_name(e.site) or ""
                 if qual == "torch.manual_seed":
                     anchor = e.site
                     break
@@ -129,19 +202,19 @@ def _fix(model: ProgramModel, lib: str) -> NodeFix | None:
             break
     if anchor is None or not anchor.args or anchor.args[0].keyword is not None:
         return None
-    stmt = statement_of_call(model, anchor)
+    stmt = statement_of_call(program, anchor)
     if stmt is None:
         return None
-    value = model.code_for(anchor.args[0].value)
+    value = program.code_for(anchor.args[0].value)
     if lib == "random":
-        alias = module_alias(model, "random")
+        alias = module_alias(program, "random")
         text = f"{alias}.seed({value})" if alias else None
     else:
-        alias = module_alias(model, "numpy")
+        alias = module_alias(program, "numpy")
         text = f"{alias}.random.seed({value})" if alias else None
         if text is None:
-            alias = module_alias(model, "numpy.random")
+            alias = module_alias(program, "numpy.random")
             text = f"{alias}.seed({value})" if alias else None
     if text is None:
         return None
-    return NodeFix(f"Seed {lib} too", (NodeEdit("insert_after", stmt, text),), UNSAFE)
+    return NodeFix(f"Seed {lib} too", (InsertAfter(stmt, text),), UNSAFE)

@@ -2,32 +2,27 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..flow import (
-    call_arg,
-    flow_of,
-    innermost_loop,
-    int_value,
-    is_batch_loop,
-    range_stop,
-    scheduler_steps,
-    schedulers,
-)
+from ..context import RuleContext
+from ..flow import innermost_loop
+from ..lookups import int_value, is_batch_loop, range_stop
 from ..model import ProgramModel
-from ..rule import Invalid, Rule
+from ..rule import Invalid, Rule, Valid
+from ..syntax import call_arg
+from ._schedules import scheduler_steps, schedulers
 
 
-def epochs_of(model: ProgramModel, flow, name: str) -> int | None:
+def epochs_of(program: ProgramModel, flow, name: str) -> int | None:
     """The epoch count when scheduler ``name`` is stepped once per iteration of `for _ in range(N)`
     (and never inside a batch loop); None when that cannot be told."""
-    loop_ids = {id(l) for l in model.loops}
+    loop_ids = {id(l) for l in program.loops}
     counts: set[int | None] = set()
     for e in scheduler_steps(flow, name):
         loop = innermost_loop(e)
         if loop is None:
             continue
-        if id(loop) not in loop_ids or is_batch_loop(model, loop):
+        if id(loop) not in loop_ids or is_batch_loop(program, loop):
             return None
-        is_range, stop = range_stop(model, loop)
+        is_range, stop = range_stop(program, loop)
         if not is_range:
             return None
         counts.add(stop)
@@ -71,53 +66,105 @@ class DefaultDecaySchedule(Rule):
     """
     VALID = [
         # the ImageNet recipe itself
-        "from torch.optim.lr_scheduler import StepLR\nsched = StepLR(opt, step_size=30, gamma=0.1)\nfor epoch in range(90):\n    train(epoch)\n    sched.step()\n",
-        "from torch.optim.lr_scheduler import CosineAnnealingLR\nepochs = 50\nsched = CosineAnnealingLR(opt, T_max=epochs)\nfor epoch in range(epochs):\n    train(epoch)\n    sched.step()\n",
-        "from torch.optim.lr_scheduler import MultiStepLR\nsched = MultiStepLR(opt, milestones=[30, 60, 80], gamma=0.1)\nfor epoch in range(90):\n    train(epoch)\n    sched.step()\n",
+        Valid("""
+            from torch.optim.lr_scheduler import StepLR
+            sched = StepLR(opt, step_size=30, gamma=0.1)
+            for epoch in range(90):
+                train(epoch)
+                sched.step()
+        """),
+        Valid("""
+            from torch.optim.lr_scheduler import CosineAnnealingLR
+            epochs = 50
+            sched = CosineAnnealingLR(opt, T_max=epochs)
+            for epoch in range(epochs):
+                train(epoch)
+                sched.step()
+        """),
+        Valid("""
+            from torch.optim.lr_scheduler import MultiStepLR
+            sched = MultiStepLR(opt, milestones=[30, 60, 80], gamma=0.1)
+            for epoch in range(90):
+                train(epoch)
+                sched.step()
+        """),
         # epoch count unknown
-        "from torch.optim.lr_scheduler import StepLR\nsched = StepLR(opt, 30)\nfor epoch in range(args.epochs):\n    train(epoch)\n    sched.step()\n",
+        Valid("""
+            from torch.optim.lr_scheduler import StepLR
+            sched = StepLR(opt, 30)
+            for epoch in range(args.epochs):
+                train(epoch)
+                sched.step()
+        """),
         # stepped per batch: T_max counts iterations
-        "from torch.optim.lr_scheduler import CosineAnnealingLR\nsched = CosineAnnealingLR(opt, T_max=1000)\nfor epoch in range(10):\n    for x, y in train_loader:\n        opt.step()\n        sched.step()\n",
+        Valid("""
+            from torch.optim.lr_scheduler import CosineAnnealingLR
+            sched = CosineAnnealingLR(opt, T_max=1000)
+            for epoch in range(10):
+                for x, y in train_loader:
+                    opt.step()
+                    sched.step()
+        """),
     ]
     INVALID = [
         Invalid(
-            "from torch.optim.lr_scheduler import StepLR\nsched = StepLR(opt, step_size=30, gamma=0.1)\nfor epoch in range(20):\n    train(epoch)\n    sched.step()\n",
+            """
+            from torch.optim.lr_scheduler import StepLR
+            sched = StepLR(opt, step_size=30, gamma=0.1)
+            for epoch in range(20):
+                train(epoch)
+                sched.step()
+            """,
             line=2,
         ),
         Invalid(
-            "import argparse\nfrom torch import optim\nparser = argparse.ArgumentParser()\nparser.add_argument('--epochs', type=int, default=40)\n"
-            "args = parser.parse_args()\nscheduler = optim.lr_scheduler.MultiStepLR(optimizer, milestones=[30, 60, 90])\n"
-            "for epoch in range(args.epochs):\n    train(epoch)\n    scheduler.step()\n",
+            """
+            import argparse
+            from torch import optim
+            parser = argparse.ArgumentParser()
+            parser.add_argument('--epochs', type=int, default=40)
+            args = parser.parse_args()
+            scheduler = optim.lr_scheduler.MultiStepLR(optimizer, milestones=[30, 60, 90])
+            for epoch in range(args.epochs):
+                train(epoch)
+                scheduler.step()
+            """,
             line=6,
         ),
         Invalid(
-            "import torch\nsched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 200)\nfor epoch in range(100):\n    train(epoch)\n    sched.step()\n",
+            """
+            import torch
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 200)
+            for epoch in range(100):
+                train(epoch)
+                sched.step()
+            """,
             line=2,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
-        for sched in schedulers(model):
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
+        for sched in schedulers(program):
             if sched.cls not in ("StepLR", "MultiStepLR", "CosineAnnealingLR"):
                 continue
-            epochs = epochs_of(model, flow, sched.name)
+            epochs = epochs_of(program, flow, sched.name)
             if epochs is None or epochs <= 0:
                 continue
             if sched.cls == "StepLR":
                 arg = call_arg(sched.call, "step_size", 1)
-                size = int_value(model, arg) if isinstance(arg, cst.Integer) else None
+                size = int_value(program, arg) if isinstance(arg, cst.Integer) else None
                 if size is not None and size >= epochs:
                     yield self.finding(arg, message=f"StepLR(step_size={size}) never decays in a {epochs}-epoch run")
             elif sched.cls == "MultiStepLR":
                 arg = call_arg(sched.call, "milestones", 1)
                 if isinstance(arg, (cst.List, cst.Tuple)):
-                    values = [int_value(model, el.value) if isinstance(el.value, cst.Integer) else None for el in arg.elements]
+                    values = [int_value(program, el.value) if isinstance(el.value, cst.Integer) else None for el in arg.elements]
                     if values and None not in values and max(values) > epochs:
                         late = [v for v in values if v > epochs]
                         yield self.finding(arg, message=f"MultiStepLR milestones {late} lie beyond the last of {epochs} epochs")
             else:
                 arg = call_arg(sched.call, "T_max", 1)
-                t_max = int_value(model, arg) if isinstance(arg, cst.Integer) else None
+                t_max = int_value(program, arg) if isinstance(arg, cst.Integer) else None
                 if t_max is not None and t_max != epochs:
                     yield self.finding(arg, message=f"CosineAnnealingLR(T_max={t_max}) does not match the {epochs}-epoch run")

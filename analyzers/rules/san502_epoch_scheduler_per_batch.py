@@ -1,26 +1,24 @@
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
-from ..flow import (
+from ..context import RuleContext
+from ..flow import innermost_loop
+from ..lookups import int_value, is_batch_loop, range_stop
+from ..model import ProgramModel
+from ..name_guesses import counts_epochs
+from ..rule import UNSAFE, DeleteStatement, InsertAfter, Invalid, NodeFix, Rule, Valid
+from ..syntax import (
     LOOP_TYPES,
     block_of,
     call_arg,
-    flow_of,
-    innermost_loop,
-    int_value,
-    is_batch_loop,
-    range_stop,
-    scheduler_steps,
-    schedulers,
+    dotted_name,
     statement_of_call,
+    walk,
 )
-from ..model import ProgramModel, dotted_name, walk
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
+from ..torch_api import EPOCH_SCHEDULERS
+from ._schedules import scheduler_steps, schedulers
 
-_EPOCH_SCHEDULERS = frozenset({"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "PolynomialLR"})
 _DEFAULT_EPOCH_LIMIT = 300  # horizons this small are epochs, not iterations
 
 
@@ -61,41 +59,102 @@ class EpochSchedulerPerBatch(Rule):
         run; the author may have tuned the run with the fast schedule.
     """
     VALID = [
-        "from torch.optim.lr_scheduler import StepLR\nsched = StepLR(opt, 30)\nfor epoch in range(90):\n    for x, y in train_loader:\n        opt.step()\n    sched.step()\n",
-        "from torch.optim.lr_scheduler import OneCycleLR\nsched = OneCycleLR(opt, max_lr=0.1, total_steps=1000)\nfor epoch in range(10):\n    for x, y in train_loader:\n        opt.step()\n        sched.step()\n",
-        "from torch.optim.lr_scheduler import CosineAnnealingLR\nsched = CosineAnnealingLR(opt, T_max=epochs * len(train_loader))\nfor epoch in range(epochs):\n    for x, y in train_loader:\n        opt.step()\n        sched.step()\n",
-        "from torch.optim.lr_scheduler import LambdaLR\nsched = LambdaLR(opt, lambda s: min(1.0, s / 500))\nfor epoch in range(3):\n    for batch in train_loader:\n        opt.step()\n        sched.step()\n",
+        Valid("""
+            from torch.optim.lr_scheduler import StepLR
+            sched = StepLR(opt, 30)
+            for epoch in range(90):
+                for x, y in train_loader:
+                    opt.step()
+                sched.step()
+        """),
+        Valid("""
+            from torch.optim.lr_scheduler import OneCycleLR
+            sched = OneCycleLR(opt, max_lr=0.1, total_steps=1000)
+            for epoch in range(10):
+                for x, y in train_loader:
+                    opt.step()
+                    sched.step()
+        """),
+        Valid("""
+            from torch.optim.lr_scheduler import CosineAnnealingLR
+            sched = CosineAnnealingLR(opt, T_max=epochs * len(train_loader))
+            for epoch in range(epochs):
+                for x, y in train_loader:
+                    opt.step()
+                    sched.step()
+        """),
+        Valid("""
+            from torch.optim.lr_scheduler import LambdaLR
+            sched = LambdaLR(opt, lambda s: min(1.0, s / 500))
+            for epoch in range(3):
+                for batch in train_loader:
+                    opt.step()
+                    sched.step()
+        """),
         # an iteration-based run without epochs
-        "from torch.optim.lr_scheduler import StepLR\nsched = StepLR(opt, 30)\nfor x, y in train_loader:\n    opt.step()\n    sched.step()\n",
+        Valid("""
+            from torch.optim.lr_scheduler import StepLR
+            sched = StepLR(opt, 30)
+            for x, y in train_loader:
+                opt.step()
+                sched.step()
+        """),
     ]
     INVALID = [
         Invalid(
-            "from torch.optim.lr_scheduler import StepLR\nsched = StepLR(opt, step_size=30, gamma=0.1)\nfor epoch in range(90):\n"
-            "    for x, y in train_loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n        sched.step()\n    validate()\n",
+            """
+            from torch.optim.lr_scheduler import StepLR
+            sched = StepLR(opt, step_size=30, gamma=0.1)
+            for epoch in range(90):
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                    sched.step()
+                validate()
+            """,
             line=8,
-            fixed="from torch.optim.lr_scheduler import StepLR\nsched = StepLR(opt, step_size=30, gamma=0.1)\nfor epoch in range(90):\n"
-            "    for x, y in train_loader:\n        opt.zero_grad()\n        loss_fn(model(x), y).backward()\n        opt.step()\n    sched.step()\n    validate()\n",
+            fixed="""
+            from torch.optim.lr_scheduler import StepLR
+            sched = StepLR(opt, step_size=30, gamma=0.1)
+            for epoch in range(90):
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                sched.step()
+                validate()
+            """,
         ),
         Invalid(
-            "import torch\n\ndef train_one_epoch(model, loader, optimizer, scheduler):\n    for batch in loader:\n        optimizer.step()\n        scheduler.step()\n\n"
-            "scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)\nfor epoch in range(args.epochs):\n"
-            "    train_one_epoch(model, train_loader, optimizer, scheduler)\n",
+            """
+            import torch
+
+            def train_one_epoch(model, loader, optimizer, scheduler):
+                for batch in loader:
+                    optimizer.step()
+                    scheduler.step()
+
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+            for epoch in range(args.epochs):
+                train_one_epoch(model, train_loader, optimizer, scheduler)
+            """,
             line=10,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
-        loop_ids = {id(l) for l in model.loops}
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
+        loop_ids = {id(l) for l in program.loops}
         reported: set[int] = set()
-        for sched in schedulers(model):
-            if sched.cls not in _EPOCH_SCHEDULERS:
+        for sched in schedulers(program):
+            if sched.cls not in EPOCH_SCHEDULERS:
                 continue
             # Direct effects first: a step reached both directly and through a helper call is reported
             # once, where it is written.
             for e in sorted(scheduler_steps(flow, sched.name), key=lambda e: bool(e.via)):
                 loop = innermost_loop(e)
-                if loop is None or id(loop) not in loop_ids or not is_batch_loop(model, loop):
+                if loop is None or id(loop) not in loop_ids or not is_batch_loop(program, loop):
                     continue
                 outer = [c for c in e.ctx if isinstance(c, LOOP_TYPES) and c is not loop and _before(e.ctx, c, loop)]
                 if not outer:
@@ -103,16 +162,16 @@ class EpochSchedulerPerBatch(Rule):
                 epochs = None
                 for o in reversed(outer):
                     if id(o) in loop_ids:
-                        is_range, stop = range_stop(model, o)
+                        is_range, stop = range_stop(program, o)
                         if is_range:
                             epochs = stop
                             break
-                if not _epoch_scaled(model, sched, epochs):
+                if not _epoch_scaled(program, sched, epochs):
                     continue
                 if id(e.site) in reported or id(e.inner) in reported:
                     continue
                 reported.update((id(e.site), id(e.inner)))
-                yield self.finding(e.site, fix=_fix(model, e, loop))
+                yield self.finding(e.site, fix=_fix(program, e, loop))
 
 
 def _before(ctx, a, b) -> bool:
@@ -121,7 +180,7 @@ def _before(ctx, a, b) -> bool:
     return ia < ib
 
 
-def _epoch_scaled(model: ProgramModel, sched, epochs: int | None) -> bool:
+def _epoch_scaled(program: ProgramModel, sched, epochs: int | None) -> bool:
     limit = epochs if epochs is not None else _DEFAULT_EPOCH_LIMIT
     call = sched.call
     if sched.cls == "ExponentialLR":
@@ -138,12 +197,12 @@ def _epoch_scaled(model: ProgramModel, sched, epochs: int | None) -> bool:
     if arg is None:
         return False
     if isinstance(arg, (cst.List, cst.Tuple)):
-        values = [int_value(model, el.value) for el in arg.elements]
+        values = [int_value(program, el.value) for el in arg.elements]
         if values and None not in values:
             return max(values) <= limit
         return all(_epochish(el.value) for el in arg.elements) and bool(arg.elements)
     if isinstance(arg, cst.Integer):
-        value = int_value(model, arg)
+        value = int_value(program, arg)
         return value is not None and value <= limit
     return _epochish(arg)
 
@@ -154,19 +213,19 @@ def _epochish(expr: cst.BaseExpression) -> bool:
     text = " ".join(names)
     if any(isinstance(n, cst.Call) for n in walk(expr)):
         return False
-    return bool(re.search(r"epoch", text, re.I)) and not re.search(r"step|iter|batch|len|total", text, re.I)
+    return counts_epochs(text)
 
 
-def _fix(model: ProgramModel, e, loop) -> NodeFix | None:
+def _fix(program: ProgramModel, e, loop) -> NodeFix | None:
     if not e.direct:
         return None
-    stmt = statement_of_call(model, e.site)
+    stmt = statement_of_call(program, e.site)
     if stmt is None:
         return None
     body = getattr(loop, "body", None)
-    if block_of(model, stmt) is not body or not isinstance(body, cst.IndentedBlock) or len(body.body) < 2:
+    if block_of(program, stmt) is not body or not isinstance(body, cst.IndentedBlock) or len(body.body) < 2:
         return None
-    if getattr(loop, "orelse", None) is not None or block_of(model, loop) is None:
+    if getattr(loop, "orelse", None) is not None or block_of(program, loop) is None:
         return None
     return NodeFix("Step the scheduler once per epoch, after the batch loop",
-                   (NodeEdit("delete_statement", stmt), NodeEdit("insert_after", loop, model.code_for(e.site))), UNSAFE)
+                   (DeleteStatement(stmt), InsertAfter(loop, program.code_for(e.site))), UNSAFE)

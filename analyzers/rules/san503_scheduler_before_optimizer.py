@@ -1,17 +1,10 @@
 from __future__ import annotations
 
-from ..flow import (
-    LOOP_TYPES,
-    OPT_STEP,
-    SCHED_STEP,
-    block_of,
-    flow_of,
-    is_conditional,
-    statement_of_call,
-    top_statement_in,
-)
+from ..context import RuleContext
+from ..flow import OPT_STEP, SCHED_STEP, inner_loop_has, is_conditional
 from ..model import ProgramModel
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
+from ..rule import SAFE, DeleteStatement, InsertAfter, Invalid, NodeFix, Rule, Valid
+from ..syntax import block_of, statement_of_call, top_statement_in
 
 
 class SchedulerBeforeOptimizer(Rule):
@@ -49,33 +42,88 @@ class SchedulerBeforeOptimizer(Rule):
         PyTorch documents and changes only the skipped first value of the schedule, which is the bug.
     """
     VALID = [
-        "for epoch in range(10):\n    for x, y in loader:\n        optimizer.step()\n    scheduler.step()\n",
-        "for x, y in loader:\n    optimizer.step()\n    scheduler.step()\n    optimizer.zero_grad()\n",
-        "for epoch in range(10):\n    if epoch > 0:\n        scheduler.step()\n    for x, y in loader:\n        optimizer.step()\n",
-        "for epoch in range(10):\n    scheduler.step(epoch)\n    for x, y in loader:\n        optimizer.step()\n",
-        "for epoch in range(10):\n    for x, y in loader:\n        scaler.step(optimizer)\n        scaler.update()\n    plateau.step(val_loss)\n",
+        Valid("""
+            for epoch in range(10):
+                for x, y in loader:
+                    optimizer.step()
+                scheduler.step()
+        """),
+        Valid("""
+            for x, y in loader:
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+        """),
+        Valid("""
+            for epoch in range(10):
+                if epoch > 0:
+                    scheduler.step()
+                for x, y in loader:
+                    optimizer.step()
+        """),
+        Valid("""
+            for epoch in range(10):
+                scheduler.step(epoch)
+                for x, y in loader:
+                    optimizer.step()
+        """),
+        Valid("""
+            for epoch in range(10):
+                for x, y in loader:
+                    scaler.step(optimizer)
+                    scaler.update()
+                plateau.step(val_loss)
+        """),
     ]
     INVALID = [
         Invalid(
-            "for epoch in range(10):\n    scheduler.step()\n    for x, y in loader:\n        optimizer.zero_grad()\n        loss_fn(model(x), y).backward()\n        optimizer.step()\n    validate()\n",
+            """
+            for epoch in range(10):
+                scheduler.step()
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    optimizer.step()
+                validate()
+            """,
             line=2,
-            fixed="for epoch in range(10):\n    for x, y in loader:\n        optimizer.zero_grad()\n        loss_fn(model(x), y).backward()\n        optimizer.step()\n    scheduler.step()\n    validate()\n",
+            fixed="""
+            for epoch in range(10):
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    optimizer.step()
+                scheduler.step()
+                validate()
+            """,
         ),
         Invalid(
-            "for x, y in loader:\n    lr_scheduler.step()\n    loss_fn(model(x), y).backward()\n    optimizer.step()\n    optimizer.zero_grad()\n",
+            """
+            for x, y in loader:
+                lr_scheduler.step()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+                optimizer.zero_grad()
+            """,
             line=2,
-            fixed="for x, y in loader:\n    loss_fn(model(x), y).backward()\n    optimizer.step()\n    lr_scheduler.step()\n    optimizer.zero_grad()\n",
+            fixed="""
+            for x, y in loader:
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        flow = flow_of(model)
-        for loop in model.loops:
+    def check(self, ctx: RuleContext):
+        program, flow = ctx.program, ctx.flow
+        for loop in program.loops:
             effects = flow.loop_effects(loop)
             kinds = {e.kind for e in effects}
             if OPT_STEP not in kinds or SCHED_STEP not in kinds:
                 continue
-            if _inner_has_both(loop, effects):
+            if inner_loop_has(loop, effects, OPT_STEP, SCHED_STEP):
                 continue
             first_opt = next(i for i, e in enumerate(effects) if e.kind == OPT_STEP)
             for i, e in enumerate(effects[:first_opt]):
@@ -83,33 +131,24 @@ class SchedulerBeforeOptimizer(Rule):
                     continue
                 if not flow.is_scheduler(e.target) and e.target is not None:
                     continue
-                yield self.finding(e.site, fix=_fix(model, e, effects[first_opt]))
+                yield self.finding(e.site, fix=_fix(program, e, effects[first_opt]))
                 break
 
 
-def _inner_has_both(loop, effects) -> bool:
-    kinds: dict[int, set[str]] = {}
-    for e in effects:
-        for c in e.ctx_after(loop):
-            if isinstance(c, LOOP_TYPES):
-                kinds.setdefault(id(c), set()).add(e.kind)
-    return any(OPT_STEP in k and SCHED_STEP in k for k in kinds.values())
-
-
-def _fix(model: ProgramModel, sched, opt) -> NodeFix | None:
+def _fix(program: ProgramModel, sched, opt) -> NodeFix | None:
     if not sched.direct:
         return None
-    stmt = statement_of_call(model, sched.site)
+    stmt = statement_of_call(program, sched.site)
     if stmt is None:
         return None
-    block = block_of(model, stmt)
+    block = block_of(program, stmt)
     if block is None:
         return None
-    anchor = top_statement_in(model, opt.site, block)
+    anchor = top_statement_in(program, opt.site, block)
     if anchor is None or anchor is stmt:
         return None
     statements = list(block.body)
     if statements.index(anchor) < statements.index(stmt):
         return None
     return NodeFix("Step the scheduler after the optimizer",
-                   (NodeEdit("delete_statement", stmt), NodeEdit("insert_after", anchor, model.code_for(sched.site))), SAFE)
+                   (DeleteStatement(stmt), InsertAfter(anchor, program.code_for(sched.site))), SAFE)

@@ -2,18 +2,17 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..flow import named_calls
+from ..context import RuleContext
+from ..lookups import named_calls
 from ..model import ProgramModel
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
+from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
+from ..syntax import number_literal
 
 
 def _positive_number(expr: cst.BaseExpression) -> bool | None:
     """True / False for a numeric literal (or a negated one), None when it is not a literal."""
-    if isinstance(expr, (cst.Integer, cst.Float)):
-        return float(expr.value.replace("_", "")) > 0
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
-        return False if isinstance(expr.expression, (cst.Integer, cst.Float)) else None
-    return None
+    value = number_literal(expr)
+    return None if value is None else value > 0
 
 
 class AdamL2WeightDecay(Rule):
@@ -44,36 +43,79 @@ class AdamL2WeightDecay(Rule):
         changes (decoupled decay is not scaled by the adaptive step), so a tuned value may need re-tuning.
     """
     VALID = [
-        "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)\n",
-        "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)\n",
-        "import torch\nopt = torch.optim.Adam(model.parameters(), weight_decay=0)\n",
-        "import torch\nopt = torch.optim.Adam(model.parameters(), weight_decay=0.0)\n",
-        "from torch.optim import SGD\nopt = SGD(model.parameters(), lr=0.1, weight_decay=5e-4)\n",
+        Valid("""
+            import torch
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        """),
+        Valid("""
+            import torch
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+        """),
+        Valid("""
+            import torch
+            opt = torch.optim.Adam(model.parameters(), weight_decay=0)
+        """),
+        Valid("""
+            import torch
+            opt = torch.optim.Adam(model.parameters(), weight_decay=0.0)
+        """),
+        Valid("""
+            from torch.optim import SGD
+            opt = SGD(model.parameters(), lr=0.1, weight_decay=5e-4)
+        """),
         # An unrelated class named Adam is not torch's.
-        "class Adam:\n    def __init__(self, params, weight_decay): pass\nopt = Adam(params, weight_decay=0.1)\n",
+        Valid("""
+            class Adam:
+                def __init__(self, params, weight_decay): pass
+            opt = Adam(params, weight_decay=0.1)
+        """),
         # A variable weight decay may well be zero: stay silent.
-        "import torch\nopt = torch.optim.Adam(model.parameters(), weight_decay=args.wd)\n",
+        Valid("""
+            import torch
+            opt = torch.optim.Adam(model.parameters(), weight_decay=args.wd)
+        """),
     ]
     INVALID = [
         Invalid(
-            "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)\n",
+            """
+            import torch
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+            """,
             line=2,
-            fixed="import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)\n",
+            column=6,
+            message="Adam with weight_decay applies coupled L2, not decoupled weight decay; use AdamW",
+            fixed="""
+            import torch
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+            """,
         ),
         Invalid(
-            "from torch import optim\noptimizer = optim.Adam(net.parameters(), 3e-4, (0.9, 0.999), 1e-8, 5e-4)\n",
+            """
+            from torch import optim
+            optimizer = optim.Adam(net.parameters(), 3e-4, (0.9, 0.999), 1e-8, 5e-4)
+            """,
             line=2,
-            fixed="from torch import optim\noptimizer = optim.AdamW(net.parameters(), 3e-4, (0.9, 0.999), 1e-8, 5e-4)\n",
+            fixed="""
+            from torch import optim
+            optimizer = optim.AdamW(net.parameters(), 3e-4, (0.9, 0.999), 1e-8, 5e-4)
+            """,
         ),
         Invalid(
-            "from torch.optim import Adam\nopt = Adam(params, weight_decay=0.01)\n",
+            """
+            from torch.optim import Adam
+            opt = Adam(params, weight_decay=0.01)
+            """,
             line=2,
-            fixed="from torch.optim import Adam, AdamW\nopt = AdamW(params, weight_decay=0.01)\n",
+            fixed="""
+            from torch.optim import Adam, AdamW
+            opt = AdamW(params, weight_decay=0.01)
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        for call, qual in named_calls(model):
+    def check(self, ctx: RuleContext):
+        program = ctx.program
+        for call, qual in named_calls(program):
             if qual not in ("torch.optim.Adam", "torch.optim.adam.Adam"):
                 continue
             decay = next((a.value for a in call.args if a.keyword and a.keyword.value == "weight_decay"), None)
@@ -82,26 +124,26 @@ class AdamL2WeightDecay(Rule):
                 decay = positional[4].value if len(positional) > 4 else None
             if decay is None or not _positive_number(decay):
                 continue
-            yield self.finding(call.func, fix=_adamw_fix(model, call))
+            yield self.finding(call.func, fix=_adamw_fix(program, call))
 
 
-def _adamw_fix(model: ProgramModel, call: cst.Call) -> NodeFix | None:
+def _adamw_fix(program: ProgramModel, call: cst.Call) -> NodeFix | None:
     func = call.func
     if isinstance(func, cst.Attribute):
-        return NodeFix("Use AdamW", (NodeEdit("replace", func.attr, "AdamW"),), UNSAFE)
+        return NodeFix("Use AdamW", (Replace(func.attr, "AdamW"),), UNSAFE)
     if isinstance(func, cst.Name):
         # `from torch.optim import Adam`: use AdamW and import it next to Adam.
-        for node in model.module.body:
+        for node in program.module.body:
             for stmt in node.body if isinstance(node, cst.SimpleStatementLine) else ():
                 if isinstance(stmt, cst.ImportFrom) and not isinstance(stmt.names, cst.ImportStar) and any(
                     isinstance(a.name, cst.Name) and a.name.value == func.value and a.asname is None for a in stmt.names
                 ):
                     if any(isinstance(a.name, cst.Name) and a.name.value == "AdamW" for a in stmt.names):
-                        return NodeFix("Use AdamW", (NodeEdit("replace", func, "AdamW"),), UNSAFE)
+                        return NodeFix("Use AdamW", (Replace(func, "AdamW"),), UNSAFE)
                     last = stmt.names[-1]
                     tail = last.asname.name if last.asname is not None else last.name
                     return NodeFix(
                         "Use AdamW",
-                        (NodeEdit("replace", tail, f"{model.code_for(tail)}, AdamW"),
-                         NodeEdit("replace", func, "AdamW")), UNSAFE)
+                        (Replace(tail, f"{program.code_for(tail)}, AdamW"),
+                         Replace(func, "AdamW")), UNSAFE)
     return None

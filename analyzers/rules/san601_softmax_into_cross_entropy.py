@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from ..dataflow import (
-    CROSS_ENTROPY, LOG_SOFTMAX, SOFTMAX, loss_inputs, unwrap_activation_fix,
-)
-from ..model import ProgramModel
-from ..rule import Invalid, Rule
+from ..context import RuleContext
+from ..losses import loss_inputs, unwrap_activation_fix
+from ..rule import Invalid, Rule, Valid
+from ..torch_api import CROSS_ENTROPY, LOG_SOFTMAX, SOFTMAX
 
 
 class SoftmaxIntoCrossEntropy(Rule):
@@ -41,58 +40,129 @@ class SoftmaxIntoCrossEntropy(Rule):
         only the loss input the finding names. Not offered when the logits' name was rebound in between.
     """
     VALID = [
-        "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nlogits = model(x)\nloss = criterion(logits, y)\n",
+        Valid("""
+            import torch.nn as nn
+            criterion = nn.CrossEntropyLoss()
+            logits = model(x)
+            loss = criterion(logits, y)
+        """),
         # probabilities for a metric, logits for the loss
-        "import torch.nn.functional as F\nlogits = model(x)\nloss = F.cross_entropy(logits, y)\n"
-        "probs = F.softmax(logits, dim=1)\nacc = (probs.argmax(1) == y).float().mean()\n",
+        Valid("""
+            import torch.nn.functional as F
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            probs = F.softmax(logits, dim=1)
+            acc = (probs.argmax(1) == y).float().mean()
+        """),
         # the name was rebound to the logits before the loss
-        "import torch\nimport torch.nn.functional as F\nout = torch.softmax(z, 1)\nout = model(x)\nloss = F.cross_entropy(out, y)\n",
+        Valid("""
+            import torch
+            import torch.nn.functional as F
+            out = torch.softmax(z, 1)
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+        """),
         # only in one branch: cannot tell
-        "import torch.nn.functional as F\nout = model(x)\nif calibrate:\n    out = F.softmax(out, dim=1)\nloss = F.cross_entropy(out, y)\n",
+        Valid("""
+            import torch.nn.functional as F
+            out = model(x)
+            if calibrate:
+                out = F.softmax(out, dim=1)
+            loss = F.cross_entropy(out, y)
+        """),
         # log_softmax goes with NLLLoss
-        "import torch.nn as nn, torch.nn.functional as F\nloss = nn.NLLLoss()(F.log_softmax(z, dim=1), y)\n",
+        Valid("""
+            import torch.nn as nn, torch.nn.functional as F
+            loss = nn.NLLLoss()(F.log_softmax(z, dim=1), y)
+        """),
         # a model ending in Linear
-        "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 3))\n"
-        "loss = nn.CrossEntropyLoss()(model(x), y)\n",
+        Valid("""
+            import torch.nn as nn
+            model = nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 3))
+            loss = nn.CrossEntropyLoss()(model(x), y)
+        """),
         # an unrelated softmax
-        "def softmax(x):\n    return x\nimport torch.nn.functional as F\nloss = F.cross_entropy(softmax(z), y)\n",
+        Valid("""
+            def softmax(x):
+                return x
+            import torch.nn.functional as F
+            loss = F.cross_entropy(softmax(z), y)
+        """),
     ]
     INVALID = [
         Invalid(
-            "import torch.nn.functional as F\nloss = F.cross_entropy(F.softmax(logits, dim=1), y)\n",
+            """
+            import torch.nn.functional as F
+            loss = F.cross_entropy(F.softmax(logits, dim=1), y)
+            """,
             line=2,
-            fixed="import torch.nn.functional as F\nloss = F.cross_entropy(logits, y)\n",
+            fixed="""
+            import torch.nn.functional as F
+            loss = F.cross_entropy(logits, y)
+            """,
         ),
         Invalid(
-            "import torch\nimport torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n"
-            "def step(model, x, y):\n    logits = model(x)\n    probs = torch.softmax(logits, dim=-1)\n"
-            "    return criterion(probs, y)\n",
+            """
+            import torch
+            import torch.nn as nn
+            criterion = nn.CrossEntropyLoss()
+            def step(model, x, y):
+                logits = model(x)
+                probs = torch.softmax(logits, dim=-1)
+                return criterion(probs, y)
+            """,
             line=7,
-            fixed="import torch\nimport torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n"
-            "def step(model, x, y):\n    logits = model(x)\n    probs = torch.softmax(logits, dim=-1)\n"
-            "    return criterion(logits, y)\n",
+            fixed="""
+            import torch
+            import torch.nn as nn
+            criterion = nn.CrossEntropyLoss()
+            def step(model, x, y):
+                logits = model(x)
+                probs = torch.softmax(logits, dim=-1)
+                return criterion(logits, y)
+            """,
         ),
         Invalid(
-            "import torch.nn as nn\nloss = nn.CrossEntropyLoss()(out.log_softmax(-1), y)\n",
+            """
+            import torch.nn as nn
+            loss = nn.CrossEntropyLoss()(out.log_softmax(-1), y)
+            """,
             line=2,
-            fixed="import torch.nn as nn\nloss = nn.CrossEntropyLoss()(out, y)\n",
+            fixed="""
+            import torch.nn as nn
+            loss = nn.CrossEntropyLoss()(out, y)
+            """,
         ),
         Invalid(
-            "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(784, 10), nn.Softmax(dim=1))\n"
-            "loss_fn = nn.CrossEntropyLoss()\nloss = loss_fn(model(x), y)\n",
+            """
+            import torch.nn as nn
+            model = nn.Sequential(nn.Linear(784, 10), nn.Softmax(dim=1))
+            loss_fn = nn.CrossEntropyLoss()
+            loss = loss_fn(model(x), y)
+            """,
             line=4,
         ),
         Invalid(
-            "import torch.nn as nn\nimport torch.nn.functional as F\n"
-            "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(8, 2)\n"
-            "    def forward(self, x):\n        return F.softmax(self.fc(x), dim=1)\n"
-            "net = Net()\nout = net(x)\nloss = F.cross_entropy(out, y)\n",
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(8, 2)
+                def forward(self, x):
+                    return F.softmax(self.fc(x), dim=1)
+            net = Net()
+            out = net(x)
+            loss = F.cross_entropy(out, y)
+            """,
             line=11,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        for flow, call, arg, act in loss_inputs(model, CROSS_ENTROPY):
+    def check(self, ctx: RuleContext):
+        program = ctx.program
+        for flow, call, arg, act in loss_inputs(program, CROSS_ENTROPY):
             if act is None or act.kind not in (SOFTMAX, LOG_SOFTMAX):
                 continue
             if act.kind == LOG_SOFTMAX:

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from ..dataflow import (
-    BCE_WITH_LOGITS, SIGMOID, loss_inputs, unwrap_activation_fix,
-)
-from ..model import ProgramModel
-from ..rule import Invalid, Rule
+from ..context import RuleContext
+from ..losses import loss_inputs, unwrap_activation_fix
+from ..rule import Invalid, Rule, Valid
+from ..torch_api import BCE_WITH_LOGITS, SIGMOID
 
 
 class SigmoidIntoBceWithLogits(Rule):
@@ -35,30 +34,66 @@ class SigmoidIntoBceWithLogits(Rule):
         uses the changed expression.
     """
     VALID = [
-        "import torch\nimport torch.nn as nn\ncriterion = nn.BCEWithLogitsLoss()\nlogits = model(x)\n"
-        "loss = criterion(logits, y)\npreds = torch.sigmoid(logits) > 0.5\n",
-        "import torch\nimport torch.nn as nn\nloss = nn.BCELoss()(torch.sigmoid(model(x)), y)\n",
-        "import torch.nn.functional as F\nloss = F.binary_cross_entropy_with_logits(out, y)\n",
+        Valid("""
+            import torch
+            import torch.nn as nn
+            criterion = nn.BCEWithLogitsLoss()
+            logits = model(x)
+            loss = criterion(logits, y)
+            preds = torch.sigmoid(logits) > 0.5
+        """),
+        Valid("""
+            import torch
+            import torch.nn as nn
+            loss = nn.BCELoss()(torch.sigmoid(model(x)), y)
+        """),
+        Valid("""
+            import torch.nn.functional as F
+            loss = F.binary_cross_entropy_with_logits(out, y)
+        """),
     ]
     INVALID = [
         Invalid(
-            "import torch\nimport torch.nn as nn\ncriterion = nn.BCEWithLogitsLoss()\nloss = criterion(torch.sigmoid(out), y)\n",
+            """
+            import torch
+            import torch.nn as nn
+            criterion = nn.BCEWithLogitsLoss()
+            loss = criterion(torch.sigmoid(out), y)
+            """,
             line=4,
-            fixed="import torch\nimport torch.nn as nn\ncriterion = nn.BCEWithLogitsLoss()\nloss = criterion(out, y)\n",
+            fixed="""
+            import torch
+            import torch.nn as nn
+            criterion = nn.BCEWithLogitsLoss()
+            loss = criterion(out, y)
+            """,
         ),
         Invalid(
-            "import torch.nn.functional as F\nprobs = logits.sigmoid()\nloss = F.binary_cross_entropy_with_logits(probs, target)\n",
+            """
+            import torch.nn.functional as F
+            probs = logits.sigmoid()
+            loss = F.binary_cross_entropy_with_logits(probs, target)
+            """,
             line=3,
-            fixed="import torch.nn.functional as F\nprobs = logits.sigmoid()\nloss = F.binary_cross_entropy_with_logits(logits, target)\n",
+            fixed="""
+            import torch.nn.functional as F
+            probs = logits.sigmoid()
+            loss = F.binary_cross_entropy_with_logits(logits, target)
+            """,
         ),
         Invalid(
-            "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(16, 1), nn.Sigmoid())\nloss = nn.BCEWithLogitsLoss()(model(x), y)\n",
+            """
+            import torch.nn as nn
+            model = nn.Sequential(nn.Linear(16, 1), nn.Sigmoid())
+            loss = nn.BCEWithLogitsLoss()(model(x), y)
+            """,
             line=3,
         ),
     ]
 
-    def check(self, model: ProgramModel):
-        for flow, call, arg, act in loss_inputs(model, BCE_WITH_LOGITS):
+    def check(self, ctx: RuleContext):
+        program = ctx.program
+        for flow, call, arg, act in loss_inputs(program, BCE_WITH_LOGITS):
             if act is None or act.kind != SIGMOID:
                 continue
             message = self.message if act.call is not None else (

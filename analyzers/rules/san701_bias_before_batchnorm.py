@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import libcst as cst
 
+from ..context import RuleContext
 from ..dataflow import dataflow, uses_of
-from ..flow import named_calls
-from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, UNSAFE
+from ..lookups import named_calls
+from ..model import ProgramModel
+from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
+from ..syntax import dotted_name, is_true
 
 # Layer → index of `bias` among its positional parameters.
 _BIAS_POSITION = {
@@ -49,70 +51,154 @@ class BiasBeforeBatchNorm(Rule):
         no longer load strictly, and optimizer parameter groups change.
     """
     VALID = [
-        "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU())\n",
-        "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.BatchNorm2d(64))\n",
-        "import torch.nn as nn\nhead = nn.Sequential(nn.Linear(128, 64), nn.LayerNorm(64))\n",
-        "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 64, 3, bias=use_bias), nn.BatchNorm2d(64))\n",
-        "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 64, 3, **cfg), nn.BatchNorm2d(64))\n",
+        Valid("""
+            import torch.nn as nn
+            block = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        """),
+        Valid("""
+            import torch.nn as nn
+            block = nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.BatchNorm2d(64))
+        """),
+        Valid("""
+            import torch.nn as nn
+            head = nn.Sequential(nn.Linear(128, 64), nn.LayerNorm(64))
+        """),
+        Valid("""
+            import torch.nn as nn
+            block = nn.Sequential(nn.Conv2d(3, 64, 3, bias=use_bias), nn.BatchNorm2d(64))
+        """),
+        Valid("""
+            import torch.nn as nn
+            block = nn.Sequential(nn.Conv2d(3, 64, 3, **cfg), nn.BatchNorm2d(64))
+        """),
         # conv output also used without the BN
-        "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.conv = nn.Conv2d(8, 8, 3)\n        self.bn = nn.BatchNorm2d(8)\n"
-        "    def forward(self, x):\n        y = self.conv(x)\n        z = self.bn(y)\n        return y + z\n",
+        Valid("""
+            import torch.nn as nn
+            class B(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(8, 8, 3)
+                    self.bn = nn.BatchNorm2d(8)
+                def forward(self, x):
+                    y = self.conv(x)
+                    z = self.bn(y)
+                    return y + z
+        """),
         # BN only on one configuration
-        "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self, with_bn):\n        super().__init__()\n"
-        "        self.fc = nn.Linear(5, 5)\n        self.bn = nn.BatchNorm1d(5)\n        self.with_bn = with_bn\n"
-        "    def forward(self, x):\n        x = self.fc(x)\n        if self.with_bn:\n            x = self.bn(x)\n        return x\n",
+        Valid("""
+            import torch.nn as nn
+            class B(nn.Module):
+                def __init__(self, with_bn):
+                    super().__init__()
+                    self.fc = nn.Linear(5, 5)
+                    self.bn = nn.BatchNorm1d(5)
+                    self.with_bn = with_bn
+                def forward(self, x):
+                    x = self.fc(x)
+                    if self.with_bn:
+                        x = self.bn(x)
+                    return x
+        """),
     ]
     INVALID = [
         Invalid(
-            "import torch.nn as nn\nblock = nn.Sequential(\n    nn.Conv2d(3, 64, kernel_size=3, padding=1),\n    nn.BatchNorm2d(64),\n    nn.ReLU(),\n)\n",
+            """
+            import torch.nn as nn
+            block = nn.Sequential(
+                nn.Conv2d(3, 64, kernel_size=3, padding=1),
+                nn.BatchNorm2d(64),
+                nn.ReLU(),
+            )
+            """,
             line=3,
-            fixed="import torch.nn as nn\nblock = nn.Sequential(\n    nn.Conv2d(3, 64, kernel_size=3, padding=1, bias=False),\n    nn.BatchNorm2d(64),\n    nn.ReLU(),\n)\n",
+            fixed="""
+            import torch.nn as nn
+            block = nn.Sequential(
+                nn.Conv2d(3, 64, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(64),
+                nn.ReLU(),
+            )
+            """,
         ),
         Invalid(
-            "import torch.nn as nn\nlayers = [nn.Linear(256, 128, bias=True), nn.BatchNorm1d(128)]\n",
+            """
+            import torch.nn as nn
+            layers = [nn.Linear(256, 128, bias=True), nn.BatchNorm1d(128)]
+            """,
             line=2,
-            fixed="import torch.nn as nn\nlayers = [nn.Linear(256, 128, bias=False), nn.BatchNorm1d(128)]\n",
+            fixed="""
+            import torch.nn as nn
+            layers = [nn.Linear(256, 128, bias=False), nn.BatchNorm1d(128)]
+            """,
         ),
         Invalid(
-            "import torch.nn as nn\nimport torch.nn.functional as F\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-            "        self.conv1 = nn.Conv2d(3, 32, 3)\n        self.bn1 = nn.BatchNorm2d(32)\n"
-            "    def forward(self, x):\n        x = self.conv1(x)\n        x = self.bn1(x)\n        return F.relu(x)\n",
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(3, 32, 3)
+                    self.bn1 = nn.BatchNorm2d(32)
+                def forward(self, x):
+                    x = self.conv1(x)
+                    x = self.bn1(x)
+                    return F.relu(x)
+            """,
             line=6,
-            fixed="import torch.nn as nn\nimport torch.nn.functional as F\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-            "        self.conv1 = nn.Conv2d(3, 32, 3, bias=False)\n        self.bn1 = nn.BatchNorm2d(32)\n"
-            "    def forward(self, x):\n        x = self.conv1(x)\n        x = self.bn1(x)\n        return F.relu(x)\n",
+            fixed="""
+            import torch.nn as nn
+            import torch.nn.functional as F
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(3, 32, 3, bias=False)
+                    self.bn1 = nn.BatchNorm2d(32)
+                def forward(self, x):
+                    x = self.conv1(x)
+                    x = self.bn1(x)
+                    return F.relu(x)
+            """,
         ),
         Invalid(
-            "import torch.nn as nn\nimport torch.nn.functional as F\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-            "        self.fc = nn.Linear(64, 64)\n        self.norm = nn.BatchNorm1d(64)\n"
-            "    def forward(self, x):\n        return F.relu(self.norm(self.fc(x)))\n",
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(64, 64)
+                    self.norm = nn.BatchNorm1d(64)
+                def forward(self, x):
+                    return F.relu(self.norm(self.fc(x)))
+            """,
             line=6,
         ),
     ]
 
-    def check(self, model: ProgramModel):
+    def check(self, ctx: RuleContext):
+        program = ctx.program
         flow = None
         reported: set[int] = set()
-        for call, qual in named_calls(model):
+        for call, qual in named_calls(program):
             if qual not in _BATCHNORMS:
                 continue
             if flow is None:
-                flow = dataflow(model)
-            for layer, element in _preceding_layers(model, flow, call):
+                flow = ctx.dataflow
+            for layer, element in _preceding_layers(program, flow, call):
                 if id(layer) in reported:
                     continue
                 reported.add(id(layer))
-                bias = _bias(model, layer)
+                bias = _bias(program, layer)
                 if bias is None:
                     continue
-                fix = _fix(model, layer, bias) if element is layer else None
+                fix = _fix(program, layer, bias) if element is layer else None
                 yield self.finding(element, fix=fix)
 
 
-def _bias(model: ProgramModel, layer: cst.Call) -> cst.Arg | bool | None:
+def _bias(program: ProgramModel, layer: cst.Call) -> cst.Arg | bool | None:
     """The explicit ``bias=True`` argument, True when the bias is on by default, None otherwise."""
-    position = _BIAS_POSITION.get(model.call_name(layer) or "")
+    position = _BIAS_POSITION.get(program.call_name(layer) or "")
     if position is None:
         return None
     positional = 0
@@ -121,59 +207,55 @@ def _bias(model: ProgramModel, layer: cst.Call) -> cst.Arg | bool | None:
             return None
         if arg.keyword is None:
             if positional == position:
-                return arg if _is_true(arg.value) else None
+                return arg if is_true(arg.value) else None
             positional += 1
         elif arg.keyword.value == "bias":
-            return arg if _is_true(arg.value) else None
+            return arg if is_true(arg.value) else None
     return True
 
 
-def _is_true(value: cst.BaseExpression) -> bool:
-    return isinstance(value, cst.Name) and value.value == "True"
-
-
-def _fix(model: ProgramModel, layer: cst.Call, bias: cst.Arg | bool) -> NodeFix | None:
+def _fix(program: ProgramModel, layer: cst.Call, bias: cst.Arg | bool) -> NodeFix | None:
     if isinstance(bias, cst.Arg):
-        return NodeFix("Use bias=False", (NodeEdit("replace", bias.value, "False"),), UNSAFE)
+        return NodeFix("Use bias=False", (Replace(bias.value, "False"),), UNSAFE)
     if not layer.args:
         return None
     last = layer.args[-1]
-    return NodeFix("Use bias=False", (NodeEdit("replace", last.value, f"{model.code_for(last.value)}, bias=False"),), UNSAFE)
+    return NodeFix("Use bias=False", (Replace(last.value, f"{program.code_for(last.value)}, bias=False"),), UNSAFE)
 
 
-def _layer_call(model: ProgramModel, flow, expr: cst.BaseExpression) -> cst.Call | None:
+def _layer_call(program: ProgramModel, flow, expr: cst.BaseExpression) -> cst.Call | None:
     if isinstance(expr, cst.Call):
-        return expr if model.call_name(expr) in _BIAS_POSITION else None
+        return expr if program.call_name(expr) in _BIAS_POSITION else None
     if dotted_name(expr) is None:
         return None
     defs = flow.definitions(expr)
     if not defs or len(defs) != 1 or defs[0][0] is not flow:
         return None
     value = defs[0][1]
-    return value if isinstance(value, cst.Call) and model.call_name(value) in _BIAS_POSITION else None
+    return value if isinstance(value, cst.Call) and program.call_name(value) in _BIAS_POSITION else None
 
 
-def _preceding_layers(model: ProgramModel, flow, bn: cst.Call):
+def _preceding_layers(program: ProgramModel, flow, bn: cst.Call):
     """(layer constructor call, node to report) for the layers whose output goes straight into ``bn``."""
-    parent = model.parent(bn)
+    parent = program.parent(bn)
     # nn.Sequential(conv, bn) / [conv, bn, relu]
     if isinstance(parent, cst.Arg) and parent.keyword is None:
-        container = model.parent(parent)
-        if isinstance(container, cst.Call) and model.call_name(container) == "torch.nn.Sequential":
+        container = program.parent(parent)
+        if isinstance(container, cst.Call) and program.call_name(container) == "torch.nn.Sequential":
             args = list(container.args)
             index = next(i for i, a in enumerate(args) if a is parent)
             if index > 0 and args[index - 1].keyword is None and not args[index - 1].star:
-                layer = _layer_call(model, flow, args[index - 1].value)
+                layer = _layer_call(program, flow, args[index - 1].value)
                 if layer is not None:
                     yield layer, args[index - 1].value
         return
     if isinstance(parent, cst.Element):
-        container = model.parent(parent)
+        container = program.parent(parent)
         if isinstance(container, (cst.List, cst.Tuple)):
             elements = list(container.elements)
             index = next(i for i, e in enumerate(elements) if e is parent)
             if index > 0 and isinstance(elements[index - 1], cst.Element):
-                layer = _layer_call(model, flow, elements[index - 1].value)
+                layer = _layer_call(program, flow, elements[index - 1].value)
                 if layer is not None:
                     yield layer, elements[index - 1].value
         return
@@ -186,12 +268,12 @@ def _preceding_layers(model: ProgramModel, flow, bn: cst.Call):
     class_name = flow.class_of(flow.scope(parent))
     if class_name is None:
         return
-    calls_by_attr = _self_calls(model, flow).get(class_name, {})
+    calls_by_attr = _self_calls(program, flow).get(class_name, {})
     fed: dict[str, list[bool]] = {}
     for bn_call in calls_by_attr.get(target, []):
         if len(bn_call.args) != 1 or bn_call.args[0].keyword is not None or bn_call.args[0].star:
             continue
-        source = _direct_source(model, flow, bn_call)
+        source = _direct_source(program, flow, bn_call)
         if source is not None:
             fed.setdefault(dotted_name(source.func), []).append(source)
     for attr, sources in fed.items():
@@ -202,26 +284,28 @@ def _preceding_layers(model: ProgramModel, flow, bn: cst.Call):
         if not defs or len(defs) != 1 or defs[0][0] is not flow:
             continue
         layer = defs[0][1]
-        if isinstance(layer, cst.Call) and model.call_name(layer) in _BIAS_POSITION:
+        if isinstance(layer, cst.Call) and program.call_name(layer) in _BIAS_POSITION:
             yield layer, layer
 
 
-def _self_calls(model: ProgramModel, flow) -> dict[str, dict[str, list[cst.Call]]]:
+def _self_calls(program: ProgramModel, flow) -> dict[str, dict[str, list[cst.Call]]]:
     """class name → ``self.attr`` → the calls ``self.attr(...)`` in that class's methods (built once)."""
-    cached = flow.__dict__.get("_san701_self_calls")
-    if cached is None:
-        cached = {}
-        for call in model.calls:
-            func = call.func
-            if type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value == "self":
-                class_name = flow.class_of(flow.scope(call))
-                if class_name is not None:
-                    cached.setdefault(class_name, {}).setdefault(f"self.{func.attr.value}", []).append(call)
-        flow.__dict__["_san701_self_calls"] = cached
-    return cached
+    return program.cached(_self_calls_index)
 
 
-def _direct_source(model: ProgramModel, flow, bn_call: cst.Call) -> cst.Call | None:
+def _self_calls_index(program: ProgramModel) -> dict[str, dict[str, list[cst.Call]]]:
+    flow = dataflow(program)
+    index: dict[str, dict[str, list[cst.Call]]] = {}
+    for call in program.calls:
+        func = call.func
+        if type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value == "self":
+            class_name = flow.class_of(flow.scope(call))
+            if class_name is not None:
+                index.setdefault(class_name, {}).setdefault(f"self.{func.attr.value}", []).append(call)
+    return index
+
+
+def _direct_source(program: ProgramModel, flow, bn_call: cst.Call) -> cst.Call | None:
     """The ``self.layer(...)`` call whose output is ``bn_call``'s input and nothing else's."""
     value = bn_call.args[0].value
     if isinstance(value, cst.Call):
@@ -236,8 +320,8 @@ def _direct_source(model: ProgramModel, flow, bn_call: cst.Call) -> cst.Call | N
     name = dotted_name(source.func)
     if name is None or not name.startswith("self.") or name.count(".") != 1:
         return None
-    statement = model.parent(bn_call)
-    if model.parent(model.enclosing_statement(bn_call)) is not model.parent(model.enclosing_statement(binding.node)):
+    statement = program.parent(bn_call)
+    if program.parent(program.enclosing_statement(bn_call)) is not program.parent(program.enclosing_statement(binding.node)):
         return None  # `if self.with_bn: x = self.bn(x)`: the layer's output does not always go to the BN
     rebinds = isinstance(statement, cst.Assign) and len(statement.targets) == 1 \
         and isinstance(statement.targets[0].target, cst.Name) and statement.targets[0].target.value == value.value

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..dataflow import ForTarget, dataflow
-from ..flow import named_calls
-from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, Rule
+from ..context import RuleContext
+from ..dataflow import ForTarget
+from ..lookups import named_calls
+from ..model import ProgramModel
+from ..rule import Invalid, Rule, Valid
+from ..syntax import dotted_name, number_literal
 
 _ZERO_INITS = frozenset({"torch.nn.init.zeros_", "torch.nn.init.zeros"})
 _ONE_INITS = frozenset({"torch.nn.init.ones_", "torch.nn.init.ones"})
@@ -53,68 +55,122 @@ class ZeroWeightInit(Rule):
         No fix: the right initialisation depends on the architecture.
     """
     VALID = [
-        "import torch.nn as nn\ndef init_weights(m):\n    if isinstance(m, nn.Linear):\n"
-        "        nn.init.xavier_uniform_(m.weight)\n        nn.init.zeros_(m.bias)\nmodel.apply(init_weights)\n",
+        Valid("""
+            import torch.nn as nn
+            def init_weights(m):
+                if isinstance(m, nn.Linear):
+                    nn.init.xavier_uniform_(m.weight)
+                    nn.init.zeros_(m.bias)
+            model.apply(init_weights)
+        """),
         # torchvision ResNet's zero_init_residual: BN weights of the last block layer
-        "import torch.nn as nn\nclass R(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        for m in self.modules():\n            if isinstance(m, nn.BatchNorm2d):\n"
-        "                nn.init.constant_(m.weight, 1)\n        for m in self.modules():\n"
-        "            if isinstance(m, Bottleneck):\n                nn.init.constant_(m.bn3.weight, 0)\n",
+        Valid("""
+            import torch.nn as nn
+            class R(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    for m in self.modules():
+                        if isinstance(m, nn.BatchNorm2d):
+                            nn.init.constant_(m.weight, 1)
+                    for m in self.modules():
+                        if isinstance(m, Bottleneck):
+                            nn.init.constant_(m.bn3.weight, 0)
+        """),
         # a single zero-initialised output layer / zero_module helper
-        "import torch.nn as nn\nclass D(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.out = nn.Linear(8, 8)\n        nn.init.zeros_(self.out.weight)\n",
-        "def zero_module(module):\n    for p in module.parameters():\n        p.detach().zero_()\n    return module\n",
-        "import torch.nn as nn\nfor m in model.modules():\n    if isinstance(m, nn.Linear):\n        nn.init.normal_(m.weight, 0, 0.01)\n        nn.init.constant_(m.bias, 0)\n",
+        Valid("""
+            import torch.nn as nn
+            class D(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.out = nn.Linear(8, 8)
+                    nn.init.zeros_(self.out.weight)
+        """),
+        Valid("""
+            def zero_module(module):
+                for p in module.parameters():
+                    p.detach().zero_()
+                return module
+        """),
+        Valid("""
+            import torch.nn as nn
+            for m in model.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0, 0.01)
+                    nn.init.constant_(m.bias, 0)
+        """),
     ]
     INVALID = [
         Invalid(
-            "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-            "        self.a = nn.Linear(4, 8)\n        self.b = nn.Linear(8, 2)\n        self.apply(self._init)\n"
-            "    def _init(self, m):\n        if isinstance(m, nn.Linear):\n            nn.init.zeros_(m.weight)\n",
+            """
+            import torch.nn as nn
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(4, 8)
+                    self.b = nn.Linear(8, 2)
+                    self.apply(self._init)
+                def _init(self, m):
+                    if isinstance(m, nn.Linear):
+                        nn.init.zeros_(m.weight)
+            """,
             line=10,
         ),
         Invalid(
-            "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-            "        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3))\n"
-            "        for m in self.modules():\n            if isinstance(m, (nn.Conv2d, nn.Linear)):\n"
-            "                m.weight.data.fill_(0.0)\n",
+            """
+            import torch.nn as nn
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3))
+                    for m in self.modules():
+                        if isinstance(m, (nn.Conv2d, nn.Linear)):
+                            m.weight.data.fill_(0.0)
+            """,
             line=8,
         ),
         Invalid(
-            "import torch.nn as nn\nclass Net(nn.Module):\n    pass\nnet = Net()\nfor p in net.parameters():\n    nn.init.constant_(p, 0.0)\n",
+            """
+            import torch.nn as nn
+            class Net(nn.Module):
+                pass
+            net = Net()
+            for p in net.parameters():
+                nn.init.constant_(p, 0.0)
+            """,
             line=6,
         ),
     ]
 
-    def check(self, model: ProgramModel):
+    def check(self, ctx: RuleContext):
+        program = ctx.program
         flow = None
         apply_targets: dict[str, list[cst.BaseExpression]] | None = None
-        for call, qual in named_calls(model):
+        for call, qual in named_calls(program):
             target = _constant_init_target(call, qual)
             if target is None:
                 continue
             if flow is None:
-                flow = dataflow(model)
+                flow = ctx.dataflow
             name = dotted_name(target)
             if name is None:
                 continue
             if name.endswith(".weight") and name.count(".") == 1:
                 layer = name.split(".")[0]
-                if not _guarded_by_weight_layers(model, call, layer):
+                if not _guarded_by_weight_layers(program, call, layer):
                     continue
                 binding = flow.reaching(layer, call)
                 if isinstance(binding, ForTarget):
                     network = _modules_receiver(binding.loop, layer)
-                    if network is None or not _whole_network(model, flow, network):
+                    if network is None or not _whole_network(program, flow, network):
                         continue
                 elif binding is None:
                     function = flow.scope(call)
                     if function is None or layer not in flow.params(function):
                         continue
                     if apply_targets is None:
-                        apply_targets = _apply_calls(model)
+                        apply_targets = _apply_calls(program)
                     receivers = apply_targets.get(function.name.value, [])
-                    if not receivers or not all(_whole_network(model, flow, r) for r in receivers):
+                    if not receivers or not all(_whole_network(program, flow, r) for r in receivers):
                         continue
                 else:
                     continue
@@ -124,9 +180,9 @@ class ZeroWeightInit(Rule):
                 if not isinstance(binding, ForTarget):
                     continue
                 network = _parameters_receiver(binding.loop, name)
-                if network is None or not _whole_network(model, flow, network):
+                if network is None or not _whole_network(program, flow, network):
                     continue
-                if _guard_mentions(model, call, binding.loop, "bias"):
+                if _guard_mentions(program, call, binding.loop, "bias"):
                     continue
                 yield self.finding(call, message="every parameter initialised to the same constant: units stay "
                                                  "identical (symmetric) and never learn different features")
@@ -140,11 +196,11 @@ def _constant_init_target(call: cst.Call, qual: str | None) -> cst.BaseExpressio
     if qual in _ZERO_INITS or qual in _ONE_INITS:
         return args[0].value if args and args[0].keyword is None else None
     if qual in _CONSTANT_INITS:
-        if len(args) >= 2 and _is_number(args[1].value):
+        if len(args) >= 2 and number_literal(args[1].value) is not None:
             return args[0].value if args[0].keyword is None else None
         return None
     if type(func) is cst.Attribute and (func.attr.value == "zero_" and not args
-                                        or func.attr.value == "fill_" and len(args) == 1 and _is_number(args[0].value)):
+                                        or func.attr.value == "fill_" and len(args) == 1 and number_literal(args[0].value) is not None):
         receiver = func.value
         if isinstance(receiver, cst.Attribute) and receiver.attr.value == "data":
             receiver = receiver.value
@@ -155,33 +211,27 @@ def _constant_init_target(call: cst.Call, qual: str | None) -> cst.BaseExpressio
     return None
 
 
-def _is_number(expr: cst.BaseExpression) -> bool:
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
-        expr = expr.expression
-    return isinstance(expr, (cst.Integer, cst.Float))
-
-
-def _guarded_by_weight_layers(model: ProgramModel, call: cst.Call, layer: str) -> bool:
+def _guarded_by_weight_layers(program: ProgramModel, call: cst.Call, layer: str) -> bool:
     """The call sits in the body of ``if isinstance(layer, (nn.Linear, nn.Conv2d, ...))``."""
     previous: cst.CSTNode = call
-    for ancestor in model.ancestors(call):
+    for ancestor in program.ancestors(call):
         if isinstance(ancestor, cst.FunctionDef):
             return False
         if isinstance(ancestor, cst.If) and previous is ancestor.body:
-            types = _isinstance_types(model, ancestor.test, layer)
+            types = _isinstance_types(program, ancestor.test, layer)
             if types is not None:
                 return bool(types) and types <= _WEIGHT_LAYERS
         previous = ancestor
     return False
 
 
-def _isinstance_types(model: ProgramModel, test: cst.BaseExpression, layer: str) -> set[str] | None:
+def _isinstance_types(program: ProgramModel, test: cst.BaseExpression, layer: str) -> set[str] | None:
     if isinstance(test, cst.Call) and dotted_name(test.func) == "isinstance" and len(test.args) == 2 \
             and dotted_name(test.args[0].value) == layer:
         spec = test.args[1].value
         elements = spec.elements if isinstance(spec, (cst.Tuple, cst.List)) else None
         values = [e.value for e in elements] if elements is not None else [spec]
-        return {model.qualname(v) or "?" for v in values}
+        return {program.qualname(v) or "?" for v in values}
     return None
 
 
@@ -212,26 +262,26 @@ def _parameters_receiver(loop: cst.For, name: str) -> cst.BaseExpression | None:
     return None
 
 
-def _whole_network(model: ProgramModel, flow, expr: cst.BaseExpression) -> bool:
+def _whole_network(program: ProgramModel, flow, expr: cst.BaseExpression) -> bool:
     """``self`` inside an nn.Module class, or a name bound to a network (a model class, torchvision /
     timm constructor) rather than to one layer."""
     name = dotted_name(expr)
     if name == "self":
-        return flow.class_of(model.enclosing_function(expr)) in model.module_classes
+        return flow.class_of(program.enclosing_function(expr)) in program.module_classes
     refs = flow.module_of(expr)
     if refs:
         return all(ref.classdef is not None for ref in refs)
     defs = flow.definitions(expr)
-    if defs and all(isinstance(v, cst.Call) and (f.model.call_name(v) or "").startswith(("torchvision.models.", "timm."))
+    if defs and all(isinstance(v, cst.Call) and (f.program.call_name(v) or "").startswith(("torchvision.models.", "timm."))
                     for f, v in defs):
         return True
     return False
 
 
-def _apply_calls(model: ProgramModel) -> dict[str, list[cst.BaseExpression]]:
+def _apply_calls(program: ProgramModel) -> dict[str, list[cst.BaseExpression]]:
     """Function name → receivers of ``receiver.apply(function)`` in this module."""
     out: dict[str, list[cst.BaseExpression]] = {}
-    for call in model.calls:
+    for call in program.calls:
         func = call.func
         if type(func) is cst.Attribute and func.attr.value == "apply" and len(call.args) == 1:
             target = dotted_name(call.args[0].value)
@@ -240,10 +290,10 @@ def _apply_calls(model: ProgramModel) -> dict[str, list[cst.BaseExpression]]:
     return out
 
 
-def _guard_mentions(model: ProgramModel, call: cst.Call, loop: cst.For, word: str) -> bool:
-    for ancestor in model.ancestors(call):
+def _guard_mentions(program: ProgramModel, call: cst.Call, loop: cst.For, word: str) -> bool:
+    for ancestor in program.ancestors(call):
         if ancestor is loop:
             return False
-        if isinstance(ancestor, cst.If) and word in model.code_for(ancestor.test):
+        if isinstance(ancestor, cst.If) and word in program.code_for(ancestor.test):
             return True
     return False

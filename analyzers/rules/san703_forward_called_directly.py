@@ -1,20 +1,15 @@
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
-from ..dataflow import dataflow
-from ..flow import calls_by_callee
-from ..model import MODEL, ProgramModel, dotted_name
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
+from ..context import RuleContext
+from ..lookups import calls_by_callee
+from ..model import ProgramModel
+from ..name_guesses import says_network
+from ..rule import SAFE, Invalid, NodeFix, Replace, Rule, Valid
+from ..syntax import dotted_name
+from ..torch_api import MODEL
 
-# Names that, by themselves, say "this is a network" (model, net, netG, encoder, self.backbone, ...).
-_MODULE_NAME = re.compile(
-    r"^(model|net|network|module|encoder|decoder|backbone|classifier|generator|discriminator|critic|actor"
-    r"|policy|head|teacher|student|unet|transformer|resnet|vae|autoencoder)s?(_?[a-z0-9]{0,2})?$"
-    r"|_(model|net|network|encoder|decoder|backbone|classifier)$"
-)
 _FORWARD_LIKE = frozenset({"forward", "__call__", "_forward", "_call_impl", "_wrapped_call_impl"})
 
 
@@ -46,96 +41,167 @@ class ForwardCalledDirectly(Rule):
         same, and with hooks it is what the hooks' authors meant.
     """
     VALID = [
-        "logits = model(images)\n",
-        "import torch.nn as nn\nclass M(nn.Linear):\n    def forward(self, x):\n        return super().forward(x) * 2\n",
-        "import torch.nn as nn\nclass M(nn.Module):\n    def forward(self, x):\n        return self.block.forward(x)\n",
+        Valid("""
+            logits = model(images)
+        """),
+        Valid("""
+            import torch.nn as nn
+            class M(nn.Linear):
+                def forward(self, x):
+                    return super().forward(x) * 2
+        """),
+        Valid("""
+            import torch.nn as nn
+            class M(nn.Module):
+                def forward(self, x):
+                    return self.block.forward(x)
+        """),
         # Lightning: self.forward inside a step is how the module calls itself
-        "import lightning as L\nclass Lit(L.LightningModule):\n    def training_step(self, batch, idx):\n        return self.forward(batch)\n",
+        Valid("""
+            import lightning as L
+            class Lit(L.LightningModule):
+                def training_step(self, batch, idx):
+                    return self.forward(batch)
+        """),
         # a custom autograd Function's static forward
-        "y = MyFunction.forward(ctx, x)\n",
-        "from base import BaseModel\nclass Model(BaseModel):\n    def predict(self, x):\n        return self.net.forward(x)\n",
+        Valid("""
+            y = MyFunction.forward(ctx, x)
+        """),
+        Valid("""
+            from base import BaseModel
+            class Model(BaseModel):
+                def predict(self, x):
+                    return self.net.forward(x)
+        """),
         # not known to be a module
-        "out = pipeline.forward(x)\n",
-        "class MyModule:\n    def forward(self, x):\n        return x\nmodule1 = MyModule()\nout = module1.forward(t)\n",
+        Valid("""
+            out = pipeline.forward(x)
+        """),
+        Valid("""
+            class MyModule:
+                def forward(self, x):
+                    return x
+            module1 = MyModule()
+            out = module1.forward(t)
+        """),
     ]
     INVALID = [
         Invalid(
-            "import torchvision\nmodel = torchvision.models.resnet18()\nout = model.forward(x)\n",
+            """
+            import torchvision
+            model = torchvision.models.resnet18()
+            out = model.forward(x)
+            """,
             line=3,
-            fixed="import torchvision\nmodel = torchvision.models.resnet18()\nout = model(x)\n",
+            fixed="""
+            import torchvision
+            model = torchvision.models.resnet18()
+            out = model(x)
+            """,
         ),
         Invalid(
-            "import torch.nn as nn\nclass Net(nn.Module):\n    pass\nnet = Net().to(device)\nfor x, y in loader:\n    out = net.forward(x)\n",
+            """
+            import torch.nn as nn
+            class Net(nn.Module):
+                pass
+            net = Net().to(device)
+            for x, y in loader:
+                out = net.forward(x)
+            """,
             line=6,
-            fixed="import torch.nn as nn\nclass Net(nn.Module):\n    pass\nnet = Net().to(device)\nfor x, y in loader:\n    out = net(x)\n",
+            fixed="""
+            import torch.nn as nn
+            class Net(nn.Module):
+                pass
+            net = Net().to(device)
+            for x, y in loader:
+                out = net(x)
+            """,
         ),
         # a parameter called `model`: reported, but no fix (its type is not known here)
         Invalid(
-            "import torch.nn as nn\nclass Trainer:\n    def __init__(self):\n        self.model = nn.Linear(2, 2)\n"
-            "    def step(self, x):\n        return self.model.forward(x)\n",
+            """
+            import torch.nn as nn
+            class Trainer:
+                def __init__(self):
+                    self.model = nn.Linear(2, 2)
+                def step(self, x):
+                    return self.model.forward(x)
+            """,
             line=6,
-            fixed="import torch.nn as nn\nclass Trainer:\n    def __init__(self):\n        self.model = nn.Linear(2, 2)\n"
-            "    def step(self, x):\n        return self.model(x)\n",
+            fixed="""
+            import torch.nn as nn
+            class Trainer:
+                def __init__(self):
+                    self.model = nn.Linear(2, 2)
+                def step(self, x):
+                    return self.model(x)
+            """,
         ),
-        Invalid("def evaluate(model, loader):\n    for x, y in loader:\n        out = model.forward(x)\n", line=3),
+        Invalid("""
+            def evaluate(model, loader):
+                for x, y in loader:
+                    out = model.forward(x)
+        """, line=3),
     ]
 
-    def check(self, model: ProgramModel):
+    def check(self, ctx: RuleContext):
+        program = ctx.program
         flow = None
-        for call in calls_by_callee(model)[1].get("forward", ()):
+        for call in calls_by_callee(program)[1].get("forward", ()):
             func = call.func
             receiver = func.value
             name = dotted_name(receiver)
-            if name is None or name == "self" or name.split(".")[0] in model.imports:
+            if name is None or name == "self" or name.split(".")[0] in program.imports:
                 continue  # super().forward(...), self.forward(...), torch.nn.Module.forward(...)
             last = name.rsplit(".", 1)[-1]
             if last[:1].isupper():
                 continue  # a class: autograd Function / unbound method call
-            function = model.enclosing_function(call)
-            if any(isinstance(a, cst.FunctionDef) and a.name.value in _FORWARD_LIKE for a in model.ancestors(call)):
+            function = program.enclosing_function(call)
+            if any(isinstance(a, cst.FunctionDef) and a.name.value in _FORWARD_LIKE for a in program.ancestors(call)):
                 continue
             if flow is None:
-                flow = dataflow(model)
-            if name.startswith("self.") and _in_module_class(model, flow, function):
+                flow = ctx.dataflow
+            if name.startswith("self.") and _in_module_class(program, flow, function):
                 continue  # a module's own method delegating to its submodules
-            if any(isinstance(a, cst.FunctionDef) and any("script" in model.code_for(d.decorator) for d in a.decorators)
-                   for a in model.ancestors(call)):
+            if any(isinstance(a, cst.FunctionDef) and any("script" in program.code_for(d.decorator) for d in a.decorators)
+                   for a in program.ancestors(call)):
                 continue  # TorchScript calls methods explicitly
-            known = _known_module(model, flow, receiver)
+            known = _known_module(program, flow, receiver)
             if not known:
-                if not _MODULE_NAME.match(last.lower()):
+                if not says_network(last.lower()):
                     continue
                 defs = flow.definitions(receiver)
-                if defs and all(_plain_object(f.model, v) for f, v in defs):
+                if defs and all(_plain_object(f.program, v) for f, v in defs):
                     continue  # we can see what it is, and it is not a module
 
-            if not known and function is None and not model.bindings.get(name) and name not in model.imports:
+            if not known and function is None and not program.bindings.get(name) and name not in program.imports:
                 continue  # an undefined global: nothing tells us what it is
-            fix = NodeFix("Call the module", (NodeEdit("replace", func, model.code_for(receiver)),), SAFE) if known else None
+            fix = NodeFix("Call the module", (Replace(func, program.code_for(receiver)),), SAFE) if known else None
             yield self.finding(call, fix=fix)
 
 
-def _plain_object(model: ProgramModel, value: cst.BaseExpression) -> bool:
+def _plain_object(program: ProgramModel, value: cst.BaseExpression) -> bool:
     """An instance of a class defined here that is not an nn.Module, or a literal."""
     if isinstance(value, cst.Call):
         name = dotted_name(value.func)
-        return name is not None and name in model.classes and name not in model.module_classes
+        return name is not None and name in program.classes and name not in program.module_classes
     return not isinstance(value, (cst.Name, cst.Attribute, cst.Subscript))
 
 
-def _in_module_class(model: ProgramModel, flow, function: cst.FunctionDef | None) -> bool:
+def _in_module_class(program: ProgramModel, flow, function: cst.FunctionDef | None) -> bool:
     class_name = flow.class_of(function)
     if class_name is None:
         return False
-    if class_name in model.module_classes:
+    if class_name in program.module_classes:
         return True
-    classdef = model.classes.get(class_name)
+    classdef = program.classes.get(class_name)
     # a class deriving from something we cannot resolve (another file's Module): cannot tell, so yes
-    return classdef is not None and any(model.qualname(b.value) not in (None, "object") for b in classdef.bases)
+    return classdef is not None and any(program.qualname(b.value) not in (None, "object") for b in classdef.bases)
 
 
-def _known_module(model: ProgramModel, flow, receiver: cst.BaseExpression) -> bool:
-    if model.kind_of(receiver) == MODEL:
+def _known_module(program: ProgramModel, flow, receiver: cst.BaseExpression) -> bool:
+    if program.kind_of(receiver) == MODEL:
         refs = None
     else:
         refs = flow.module_of(receiver)
@@ -146,5 +212,5 @@ def _known_module(model: ProgramModel, flow, receiver: cst.BaseExpression) -> bo
         defs = flow.definitions(receiver)
         if defs is None:
             return True
-        return all(other.model.kind_of(value) == MODEL or other.module_of(value) for other, value in defs)
+        return all(other.program.kind_of(value) == MODEL or other.module_of(value) for other, value in defs)
     return True

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..dataflow import EVAL_ROLE, TRAIN_ROLE, dataflow, name_role
-from ..flow import named_calls
-from ..model import ProgramModel, dotted_name
-from ..rule import Invalid, Rule
+from ..context import RuleContext
+from ..lookups import named_calls
+from ..model import ProgramModel
+from ..name_guesses import EVAL_ROLE, TRAIN_ROLE, name_role
+from ..rule import Invalid, Rule, Valid
+from ..syntax import dotted_name, number_literal, string_literal, walk
 
 _LIBRARIES = ("torchvision.transforms.", "albumentations.", "kornia.augmentation.", "monai.transforms.")
 _RANDOM_NAMES = frozenset({
@@ -57,74 +59,117 @@ class AugmentationInEval(Rule):
         No fix: which deterministic transforms replace the random ones is a decision.
     """
     VALID = [
-        "import torchvision.transforms as T\nval_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])\n"
-        "train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor()])\n",
-        "from torchvision import transforms\ndata_transforms = {\n    'train': transforms.Compose([transforms.RandomCrop(32, padding=4)]),\n"
-        "    'val': transforms.Compose([transforms.ToTensor()]),\n}\n",
+        Valid("""
+            import torchvision.transforms as T
+            val_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])
+            train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor()])
+        """),
+        Valid("""
+            from torchvision import transforms
+            data_transforms = {
+                'train': transforms.Compose([transforms.RandomCrop(32, padding=4)]),
+                'val': transforms.Compose([transforms.ToTensor()]),
+            }
+        """),
         # deliberate test-time augmentation
-        "import torchvision.transforms as T\ntta_transforms = [T.Compose([T.RandomHorizontalFlip(p=1.0), T.ToTensor()])]\n",
-        "import torchvision.transforms as T\ntest_tf = T.Compose([T.RandomHorizontalFlip(p=1.0), T.ToTensor()])\n",
-        "import torchvision\nimport torchvision.transforms as T\n"
-        "train_set = torchvision.datasets.CIFAR10('data', train=True, transform=T.Compose([T.RandomCrop(32, 4), T.ToTensor()]))\n",
+        Valid("""
+            import torchvision.transforms as T
+            tta_transforms = [T.Compose([T.RandomHorizontalFlip(p=1.0), T.ToTensor()])]
+        """),
+        Valid("""
+            import torchvision.transforms as T
+            test_tf = T.Compose([T.RandomHorizontalFlip(p=1.0), T.ToTensor()])
+        """),
+        Valid("""
+            import torchvision
+            import torchvision.transforms as T
+            train_set = torchvision.datasets.CIFAR10('data', train=True, transform=T.Compose([T.RandomCrop(32, 4), T.ToTensor()]))
+        """),
     ]
     INVALID = [
         Invalid(
-            "import torchvision.transforms as T\nval_transform = T.Compose([\n    T.RandomResizedCrop(224),\n    T.ToTensor(),\n])\n",
+            """
+            import torchvision.transforms as T
+            val_transform = T.Compose([
+                T.RandomResizedCrop(224),
+                T.ToTensor(),
+            ])
+            """,
             line=3,
         ),
         Invalid(
-            "from torchvision import transforms\ndata_transforms = {\n    'train': transforms.Compose([transforms.RandomCrop(32)]),\n"
-            "    'test': transforms.Compose([transforms.ColorJitter(0.4, 0.4, 0.4), transforms.ToTensor()]),\n}\n",
+            """
+            from torchvision import transforms
+            data_transforms = {
+                'train': transforms.Compose([transforms.RandomCrop(32)]),
+                'test': transforms.Compose([transforms.ColorJitter(0.4, 0.4, 0.4), transforms.ToTensor()]),
+            }
+            """,
             line=4,
         ),
         Invalid(
-            "import torchvision\nimport torchvision.transforms as T\n"
-            "testset = torchvision.datasets.CIFAR10('data', train=False, transform=T.Compose([T.RandomHorizontalFlip(), T.ToTensor()]))\n",
+            """
+            import torchvision
+            import torchvision.transforms as T
+            testset = torchvision.datasets.CIFAR10('data', train=False, transform=T.Compose([T.RandomHorizontalFlip(), T.ToTensor()]))
+            """,
             line=3,
         ),
         # the training pipeline handed to the validation dataset
         Invalid(
-            "from torchvision import datasets, transforms\n"
-            "transform = transforms.Compose([transforms.RandomResizedCrop(224), transforms.ToTensor()])\n"
-            "train_ds = datasets.ImageFolder('data/train', transform=transform)\n"
-            "val_ds = datasets.ImageFolder('data/val', transform=transform)\n",
+            """
+            from torchvision import datasets, transforms
+            transform = transforms.Compose([transforms.RandomResizedCrop(224), transforms.ToTensor()])
+            train_ds = datasets.ImageFolder('data/train', transform=transform)
+            val_ds = datasets.ImageFolder('data/val', transform=transform)
+            """,
             line=4,
         ),
         # pytorch/examples' ImageNet layout, transform passed positionally
         Invalid(
-            "import os\nimport torch\nfrom torchvision import datasets, transforms\nvaldir = os.path.join(args.data, 'val')\n"
-            "val_loader = torch.utils.data.DataLoader(\n    datasets.ImageFolder(valdir, transforms.Compose([\n"
-            "        transforms.RandomResizedCrop(224),\n        transforms.ToTensor(),\n    ])),\n    batch_size=256, shuffle=False)\n",
+            """
+            import os
+            import torch
+            from torchvision import datasets, transforms
+            valdir = os.path.join(args.data, 'val')
+            val_loader = torch.utils.data.DataLoader(
+                datasets.ImageFolder(valdir, transforms.Compose([
+                    transforms.RandomResizedCrop(224),
+                    transforms.ToTensor(),
+                ])),
+                batch_size=256, shuffle=False)
+            """,
             line=7,
         ),
     ]
 
-    def check(self, model: ProgramModel):
+    def check(self, ctx: RuleContext):
+        program = ctx.program
         flow = None
         reported: set[int] = set()
-        for call, qual in named_calls(model):
+        for call, qual in named_calls(program):
             if qual is None or not qual.startswith(_LIBRARIES):
                 continue
             if not _random_transform(qual, call):
                 continue
             if flow is None:
-                flow = dataflow(model)
-            if _context_role(model, call) == EVAL_ROLE and id(call) not in reported:
+                flow = ctx.dataflow
+            if _context_role(program, call) == EVAL_ROLE and id(call) not in reported:
                 reported.add(id(call))
                 yield self.finding(call)
         # `val_ds = Dataset(..., transform=train_tf)`: a random pipeline reused for evaluation
-        for call in model.calls:
+        for call in program.calls:
             for arg in call.args:
                 if arg.keyword is None or arg.keyword.value not in _TRANSFORM_KEYWORDS:
                     continue
                 if not isinstance(arg.value, cst.Name) or name_role(arg.value.value) == EVAL_ROLE:
                     continue
-                if _dataset_role(model, call) != EVAL_ROLE:
+                if _dataset_role(program, call) != EVAL_ROLE:
                     continue
                 if flow is None:
-                    flow = dataflow(model)
+                    flow = ctx.dataflow
                 defs = flow.definitions(arg.value)
-                if not defs or not all(f is flow and _has_random(model, v) for f, v in defs):
+                if not defs or not all(f is flow and _has_random(program, v) for f, v in defs):
                     continue
                 yield self.finding(arg.value, message=(
                     "this validation / test dataset gets a transform with random augmentation "
@@ -145,7 +190,7 @@ def _random_transform(qual: str, call: cst.Call) -> bool:
     if probability is None and last in ("RandomHorizontalFlip", "RandomVerticalFlip", "RandomGrayscale") and call.args \
             and call.args[0].keyword is None:
         probability = call.args[0].value
-    value = _number(probability) if probability is not None else None
+    value = number_literal(probability) if probability is not None else None
     if value == 0:
         return False
     if value is not None and value >= 1 and last in _FIXED_WHEN_ALWAYS:
@@ -153,32 +198,17 @@ def _random_transform(qual: str, call: cst.Call) -> bool:
     return True
 
 
-def _number(expr: cst.BaseExpression) -> float | None:
-    if isinstance(expr, (cst.Integer, cst.Float)):
-        return float(expr.value.replace("_", ""))
-    return None
-
-
-def _has_random(model: ProgramModel, expr: cst.BaseExpression) -> bool:
-    from ..model import walk
-
+def _has_random(program: ProgramModel, expr: cst.BaseExpression) -> bool:
     for node in walk(expr):
         if isinstance(node, cst.Call):
-            qual = model.call_name(node)
+            qual = program.call_name(node)
             if qual is not None and qual.startswith(_LIBRARIES) and _random_transform(qual, node):
                 return True
     return False
 
 
-def _string(expr: cst.BaseExpression) -> str | None:
-    if isinstance(expr, cst.SimpleString):
-        value = expr.evaluated_value
-        return value if isinstance(value, str) else None
-    return None
-
-
-def _assigned_name(model: ProgramModel, expr: cst.CSTNode) -> str | None:
-    parent = model.parent(expr)
+def _assigned_name(program: ProgramModel, expr: cst.CSTNode) -> str | None:
+    parent = program.parent(expr)
     if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
         return dotted_name(parent.targets[0].target)
     if isinstance(parent, cst.AnnAssign):
@@ -186,23 +216,23 @@ def _assigned_name(model: ProgramModel, expr: cst.CSTNode) -> str | None:
     return None
 
 
-def _dataset_role(model: ProgramModel, call: cst.Call) -> str | None:
+def _dataset_role(program: ProgramModel, call: cst.Call) -> str | None:
     """What a dataset constructor call is for: train=..., split='val', its target name, a 'val' folder."""
-    roles: set[str | None] = {name_role(_assigned_name(model, call))}
-    holder = model.parent(call)
-    if isinstance(holder, cst.Arg) and isinstance(model.parent(holder), cst.Call) \
-            and (model.call_name(model.parent(holder)) or "").endswith("DataLoader"):
-        roles.add(name_role(_assigned_name(model, model.parent(holder))))  # val_loader = DataLoader(Dataset(...))
+    roles: set[str | None] = {name_role(_assigned_name(program, call))}
+    holder = program.parent(call)
+    if isinstance(holder, cst.Arg) and isinstance(program.parent(holder), cst.Call) \
+            and (program.call_name(program.parent(holder)) or "").endswith("DataLoader"):
+        roles.add(name_role(_assigned_name(program, program.parent(holder))))  # val_loader = DataLoader(Dataset(...))
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value == "train" and isinstance(arg.value, cst.Name):
             roles.add(TRAIN_ROLE if arg.value.value == "True" else EVAL_ROLE if arg.value.value == "False" else None)
         elif arg.keyword is not None and arg.keyword.value in _DATASET_ROLE_KEYWORDS:
-            roles.add(name_role(_string(arg.value)))
+            roles.add(name_role(string_literal(arg.value)))
         elif arg.keyword is None and arg is call.args[0] or arg.keyword is not None and arg.keyword.value in (
                 "root", "path", "data_dir", "root_dir", "img_dir", "image_dir"):
-            text = _string(arg.value)
+            text = string_literal(arg.value)
             if text is None and isinstance(arg.value, cst.Call) and arg.value.args:
-                text = _string(arg.value.args[-1].value)  # os.path.join(root, "val")
+                text = string_literal(arg.value.args[-1].value)  # os.path.join(root, "val")
             if text is None and isinstance(arg.value, cst.Name):
                 roles.add(name_role(arg.value.value))  # valdir
             elif text is not None and text.rstrip("/").rsplit("/", 1)[-1].lower() in (
@@ -212,35 +242,35 @@ def _dataset_role(model: ProgramModel, call: cst.Call) -> str | None:
     return roles.pop() if len(roles) == 1 else None
 
 
-def _context_role(model: ProgramModel, node: cst.CSTNode) -> str | None:
+def _context_role(program: ProgramModel, node: cst.CSTNode) -> str | None:
     """Walk up from a transform to where its pipeline is named or used."""
     current = node
-    for parent in model.ancestors(node):
+    for parent in program.ancestors(node):
         if isinstance(parent, cst.DictElement) and parent.value is current:
-            return name_role(_string(parent.key))
+            return name_role(string_literal(parent.key))
         if isinstance(parent, cst.Arg) and parent.keyword is not None:
             keyword = parent.keyword.value
-            call = model.parent(parent)
+            call = program.parent(parent)
             if keyword in _TRANSFORM_KEYWORDS and isinstance(call, cst.Call):
-                return _dataset_role(model, call)
+                return _dataset_role(program, call)
             role = name_role(keyword)
             if role is not None:
                 return role
         if isinstance(parent, (cst.Assign, cst.AnnAssign)):
-            return name_role(_assigned_name(model, current))
+            return name_role(_assigned_name(program, current))
         if isinstance(parent, cst.Return):
-            function = model.enclosing_function(parent)
+            function = program.enclosing_function(parent)
             return name_role(function.name.value) if function is not None else None
         if isinstance(parent, (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.SimpleStatementLine)):
             return None
         if isinstance(parent, cst.Arg) and parent.keyword is None:
-            call = model.parent(parent)
-            if isinstance(call, cst.Call) and (model.call_name(call) or "").endswith(
+            call = program.parent(parent)
+            if isinstance(call, cst.Call) and (program.call_name(call) or "").endswith(
                     ("torchvision.datasets.ImageFolder", "torchvision.datasets.DatasetFolder")) \
                     and len(call.args) > 1 and call.args[1] is parent:
-                return _dataset_role(model, call)  # ImageFolder(root, transform)
+                return _dataset_role(program, call)  # ImageFolder(root, transform)
         if isinstance(parent, cst.Call) and current is not parent.func:
-            qual = model.call_name(parent) or ""
+            qual = program.call_name(parent) or ""
             if not (qual.startswith(_LIBRARIES) or qual == "torch.nn.Sequential"):
                 return None  # an argument of something else: we do not know what it does
         current = parent

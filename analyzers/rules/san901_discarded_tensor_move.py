@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..dataflow import ForTarget, dataflow, name_tokens
-from ..model import DATALOADER, Binding, ProgramModel, dotted_name
-
-from ..rule import Invalid, NodeEdit, NodeFix, Rule, SAFE
+from ..context import RuleContext
+from ..dataflow import ForTarget
+from ..model import Binding, ProgramModel
+from ..name_guesses import name_tokens
+from ..rule import SAFE, Invalid, NodeFix, Replace, Rule, Valid
+from ..syntax import dotted_name
+from ..torch_api import DATALOADER, LOADER_WRAPPERS
 
 _MOVES = frozenset({"to", "cuda", "cpu"})
 _TENSOR_FACTORIES = frozenset(
@@ -17,7 +20,6 @@ _TENSOR_FACTORIES = frozenset(
         "ByteTensor", "normal", "bernoulli", "multinomial", "where", "matmul", "einsum", "frombuffer",
     )
 )
-_LOADER_WRAPPERS = frozenset({"enumerate", "tqdm", "tqdm.tqdm", "tqdm.auto.tqdm", "iter", "zip"})
 
 
 class DiscardedTensorMove(Rule):
@@ -50,81 +52,132 @@ class DiscardedTensorMove(Rule):
         `.to()` never changes the original, so nothing else depended on the call.
     """
     VALID = [
-        "model = Net()\nmodel.to(device)\n",
-        "import torch\nx = torch.randn(3)\nx = x.to(device)\n",
+        Valid("""
+            model = Net()
+            model.to(device)
+        """),
+        Valid("""
+            import torch
+            x = torch.randn(3)
+            x = x.to(device)
+        """),
         # a tokenizer's BatchEncoding moves in place (and returns itself)
-        "batch = tokenizer(texts, return_tensors='pt')\nbatch.to(device)\n",
-        "for batch in loader:\n    batch.to(device)\n",
-        "def f(x):\n    x.cuda()\n",
+        Valid("""
+            batch = tokenizer(texts, return_tensors='pt')
+            batch.to(device)
+        """),
+        Valid("""
+            for batch in loader:
+                batch.to(device)
+        """),
+        Valid("""
+            def f(x):
+                x.cuda()
+        """),
     ]
     INVALID = [
         Invalid(
-            "for images, labels in train_loader:\n    images.to(device)\n    labels.to(device)\n    out = model(images)\n",
+            """
+            for images, labels in train_loader:
+                images.to(device)
+                labels.to(device)
+                out = model(images)
+            """,
             line=2,
-            fixed="for images, labels in train_loader:\n    images = images.to(device)\n    labels = labels.to(device)\n    out = model(images)\n",
+            fixed="""
+            for images, labels in train_loader:
+                images = images.to(device)
+                labels = labels.to(device)
+                out = model(images)
+            """,
         ),
         Invalid(
-            "import torch\nx = torch.zeros(4, 3)\nx.cuda()\n",
+            """
+            import torch
+            x = torch.zeros(4, 3)
+            x.cuda()
+            """,
             line=3,
-            fixed="import torch\nx = torch.zeros(4, 3)\nx = x.cuda()\n",
+            fixed="""
+            import torch
+            x = torch.zeros(4, 3)
+            x = x.cuda()
+            """,
         ),
         Invalid(
-            "import torch\ndef f(t: torch.Tensor):\n    t.cpu()\n    return t\n",
+            """
+            import torch
+            def f(t: torch.Tensor):
+                t.cpu()
+                return t
+            """,
             line=3,
-            fixed="import torch\ndef f(t: torch.Tensor):\n    t = t.cpu()\n    return t\n",
+            fixed="""
+            import torch
+            def f(t: torch.Tensor):
+                t = t.cpu()
+                return t
+            """,
         ),
         Invalid(
-            "for i, (x, y) in enumerate(loader):\n    x.to(dev, non_blocking=True)\n",
+            """
+            for i, (x, y) in enumerate(loader):
+                x.to(dev, non_blocking=True)
+            """,
             line=2,
-            fixed="for i, (x, y) in enumerate(loader):\n    x = x.to(dev, non_blocking=True)\n",
+            fixed="""
+            for i, (x, y) in enumerate(loader):
+                x = x.to(dev, non_blocking=True)
+            """,
         ),
     ]
 
-    def check(self, model: ProgramModel):
+    def check(self, ctx: RuleContext):
+        program = ctx.program
         flow = None
-        for call in model.calls:
+        for call in program.calls:
             func = call.func
             if not (type(func) is cst.Attribute and func.attr.value in _MOVES):
                 continue
-            if not isinstance(model.parent(call), cst.Expr):
+            if not isinstance(program.parent(call), cst.Expr):
                 continue
-            if not isinstance(func.value, cst.Name) or func.value.value in model.imports:
+            if not isinstance(func.value, cst.Name) or func.value.value in program.imports:
                 continue
             if flow is None:
-                flow = dataflow(model)
-            if not _is_tensor(model, flow, func.value):
+                flow = ctx.dataflow
+            if not _is_tensor(program, flow, func.value):
                 continue
             name = func.value.value
             yield self.finding(call, fix=NodeFix(f"Assign the result to {name}",
-                                                 (NodeEdit("replace", call, f"{name} = {model.code_for(call)}"),), SAFE))
+                                                 (Replace(call, f"{name} = {program.code_for(call)}"),), SAFE))
 
 
-def _is_tensor(model: ProgramModel, flow, name: cst.Name) -> bool:
+def _is_tensor(program: ProgramModel, flow, name: cst.Name) -> bool:
     binding = flow.reaching(name.value, name)
     if isinstance(binding, ForTarget):
         loop = binding.loop
-        return _unpacked(loop.target, name.value) and _is_loader(model, flow, loop.iter)
+        return _unpacked(loop.target, name.value) and _is_loader(program, flow, loop.iter)
     if isinstance(binding, Binding):
         if binding.value is not None:
-            return isinstance(binding.value, cst.Call) and model.call_name(binding.value) in _TENSOR_FACTORIES
+            return isinstance(binding.value, cst.Call) and program.call_name(binding.value) in _TENSOR_FACTORIES
         # `x, y = batch` inside `for batch in loader`, or `x, y = next(iter(loader))`
         node = binding.node
         if isinstance(node, cst.Assign) and len(node.targets) == 1 and _unpacked(node.targets[0].target, name.value):
             value = node.value
-            if isinstance(value, cst.Call) and model.call_name(value) == "next" and value.args:
-                return _is_loader(model, flow, value.args[0].value)
+            if isinstance(value, cst.Call) and program.call_name(value) == "next" and value.args:
+                return _is_loader(program, flow, value.args[0].value)
             if isinstance(value, cst.Name):
                 inner = flow.reaching(value.value, node)
                 return isinstance(inner, ForTarget) and isinstance(inner.loop.target, cst.Name) \
-                    and _is_loader(model, flow, inner.loop.iter)
+                    and _is_loader(program, flow, inner.loop.iter)
         return False
     function = flow.scope(name)
     if binding is None and function is not None and not any(
-        flow.scope(b.node) is function for b in model.bindings.get(name.value, ())
+        flow.scope(b.node) is function for b in program.bindings.get(name.value, ())
     ):
         param = flow.params(function).get(name.value)
         if param is not None and param.annotation is not None:
-            return model.qualname(param.annotation.annotation) in ("torch.Tensor", "torch.FloatTensor", "torch.LongTensor")
+            return program.qualname(param.annotation.annotation) in ("torch.Tensor", "torch.FloatTensor", "torch.LongTensor")
     return False
 
 
@@ -141,18 +194,18 @@ def _unpacked(target: cst.BaseExpression, name: str) -> bool:
     return False
 
 
-def _is_loader(model: ProgramModel, flow, expr: cst.BaseExpression, depth: int = 0) -> bool:
+def _is_loader(program: ProgramModel, flow, expr: cst.BaseExpression, depth: int = 0) -> bool:
     if depth > 3:
         return False
     if isinstance(expr, cst.Call):
-        qual = model.call_name(expr)
-        if qual in _LOADER_WRAPPERS and expr.args:
-            return _is_loader(model, flow, expr.args[0].value, depth + 1)
+        qual = program.call_name(expr)
+        if qual in LOADER_WRAPPERS and expr.args:
+            return _is_loader(program, flow, expr.args[0].value, depth + 1)
         return qual in ("torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader")
     name = dotted_name(expr)
     if name is None:
         return False
-    if model.kind_of(expr) == DATALOADER:
+    if program.kind_of(expr) == DATALOADER:
         return True
     tokens = name_tokens(name.rsplit(".", 1)[-1])
     return any(t in ("loader", "dataloader", "dl") for t in tokens)

@@ -1,12 +1,16 @@
 /**
  * Probe reports: the latest one per script (from `torchsanity/probeReport` and the `torchsanity/runProbe` answers),
- * and the webview that shows one. The HTML is rendered by report.ts.
+ * and the webview that shows one. The page is drawn by the server (`torchsanity/renderReport`: the renderer of the
+ * CLI's HTML report) with this webview's nonce and its local Chart.js; report.ts checks its policy.
  */
 import * as crypto from "crypto";
 import * as path from "path";
 import * as vscode from "vscode";
 import type { Log } from "./log";
-import { overallVerdict, readReportMessage, renderReportHtml, type ProbeReport, type ReportMessage } from "./report";
+import { checkedPage, messagePage, overallVerdict, readReportMessage, type ProbeReport, type RenderParams, type ReportMessage } from "./report";
+
+/** Sends `torchsanity/renderReport` and answers the page (`{html}`); rejects when the server cannot. */
+export type RenderReport = (params: RenderParams) => Promise<{ html?: unknown } | null | undefined>;
 
 /** The `file:` URI string of a path. */
 export function fileUri(p: string): string {
@@ -63,16 +67,18 @@ export class ProbeReports implements vscode.Disposable {
 export class ReportPanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private panelUri: string | undefined;
+  private renders = 0;
   private readonly subscription: vscode.Disposable;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly reports: ProbeReports,
     private readonly runProbe: (uri: string) => unknown,
+    private readonly renderReport: RenderReport,
   ) {
     this.subscription = reports.onDidReceive(({ uri }) => {
       const stored = uri === this.panelUri ? reports.get(uri) : undefined;
-      if (this.panel && stored) this.render(stored);
+      if (this.panel && stored) void this.render(stored);
     });
   }
 
@@ -94,7 +100,7 @@ export class ReportPanel implements vscode.Disposable {
 
   show(stored: StoredReport): void {
     if (this.panel) this.panel.reveal(undefined, true);
-    this.render(stored);
+    void this.render(stored);
   }
 
   dispose(): void {
@@ -130,19 +136,24 @@ export class ReportPanel implements vscode.Disposable {
     return panel;
   }
 
-  private render(stored: StoredReport): void {
+  private async render(stored: StoredReport): Promise<void> {
     this.panel ??= this.createPanel();
     this.panelUri = stored.uri;
-    const webview = this.panel.webview;
-    const root = this.webviewRoot();
+    const panel = this.panel;
+    const webview = panel.webview;
     const name = stored.report.script ? path.basename(String(stored.report.script)) : "script";
-    this.panel.title = `Probe Report: ${name}`;
-    webview.html = renderReportHtml(stored.report, {
-      nonce: crypto.randomBytes(16).toString("base64"),
-      cspSource: webview.cspSource,
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(root, "report.js")).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(root, "report.css")).toString(),
-      receivedAt: stored.receivedAt,
-    });
+    panel.title = `Probe Report: ${name}`;
+    const nonce = crypto.randomBytes(16).toString("base64");
+    const chartUri = webview.asWebviewUri(vscode.Uri.joinPath(this.webviewRoot(), "chart.umd.min.js")).toString();
+    const render = ++this.renders;
+    let html: string;
+    try {
+      const answer = await this.renderReport({ report: stored.report, nonce, cspSource: webview.cspSource, chartUri });
+      html = checkedPage(answer?.html, nonce, webview.cspSource);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      html = messagePage(`The probe report of ${name} could not be drawn: ${why}`, nonce, webview.cspSource);
+    }
+    if (render === this.renders && this.panel === panel) webview.html = html; // a newer render wins
   }
 }

@@ -13,7 +13,7 @@ export function initializationOptions(section: unknown, workspaceTrusted: boolea
 }
 
 /** The `probe.*` settings that travel with each `torchsanity/runProbe` request, under these param names. */
-const PROBE_PARAMS = ["args", "checks", "timeout", "device"] as const;
+const PROBE_PARAMS = ["args", "checks", "timeout", "device", "step", "batchDim", "allowMixing", "checkBudget"] as const;
 
 /** The params of `torchsanity/runProbe`: `{uri, python, workDoneToken}` and the `probe.*` settings, unvalidated. */
 export function toRunProbeParams(uri: string, python: string, get: Getter, workDoneToken: string): Record<string, unknown> {

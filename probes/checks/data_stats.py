@@ -1,6 +1,7 @@
-"""data-stats: the inputs are finite and normalised, the labels balanced (a chi-square test against uniform over
-the logits' classes; token targets of a language model excepted); image batches come with thumbnails for the
-report."""
+"""data-stats: the inputs (not the recurrent state handed in with them) are finite and normalised, the labels
+balanced (a chi-square test against uniform over the logits' classes; token targets of a language model excepted),
+regression targets near mean 0 / std 1 unless the outputs start at their scale (an image batch's thumbnails are in
+the report's summary: probes/summary.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from ..context import CheckResult, ProbeContext
 
 ID = "data-stats"
 IMBALANCE_P = 1e-3  # labels are imbalanced when a batch this uneven has less than this chance under uniform labels
+REGRESSION_LOSSES = ("mse", "l1", "smooth-l1", "huber")
+TARGET_CENTRE = 3.0  # a target mean beyond 3 (and beyond one std) is off-centre ...
+TARGET_SPREAD = 10.0  # ... a target std above 10 or below 1/10 off-scale ...
+OUTPUT_NEAR_ZERO = 0.25  # ... while the outputs' size (hypot of mean and std) is below a quarter of the targets'
+EXPECTED = "finite, normalised inputs; balanced labels; regression targets near mean 0 and std 1"
 
 
 def data_stats(ctx: ProbeContext) -> CheckResult:
@@ -36,7 +42,8 @@ def data_stats(ctx: ProbeContext) -> CheckResult:
                  "min": float(fin.min()) if fin.numel() else None, "max": float(fin.max()) if fin.numel() else None,
                  "nonfinite": nan}
         if x.dim() >= 2:
-            cdim = 1 if x.dim() >= 3 else x.dim() - 1
+            # channels follow the batch of an image batch (N, C, ...); a sequence-first batch has its features last
+            cdim = 1 if x.dim() >= 3 and getattr(ctx.step, "batch_dim", 0) == 0 else x.dim() - 1
             per = xf.transpose(0, cdim).reshape(x.shape[cdim], -1)
             if per.shape[0] <= 256:
                 series[f"{key}_channel_mean"] = per.mean(1).tolist()
@@ -56,8 +63,6 @@ def data_stats(ctx: ProbeContext) -> CheckResult:
                             "standardise to mean 0, std 1)")
         elif stats["std"] is not None and stats["std"] < 1e-6:
             problems.append(f"{key} is constant")
-        if x.dim() == 4 and x.shape[1] in (1, 3):
-            series["thumbnails"] = _thumbnails(x)
     targets = ctx.step.target_tensors()
     info = ctx.loss
     if targets:
@@ -70,6 +75,10 @@ def data_stats(ctx: ProbeContext) -> CheckResult:
                                   "nonfinite": nan}
             if nan:
                 problems.append(f"{nan} NaN/inf value(s) in the targets")
+            elif info.kind in REGRESSION_LOSSES:
+                problem = _target_scale(yf, info.input, measured)
+                if problem:
+                    problems.append(problem)
         elif info.classes and info.classes <= 1000:
             t = y.reshape(-1)
             t = t[(t >= 0) & (t < info.classes)].cpu()
@@ -77,7 +86,7 @@ def data_stats(ctx: ProbeContext) -> CheckResult:
             series["label_histogram"] = hist.tolist()
             measured["labels"] = {"classes": info.classes, "present": int((hist > 0).sum()), "count": int(t.numel())}
             present = hist[hist > 0]
-            if _token_targets(inputs, y, info.classes):
+            if token_targets(inputs, y, info.classes):
                 # a language model predicts the next token: character / word frequencies are not label imbalance
                 measured["labels"]["tokens"] = True
             elif t.numel() >= info.classes > 1:  # at least one sample expected per class
@@ -91,16 +100,38 @@ def data_stats(ctx: ProbeContext) -> CheckResult:
                                     f"{chi2:.1f} on {info.classes - 1} degrees of freedom, p = {p:.2g} against "
                                     f"uniform labels over {info.classes} classes)")
     if problems:
-        return CheckResult(cid, "warn", "; ".join(problems), measured, "finite, normalised inputs; balanced labels",
-                           site, series)
+        return CheckResult(cid, "warn", "; ".join(problems), measured, EXPECTED, site, series)
     labels = measured.get("labels") or {}
     if labels.get("tokens"):
         return CheckResult(cid, "pass", "inputs are finite; the targets are tokens of the input's vocabulary (a "
                            "language model), so their frequencies are not judged as imbalance", measured,
-                           "finite, normalised inputs; balanced labels", site, series)
-    return CheckResult(cid, "pass", "inputs are finite and normalised" + (", labels balanced" if "labels" in measured
-                                                                           else ""),
-                       measured, "finite, normalised inputs; balanced labels", site, series)
+                           EXPECTED, site, series)
+    checked = ", labels balanced" if "labels" in measured else ", targets scaled" if "output" in measured else ""
+    return CheckResult(cid, "pass", "inputs are finite and normalised" + checked, measured, EXPECTED, site, series)
+
+
+def _target_scale(y: torch.Tensor, output, measured: dict) -> str | None:
+    """A regression target whose mean / std is far from 0 / 1 while the model's outputs start near 0: the first
+    steps are spent moving the output to the targets' scale (standardise them, or start the bias at their mean)."""
+    if y.numel() < 2 or not isinstance(output, torch.Tensor) or not output.is_floating_point() or not output.numel():
+        return None
+    out = output.detach().double()
+    if not torch.isfinite(out).all():
+        return None
+    mean, std = float(y.mean()), float(y.std())
+    out_mean, out_std = float(out.mean()), float(out.std()) if out.numel() > 1 else 0.0
+    measured["output"] = {"mean": out_mean, "std": out_std}
+    off_centre = abs(mean) > max(TARGET_CENTRE, std)
+    off_scale = std > TARGET_SPREAD or 0 < std < 1 / TARGET_SPREAD
+    target_size = math.hypot(mean, std)
+    near_zero = math.hypot(out_mean, out_std) < OUTPUT_NEAR_ZERO * target_size
+    if not (off_centre or off_scale) or not near_zero:
+        return None
+    advice = f"standardise the targets ((y − {mean:.4g}) / {std:.4g}, undone at prediction)"
+    if off_centre:
+        advice += f", or initialise the output layer's bias to the target mean {mean:.4g}"
+    return (f"regression targets have mean {mean:.4g} and std {std:.4g} (far from 0 and 1) while the model's "
+            f"outputs start near 0 (mean {out_mean:.3g}, std {out_std:.3g}): {advice}")
 
 
 def chi_square_uniform(counts: list[int]) -> tuple[float, float]:
@@ -145,25 +176,12 @@ def _upper_gamma(a: float, x: float) -> float:
     return math.exp(log_front) * h
 
 
-def _token_targets(inputs: list[torch.Tensor], target: torch.Tensor, classes: int) -> bool:
+def token_targets(inputs: list[torch.Tensor], target: torch.Tensor, classes: int) -> bool:
     """True when the inputs are token ids of the targets' vocabulary (next-token prediction)."""
     if not inputs or inputs[0].is_floating_point() or inputs[0].dtype == torch.bool or not inputs[0].numel():
         return False
     x = inputs[0]
     return not target.is_floating_point() and int(x.min()) >= 0 and int(x.max()) < classes and classes > 2
-
-
-def _thumbnails(x: torch.Tensor) -> dict:
-    imgs = x[:16].detach().float().cpu()
-    h, w = imgs.shape[-2:]
-    scale = max(h, w) / 32
-    if scale > 1:
-        imgs = torch.nn.functional.adaptive_avg_pool2d(imgs, (max(1, int(h / scale)), max(1, int(w / scale))))
-    flat = imgs.reshape(imgs.shape[0], -1)
-    lo = flat.amin(1, keepdim=True)
-    hi = flat.amax(1, keepdim=True)
-    norm = ((flat - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8)
-    return {"shape": list(imgs.shape), "data": norm.reshape(-1).tolist()}
 
 
 check = data_stats

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from ..budget import Budget
 from ..context import CheckResult, ProbeContext, finite, scalar
 
 ID = "generalization"
@@ -50,7 +51,18 @@ def generalization(ctx: ProbeContext) -> CheckResult:
             held_out.append((i, _held_out_loss(ctx)))
         return False
 
-    train = ctx.train(ID, steps, stop=watch)
+    budget = Budget(ID)
+    train = ctx.train(ID, steps, stop=budget.stop(watch))
+    result = _judge(train, held_out, k, held, site)
+    if budget.hit and result.status == "warn":  # "nothing transferred" after a budget-cut few steps is no finding
+        result.status = "skip"
+        result.message = (f"only {len(train)} of {steps} steps fitted within the budget: too few to judge whether "
+                          "the fit transfers to held-out samples")
+    return budget.mark(result, len(train), steps)
+
+
+def _judge(train: list[float], held_out: list[tuple[int, float]], k: int, held: int, site) -> CheckResult:
+    """The verdict on the training curve and the held-out losses measured along it."""
     if not held_out:
         return CheckResult(ID, "warn", f"the training loss is {train[0]} at the start: nothing to judge (see "
                            "initial-loss)", {"train_start": train[0]}, None, site)
@@ -86,5 +98,6 @@ def generalization(ctx: ProbeContext) -> CheckResult:
         f"{1 - TRANSFER:.0%} below its start ({start:.4g}; best {best:.4g}, final {end:.4g}) — the labels may not "
         "match the inputs, or the data carries little signal", measured, expected, site, series,
     )
+
 
 check = generalization

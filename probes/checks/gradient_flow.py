@@ -1,5 +1,6 @@
 """gradient-flow: a ReLU layer is dead at >= 70 % never-active units (AUTOTRAINER, DeepDiagnosis); healthy
-update/weight ratios sit near 1e-3 (cs231n), we warn outside (1e-4, 1e-1)."""
+update/weight ratios sit near 1e-3 (cs231n): judged over several steps (Adam's first steps are large by design), a
+ratio outside (1e-4, 1e-1) is checked against the lr-range sweep, so the two checks never contradict each other."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Callable
 import torch
 from torch.overrides import TorchFunctionMode
 
-from ..context import CheckResult, ProbeContext, finite, needs_closure, optimizer_step
+from ..budget import Budget
+from ..context import CheckResult, ProbeContext, finite, needs_closure
 
 ID = "gradient-flow"
 DEAD_FRACTION = 0.7
 RATIO_BAND = (1e-4, 1e-1)
+RATIO_STEPS = 10  # optimizer steps over which the update / weight ratio is judged
 
 
 class _ReluWatch(TorchFunctionMode):
@@ -40,12 +43,13 @@ def _dead_fraction(x: torch.Tensor) -> tuple[float, int]:
 
 
 def gradient_flow(ctx: ProbeContext) -> CheckResult:
-    cid = "gradient-flow"
+    cid = ID
     site = ctx.sites.get("model")
     wb = ctx.wb
     wb.reset()
     stack: list[str] = []
     handles = []
+
     def push(name: str):
         def hook(mod, args):
             stack.append(name)
@@ -69,9 +73,8 @@ def gradient_flow(ctx: ProbeContext) -> CheckResult:
     loss = result.loss if result.loss.numel() == 1 else result.loss.float().mean()
     loss.backward()
     params = wb.parameters()
-    names, norms, ratios = [], [], []
+    names, norms = [], []
     unused, nonfinite, zero = [], [], []
-    before = {}
     for name, p in params:
         if not p.requires_grad:
             continue
@@ -86,15 +89,11 @@ def gradient_flow(ctx: ProbeContext) -> CheckResult:
             zero.append(name)
         names.append(name)
         norms.append(gn)
-        before[name] = p.detach().clone()
+    wb.reset()
     opt = wb.optimizer
-    if opt is not None and not nonfinite:
-        optimizer_step(opt, lambda: ctx.step.run(wb, sub=False).loss)
-        for name, p in params:
-            if name in before:
-                w = before[name]
-                wn = float(w.double().norm())
-                ratios.append(float((p.detach() - w).double().norm()) / wn if wn > 0 else float("nan"))
+    closure = opt is not None and needs_closure(opt)  # LBFGS: one step is many inner iterations, by design large
+    ratios, per_step, budget = _update_ratios(ctx, names) if opt is not None and not nonfinite and not closure \
+        else ([], [], None)
     wb.reset()
     dead = []
     counts: dict[str, int] = {}
@@ -109,11 +108,13 @@ def gradient_flow(ctx: ProbeContext) -> CheckResult:
         relu_dead.append(frac)
         if frac >= DEAD_FRACTION and units >= 4:
             dead.append((label, frac))
-    weight_ratios = [r for (n, r) in zip(names, ratios) if finite(r) and dict(params)[n].dim() >= 2]
-    median_ratio = sorted(weight_ratios)[len(weight_ratios) // 2] if weight_ratios else None
-    series = {"layers": names, "grad_norm": norms, "update_ratio": ratios, "relu": relu_names,
-              "relu_dead_fraction": relu_dead}
-    measured = {"median_update_ratio": median_ratio, "dead_relu_layers": [d[0] for d in dead],
+    shapes = dict(params)
+    weight_ratios = [r for (n, r) in zip(names, ratios) if finite(r) and shapes[n].dim() >= 2]
+    median_ratio = _median(weight_ratios)
+    series = {"layers": names, "grad_norm": norms, "update_ratio": ratios, "update_ratio_per_step": per_step,
+              "relu": relu_names, "relu_dead_fraction": relu_dead}
+    measured = {"median_update_ratio": median_ratio, "ratio_steps": len(per_step),
+                "dead_relu_layers": [d[0] for d in dead],
                 "unused_parameters": unused, "nonfinite_gradients": nonfinite, "zero_gradients": zero,
                 "max_dead_fraction": max(relu_dead) if relu_dead else None}
     expected = {"update_ratio": list(RATIO_BAND), "dead_fraction": f"< {DEAD_FRACTION:.0%}"}
@@ -131,20 +132,88 @@ def gradient_flow(ctx: ProbeContext) -> CheckResult:
     if unused:
         return CheckResult(cid, "warn", f"{len(unused)} parameter(s) get no gradient ({', '.join(unused[:4])}): "
                            "unused layers, or a graph cut by .detach()/.item()", measured, expected, site, series)
-    closure = opt is not None and needs_closure(opt)  # LBFGS: one step is many inner iterations, by design large
-    if median_ratio is not None and not closure and not (RATIO_BAND[0] < median_ratio < RATIO_BAND[1]):
-        side = "small: the learning rate is probably too low" if median_ratio <= RATIO_BAND[0] else \
-            "large: the learning rate is probably too high"
-        return CheckResult(cid, "warn", f"the first update changes the weights by {median_ratio:.1e} of their norm "
-                           f"(median; healthy ≈ 1e-3) — too {side}", measured, expected, site, series)
+    ratio_txt = ""
+    if median_ratio is not None:
+        side = "ok" if RATIO_BAND[0] < median_ratio < RATIO_BAND[1] else \
+            ("low" if median_ratio <= RATIO_BAND[0] else "high")
+        ctx.cache["update-ratio"] = {"value": median_ratio, "side": side, "steps": len(per_step)}
+        said = f"{median_ratio:.1e} of their norm per step (median over {len(per_step)} steps)"
+        if side != "ok":
+            status, text = _against_lr_range(ctx, side, said)
+            if status == "warn":
+                return budget.mark(CheckResult(cid, "warn", text, measured, expected, site, series), len(per_step),
+                                   RATIO_STEPS)
+            ratio_txt = f"; {text}"
+        else:
+            ratio_txt = f", update/weight ratio {said}"
     if zero:
         return CheckResult(cid, "warn", f"exactly zero gradient for {', '.join(zero[:4])}", measured, expected,
                            site, series)
-    ratio_txt = f", update/weight ratio {median_ratio:.1e}" if median_ratio is not None else ""
-    if closure and median_ratio is not None:
-        ratio_txt += f" (not judged: {type(opt).__name__} takes several inner steps per step)"
-    return CheckResult(cid, "pass", f"gradients reach all {len(names)} parameter tensors, finite{ratio_txt}, "
-                       "no dead ReLU layer", measured, expected, site, series)
+    if closure:
+        ratio_txt = f"; update/weight ratio not judged: {type(opt).__name__} takes several inner steps per step"
+    result = CheckResult(cid, "pass", f"gradients reach all {len(names)} parameter tensors, finite, no dead ReLU "
+                         f"layer{ratio_txt}", measured, expected, site, series)
+    return budget.mark(result, len(per_step), RATIO_STEPS) if budget is not None else result
+
+
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
+def _update_ratios(ctx: ProbeContext, names: list[str]) -> tuple[list[float], list[float], Budget]:
+    """‖Δw‖ / ‖w‖ of each named parameter per step over ``RATIO_STEPS`` optimizer steps on the sub-batch: per
+    parameter the median over the second half of the steps (Adam's first steps are large by design), and per step
+    the median over the weight matrices."""
+    wb = ctx.wb
+    named = dict(wb.parameters())
+    weights = [(n, named[n]) for n in names]
+    history: list[dict[str, float]] = []
+    previous: dict[str, torch.Tensor] = {}
+
+    def record(losses: list[float]) -> bool:  # called before each update: the weights after the last one
+        current = {n: p.detach().clone() for n, p in weights}
+        if previous:
+            history.append({n: _ratio(current[n], previous[n]) for n, _ in weights})
+        previous.clear()
+        previous.update(current)
+        return len(losses) > RATIO_STEPS
+
+    budget = Budget(ID)
+    ctx.train(ID, RATIO_STEPS + 1, sub=True, stop=budget.stop(record))
+    settled = history[len(history) // 2:]
+    per_param = [_median([h[n] for h in settled if finite(h[n])]) for n, _ in weights]
+    per_step = [_median([h[n] for n, p in weights if p.dim() >= 2 and finite(h[n])]) for h in history]
+    return [r if r is not None else float("nan") for r in per_param], per_step, budget
+
+
+def _ratio(now: torch.Tensor, before: torch.Tensor) -> float:
+    norm = float(before.double().norm())
+    return float((now - before).double().norm()) / norm if norm > 0 else float("nan")
+
+
+def _against_lr_range(ctx: ProbeContext, side: str, said: str) -> tuple[str, str]:
+    """The verdict on an update / weight ratio outside the healthy band, checked against the learning-rate sweep:
+    ("warn", why) when the sweep agrees or cannot say; ("pass", the explanation) when it finds otherwise (the sweep
+    measures the loss, the ratio only a rule of thumb)."""
+    from .lr_range import judge_lr, sweep
+
+    claim = "too small: the learning rate is probably too low" if side == "low" else \
+        "too large: the learning rate is probably too high"
+    head = f"the updates change the weights by {said}; healthy ≈ 1e-3"
+    sw = sweep(ctx) if ctx.configured_lrs() else None
+    verdict = judge_lr(sw) if sw is not None else None
+    if verdict == side:
+        return "warn", f"{head} — {claim}; consistent with lr-range (steepest descent at {sw['suggested']:.3g})"
+    if verdict is not None:  # the sweep measures the loss itself: its verdict on the learning rate stands
+        found = "in its useful range" if verdict == "ok" else f"too {verdict}"
+        return "pass", (f"update/weight ratio {said} is {'below' if side == 'low' else 'above'} the usual 1e-3, but "
+                        f"lr-range's sweep finds the learning rate {sw['configured']:.3g} {found} (steepest descent "
+                        f"at {sw['suggested']:.3g}): the ratio reflects the weights' scale here, so the learning rate "
+                        "is judged by lr-range")
+    why = {"flat": "its loss stayed flat", "diverged": "it diverged at once", "nonfinite": "its first loss is not "
+           "finite", "closure": "the optimizer steps with a closure"}.get(sw.get("why") if sw else None,
+                                                                         "no learning rate to sweep")
+    return "warn", f"{head} — {claim} (lr-range cannot confirm it: {why})"
 
 
 check = gradient_flow

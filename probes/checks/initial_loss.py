@@ -10,6 +10,7 @@ import math
 import torch
 
 from ..context import CheckResult, ProbeContext, constant, finite
+from .data_stats import token_targets
 
 ID = "initial-loss"
 GAN_FAIL_RATIO = 3.0  # binary loss with constant (real / fake) targets: fail only above 3x ln 2
@@ -23,6 +24,10 @@ def initial_loss(ctx: ProbeContext) -> CheckResult:
     if not finite(value):
         return CheckResult(cid, "fail", f"the very first loss is {value}: NaN/inf before any update "
                            "(check the data for NaN and the loss inputs)", value, None, site)
+    if getattr(ctx.step, "role", None) == "generator":
+        return CheckResult(cid, "skip", "a GAN generator's loss is the discriminator's verdict on its samples: its "
+                           "value at the start depends on the discriminator (already trained a step, here), not on "
+                           "the generator's init", value, None, site)
     judged = info.kind in ("cross-entropy", "nll", "bce", "bce-logits", "mse", "l1", "smooth-l1", "huber")
     if judged and info.reduction is None:
         return CheckResult(cid, "skip", f"the loss passed to backward() is not the {info.kind} criterion alone "
@@ -79,10 +84,23 @@ def _initial_classification(ctx: ProbeContext, value: float, site) -> CheckResul
             measured, expected, site,
         )
     prior = _label_prior(info.target, c, info.kwargs.get("ignore_index", -100))
+    tokens = isinstance(info.target, torch.Tensor) and token_targets(ctx.step.input_tensors(), info.target, c)
     if prior is not None:
         entropy, n = prior
-        gap = expected - entropy
-        if gap > max(0.15 * expected, 3 * (c - 1) / (2 * n)):
+        uneven = expected - entropy > max(0.15 * expected, 3 * (c - 1) / (2 * n))
+        measured["target_entropy"] = entropy
+        if tokens and uneven and 0.5 <= ratio <= 1.25:
+            # next-token prediction: uneven character / word frequencies are the language, not a data problem,
+            # and a uniform start (ln C) is the usual, healthy one
+            measured["tokens"] = True
+            return CheckResult(
+                cid, "pass",
+                f"loss at init {value:.3f} ≈ ln({c}) = {expected:.3f}, as for uniform predictions over the "
+                f"vocabulary; the targets are tokens whose frequencies have entropy {entropy:.3f} (that is the "
+                "language, not imbalance) — initialising the output bias to the log token frequencies would start "
+                f"the loss there (optional)", measured, expected, site,
+            )
+        if not tokens and uneven:
             return CheckResult(
                 cid, "warn",
                 f"labels are imbalanced (their entropy is {entropy:.3f} < ln {c} = {expected:.3f}): initialise the "

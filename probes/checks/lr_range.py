@@ -5,8 +5,8 @@ before divergence and judging the configured learning rate against it."""
 from __future__ import annotations
 
 import math
-import time
 
+from ..budget import PARTIAL, Budget
 from ..context import CheckResult, ProbeContext, finite, needs_closure
 
 ID = "lr-range"
@@ -14,7 +14,6 @@ ID = "lr-range"
 LR_BETA = 0.95  # torch-lr-finder's smooth_f = 0.05 (fastai: 0.98 over 100 steps); bias-corrected
 LR_DIVERGE = 4.0  # fastai / Lightning: stop once the smoothed loss exceeds 4x its minimum
 LR_FLAT = 0.02  # a sweep whose smoothed loss never drops 2 % below its start is flat: nothing to suggest
-LR_BUDGET_S = 60.0
 
 
 def sweep_curve(losses: list[float], beta: float = LR_BETA) -> tuple[list[float], int | None]:
@@ -58,71 +57,113 @@ def steepest_descent(lrs: list[float], losses: list[float], smoothed: list[float
     return index, "steepest"
 
 
-def lr_range(ctx: ProbeContext) -> CheckResult:
-    cid = "lr-range"
-    site = ctx.sites.get("optimizer") or ctx.sites.get("loop")
-    configured = ctx.configured_lrs()
-    if not configured:
-        return CheckResult(cid, "skip", "no optimizer with a learning rate", None, None, site)
-    lr = configured[0]
+def sweep(ctx: ProbeContext) -> dict:
+    """The learning-rate sweep on the sub-batch, run once per probe (gradient-flow consults it, lr-range reports
+    it): the learning rates and losses, the smoothed curve, where it diverged, the suggestion (or why there is
+    none: ``why`` is "steepest", "flat", "diverged", "budget", "nonfinite" or "closure") and the configured learning
+    rate."""
+    if "lr-sweep" in ctx.cache:
+        return ctx.cache["lr-sweep"]
+    lr = ctx.configured_lrs()[0]
+    out: dict = {"configured": lr, "suggested": None, "stopped": None}
     if needs_closure(ctx.optimizer):
+        out["why"] = "closure"
+    else:
+        steps = max(40, ctx.steps)
+        lo, hi = 1e-8, max(1.0, 10.0 * lr)
+        lrs = [lo * (hi / lo) ** (i / (steps - 1)) for i in range(steps)]
+        budget = Budget(ID)
+        losses = ctx.train(ID, steps, sub=True, lrs=lrs, stop=budget.stop(lambda ls: sweep_curve(ls)[1] is not None))
+        out.update(lrs=lrs[:len(losses)], losses=losses, first_lr=lo)
+        if budget.hit:
+            out["stopped"] = budget.stopped(len(losses), steps)
+        if not losses or not finite(losses[0]):
+            out["why"] = "nonfinite"
+        else:
+            smoothed, diverged = sweep_curve(losses)
+            index, why = steepest_descent(out["lrs"], losses, smoothed, diverged)
+            if index is None and budget.hit and diverged is None:
+                why = "budget"  # cut short at small learning rates: neither flat nor diverged, just unfinished
+            out.update(smoothed=smoothed, diverged_at=out["lrs"][diverged] if diverged is not None else None,
+                       why=why, suggested=out["lrs"][index] if index is not None else None)
+    ctx.cache["lr-sweep"] = out
+    return out
+
+
+def judge_lr(sw: dict) -> str | None:
+    """What the sweep says of the configured learning rate: "high", "low", "ok", or None without a suggestion."""
+    lr, suggestion = sw["configured"], sw.get("suggested")
+    if suggestion is None:
+        return None
+    if (sw.get("diverged_at") is not None and lr >= sw["diverged_at"]) or lr > 3 * suggestion:
+        return "high"
+    return "low" if lr < suggestion / 300 else "ok"
+
+
+def lr_range(ctx: ProbeContext) -> CheckResult:
+    cid = ID
+    site = ctx.sites.get("optimizer") or ctx.sites.get("loop")
+    if not ctx.configured_lrs():
+        return CheckResult(cid, "skip", "no optimizer with a learning rate", None, None, site)
+    sw = sweep(ctx)
+    lr = sw["configured"]
+    if sw["why"] == "closure":
         return CheckResult(cid, "skip", f"{type(ctx.optimizer).__name__} steps with a closure and scales its own "
                            "step (quasi-Newton direction, line search): a learning-rate sweep of one update per "
                            "learning rate says nothing about it", {"configured": lr}, None, site)
-    steps = max(40, ctx.steps)
-    lo, hi = 1e-8, max(1.0, 10.0 * lr)
-    lrs = [lo * (hi / lo) ** (i / (steps - 1)) for i in range(steps)]
-    started = time.perf_counter()
-    budget = {"hit": False}
-
-    def stop(losses: list[float]) -> bool:
-        if time.perf_counter() - started > LR_BUDGET_S:
-            budget["hit"] = True
-            return True
-        return sweep_curve(losses)[1] is not None
-
-    losses = ctx.train(cid, steps, sub=True, lrs=lrs, stop=stop)
-    if not losses or not finite(losses[0]):
+    losses, used = sw["losses"], sw["lrs"]
+    if sw["why"] == "nonfinite":
         first = losses[0] if losses else None
-        return CheckResult(cid, "error", f"the sweep's first loss is {first} (at lr {lo:.0e}, before any real "
-                           "update): the loss is not finite to begin with — see initial-loss", {"configured": lr},
-                           None, site, {"lr": lrs[:len(losses)], "loss": losses})
-    smoothed, diverged = sweep_curve(losses)
-    n = len(losses)
-    used = lrs[:n]
-    series = {"lr": used, "loss": losses, "smoothed": smoothed, "configured": lr}
-    diverged_at = used[diverged] if diverged is not None else None
-    index, why = steepest_descent(used, losses, smoothed, diverged)
-    measured = {"configured": lr, "suggested": None, "diverged_at": diverged_at, "points": n}
-    if budget["hit"]:
-        measured["stopped"] = f"time budget of {LR_BUDGET_S:.0f} s"
-    if index is None and why == "diverged":
-        return CheckResult(cid, "skip", "the sweep diverged immediately; no suggestion", measured, None, site,
-                           series)
-    if index is None:
-        return CheckResult(cid, "warn", f"the loss stayed flat over the sweep (lr {used[0]:.0e} to {used[-1]:.2g}, no "
-                           f"drop of {LR_FLAT:.0%}): no learning rate to suggest — see overfit-batch", measured, None,
+        return CheckResult(cid, "error", f"the sweep's first loss is {first} (at lr {sw['first_lr']:.0e}, before any "
+                           "real update): the loss is not finite to begin with — see initial-loss",
+                           {"configured": lr}, None, site, {"lr": used, "loss": losses})
+    series = {"lr": used, "loss": losses, "smoothed": sw["smoothed"], "configured": lr}
+    diverged_at, suggestion = sw["diverged_at"], sw["suggested"]
+    measured = {"configured": lr, "suggested": suggestion, "diverged_at": diverged_at, "points": len(losses)}
+    stopped = f" ({sw['stopped']}: {PARTIAL})" if sw["stopped"] else ""
+    if sw["stopped"]:
+        measured["stopped"] = sw["stopped"]
+    if sw["why"] == "budget":
+        return CheckResult(cid, "skip", f"the sweep reached lr {used[-1]:.2g} only{stopped}: too few points for a "
+                           "suggestion", measured, None, site, series)
+    if sw["why"] == "diverged":
+        return CheckResult(cid, "skip", f"the sweep diverged immediately; no suggestion{stopped}", measured, None,
                            site, series)
-    suggestion = used[index]
+    if suggestion is None:
+        return CheckResult(cid, "warn", f"the loss stayed flat over the sweep (lr {used[0]:.0e} to {used[-1]:.2g}, no "
+                           f"drop of {LR_FLAT:.0%}): no learning rate to suggest — see overfit-batch{stopped}",
+                           measured, None, site, series)
     series["suggestion"] = suggestion
-    measured["suggested"] = suggestion
-    low_bound = suggestion / 300
-    expected = [low_bound, 3 * suggestion]
-    if diverged_at is not None and lr >= diverged_at:
-        return CheckResult(cid, "warn", f"the configured learning rate {lr:.3g} is at or past the point where the "
-                           f"sweep diverges ({diverged_at:.3g}); the steepest descent is at {suggestion:.3g}",
-                           measured, expected, site, series)
-    if lr > 3 * suggestion:
-        return CheckResult(cid, "warn", f"the configured learning rate {lr:.3g} is {lr / suggestion:.0f}× the "
-                           f"steepest descent of the sweep ({suggestion:.3g}): probably too high",
-                           measured, expected, site, series)
-    if lr < low_bound:
-        return CheckResult(cid, "warn", f"the configured learning rate {lr:.3g} is over 300× below the steepest "
-                           f"descent of the sweep ({suggestion:.3g}): training will be slow",
-                           measured, expected, site, series)
-    return CheckResult(cid, "pass", f"the configured learning rate {lr:.3g} is in the useful range (steepest "
-                       f"descent at {suggestion:.3g}" + (f", divergence from {diverged_at:.3g})" if diverged_at
-                                                         else ")"), measured, expected, site, series)
+    expected = [suggestion / 300, 3 * suggestion]
+    verdict = judge_lr(sw)
+    other = _gradient_flow_agreement(ctx, verdict)
+    if verdict == "high" and diverged_at is not None and lr >= diverged_at:
+        message = (f"the configured learning rate {lr:.3g} is at or past the point where the sweep diverges "
+                   f"({diverged_at:.3g}); the steepest descent is at {suggestion:.3g}")
+    elif verdict == "high":
+        message = (f"the configured learning rate {lr:.3g} is {lr / suggestion:.0f}× the steepest descent of the "
+                   f"sweep ({suggestion:.3g}): probably too high")
+    elif verdict == "low":
+        message = (f"the configured learning rate {lr:.3g} is over 300× below the steepest descent of the sweep "
+                   f"({suggestion:.3g}): training will be slow")
+    else:
+        message = (f"the configured learning rate {lr:.3g} is in the useful range (steepest descent at "
+                   f"{suggestion:.3g}" + (f", divergence from {diverged_at:.3g})" if diverged_at else ")"))
+    return CheckResult(cid, "pass" if verdict == "ok" else "warn", message + other + stopped, measured, expected,
+                       site, series)
+
+
+def _gradient_flow_agreement(ctx: ProbeContext, verdict: str | None) -> str:
+    """How the sweep's verdict relates to gradient-flow's update / weight ratio, when gradient-flow measured one."""
+    ratio = ctx.cache.get("update-ratio")
+    if ratio is None or verdict is None:
+        return ""
+    value, side, steps = ratio["value"], ratio["side"], ratio["steps"]
+    said = f"gradient-flow's update / weight ratio ({value:.1e}, median over {steps} steps)"
+    if side == verdict:
+        return f"; consistent with {said}"
+    looked = "healthy" if side == "ok" else f"{'above' if side == 'high' else 'below'} the usual 1e-3"
+    return f"; {said} looked {looked}, but the sweep measures the loss itself, so its verdict stands"
 
 
 check = lr_range

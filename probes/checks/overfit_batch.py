@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from ..budget import PARTIAL, Budget
 from ..context import (
     OVERFIT_ESCALATION,
     OVERFIT_FRACTION,
@@ -17,6 +18,29 @@ from ..context import (
 )
 
 ID = "overfit-batch"
+
+
+def fit_curve(ctx: ProbeContext, check: str = ID) -> tuple[list[float], str | None]:
+    """The real-input overfitting curve (shared by overfit-batch and input-independence), with regularisation off:
+    ``steps`` optimizer steps, continued up to ``OVERFIT_ESCALATION`` times as many while the loss is still falling
+    and not yet below ``OVERFIT_FRACTION`` of its start, within overfit-batch's time budget; and the phrase saying
+    that the budget cut it short (None when it did not)."""
+    if "overfit" not in ctx.cache:
+        n = ctx.steps
+        budget = Budget(ID)
+
+        def enough(losses: list[float]) -> bool:
+            if len(losses) < n:
+                return False
+            if min(losses) <= OVERFIT_FRACTION * losses[0]:
+                return True
+            return len(losses) % n == 0 and not still_falling(losses)
+
+        losses = ctx.train(check, OVERFIT_ESCALATION * n, stop=budget.stop(enough), plain=True)
+        planned = n if len(losses) < n else OVERFIT_ESCALATION * n
+        ctx.cache["overfit"] = losses
+        ctx.cache["overfit-stopped"] = budget.stopped(len(losses), planned) if budget.hit else None
+    return ctx.cache["overfit"], ctx.cache["overfit-stopped"]
 
 
 def _probability_floor(ctx: ProbeContext) -> float | None:
@@ -33,9 +57,25 @@ def _probability_floor(ctx: ProbeContext) -> float | None:
 
 
 def overfit_batch(ctx: ProbeContext) -> CheckResult:
-    cid = "overfit-batch"
     site = ctx.sites.get("loop")
-    losses = ctx.overfit_curve()
+    losses, stopped = fit_curve(ctx)
+    result = _judge(ctx, losses, site)
+    if stopped:
+        result.measured["stopped"] = stopped
+        if len(losses) >= ctx.steps:  # the escalation was cut short, not the fit itself
+            result.message += f" ({stopped})"
+        elif result.status != "pass" and finite(losses[-1]) and max(losses) <= 1.5 * losses[0] + 1e-8:
+            # a plateau or a slow fall over the few steps the budget allowed is too short to judge the fit
+            result.status = "warn"
+            result.message = (f"the loss went {losses[0]:.4g} → {losses[-1]:.4g} in the {len(losses)} steps the "
+                              f"budget allowed ({stopped}): too few to judge the fit — {PARTIAL}")
+        else:
+            result.message += f" ({stopped}: {PARTIAL})"
+    return result
+
+
+def _judge(ctx: ProbeContext, losses: list[float], site) -> CheckResult:
+    cid = ID
     k = ctx.step.sub_batch or ctx.step.batch_size
     series = {"loss": losses, "samples": k}
     start = losses[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 
 import libcst as cst
-
 from torchsanity.analyzers.flow import (
     BACKWARD,
     EVAL,
@@ -16,10 +15,8 @@ from torchsanity.analyzers.flow import (
     TRAIN,
     ZERO_GRAD,
     flow_of,
-    int_value,
-    is_batch_loop,
-    range_stop,
 )
+from torchsanity.analyzers.lookups import int_value, is_batch_loop, range_stop
 from torchsanity.analyzers.model import ProgramModel
 from torchsanity.analyzers.project import Project
 
@@ -33,7 +30,7 @@ def kinds(effects):
 
 
 def test_effects_in_execution_order():
-    model = build("""
+    program = build("""
         for x, y in loader:
             optimizer.zero_grad()
             out = model(x)
@@ -42,7 +39,7 @@ def test_effects_in_execution_order():
             optimizer.step()
             scheduler.step()
     """)
-    effects = flow_of(model).loop_effects(model.loops[0])
+    effects = flow_of(program).loop_effects(program.loops[0])
     assert kinds(effects) == [
         (ZERO_GRAD, "optimizer"), (FORWARD, "model"), (BACKWARD, "loss"), (OPT_STEP, "optimizer"),
         (SCHED_STEP, "scheduler"),
@@ -50,7 +47,7 @@ def test_effects_in_execution_order():
 
 
 def test_backward_forms_and_their_loss():
-    model = build("""
+    program = build("""
         scaler.scale(l1).backward()
         accelerator.backward(l2)
         fabric.backward(l3)
@@ -58,13 +55,13 @@ def test_backward_forms_and_their_loss():
         l5.backward()
         torch.autograd.backward(l6)
     """)
-    effects = flow_of(model).scope(model.module).effects
+    effects = flow_of(program).scope(program.module).effects
     assert [e.kind for e in effects] == [BACKWARD] * 6
-    assert [model.code_for(e.arg) for e in effects] == ["l1", "l2", "l3", "l4", "l5", "l6"]
+    assert [program.code_for(e.arg) for e in effects] == ["l1", "l2", "l3", "l4", "l5", "l6"]
 
 
 def test_step_forms():
-    model = build("""
+    program = build("""
         import torch
         opt = torch.optim.SGD(params, lr=0.1)
         sched = torch.optim.lr_scheduler.StepLR(opt, 10)
@@ -74,13 +71,13 @@ def test_step_forms():
         env.step(action)
         optimizer_g.step(closure)
     """)
-    effects = flow_of(model).scope(model.module).effects
+    effects = flow_of(program).scope(program.module).effects
     assert kinds(effects) == [(OPT_STEP, "opt"), (OPT_STEP, "opt"), (SCHED_STEP, "sched"), (OPT_STEP, "optimizer_g")]
     assert effects[-1].arg is not None  # the closure
 
 
 def test_zero_grad_forms():
-    model = build("""
+    program = build("""
         opt.zero_grad()
         model.zero_grad(set_to_none=True)
         p.grad = None
@@ -90,12 +87,12 @@ def test_zero_grad_forms():
             q.grad = None
         utils.zero_grads(model)
     """)
-    effects = flow_of(model).scope(model.module).effects
+    effects = flow_of(program).scope(program.module).effects
     assert [e.kind for e in effects] == [ZERO_GRAD] * 7
 
 
 def test_modes_seeds_and_trainer_train():
-    model = build("""
+    program = build("""
         import torch, random
         model.eval()
         model.train()
@@ -106,14 +103,14 @@ def test_modes_seeds_and_trainer_train():
         random.seed(0)
         seed_everything(1)
     """)
-    effects = flow_of(model).scope(model.module).effects
+    effects = flow_of(program).scope(program.module).effects
     assert [(e.kind, e.flag) for e in effects if e.kind in (EVAL, TRAIN)] == [
         (EVAL, False), (TRAIN, True), (TRAIN, False), (TRAIN, None)]
     assert [e.detail for e in effects if e.kind == SEED] == ["torch", "random", "all"]
 
 
 def test_helpers_are_inlined_with_arguments_mapped():
-    model = build("""
+    program = build("""
         def step(opt, m):
             m.train()
             opt.zero_grad()
@@ -122,14 +119,14 @@ def test_helpers_are_inlined_with_arguments_mapped():
         for x in loader:
             step(optimizer, net)
     """)
-    loop = model.loops[0]
-    effects = flow_of(model).loop_effects(loop)
+    loop = program.loops[0]
+    effects = flow_of(program).loop_effects(loop)
     assert kinds(effects) == [(TRAIN, "net"), (ZERO_GRAD, "optimizer"), (OPT_STEP, "optimizer")]
-    assert all(not e.direct and model.code_for(e.site) == "step(optimizer, net)" for e in effects)
+    assert all(not e.direct and program.code_for(e.site) == "step(optimizer, net)" for e in effects)
 
 
 def test_methods_through_self_and_recursion_guard():
-    model = build("""
+    program = build("""
         class Trainer:
             def clear(self):
                 self.opt.zero_grad()
@@ -141,12 +138,12 @@ def test_methods_through_self_and_recursion_guard():
                     self.loss(b).backward()
                     self.opt.step()
     """)
-    loop = model.loops[0]
-    assert [e.kind for e in flow_of(model).loop_effects(loop)] == [ZERO_GRAD, BACKWARD, OPT_STEP]
+    loop = program.loops[0]
+    assert [e.kind for e in flow_of(program).loop_effects(loop)] == [ZERO_GRAD, BACKWARD, OPT_STEP]
 
 
 def test_no_grad_contexts_and_decorators():
-    model = build("""
+    program = build("""
         import torch
 
         @torch.no_grad()
@@ -168,14 +165,14 @@ def test_no_grad_contexts_and_decorators():
         def e(model, x):
             return model(x)
     """)
-    flow = flow_of(model)
-    got = {name: [eff.nograd for eff in flow.scope(model.functions[name].node).effects if eff.kind == FORWARD]
+    flow = flow_of(program)
+    got = {name: [eff.nograd for eff in flow.scope(program.functions[name].node).effects if eff.kind == FORWARD]
            for name in "abcde"}
     assert got == {"a": [True], "b": [True], "c": [None], "d": [True], "e": [False]}
 
 
 def test_closure_is_inlined_at_the_step():
-    model = build("""
+    program = build("""
         def closure():
             optimizer.zero_grad()
             loss = crit(model(x), y)
@@ -185,7 +182,7 @@ def test_closure_is_inlined_at_the_step():
         for i in range(10):
             optimizer.step(closure)
     """)
-    effects = flow_of(model).loop_effects(model.loops[0])
+    effects = flow_of(program).loop_effects(program.loops[0])
     assert [e.kind for e in effects] == [ZERO_GRAD, FORWARD, BACKWARD, OPT_STEP]
 
 
@@ -200,8 +197,8 @@ def test_cross_file_helpers(tmp_path):
     main = tmp_path / "main.py"
     main.write_text("from engine import train_one_epoch\nfor epoch in range(3):\n    train_one_epoch(net, opt, dl)\n")
     project = Project(tmp_path)
-    model = build(main.read_text(), str(main), project)
-    effects = flow_of(model).loop_effects(model.loops[0])
+    program = build(main.read_text(), str(main), project)
+    effects = flow_of(program).loop_effects(program.loops[0])
     assert kinds(effects) == [(ZERO_GRAD, "opt"), (FORWARD, "net"), (BACKWARD, None), (OPT_STEP, "opt")]
 
 
@@ -209,18 +206,18 @@ def test_cross_file_import_cycle_terminates(tmp_path):
     (tmp_path / "a.py").write_text("from b import g\n\ndef f():\n    g()\n")
     (tmp_path / "b.py").write_text("from a import f\n\ndef g():\n    f()\n    opt.step()\n")
     project = Project(tmp_path)
-    model = project.model_for(tmp_path / "a.py")
-    effects = flow_of(model).scope(model.functions["f"].node).effects
+    program = project.model_for(tmp_path / "a.py")
+    effects = flow_of(program).scope(program.functions["f"].node).effects
     assert [e.kind for e in effects] == [OPT_STEP]
 
 
 def test_flow_is_cached_on_the_model():
-    model = build("for x in y:\n    opt.step()\n")
-    assert flow_of(model) is flow_of(model)
+    program = build("for x in y:\n    opt.step()\n")
+    assert flow_of(program) is flow_of(program)
 
 
 def test_epoch_counts_and_batch_loops():
-    model = build("""
+    program = build("""
         import argparse
         parser = argparse.ArgumentParser()
         parser.add_argument("--num-epochs", type=int, default=12)
@@ -233,12 +230,12 @@ def test_epoch_counts_and_batch_loops():
             for batch in tqdm(enumerate(dl)):
                 pass
     """)
-    outer1, inner1, outer2, inner2 = model.loops
-    assert range_stop(model, outer1) == (True, 12)
-    assert range_stop(model, outer2) == (True, 7)
-    assert is_batch_loop(model, inner1) and is_batch_loop(model, inner2)
-    assert not is_batch_loop(model, outer1)
-    assert int_value(model, cst.parse_expression("3")) == 3
+    outer1, inner1, outer2, inner2 = program.loops
+    assert range_stop(program, outer1) == (True, 12)
+    assert range_stop(program, outer2) == (True, 7)
+    assert is_batch_loop(program, inner1) and is_batch_loop(program, inner2)
+    assert not is_batch_loop(program, outer1)
+    assert int_value(program, cst.parse_expression("3")) == 3
 
 
 def test_half_typed_code_does_not_raise():
@@ -247,5 +244,5 @@ def test_half_typed_code_does_not_raise():
             module = cst.parse_module(src)
         except cst.ParserSyntaxError:
             continue
-        model = ProgramModel.build(module)
-        list(flow_of(model).all_scopes())
+        program = ProgramModel.build(module)
+        list(flow_of(program).all_scopes())

@@ -11,6 +11,7 @@ editing imports and the file's first and last lines, CRLF and tab-indented files
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import libcst as cst
@@ -226,3 +227,72 @@ def _parses(text: str) -> bool:
         return True
     except Exception:
         return False
+
+
+# ---- one-line edits of training-dense files: findings placed from positions kept across versions ----
+
+EXAMPLES = {p.name: p.read_text(encoding="utf-8") for p in sorted((HERE.parents[1] / "examples").glob("*.py"))}
+# A training-dense file: the corpus's training and evaluation loops one after another (many top-level
+# statements holding findings, so most findings are placed from kept positions after an edit).
+DENSE = "\n\n".join(CORPUS[name].rstrip("\n") for name in sorted(CORPUS) if name.startswith("loop_bugs")) + "\n"
+DENSE_FILES = {**{f"corpus/{n}": t for n, t in CORPUS.items()}, **{f"examples/{n}": t for n, t in EXAMPLES.items()},
+               "dense.py": DENSE}
+
+# What one keystroke-sized edit does to a line: a new number, a renamed name, a comment, a line break.
+one_line_edit = st.one_of(
+    st.tuples(st.just("number"), st.floats(0, 1), st.sampled_from(["0", "1", "7", "0.5", "32"])),
+    st.tuples(st.just("name"), st.floats(0, 1), st.sampled_from(["loss", "model", "optimizer", "x", "step_"])),
+    st.tuples(st.just("comment"), st.floats(0, 1), st.sampled_from(["  # noqa: SAN202", "  # note", "#"])),
+    st.tuples(st.just("blank"), st.floats(0, 1), st.sampled_from(["", "    ", "\n"])),
+    st.tuples(st.just("delete"), st.floats(0, 1), st.just(None)),
+)
+
+
+def edit_one_line(text: str, operation) -> str:
+    """``text`` with one line changed: its first number or name replaced, a comment appended, a blank
+    line inserted before it, or the line deleted."""
+    kind, where, what = operation
+    lines = text.split("\n")
+    at = min(int(where * len(lines)), len(lines) - 1)
+    line = lines[at]
+    if kind == "number":
+        lines[at] = re.sub(r"\b\d+(\.\d+)?\b", what, line, count=1)
+    elif kind == "name":
+        lines[at] = re.sub(r"(?<![.\w])(?!(?:def|class|import|from|for|in|if|return|with|as|not|and|or)\b)[A-Za-z_]\w*",
+                           what, line, count=1)
+    elif kind == "comment":
+        lines[at] = line + what
+    elif kind == "blank":
+        lines.insert(at, what)
+    else:
+        del lines[at]
+    return "\n".join(lines)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.sampled_from(sorted(DENSE_FILES)), st.lists(one_line_edit, min_size=1, max_size=4))
+def test_one_line_edits_of_training_files_report_what_a_full_analysis_reports(name, operations):
+    text = DENSE_FILES[name]
+    document = LiveDocument()
+    document.analyze(text, name)
+    for operation in operations:
+        text = edit_one_line(text, operation)
+        if full_parse(text) is None and _parses(text):
+            continue  # libcst cannot print this text back: positions of the two analyses may differ
+        assert_live_matches(document, text, name)
+
+
+def test_an_edit_keeps_the_positions_of_the_untouched_statements_and_moves_their_findings():
+    document = LiveDocument()
+    first = document.analyze(DENSE, "dense.py")
+    kept = dict(document._positions._entries)  # (white-box: which statements' positions were computed)
+    assert len(kept) > 3, "the dense file should hold findings in many top-level statements"
+    edited_line = next(f.start.line for f in first.findings) - 1  # 1-based: the line before the first finding
+    lines = DENSE.split("\n")
+    text = "\n".join(lines[:edited_line] + ["# a new line above the first finding"] + lines[edited_line:])
+    second = document.analyze(text, "dense.py")
+    assert [(f.code, f.start.line + 1, f.message) for f in first.findings] == \
+        [(f.code, f.start.line, f.message) for f in second.findings if f.start.line > edited_line]
+    reused = [key for key, entry in document._positions._entries.items() if kept.get(key) is entry]
+    assert len(reused) >= len(kept) - 2  # at most the edited statement and its neighbour were placed afresh
+    assert finding_keys(second) == finding_keys(analyze_source(text, "dense.py"))

@@ -6,8 +6,8 @@ import inspect
 
 import libcst as cst
 import pytest
-
 from torchsanity.analyzers import all_rules, analyze_source, apply_fixes, fix_source
+from torchsanity.analyzers.rule import Invalid, Valid
 
 RULES = all_rules()
 
@@ -36,6 +36,8 @@ def test_rule_is_documented(rule):
     for attr in ("message", "why", "example", "fix_doc"):
         assert inspect.cleandoc(getattr(rule, attr)).strip(), f"{rule.code}.{attr} is empty"
     assert rule.VALID and rule.INVALID, "every rule carries valid and invalid examples"
+    assert all(isinstance(example, Valid) for example in rule.VALID)
+    assert all(isinstance(example, Invalid) for example in rule.INVALID)
     page = rule.docs_markdown()
     for heading in ("## What it finds", "## Why it matters", "## Example", "## Fix"):
         assert heading in page
@@ -43,9 +45,24 @@ def test_rule_is_documented(rule):
 
 @pytest.mark.parametrize("rule, example", list(_cases("VALID")))
 def test_valid_example_is_quiet(rule, example):
-    report = analyze_source(example, rules=[rule])
+    report = analyze_source(example.code, rules=[rule])
     assert not report.problems, report.problems
-    assert [f for f in report.findings if f.code == rule.code] == []
+    assert [f for f in report.findings if f.code == rule.code] == [], example.code
+
+
+def test_examples_are_dedented_as_written():
+    example = Valid("""
+        for x, y in loader:
+            loss = model(x).sum()
+    """)
+    assert example.code == "for x, y in loader:\n    loss = model(x).sum()\n"
+    assert Valid("x = 1  # noqa\n").code == "x = 1  # noqa\n"  # one line: taken as is
+    invalid = Invalid("""
+        a = 1
+    """, line=1, fixed="""
+        b = 1
+    """)
+    assert (invalid.code, invalid.fixed) == ("a = 1\n", "b = 1\n")
 
 
 @pytest.mark.parametrize("rule, example", list(_cases("INVALID")))
@@ -56,6 +73,11 @@ def test_invalid_example_is_found_and_fixed(rule, example):
     assert found, f"{rule.code} did not fire on:\n{example.code}"
     if example.line is not None:
         assert example.line in {f.start.line for f in found}, [f.start for f in found]
+    if example.column is not None:
+        assert any(f.start.column == example.column for f in found if example.line in (None, f.start.line)), \
+            [f.start for f in found]
+    if example.message is not None:
+        assert example.message in {f.message for f in found}, [f.message for f in found]
     if example.fixed is not None:
         assert any(f.fix is not None for f in found), f"{rule.code} offers no fix"
         fixed, after = fix_source(example.code, rules=[rule], unsafe=True)

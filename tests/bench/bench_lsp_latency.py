@@ -7,11 +7,15 @@ Starts ``torchsanity server`` over stdio with a real LSP client (pytest-lsp's), 
 300-line and a 3,000-line training file and makes many one-line edits to each, in three places: a
 top-level line, a line in a function in the middle of the file, and that line again when the functions
 are methods of one class spanning the file (the worst case of the incremental parse, which reparses
-the top-level statement an edit lands in). For every edit it
+the top-level statement an edit lands in); then a 2,000-line training-dense file (``--dense``: many
+training, fine-tuning and evaluation loops, where most rules have work everywhere). For every edit it
 measures the time from sending ``didChange`` to receiving the ``publishDiagnostics`` of that version,
 and asks the server how long the analysis itself took. Printed next to the bare
 ``libcst.parse_module`` time of the same file, measured in this process. No time assertions: the
-targets (median ≤ 30 ms for 300 lines, ≤ 150 ms for 3,000) are for a person to compare.
+targets (median ≤ 30 ms for 300 lines, ≤ 150 ms for 3,000) are for a person to compare. Last, the
+engine alone on the training-dense file, in this process: a fresh analysis, the incremental analysis as it
+was before positions were kept across versions, and the incremental analysis now, side by side, with the
+time of its phases (reparse, program model, rules).
 """
 
 from __future__ import annotations
@@ -118,6 +122,74 @@ if __name__ == "__main__":
     train(parser.parse_args())
 '''
 
+# The training-dense file: a script made only of training, fine-tuning and evaluation loops (gradient
+# accumulation, a scheduler, frozen layers, a softmax fed to cross-entropy, a loss kept with its graph),
+# so that most rules have work in every function.
+DENSE_BLOCK = '''\
+
+
+def evaluate_{i}(model, loader, criterion, device="cpu"):
+    model.eval()
+    total_loss = correct = seen = 0
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            logits = model(x)
+            total_loss += criterion(logits, y).item()
+            correct += (logits.argmax(-1) == y).sum().item()
+            seen += y.numel()
+    model.train()
+    return total_loss / max(len(loader), 1), correct / max(seen, 1)
+
+
+def train_{i}(model, train_loader, val_loader, epochs=3, accumulation=4, device="cpu"):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.5)
+    criterion = nn.CrossEntropyLoss()
+    model.to(device)
+    for epoch in range(epochs):
+        model.train()
+        for step, (x, y) in enumerate(train_loader):
+            x, y = x.to(device), y.to(device)
+            logits = model(x)
+            loss = criterion(logits, y) / accumulation
+            loss.backward()
+            if (step + 1) % accumulation == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+        scheduler.step()
+        val_loss, val_acc = evaluate_{i}(model, val_loader, criterion, device)
+        print(epoch, val_loss, val_acc)
+    return model
+
+
+def finetune_{i}(model, loader, steps=100):
+    for p in model.blocks.parameters():
+        p.requires_grad = False
+    optimizer = torch.optim.SGD(model.head.parameters(), lr=0.01, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+    running = 0.0
+    for step, (x, y) in enumerate(loader):
+        optimizer.zero_grad()
+        probs = F.softmax(model(x), dim=-1)
+        loss = criterion(probs, y)
+        loss.backward()
+        optimizer.step()
+        running += loss
+        if step >= steps:
+            break
+    return running / max(steps, 1)
+
+
+def validate_{i}(model, loader):
+    losses = []
+    for x, y in loader:
+        out = model(x)
+        losses.append(F.cross_entropy(out, y).item())
+    return sum(losses) / max(len(losses), 1)
+'''
+DENSE_LINE = "    running = 0.0"  # a line of every finetune_<i>
+
 EDIT_MARKER = "LATENCY_PROBE = 0"
 FUNCTION_LINE = "    correct = total = 0"  # a line of every evaluate_<i> helper
 
@@ -125,6 +197,7 @@ FUNCTION_LINE = "    correct = total = 0"  # a line of every evaluate_<i> helper
 # line when the helpers are methods of one class that spans the whole file (the incremental parse
 # reparses the top-level statement that holds an edit: here, the class).
 SITES = ("top-level line", "function body", "method of a file-long class")
+DENSE_SITE = "training-dense function body"
 
 
 def training_file(lines: int, rebind: bool = True, in_class: bool = False) -> str:
@@ -150,13 +223,23 @@ def training_file(lines: int, rebind: bool = True, in_class: bool = False) -> st
     return text + "\n" * max(0, lines - have)
 
 
+def dense_training_file(lines: int) -> str:
+    """A script of about ``lines`` lines made of :data:`DENSE_BLOCK` (training and evaluation loops)."""
+    parts, i = [HEADER], 0
+    while sum(p.count("\n") for p in parts) + FOOTER.count("\n") < lines:
+        parts.append(DENSE_BLOCK.format(i=i))
+        i += 1
+    return "".join(parts + [FOOTER])
+
+
 def edit_line(text: str, site: str) -> int:
     """The 0-based line the edits of ``site`` change."""
     lines = text.split("\n")
     if site == SITES[0]:
         return lines.index(EDIT_MARKER)
     indent = "    " if site == SITES[2] else ""
-    candidates = [i for i, line in enumerate(lines) if line == indent + FUNCTION_LINE]
+    wanted = DENSE_LINE if site == DENSE_SITE else indent + FUNCTION_LINE
+    candidates = [i for i, line in enumerate(lines) if line == wanted]
     return candidates[len(candidates) // 2]
 
 
@@ -176,8 +259,12 @@ def parse_times(text: str, repeats: int) -> list[float]:
 
 
 async def measure(client, folder: Path, lines: int, site: str, edits: int, rebind: bool, budget: float) -> dict | None:
-    text = training_file(lines, rebind, in_class=site == SITES[2])
-    path = folder / f"train_{lines}_{SITES.index(site)}.py"
+    if site == DENSE_SITE:
+        text = dense_training_file(lines)
+        path = folder / f"dense_{lines}.py"
+    else:
+        text = training_file(lines, rebind, in_class=site == SITES[2])
+        path = folder / f"train_{lines}_{SITES.index(site)}.py"
     path.write_text(text, encoding="utf-8")
     uri = from_fs_path(str(path))
     line = edit_line(text, site)
@@ -241,7 +328,69 @@ async def wait_for(predicate, timeout: float) -> None:
         await asyncio.sleep(0.0005)
 
 
-async def main_async(sizes: list[int], edits: int, rebind: bool, budget: float) -> None:
+def in_process(text: str, line: int, edits: int) -> dict[str, list[float]]:
+    """Per-edit seconds of the engine alone on ``edits`` one-line edits of ``line``: a fresh analysis
+    (parse, program model, rules, positions), the incremental analysis as it was before positions were
+    kept across versions (reparse, model reuse, rules, a position pass over every statement holding a
+    finding) and :class:`LiveDocument` now, with the phases of the latter and each rule's time."""
+    from torchsanity.analyzers.context import RuleContext
+    from torchsanity.analyzers.engine import analyze_program, analyze_source
+    from torchsanity.analyzers.live import LiveDocument
+    from torchsanity.analyzers.model import ProgramModel
+    from torchsanity.analyzers.registry import all_rules
+
+    lines = text.split("\n")
+    original = lines[line]
+    versions = ["\n".join(lines[:line] + [original[:-1] + str(n + 1)] + lines[line + 1:]) for n in range(edits)]
+    out: dict[str, list[float]] = {k: [] for k in ("fresh", "before", "now", "reparse", "model", "rules")}
+    for version in versions:
+        began = time.perf_counter()
+        analyze_source(version, "dense.py", verify=False)
+        out["fresh"].append(time.perf_counter() - began)
+    previous = LiveDocument()
+    previous.analyze(text, "dense.py")
+    parsed, program = previous.parsed, previous.model
+    for version in versions:
+        began = time.perf_counter()
+        parsed = parsed.reparse(version)
+        parsed_at = time.perf_counter()
+        program = ProgramModel.build(parsed.module, "dense.py", reuse=program)
+        built_at = time.perf_counter()
+        analyze_program(program, version, statement_lines=parsed.statement_lines)
+        out["before"].append(time.perf_counter() - began)
+        out["reparse"].append(parsed_at - began)
+        out["model"].append(built_at - parsed_at)
+        ctx = RuleContext(ProgramModel.build(parsed.module, "dense.py", reuse=program))
+        began = time.perf_counter()
+        for rule in all_rules():
+            rule_began = time.perf_counter()
+            list(rule().check(ctx))
+            out.setdefault(rule.code, []).append(time.perf_counter() - rule_began)
+        out["rules"].append(time.perf_counter() - began)
+    document = LiveDocument()
+    document.analyze(text, "dense.py")
+    for version in versions:
+        began = time.perf_counter()
+        document.analyze(version, "dense.py")
+        out["now"].append(time.perf_counter() - began)
+    return out
+
+
+def print_in_process(lines: int, edits: int) -> None:
+    text = dense_training_file(lines)
+    timings = in_process(text, edit_line(text, DENSE_SITE), edits)
+    med = {k: statistics.median(v) * 1000 for k, v in timings.items()}
+    print(f"\nthe engine alone on the training-dense file ({text.count(chr(10))} lines, {edits} one-line edits in a "
+          f"function body; median ms per edit)")
+    print(f"{'fresh analysis':>15} {'incremental before':>19} {'incremental now':>16}   "
+          f"{'of which: reparse':>18} {'program model':>14} {'rules':>7}")
+    print(f"{med['fresh']:>15.1f} {med['before']:>19.1f} {med['now']:>16.1f}   "
+          f"{med['reparse']:>18.1f} {med['model']:>14.1f} {med['rules']:>7.1f}")
+    costliest = sorted((k for k in med if k.startswith("SAN")), key=lambda k: -med[k])[:5]
+    print("the costliest rules (median ms per edit): " + ", ".join(f"{k} {med[k]:.1f}" for k in costliest))
+
+
+async def main_async(sizes: list[int], edits: int, rebind: bool, budget: float, dense: int) -> None:
     client = make_client()
     await client.start_io(*SERVER_COMMAND)
     with tempfile.TemporaryDirectory() as tmp:
@@ -256,13 +405,15 @@ async def main_async(sizes: list[int], edits: int, rebind: bool, budget: float) 
             )
         )
         results = [await measure(client, folder, lines, site, edits, rebind, budget) for lines in sizes for site in SITES]
+        if dense:
+            results.append(await measure(client, folder, dense, DENSE_SITE, edits, rebind, budget))
         if any("timed_out" in r for r in results):
             client._server.kill()  # still busy with an analysis it cannot abort: do not wait for it
         else:
             await client.shutdown_session()
         await client.stop()
 
-    targets = {300: 30, 3000: 150}
+    targets = {300: 30, 2000: 150, 3000: 150}
     variant = "helpers rebind x, y = x.to(device), ..." if rebind else "helpers bind new names"
     print(f"edit-to-diagnostics latency through the real server ({edits} one-line edits per file, debounce 0; {variant})")
     print("analysis: the engine's time in the server; server overhead: latency - analysis (I/O, JSON, scheduling)")
@@ -294,8 +445,13 @@ def main() -> None:
         "--rebind", action="store_true", help="helpers rebind `x, y = x.to(device), ...` (stresses the program model)"
     )
     parser.add_argument("--budget", type=float, default=120, help="seconds to wait for one analysis (default 120)")
+    parser.add_argument("--dense", type=int, default=2000,
+                        help="lines of the training-dense file, also timed in process (default 2000; 0: skip it)")
     args = parser.parse_args()
-    asyncio.run(main_async([int(s) for s in args.sizes.split(",")], args.edits, args.rebind, args.budget))
+    asyncio.run(main_async([int(s) for s in args.sizes.split(",")] if args.sizes else [], args.edits, args.rebind,
+                           args.budget, args.dense))
+    if args.dense:
+        print_in_process(args.dense, args.edits)
 
 
 if __name__ == "__main__":

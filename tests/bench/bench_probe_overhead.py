@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from statistics import median
 
-from torchsanity.server.probe_runner import _child_pythonpath, run_probe
+from torchsanity.server.probe_runner import child_pythonpath, run_probe
 
 TRAIN = Path(__file__).resolve().parent / "bench_train.py"
 
@@ -36,7 +36,7 @@ def plain(steps: int, hidden: int) -> tuple[dict, float]:
 def observed(steps: int, hidden: int) -> tuple[dict, float]:
     tmp = tempfile.mkdtemp(prefix="torchsanity-bench-")
     try:
-        env = dict(os.environ, PYTHONPATH=_child_pythonpath(tmp),
+        env = dict(os.environ, PYTHONPATH=child_pythonpath(tmp),
                    TORCHSANITY_PROBE_CONFIG=json.dumps({"out_dir": tmp, "mode": "observe"}))
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "torchsanity.probes.child", str(TRAIN), str(steps), str(hidden)],

@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,10 +97,22 @@ def extract(gitdir: Path, commit: str, dest: Path) -> int:
     return count
 
 
-def check(tree: Path) -> list[dict]:
-    """The findings of the real CLI on ``tree`` (paths relative to it, notebooks under their own name)."""
-    command = [sys.executable, "-m", "torchsanity.server.cli", "check", "--format", "json", "--no-config", "--exit-zero", "."]
-    done = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=1800)
+def checkout(gitdir: Path, commit: str, tree: Path) -> int:
+    """Empty ``tree`` (created if needed) and extract the commit into it; returns the file count."""
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    return extract(gitdir, commit, tree)
+
+
+def check(tree: Path, cache: Path | None = None) -> list[dict]:
+    """The findings of the real CLI on ``tree`` (paths relative to it, notebooks under their own name).
+
+    ``cache`` is the CLI's ``--cache-dir``: a tree rebuilt at the same place for each commit of a repository
+    then re-analyses only the files that changed (and those that depend on them); None checks without cache.
+    """
+    command = [sys.executable, "-m", "torchsanity.server.cli", "check", "--format", "json", "--no-config", "--exit-zero"]
+    command += ["--cache-dir", str(cache)] if cache is not None else ["--no-cache"]
+    done = subprocess.run([*command, "."], cwd=tree, capture_output=True, text=True, timeout=1800, check=False)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"check failed on {tree}: {done.stderr.strip()[-2000:]}")
     # files that do not parse (Python 2 code, notebook cells with shell magics in blocks) have no code
@@ -123,7 +136,27 @@ def _ratio(good: int, total: int) -> str:
     return f"{good}/{total} = {100.0 * good / total:5.1f} %" if total else "n/a"
 
 
-def score(manifest: dict, mirrors: Path, repos: set[str] | None, show_new: bool) -> int:
+def run_commits(mirrors: Path, commits: dict[str, set[str]], use_cache: bool = True) -> tuple[dict, list[str]]:
+    """``check`` on every commit of every repository: {(repo, commit): findings}, and the repositories absent.
+
+    Each repository's commits are extracted one after the other into the same temporary folder, so that with
+    ``use_cache`` the CLI's cache (kept for this run only) spares the files a commit did not change."""
+    reported: dict[tuple[str, str], list[dict]] = {}
+    missing = []
+    with tempfile.TemporaryDirectory(prefix="realcode-") as tmp:
+        for repo in sorted(commits):
+            gitdir = git_dir(mirrors, repo)
+            if gitdir is None:
+                missing.append(repo)
+                continue
+            tree, cache = Path(tmp) / "tree", Path(tmp) / repo.replace("/", "+")
+            for commit in sorted(commits[repo]):
+                found = checkout(gitdir, commit, tree)
+                reported[(repo, commit)] = check(tree, cache if use_cache else None) if found else []
+    return reported, missing
+
+
+def score(manifest: dict, mirrors: Path, repos: set[str] | None, show_new: bool, use_cache: bool = True) -> int:
     """Run check on every recorded commit, print the figures; returns the number of repositories run."""
     reviewed = [f for f in manifest["findings"] if repos is None or f["repo"] in repos]
     cases = [c for c in manifest["recall"] if repos is None or c["repo"] in repos]
@@ -136,19 +169,7 @@ def score(manifest: dict, mirrors: Path, repos: set[str] | None, show_new: bool)
         if repos is None or repo in repos:
             commits[repo].add(info["commit"])
 
-    reported: dict[tuple[str, str], list[dict]] = {}
-    missing = []
-    for repo in sorted(commits):
-        gitdir = git_dir(mirrors, repo)
-        if gitdir is None:
-            missing.append(repo)
-            continue
-        for commit in sorted(commits[repo]):
-            with tempfile.TemporaryDirectory(prefix="realcode-") as tmp:
-                if extract(gitdir, commit, Path(tmp)):
-                    reported[(repo, commit)] = check(Path(tmp))
-                else:
-                    reported[(repo, commit)] = []
+    reported, missing = run_commits(mirrors, commits, use_cache)
     if missing:
         print(f"mirrors absent under {mirrors} for: {', '.join(missing)} (their entries are skipped)")
     if not reported:
@@ -179,12 +200,20 @@ def score(manifest: dict, mirrors: Path, repos: set[str] | None, show_new: bool)
 
     tp = sum(c["TP"] for c in per_repo.values())
     fp = sum(c["FP"] for c in per_repo.values())
-    print(f"\nPRECISION over the distinct reviewed findings reported today: {_ratio(tp, tp + fp)} "
+    print(f"\ndistinct findings reported at the {len(reported)} recorded commits: {len(distinct)} "
+          f"({len(verdicts)} reviewed, {len(new)} not yet)")
+    print(f"PRECISION over the distinct reviewed findings reported today: {_ratio(tp, tp + fp)} "
           f"({len(per_repo)} repositories with findings, {len(commits)} repositories run)")
     for name, table in (("repository", per_repo), ("code", per_code)):
         for key in sorted(table):
             print(f"  {name:10} {key:60} TP {table[key]['TP']:4}  FP {table[key]['FP']:4}  "
                   f"{_ratio(table[key]['TP'], table[key]['TP'] + table[key]['FP'])}")
+    for key, entry in sorted(verdicts.items()):
+        if entry["verdict"] == "FP":
+            print(f"  FP  {entry['repo']}@{entry['commit'][:10]} {entry['path']}:{entry['line']} {entry['code']}"
+                  f"  ({entry['reason']})")
+            if entry.get("diagnosis"):
+                print(f"       needs: {entry['diagnosis']}")
     if gone:
         by_verdict = Counter(e["verdict"] for e in gone)
         print(f"\nreviewed findings this engine does not report: {by_verdict['FP']} FP (fixed), "
@@ -212,6 +241,8 @@ def score(manifest: dict, mirrors: Path, repos: set[str] | None, show_new: bool)
     for case in misses:
         print(f"  miss {case['repo']}@{case['buggy_commit'][:10]} {case['path']}:{case['line']} {case['code']}"
               f"  ({case['reason']})")
+        if case.get("diagnosis"):
+            print(f"       needs: {case['diagnosis']}")
 
     print(f"\nunreviewed findings: {len(new)}")
     if show_new:
@@ -226,12 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=MANIFEST)
     parser.add_argument("--repo", action="append", help="only this repository (owner/name); repeatable")
     parser.add_argument("--show-new", action="store_true", help="list the findings nobody reviewed yet")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="check every commit from scratch (slower; the default reuses the CLI's cache within the run)")
     args = parser.parse_args(argv)
     manifest = json.loads(args.manifest.read_text(encoding="utf-8"))
     if not args.mirrors.is_dir():
         print(f"skipped: no mirrors at {args.mirrors} (fetch the repositories of {args.manifest.name} first)")
         return 0
-    if score(manifest, args.mirrors, set(args.repo) if args.repo else None, args.show_new) == 0:
+    if score(manifest, args.mirrors, set(args.repo) if args.repo else None, args.show_new, not args.no_cache) == 0:
         print(f"skipped: none of the manifest's repositories is mirrored under {args.mirrors}")
     return 0
 

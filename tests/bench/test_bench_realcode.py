@@ -37,6 +37,11 @@ def test_manifest_is_well_formed():
         assert case["repo"] in repos
         assert SHA.match(case["buggy_commit"]) and SHA.match(case["fix_commit"]) and CODE.match(case["code"])
         assert isinstance(case["line"], int) and case["reason"].strip()
+        key = ("recall", case["repo"], case["buggy_commit"], case["path"], case["line"], case["code"])
+        assert key not in seen, key
+        seen.add(key)
+    for entry in [*manifest["findings"], *manifest["recall"]]:
+        assert entry.get("diagnosis", "x").strip(), entry  # optional, never empty
 
 
 def test_notebook_script_keeps_cell_lines_and_comments_magics():
@@ -71,6 +76,29 @@ def test_extract_writes_python_files_and_notebooks_of_a_commit(tmp_path):
     assert (out / "pkg" / "train.py").read_text(encoding="utf-8") == "import torch\n"
     assert (out / "demo.ipynb.py").read_text(encoding="utf-8") == "x = 1\n\n"
     assert not (out / "data.csv").exists()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_checkout_replaces_the_previous_commit(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    commits = []
+    for files in ({"a.py": "x = 1\n", "b.py": "y = 2\n"}, {"a.py": "x = 3\n"}):
+        for old in work.glob("*.py"):
+            old.unlink()
+        for name, text in files.items():
+            (work / name).write_text(text, encoding="utf-8")
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "c"], check=True)
+        commits.append(subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip())
+
+    tree = tmp_path / "tree"
+    assert bench_realcode.checkout(work / ".git", commits[0], tree) == 2
+    assert bench_realcode.checkout(work / ".git", commits[1], tree) == 1
+    assert sorted(p.name for p in tree.iterdir()) == ["a.py"]
+    assert (tree / "a.py").read_text(encoding="utf-8") == "x = 3\n"
 
 
 def test_skips_with_a_message_without_mirrors(tmp_path):

@@ -107,3 +107,20 @@ def test_the_neovim_guide_documents_every_server_setting():
     rows = section[: section.index("", section.index("| key | default | meaning |"))]
     documented = {row.split("|")[1].strip().strip("`") for row in rows if row.startswith("| `")}
     assert documented == {s.key for s in SERVER_SETTINGS}
+
+
+@pytest.mark.parametrize("key", ["watch.every", "watch.steps", "watch.epochs", "watch.timeout"])
+def test_watch_settings_accept_exactly_what_package_json_allows(key):
+    """``watch.*`` are server settings (the defaults of ``torchsanity/watch``): what VS Code's schema lets through
+    parses, what it refuses is reported and replaced by null (the runner's default / no limit)."""
+    spec = _declared()[key]
+    assert spec["default"] is None and "null" in spec["type"]
+    field = "watch_" + key.split(".", 1)[1]
+    whole = "integer" in spec["type"]
+    lowest = spec["minimum"] if whole else 0.5
+    good = Settings.from_json({"watch": {key.split(".", 1)[1]: lowest}})
+    assert good.problems == () and getattr(good, field) == lowest
+    too_low = spec["minimum"] - 1 if whole else spec["exclusiveMinimum"]
+    for bad in (too_low, "3", True) + ((2.5,) if whole else ()):
+        parsed = Settings.from_json({key: bad})
+        assert getattr(parsed, field) is None and any(f"`torchsanity.{key}`" in p for p in parsed.problems), bad

@@ -53,8 +53,8 @@ NATIVE_SUFFIX = {
 }
 # Everything a package may hold, below its extension/ folder
 SHIPPED = [
-    "package.json", "readme.md", "changelog.md", "LICENSE.txt", "out/extension.js", "out/webview/report.js",
-    "out/webview/report.css", "extension/media/icon.png", "extension/bundled/launch.py",
+    "package.json", "readme.md", "changelog.md", "LICENSE.txt", "out/extension.js",
+    "out/webview/chart.umd.min.js", "extension/media/icon.png", "extension/bundled/launch.py",
     "extension/bundled/platform.json", "extension/bundled/libs/*", "extension/bundled/tool/torchsanity/*",
     f"extension/bundled/tool/torchsanity-{package_version()}.dist-info/*",
 ]
@@ -206,7 +206,7 @@ def test_vsce_ls_lists_only_what_ships():
     assert result.returncode == 0, result.stderr
     listed = set(result.stdout.split())
     allowed = ["package.json", "LICENSE", "CHANGELOG.md", "extension/README.md", "extension/media/icon.png",
-               "out/extension.js", "out/webview/report.js", "out/webview/report.css", "extension/bundled/launch.py",
+               "out/extension.js", "out/webview/chart.umd.min.js", "extension/bundled/launch.py",
                "extension/bundled/platform.json", "extension/bundled/libs/*", "extension/bundled/tool/*"]
     assert sorted(f for f in listed if not any(fnmatch(f, pattern) for pattern in allowed)) == []
     assert sorted(f for f in listed if any(fnmatch(f, pattern) for pattern in NEVER)) == []

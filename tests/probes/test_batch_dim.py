@@ -80,3 +80,20 @@ def test_batch_dim_option_overrides_the_guess():
                           "--batch-dim", "5", str(SCRIPTS / "rnn_language_model.py")], cwd=REPO,
                          capture_output=True, text=True, timeout=180, check=False)
     assert bad.returncode == 2 and "--batch-dim 5, but the model's first input has shape (12, 10)" in bad.stdout
+
+
+def test_batch_dim_applies_on_the_entry_path():
+    outcome = run_probe("", entry="entry_time_first:build", cwd=str(SCRIPTS), batch_dim=1, timeout=180,
+                        checks=["batch-independence", "overfit-batch"])
+    report = outcome.report
+    assert "error" not in report, report.get("error")
+    assert report["batch"]["dim"] == 1 and report["batch"]["dim_from"] == "--batch-dim"
+    assert report["batch"]["size"] == 16 and report["batch"]["sub_batch"] == 8  # samples, not the 12 time steps
+    bi = _check(report, "batch-independence")
+    assert bi["status"] == "pass" and "(8 samples probed" in bi["message"], bi
+    assert len(bi["series"]["grad_per_sample"]) == 8
+    overfit = _check(report, "overfit-batch")
+    assert overfit["status"] == "pass" and "8 samples" in overfit["message"], overfit
+    bad = run_probe("", entry="entry_time_first:build", cwd=str(SCRIPTS), batch_dim=3, timeout=180,
+                    checks=["initial-loss"]).report["error"]
+    assert "--batch-dim 3, but the entry point's first input has shape (12, 16, 6)" in bad["message"]

@@ -80,9 +80,12 @@ def test_dcgan_style_discriminator_loss_at_1_7_ln2_warns_and_names_the_step():
     report = outcome.report
     assert "error" not in report, report.get("error")
     assert report["loss"]["kind"] == "bce" and report["step"]["index"] == 1
-    checks = {c["id"]: c for c in report["checks"]}
-    initial = checks["initial-loss"]
+    checks = {(c["id"], (c.get("details") or {}).get("step")): c for c in report["checks"]}
+    initial = checks["initial-loss", "discriminator"]
     assert 1.5 < initial["measured"]["ratio"] < 3 and initial["status"] == "warn", initial
     assert initial["measured"]["constant_target"] == 0.0  # the fake batch of the discriminator's step
-    assert checks["input-independence"]["status"] == "skip"
+    assert initial["message"].startswith("discriminator step: ")
+    generator = checks["initial-loss", "generator"]  # -log D(G(z)) after D's first step: D's verdict, not G's init
+    assert generator["status"] == "skip" and "discriminator's verdict" in generator["message"], generator
+    assert all(c["status"] == "skip" for (cid, _), c in checks.items() if cid == "input-independence")
     assert outcome.exit_code == 0

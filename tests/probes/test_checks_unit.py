@@ -17,7 +17,10 @@ def run_check(cid, model, batch, loss_fn, lr=1e-2, steps=30, optimizer=None):
     wb = Workbench(step.models, step.optimizer)
     step.choose_sub_batch(wb)
     ctx = ProbeContext(step, wb, loss_info(step.loss_call, scalar(loss)), steps=steps, sites={})
-    return CHECKS[cid](ctx)
+    try:
+        return CHECKS[cid](ctx)
+    finally:
+        wb.restore()  # the checks train the real objects; the harness gives the script its state back
 
 
 def blobs(n=64, features=8, classes=4):
@@ -67,7 +70,6 @@ def test_data_stats_flags_nan_raw_pixels_and_imbalance():
     conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 36, 4))
     res = run_check("data-stats", conv, (pixels, torch.arange(16) % 4), nn.CrossEntropyLoss())
     assert res.status == "warn" and "not normalised" in res.message
-    assert res.series["thumbnails"]["shape"] == [16, 3, 8, 8]
     skewed = torch.tensor([0] * 60 + [1, 2, 3, 1])
     res = run_check("data-stats", nn.Linear(8, 4), (x, skewed), nn.CrossEntropyLoss())
     assert res.status == "warn" and "imbalanced" in res.message

@@ -38,7 +38,7 @@ def test_stop_signal_is_not_an_exception():
 def test_replay_reproduces_the_loss_and_strips_accumulation_scaling():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.optim.SGD(model.parameters(), lr=0.1)  # built before the hooks: the replay finds no optimizer
     x, y = (torch.rand(16, 6) * 255).to(torch.uint8), torch.arange(16) % 3  # raw pixels
 
     def step():
@@ -55,7 +55,7 @@ def test_replay_reproduces_the_loss_and_strips_accumulation_scaling():
     wb = Workbench(step_.models, step_.optimizer)
     replayed = step_.run(wb).loss
     assert torch.allclose(replayed, expected)
-    assert wb.models[0] is not model and wb.optimizer is not opt  # copies, not the user's objects
+    assert wb.models[0] is model  # the user's own model (restored after the checks), not a copy
     step_.choose_sub_batch(wb)
     assert step_.sub_batch == 8
     assert torch.allclose(step_.run(wb, sub=True).loss,
@@ -121,7 +121,8 @@ def test_workbench_reset_restores_weights_optimizer_and_rng():
     assert all(torch.equal(a, b) for a, b in zip(before, wb.models[0].parameters()))
     assert wb.optimizer.state_dict()["state"] == {}
     assert torch.equal(torch.rand(3), r1)
-    assert torch.equal(model.weight, before[0])  # the user's model was never touched
+    assert wb.models[0] is model  # the checks train the user's own model ...
+    assert wb.restore()["identical"] is True  # ... and give it back exactly
 
 
 def test_submodules_called_separately_are_driven_through_their_owner():
@@ -177,11 +178,11 @@ def test_models_that_cannot_be_deep_copied_are_probed_in_place_and_restored():
 
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
-    model.lock = threading.Lock()  # deepcopy fails on this
+    model.lock = threading.Lock()  # deepcopy fails on this; nothing is copied anyway
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     before = model.weight.detach().clone()
     wb = Workbench([model], opt)
-    assert wb.in_place and "lock" in wb.copy_error
+    assert wb.models == [model] and wb.optimizer is opt
     wb.models[0](torch.randn(5, 4)).sum().backward()
     wb.optimizer.step()
     assert not torch.equal(model.weight, before)

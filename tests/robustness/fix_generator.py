@@ -21,7 +21,7 @@ def _pieces() -> list[str]:
     pieces = []
     for rule in all_rules():
         pieces += [example.code for example in rule.INVALID]
-        pieces += list(rule.VALID)
+        pieces += [example.code for example in rule.VALID]
     return [p if p.endswith("\n") else p + "\n" for p in pieces]
 
 

@@ -41,10 +41,12 @@ SCRIPTS = {
 }
 
 
-async def lenses(client: LanguageClient, uri: str) -> list[types.CodeLens]:
-    return list(await client.text_document_code_lens_async(
+async def lenses(client: LanguageClient, uri: str, command: str = "torchsanity.runSanityProbe") -> list[types.CodeLens]:
+    """The lenses of one command (the probe's by default; the watch lens is tested in test_watch_lsp.py)."""
+    found = await client.text_document_code_lens_async(
         types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
-    ) or [])
+    ) or []
+    return [lens for lens in found if lens.command.command == command]
 
 
 @pytest.mark.parametrize("name", list(SCRIPTS))

@@ -1,21 +1,31 @@
-"""A NaN at step 50: an entropy-style bonus weighted by a factor that decays linearly to 0 at step 50, inside
-a log — log(0) is -inf, and the gradients become NaN from there on."""
+"""A NaN at step 50 inside the model: the head returns log-probabilities scaled by a confidence factor that the
+training loop anneals linearly to 0 at step 50 — log(0 * p) is -inf, the NLL loss inf, the gradients NaN."""
 
 import torch
 from torch import nn
 
+
+class ConfidenceHead(nn.Module):
+    """log(confidence * softmax(logits)): a calibration term whose weight the loop anneals."""
+
+    def __init__(self):
+        super().__init__()
+        self.confidence = 1.0
+
+    def forward(self, logits):
+        return torch.log(self.confidence * logits.softmax(-1))
+
+
 torch.manual_seed(0)
 x = torch.randn(512, 16)
 y = (x[:, :4].sum(1) > 0).long()
-model = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 2))
+model = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 2), ConfidenceHead())
 optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
 
 for step in range(1, 121):
+    model[3].confidence = max(0.0, 1.0 - step / 50)  # reaches 0 at step 50
     idx = torch.randint(0, 512, (32,))
-    logits = model(x[idx])
-    probs = logits.softmax(-1)
-    weight = max(0.0, 1.0 - step / 50)  # reaches 0 at step 50
-    loss = nn.functional.cross_entropy(logits, y[idx]) - 0.01 * torch.log(weight * probs.max(-1).values).mean()
+    loss = nn.functional.nll_loss(model(x[idx]), y[idx])
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
