@@ -22,6 +22,7 @@ from torchsanity.server.probe_progress import Eta, duration
 
 REPO = Path(__file__).resolve().parents[2]
 SLOW = str(Path(__file__).resolve().parent / "scripts" / "stl10_convnet.py")
+SLOW_STEPS = str(Path(__file__).resolve().parent / "scripts" / "slow_steps_classifier.py")  # 0.33 s a forward
 CLI = [sys.executable, "-m", "torchsanity.server", "probe"]
 
 
@@ -93,7 +94,8 @@ def test_a_check_past_its_budget_stops_with_a_partial_result_not_a_timeout():
 
 def test_the_terminal_shows_the_time_left_and_the_timeout_names_the_option():
     master, slave = pty.openpty()
-    proc = subprocess.Popen([*CLI, "--checks", "overfit-batch,lr-range", "--timeout", "60", SLOW], cwd=REPO,
+    # 60 overfit steps at >= 0.33 s a forward cannot end within 20 s, on any machine
+    proc = subprocess.Popen([*CLI, "--checks", "overfit-batch,lr-range", "--timeout", "20", SLOW_STEPS], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, text=True,
                             env=dict(os.environ, COLUMNS="160"))
     os.close(slave)
@@ -114,7 +116,7 @@ def test_the_terminal_shows_the_time_left_and_the_timeout_names_the_option():
     os.close(master)
     terminal = seen.decode(errors="replace")
     assert "time left: about" in terminal, terminal[-2000:]
-    assert "raise --timeout" in terminal  # 60 s cannot hold two budgeted checks at this pace
+    assert "raise --timeout" in terminal  # 20 s cannot hold two budgeted checks at this pace
     assert proc.returncode == 2
     assert "TIMED OUT" in stdout and "raise --timeout" in stdout
     assert "not run:" in stdout and "lr-range" in stdout.split("not run:")[1]

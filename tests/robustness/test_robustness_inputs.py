@@ -354,15 +354,18 @@ def test_raising_rule_through_the_cli(run_cli, monkeypatch, tmp_path, jobs):
 
 def test_engine_exception_is_contained_per_file_in_the_cli(run_cli, monkeypatch, tmp_path):
     """Even an exception that escapes the engine costs one file, not the run."""
+    from torchsanity.analyzers import engine
     from torchsanity.server import check_file
 
-    real = check_file.analyze_source
+    real = engine.analyze_source
 
     def flaky(source, path, *args, **kwargs):
         if str(path).endswith("bad.py"):
             raise RuntimeError("engine exploded")
         return real(source, path, *args, **kwargs)
 
+    # the checker's worker calls the engine directly (summarising for the project index); check_file for the rest
+    monkeypatch.setattr(engine, "analyze_source", flaky)
     monkeypatch.setattr(check_file, "analyze_source", flaky)
     (tmp_path / "bad.py").write_text(ADAM_L2, encoding="utf-8")
     (tmp_path / "good.py").write_text(ADAM_L2, encoding="utf-8")

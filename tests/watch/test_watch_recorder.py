@@ -297,7 +297,12 @@ def test_step_loss_and_global_gradient_norm_are_those_the_script_saw(tmp_path):
         recorder.finish()
     steps = kinds([json.loads(line) for line in path.read_text().splitlines()], "step")
     assert [s["step"] for s in steps] == list(range(1, 8))
-    assert [(s["loss"], s["grad_norm"]) for s in steps] == [pytest.approx(e, rel=1e-6) for e in expected]
+    assert [s["loss"] for s in steps] == [pytest.approx(loss, rel=1e-6) for loss, _ in expected]
+    # on a fast machine the global norm of a tiny model is taken on a stride (null in between), always at the
+    # sampled steps (1 and every K-th)
+    assert all(steps[i]["grad_norm"] is not None for i in (0, 2, 5))
+    for step, (_, norm) in zip(steps, expected):
+        assert step["grad_norm"] is None or step["grad_norm"] == pytest.approx(norm, rel=1e-6), step
 
 
 def test_activation_statistics_agree_with_torch_and_leave_non_finite_values_out_of_the_histogram():
