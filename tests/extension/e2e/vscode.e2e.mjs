@@ -84,24 +84,26 @@ async function runCommand(title) {
 
 async function openFile(name) {
   const input = page.locator(".quick-input-widget .quick-input-box input");
+  // the file's own tab (its label starts with the name; "Probe Report: NAME" is not it), in the active group
+  const tab = page.locator(`.tab.active[aria-label^="${name}"]`).first();
   for (let attempt = 1; ; attempt++) {
     try {
       await page.keyboard.press("Control+P");
       await input.waitFor({ state: "visible", timeout: 15000 });
       await input.fill(name, { timeout: 10000 });
+      await page.locator(".quick-input-widget .monaco-list-row", { hasText: name }).first().waitFor({ timeout: 15000 });
+      await page.keyboard.press("Enter");
+      await tab.waitFor({ timeout: 15000 });
       break;
     } catch (err) {
       // the keyboard focus may sit in a webview (a report just shown): give it back to the workbench, try again
       if (attempt >= 3) throw err;
-      log(`quick open did not take the file name (attempt ${attempt}): ${err.message.split("\n")[0]}`);
+      log(`quick open did not open ${name} (attempt ${attempt}): ${err.message.split("\n")[0]}`);
       await page.keyboard.press("Escape");
       await page.locator(".part.activitybar").first().click({ position: { x: 20, y: 400 } }).catch(() => undefined);
       await page.waitForTimeout(500);
     }
   }
-  await page.locator(".quick-input-widget .monaco-list-row", { hasText: name }).first().waitFor({ timeout: 15000 });
-  await page.keyboard.press("Enter");
-  await page.locator(`.tab[aria-label*="${name}"]`).first().waitFor({ timeout: 15000 });
   // quick open leaves the focus in the editor it opened
   await page.waitForTimeout(300);
 }
