@@ -91,14 +91,20 @@ async function openFile(name) {
       await page.keyboard.press("Control+P");
       await input.waitFor({ state: "visible", timeout: 15000 });
       await input.fill(name, { timeout: 10000 });
-      await page.locator(".quick-input-widget .monaco-list-row", { hasText: name }).first().waitFor({ timeout: 15000 });
-      await page.keyboard.press("Enter");
+      const row = page.locator(".quick-input-widget .monaco-list-row", { hasText: name }).first();
+      await row.waitFor({ timeout: 15000 });
+      // a click, not Enter: a webview that takes the keyboard focus back would swallow the key
+      await row.click({ timeout: 10000 });
       await tab.waitFor({ timeout: 15000 });
       break;
     } catch (err) {
       // the keyboard focus may sit in a webview (a report just shown): give it back to the workbench, try again
       if (attempt >= 3) throw err;
       log(`quick open did not open ${name} (attempt ${attempt}): ${err.message.split("\n")[0]}`);
+      await shot(`open-${name}-attempt-${attempt}`);
+      const focus = await page.evaluate(() => `${document.activeElement?.tagName}.${document.activeElement?.className}`);
+      const tabs = await page.locator(".tab").evaluateAll((ts) => ts.map((t) => t.getAttribute("aria-label")));
+      log(`focus: ${focus}; tabs: ${JSON.stringify(tabs)}`);
       await page.keyboard.press("Escape");
       await page.locator(".part.activitybar").first().click({ position: { x: 20, y: 400 } }).catch(() => undefined);
       await page.waitForTimeout(500);
