@@ -58,6 +58,7 @@ class _StatementIndex:
     classes: list[cst.ClassDef] = field(default_factory=list)
     functions: list[FunctionInfo] = field(default_factory=list)
     parents: dict[int, cst.CSTNode] = field(default_factory=dict)
+    memo: dict[Callable, object] = field(default_factory=dict)  # see ProgramModel.per_statement
 
 
 # Events in _StatementIndex.names: ``import a.b`` binds ``a`` unless already bound ("setdefault"),
@@ -233,6 +234,18 @@ class ProgramModel:
         if compute not in memo:
             memo[compute] = compute(self)
         return memo[compute]
+
+    def per_statement(self, compute: Callable[[cst.CSTNode], T]) -> list[T]:
+        """``compute(statement)`` for every top-level statement, in order. A result depends on its statement
+        alone, so it is kept with the statement's index: after an edit only the statements that changed are
+        computed again (a rule's whole-file scan costs the edited statement, not the file)."""
+        results = []
+        for statement in self.module.body:
+            memo = self._statements[id(statement)].memo
+            if compute not in memo:
+                memo[compute] = compute(statement)
+            results.append(memo[compute])
+        return results
 
     # ---- queries --------------------------------------------------------------------------------
 

@@ -150,15 +150,21 @@ def _unfreezes(node: cst.CSTNode) -> bool:
     return False
 
 
-def _nothing_frozen_or_something_unfrozen(program: ProgramModel) -> bool:
-    """Whether the file never mentions ``requires_grad``, or somewhere may make parameters trainable."""
+def _freeze_words(statement: cst.CSTNode) -> tuple[bool, bool]:
+    """Whether ``statement`` mentions ``requires_grad`` and whether it may make parameters trainable."""
     mentions = False
-    for node in walk(program.module):
+    for node in walk(statement):
         if _unfreezes(node):
-            return True
+            return True, True
         if isinstance(node, cst.Attribute) and node.attr.value in ("requires_grad", "requires_grad_"):
             mentions = True
-    return not mentions
+    return mentions, False
+
+
+def _nothing_frozen_or_something_unfrozen(program: ProgramModel) -> bool:
+    """Whether the file never mentions ``requires_grad``, or somewhere may make parameters trainable."""
+    words = program.per_statement(_freeze_words)
+    return any(unfreezes for _, unfreezes in words) or not any(mentions for mentions, _ in words)
 
 
 class OptimizerOverFrozenParameters(Rule):
@@ -354,11 +360,25 @@ class OptimizerOverFrozenParameters(Rule):
             if unfrozen[0]:
                 return
             scope = enclosing_function(program, call) or program.module
+            if id(scope) not in program.cached(_scopes_with_freezes):
+                continue
             if id(scope) not in orders:
                 orders[id(scope)] = _scope_order(scope)
             freezes = [_freeze_for(program, call, owner, *orders[id(scope)]) for owner in owners]
             if all(f is not None for f in freezes):
                 yield self.finding(call.func, message=_message(program, owners, freezes))
+
+
+def _freezes_in(statement: cst.CSTNode) -> list[cst.CSTNode]:
+    """The statements inside ``statement`` (itself included) that freeze a whole module."""
+    return [node for node in walk(statement)
+            if isinstance(node, (cst.SimpleStatementLine, cst.For)) and _frozen_module(node) is not None]
+
+
+def _scopes_with_freezes(program: ProgramModel) -> set[int]:
+    """The ids of the functions (or the module) that hold a freeze of their own."""
+    return {id(enclosing_function(program, freeze) or program.module)
+            for freezes in program.per_statement(_freezes_in) for freeze in freezes}
 
 
 def _scope_order(scope: cst.CSTNode) -> tuple[list[cst.CSTNode], dict[int, int]]:
