@@ -37,10 +37,7 @@ import asyncio
 import inspect
 import logging
 import re
-import threading
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -51,6 +48,7 @@ from pygls.progress import Progress
 from pygls.uris import from_fs_path, to_fs_path
 
 from . import lsp_probe_diagnostics as probe_diagnostics
+from .lsp_jobs import Job, JobManager, await_runner, call_threadsafe
 from .lsp_probe_actions import action_data
 from .lsp_settings import Settings
 
@@ -153,13 +151,8 @@ class ProbeParams:
 
 
 @dataclass
-class ProbeJob:
+class ProbeJob(Job):
     params: ProbeParams
-    request_id: Any
-    cancel: threading.Event = field(default_factory=threading.Event)
-    token: types.ProgressToken | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    superseded: bool = False
     checks_total: int = 0
     checks_done: int = 0
     last_step_report: float = 0.0
@@ -224,53 +217,12 @@ class ProbeHost:
     settings_ready: asyncio.Event | None = None  # set once the client's settings were read (None: no settings)
 
 
-class ProbeManager:
+class ProbeManager(JobManager[ProbeJob]):
     """Runs probes, one per document, and turns their results into diagnostics and notifications."""
 
     def __init__(self, host: ProbeHost) -> None:
-        self.host = host
-        self.by_uri: dict[str, ProbeJob] = {}
-        self.by_request: dict[Any, ProbeJob] = {}
-        self.by_token: dict[Any, ProbeJob] = {}
-        self.diagnostics: dict[str, list[types.Diagnostic]] = {}  # client URI -> probe diagnostics
+        super().__init__(host, "probe")
         self._owned: dict[str, set[str]] = {}  # script URI -> URIs its last report put diagnostics on
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="torchsanity-probe")
-
-    # ---- cancellation -------------------------------------------------------------------------
-
-    def cancel_request(self, request_id: Any) -> None:
-        job = self.by_request.get(request_id)
-        if job is not None:
-            logger.info("probe of %s cancelled by $/cancelRequest", job.params.uri)
-            job.cancel.set()
-
-    def cancel_token(self, token: Any) -> None:
-        job = self.by_token.get(token)
-        if job is not None:
-            logger.info("probe of %s cancelled from its progress", job.params.uri)
-            job.cancel.set()
-
-    def cancel_all(self) -> None:
-        for job in list(self.by_uri.values()):
-            job.cancel.set()
-
-    async def wait_all(self, timeout: float = 15.0) -> None:
-        jobs = list(self.by_uri.values())
-        if jobs:
-            await asyncio.wait([asyncio.ensure_future(j.done.wait()) for j in jobs], timeout=timeout)
-
-    def shutdown_blocking(self, timeout: float = 15.0) -> None:
-        """Cancel every probe and wait (blocking) for the harness threads to return."""
-        self.cancel_all()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + timeout
-        for thread in list(threading.enumerate()):
-            if thread.name.startswith("torchsanity-probe") and thread.is_alive():
-                thread.join(max(0.0, deadline - time.monotonic()))
-
-    @property
-    def running(self) -> list[str]:
-        return sorted(self.by_uri)
 
     # ---- the request ----------------------------------------------------------------------------
 
@@ -285,40 +237,23 @@ class ProbeManager:
         if not Path(params.script).is_file():
             raise JsonRpcInvalidParams(f"no such file: {params.script}")
 
-        previous = self.by_uri.get(params.uri)
-        if previous is not None:
-            previous.superseded = True
-            previous.cancel.set()
-            await previous.done.wait()
-
         job = ProbeJob(params=params, request_id=request_id)
         job.checks_total = len(params.checks) if params.checks else 0
-        self.by_uri[params.uri] = job
-        if request_id is not None:
-            self.by_request[request_id] = job
+        await self._start(job)
         loop = asyncio.get_running_loop()
         try:
-            await self._begin_progress(job)
+            await self._begin_progress(job, 0)
             cwd = params.cwd or self.host.folder_for_path(params.script) or str(Path(params.script).parent)
 
             def on_event(event: dict) -> None:
-                try:
-                    loop.call_soon_threadsafe(self._on_event, job, event)
-                except RuntimeError:  # the loop is gone (exit)
-                    pass
+                call_threadsafe(loop, self._on_event, job, event)
 
             future = loop.run_in_executor(
                 self._pool, _call_run_probe, run_probe, params, cwd, on_event, job.cancel
             )
             try:
-                outcome = await asyncio.shield(future)
-            except asyncio.CancelledError:
-                # $/cancelRequest: pygls cancels this task, but the harness thread runs on until told.
-                job.cancel.set()
-                try:
-                    await asyncio.wait_for(asyncio.shield(future), timeout=30)
-                except BaseException:  # noqa: BLE001 - whatever the harness did, we are cancelled
-                    pass
+                outcome = await await_runner(future, job.cancel)
+            except asyncio.CancelledError:  # $/cancelRequest: the harness was told to stop and waited for
                 self._end_progress(job, "cancelled")
                 self._send_report(job, "cancelled", None, None)
                 raise
@@ -339,12 +274,7 @@ class ProbeManager:
             self._publish(job, report if isinstance(report, dict) else {})
             return self._finish(job, "completed", report, exit_code)
         finally:
-            if self.by_uri.get(params.uri) is job:
-                del self.by_uri[params.uri]
-            self.by_request.pop(request_id, None)
-            if job.token is not None:
-                self.by_token.pop(job.token, None)
-            job.done.set()
+            self._forget(job)
 
     def _finish(self, job: ProbeJob, status: str, report: Any, exit_code: Any) -> dict:
         summary = status
@@ -362,29 +292,6 @@ class ProbeManager:
 
     # ---- progress -------------------------------------------------------------------------------
 
-    async def _begin_progress(self, job: ProbeJob) -> None:
-        token = job.params.token
-        if token is None and self.host.supports_progress():
-            token = f"torchsanity-probe-{uuid.uuid4()}"
-            try:
-                await asyncio.wait_for(self.host.progress.create_async(token), timeout=10)
-            except Exception as error:  # noqa: BLE001 - no progress is better than no probe
-                logger.warning("client refused progress token: %s", error)
-                token = None
-        if token is None:
-            return
-        job.token = token
-        self.by_token[token] = job
-        self.host.progress.begin(
-            token,
-            types.WorkDoneProgressBegin(
-                title="torchsanity probe",
-                message=f"starting {Path(job.params.script).name}",
-                cancellable=True,
-                percentage=0,
-            ),
-        )
-
     def _report(self, job: ProbeJob, message: str) -> None:
         if job.token is None:
             return
@@ -394,13 +301,6 @@ class ProbeManager:
         self.host.progress.report(
             job.token, types.WorkDoneProgressReport(message=message, percentage=percentage, cancellable=True)
         )
-
-    def _end_progress(self, job: ProbeJob, message: str) -> None:
-        if job.token is None:
-            return
-        token, job.token = job.token, None
-        self.host.progress.end(token, types.WorkDoneProgressEnd(message=message))
-        self.host.progress.tokens.pop(token, None)
 
     def _on_event(self, job: ProbeJob, event: dict) -> None:
         if job.token is None or not isinstance(event, dict):

@@ -32,9 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +40,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInternalError
 from pygls.uris import to_fs_path
 
+from .lsp_jobs import Job, JobManager, await_runner, call_threadsafe
 from .lsp_positions import LineIndex, units
 from .lsp_probe import ProbeHost, UntrustedWorkspace
 from .lsp_settings import Settings
@@ -116,13 +114,8 @@ def _first(given: Any, default: Any) -> Any:
 
 
 @dataclass
-class WatchJob:
+class WatchJob(Job):
     params: WatchParams
-    request_id: Any
-    cancel: threading.Event = field(default_factory=threading.Event)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    token: types.ProgressToken | None = None
-    superseded: bool = False
     records: list[dict] = field(default_factory=list)  # not yet sent
     verdicts: list[dict] = field(default_factory=list)  # not yet sent
     placed: list[tuple[dict, Any]] = field(default_factory=list)  # every verdict with its place (or None)
@@ -152,28 +145,13 @@ class RuntimeDiagnostics:
         self.probe[uri] = [d for d in diagnostics if d.source != WATCH_SOURCE]
 
 
-class WatchManager:
+class WatchManager(JobManager[WatchJob]):
     """Runs watches, one per script, and streams their metrics and verdicts to the client."""
 
     def __init__(self, host: ProbeHost) -> None:
-        self.host = host
-        self.by_uri: dict[str, WatchJob] = {}
-        self.by_request: dict[Any, WatchJob] = {}
-        self.by_token: dict[Any, WatchJob] = {}
-        self.diagnostics: dict[str, list[types.Diagnostic]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="torchsanity-watch")
+        super().__init__(host, "watch")
 
     # ---- stopping -------------------------------------------------------------------------------
-
-    def cancel_request(self, request_id: Any) -> None:
-        job = self.by_request.get(request_id)
-        if job is not None:
-            job.cancel.set()
-
-    def cancel_token(self, token: Any) -> None:
-        job = self.by_token.get(token)
-        if job is not None:
-            job.cancel.set()
 
     def stop(self, params: Any) -> None:
         """``torchsanity/watchStop``: ``{"uri"}``."""
@@ -181,28 +159,6 @@ class WatchManager:
         job = self.by_uri.get(uri) if isinstance(uri, str) else None
         if job is not None:
             job.cancel.set()
-
-    def cancel_all(self) -> None:
-        for job in list(self.by_uri.values()):
-            job.cancel.set()
-
-    async def wait_all(self, timeout: float = 15.0) -> None:
-        jobs = list(self.by_uri.values())
-        if jobs:
-            await asyncio.wait([asyncio.ensure_future(j.done.wait()) for j in jobs], timeout=timeout)
-
-    def shutdown_blocking(self, timeout: float = 15.0) -> None:
-        """Stop every watch and wait (blocking) for the runner threads to return."""
-        self.cancel_all()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + timeout
-        for thread in list(threading.enumerate()):
-            if thread.name.startswith("torchsanity-watch") and thread.is_alive():
-                thread.join(max(0.0, deadline - time.monotonic()))
-
-    @property
-    def running(self) -> list[str]:
-        return sorted(self.by_uri)
 
     # ---- the request ----------------------------------------------------------------------------
 
@@ -213,36 +169,24 @@ class WatchManager:
         params = params.with_settings(await self._settings(params.script))
         if not Path(params.script).is_file():
             raise JsonRpcInvalidParams(f"no such file: {params.script}")
-        previous = self.by_uri.get(params.uri)
-        if previous is not None:
-            previous.superseded = True
-            previous.cancel.set()
-            await previous.done.wait()
         job = WatchJob(params=params, request_id=request_id)
-        self.by_uri[params.uri] = job
-        if request_id is not None:
-            self.by_request[request_id] = job
+        await self._start(job)
         self._clear(params.uri)
         loop = asyncio.get_running_loop()
         try:
-            await self._begin_progress(job)
+            await self._begin_progress(job, 0 if params.steps else None)
             cwd = params.cwd or self.host.folder_for_path(params.script) or str(Path(params.script).parent)
 
             def on_records(records: list[dict]) -> None:
-                self._threadsafe(loop, self._on_records, job, records)
+                call_threadsafe(loop, self._on_records, job, records)
 
             def on_verdict(verdict: dict) -> None:
-                self._threadsafe(loop, self._on_verdict, job, verdict)
+                call_threadsafe(loop, self._on_verdict, job, verdict)
 
             future = loop.run_in_executor(self._pool, self._call, params, cwd, on_records, on_verdict, job.cancel)
             try:
-                outcome = await asyncio.shield(future)
-            except asyncio.CancelledError:  # $/cancelRequest: pygls cancels this task; stop the run, then answer
-                job.cancel.set()
-                try:
-                    await asyncio.wait_for(asyncio.shield(future), timeout=30)
-                except BaseException:  # noqa: BLE001 - we are cancelled whatever the runner did
-                    pass
+                outcome = await await_runner(future, job.cancel)
+            except asyncio.CancelledError:  # $/cancelRequest: the run was told to stop and waited for; answer
                 self._finish(job, "stopped", None, None)
                 raise
             except ValueError as error:  # the runner refuses its arguments (--every 0, --steps 0)
@@ -259,12 +203,7 @@ class WatchManager:
         finally:
             if job.flush_handle is not None:
                 job.flush_handle.cancel()
-            if self.by_uri.get(params.uri) is job:
-                del self.by_uri[params.uri]
-            self.by_request.pop(request_id, None)
-            if job.token is not None:
-                self.by_token.pop(job.token, None)
-            job.done.set()
+            self._forget(job)
 
     async def _settings(self, path: str) -> Settings:
         """The editor's settings for ``path``, once the client's settings were read (a request right after
@@ -276,13 +215,6 @@ class WatchManager:
             except asyncio.TimeoutError:
                 logger.warning("watch: the client's settings did not arrive; using the defaults")
         return self.host.settings_for(path)
-
-    @staticmethod
-    def _threadsafe(loop: asyncio.AbstractEventLoop, fn, *args) -> None:
-        try:
-            loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop is gone (exit)
-            pass
 
     @staticmethod
     def _call(params: WatchParams, cwd: str, on_records, on_verdict, cancel: threading.Event):
@@ -342,32 +274,6 @@ class WatchManager:
             self.host.progress.report(job.token, types.WorkDoneProgressReport(
                 message=f"step {job.step} · loss {loss}" + (f" · {len(job.placed)} verdict(s)" if job.placed else ""),
                 percentage=min(99, int(100 * job.step / budget)) if budget else None, cancellable=True))
-
-    # ---- progress -------------------------------------------------------------------------------
-
-    async def _begin_progress(self, job: WatchJob) -> None:
-        token = job.params.token
-        if token is None and self.host.supports_progress():
-            token = f"torchsanity-watch-{uuid.uuid4()}"
-            try:
-                await asyncio.wait_for(self.host.progress.create_async(token), timeout=10)
-            except Exception as error:  # noqa: BLE001 - no progress is better than no watch
-                logger.warning("client refused progress token: %s", error)
-                token = None
-        if token is None:
-            return
-        job.token = token
-        self.by_token[token] = job
-        self.host.progress.begin(token, types.WorkDoneProgressBegin(
-            title="torchsanity watch", message=f"starting {Path(job.params.script).name}", cancellable=True,
-            percentage=0 if job.params.steps else None))
-
-    def _end_progress(self, job: WatchJob, message: str) -> None:
-        if job.token is None:
-            return
-        token, job.token = job.token, None
-        self.host.progress.end(token, types.WorkDoneProgressEnd(message=message))
-        self.host.progress.tokens.pop(token, None)
 
     # ---- verdicts as diagnostics ----------------------------------------------------------------
 
