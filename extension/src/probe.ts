@@ -9,6 +9,7 @@ import { WorkDoneProgress, WorkDoneProgressCancelNotification } from "vscode-lan
 import { messageOf, type Log } from "./log";
 import { readReportMessage, type ReportMessage } from "./report";
 import { fileUri, type ProbeReports, type ReportPanel } from "./reportPanel";
+import { scriptRun } from "./scriptTarget";
 import type { LanguageServer } from "./server";
 import { toRunProbeParams, type Getter } from "./settings";
 
@@ -22,13 +23,6 @@ const REPORT_GRACE_MS = 10000;
 function settingsOf(scope: vscode.Uri): Getter {
   const cfg = vscode.workspace.getConfiguration("torchsanity", scope);
   return <T>(key: string) => cfg.get<T>(key);
-}
-
-/** The script a command argument names: a Uri, a URI string, or nothing (the active editor's document). */
-export function targetOf(arg: unknown): vscode.Uri | undefined {
-  if (arg instanceof vscode.Uri) return arg;
-  if (typeof arg === "string" && arg) return vscode.Uri.parse(arg);
-  return arg === undefined ? vscode.window.activeTextEditor?.document.uri : undefined;
 }
 
 export class ProbeRunner implements vscode.Disposable {
@@ -54,23 +48,10 @@ export class ProbeRunner implements vscode.Disposable {
   }
 
   async run(arg?: unknown): Promise<void> {
-    if (!vscode.workspace.isTrusted) {
-      this.log.info("Probe refused: the workspace is not trusted (Restricted Mode).");
-      const choice = await vscode.window.showWarningMessage(RESTRICTED_MESSAGE, "Manage Workspace Trust");
-      if (choice) void vscode.commands.executeCommand("workbench.trust.manage");
-      return;
-    }
-    const target = targetOf(arg);
-    if (!target || target.scheme !== "file" || !target.fsPath.endsWith(".py")) {
-      void vscode.window.showWarningMessage("Torch Sanity: open a Python training script (a .py file) to run the sanity probe.");
-      return;
-    }
-    const { client, interpreter } = this.server;
-    if (!client || this.server.state !== "running" || !interpreter) {
-      const why = this.server.error ? ` (${this.server.error})` : "";
-      void vscode.window.showErrorMessage(`Torch Sanity: the language server is not running${why}.`);
-      return;
-    }
+    const run = await scriptRun(arg, this.server, this.log,
+      { what: "Probe", restricted: RESTRICTED_MESSAGE, purpose: "to run the sanity probe" });
+    if (!run) return;
+    const { target, client, interpreter } = run;
     const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === target.toString());
     if (doc?.isDirty) await doc.save();
     const uri = target.toString();

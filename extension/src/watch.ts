@@ -10,8 +10,8 @@ import * as path from "path";
 import * as vscode from "vscode";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { messageOf, type Log } from "./log";
-import { targetOf } from "./probe";
 import { checkedPage, messagePage } from "./report";
+import { scriptRun } from "./scriptTarget";
 import type { LanguageServer } from "./server";
 import { endMessage, progressText, readWatchUpdate, toWatchParams, type Verdict, type WatchUpdate } from "./watchModel";
 
@@ -51,23 +51,10 @@ export class WatchRunner implements vscode.Disposable {
   }
 
   async run(arg?: unknown): Promise<void> {
-    if (!vscode.workspace.isTrusted) {
-      this.log.info("Watch refused: the workspace is not trusted (Restricted Mode).");
-      const choice = await vscode.window.showWarningMessage(WATCH_RESTRICTED_MESSAGE, "Manage Workspace Trust");
-      if (choice) void vscode.commands.executeCommand("workbench.trust.manage");
-      return;
-    }
-    const target = targetOf(arg);
-    if (!target || target.scheme !== "file" || !target.fsPath.endsWith(".py")) {
-      void vscode.window.showWarningMessage("Torch Sanity: open a Python training script (a .py file) to watch its run.");
-      return;
-    }
-    const { client, interpreter } = this.server;
-    if (!client || this.server.state !== "running" || !interpreter) {
-      const why = this.server.error ? ` (${this.server.error})` : "";
-      void vscode.window.showErrorMessage(`Torch Sanity: the language server is not running${why}.`);
-      return;
-    }
+    const run = await scriptRun(arg, this.server, this.log,
+      { what: "Watch", restricted: WATCH_RESTRICTED_MESSAGE, purpose: "to watch its run" });
+    if (!run) return;
+    const { target, client, interpreter } = run;
     const uri = target.toString();
     const running = this.watches.get(uri);
     if (running && !running.ended) {
