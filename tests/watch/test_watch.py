@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from torchsanity.probes.watch_verdicts import Run, verdicts
+from watch_helpers import processes_with
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 REPO = Path(__file__).resolve().parents[2]
@@ -122,20 +123,6 @@ def test_sigmoid_network_gradients_vanish_and_steps_budget_stops_it():
     assert "update-ratio-low" in found and "update-ratio-high" not in found
 
 
-def _with_token(token: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as fh:
-                if f"{TOKEN_ENV}={token}".encode() in fh.read().split(b"\0"):
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
-
-
 def test_ctrl_c_mid_run_keeps_the_report_and_leaves_no_process(tmp_path):
     metrics, page = tmp_path / "m.jsonl", tmp_path / "r.html"
     token = uuid.uuid4().hex
@@ -165,7 +152,7 @@ def test_ctrl_c_mid_run_keeps_the_report_and_leaves_no_process(tmp_path):
     assert records[-1]["kind"] == "end" and records[-1]["reason"] == "SIGTERM"  # the recorder flushed and closed
     assert records[-1]["steps"] == report["steps"]
     time.sleep(0.5)
-    assert _with_token(token) == []
+    assert processes_with(TOKEN_ENV, token) == []
 
 
 def test_bad_input_is_a_clear_error(tmp_path):
@@ -196,7 +183,7 @@ def test_timeout_stops_the_tree_and_keeps_the_report():
     assert {v["id"] for v in report["verdicts"]} <= {"lr-schedule-ends-early"}
     assert len(report["series"]["loss"]) == report["steps"]
     time.sleep(0.5)
-    assert _with_token(token) == []
+    assert processes_with(TOKEN_ENV, token) == []
 
 
 def test_killed_cli_takes_the_whole_tree_with_it(tmp_path):
@@ -208,13 +195,13 @@ def test_killed_cli_takes_the_whole_tree_with_it(tmp_path):
         while not (metrics.exists() and '"kind": "step"' in metrics.read_text()):
             assert time.monotonic() < deadline, "the run did not get going"
             time.sleep(0.1)
-        assert len(_with_token(token)) >= 3  # the CLI, the guard and the script
+        assert len(processes_with(TOKEN_ENV, token)) >= 3  # the CLI, the guard and the script
         cli.kill()  # SIGKILL: no handler runs; the guard sees its lifeline close
         cli.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while _with_token(token) and time.monotonic() < deadline:
+        while processes_with(TOKEN_ENV, token) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _with_token(token) == []
+        assert processes_with(TOKEN_ENV, token) == []
     finally:
         if cli.poll() is None:
             cli.kill()

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from torchsanity.server.watch_dashboard import sparkline
+from watch_helpers import processes_with
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 REGRESSION = SCRIPTS / "regression_epochs.py"
@@ -37,20 +38,6 @@ def _env(token: str = "", **extra) -> dict:
 def _cli(cwd: Path, *args, env: dict | None = None, timeout: float = 150) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "torchsanity.server", "watch", *args], cwd=cwd, env=env or _env(),
                           capture_output=True, text=True, timeout=timeout)
-
-
-def _with_token(token: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as fh:
-                if f"{TOKEN_ENV}={token}".encode() in fh.read().split(b"\0"):
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
 
 
 class Terminal:
@@ -202,7 +189,7 @@ def test_ctrl_c_under_the_dashboard_keeps_the_report_and_leaves_no_process(tmp_p
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not re.search(r"step (\d{2,})", term.read(0.5)):
             pass
-        assert len(_with_token(token)) >= 3  # the CLI, the guard and the script
+        assert len(processes_with(TOKEN_ENV, token)) >= 3  # the CLI, the guard and the script
         term.proc.send_signal(signal.SIGINT)
         report = term.finish(60)
     finally:
@@ -214,9 +201,9 @@ def test_ctrl_c_under_the_dashboard_keeps_the_report_and_leaves_no_process(tmp_p
     assert (tmp_path / "torchsanity-watch.html").is_file()
     assert "stopped by SIGINT" in term.text and "report is kept" in term.text
     deadline = time.monotonic() + 10
-    while _with_token(token) and time.monotonic() < deadline:
+    while processes_with(TOKEN_ENV, token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _with_token(token) == []
+    assert processes_with(TOKEN_ENV, token) == []
 
 
 def _gloo() -> bool:
