@@ -58,6 +58,8 @@ that are not finite are the strings "nan", "inf", "-inf"; null = not measured):
 - ``checksum`` (DDP: world size > 1; at step 1 and every ``every`` steps, every rank): step, rank, world_size,
   values (per parameter: the sum of its weights, float64), norms (per parameter L2 norms).
 - ``scheduler``: type, watched (true when it drives the watched optimizer).
+- ``scheduler_stepped`` (once per scheduler, after the script first calls its ``step()``; the constructor's own
+  call does not count): type, watched.
 - ``end``: reason ("finished" | "exit" | "steps" | "epochs" | "SIGTERM" | "SIGINT" | "SIGHUP" | "error"),
   steps, epochs, other_optimizers, exit_code (for "exit"), error ({type, message, traceback, oom} for "error").
 """

@@ -58,6 +58,14 @@ def _floats(tensors: list) -> list[float | None]:
     return out
 
 
+def _lr_floats(per_step: list[list]) -> list[list[float | None]]:
+    """Each step's learning rates as floats: tensor ones (a GPU's) in one synchronisation for all the steps."""
+    if all(isinstance(x, float) or x is None for lrs in per_step for x in lrs):
+        return per_step
+    flat = iter(_floats([x for lrs in per_step for x in lrs]))
+    return [[next(flat) for _ in lrs] for lrs in per_step]
+
+
 def _total_norms(per_step: list) -> list[float | None]:
     """The global gradient norm of each step (None where it was not taken): a float taken at the step (CPU), or
     from the vector of its per-parameter norms (GPU): one reduction for all the steps when the vectors match."""
@@ -120,6 +128,9 @@ class WatchRecorder:
         self.last_flush = time.perf_counter()
         self.modules: list = []  # modules called before the first step (to find the model and name parameters)
         self.schedulers: list[dict] = []
+        self.sched_stepped: dict[int, Any] = {}  # schedulers whose step() the script called, by id
+        self.stepped: list = []  # of those, the ones not written yet
+        self._sched_init = 0
         # data loading
         self.data_wait = 0.0
         self.saw_loader = False
@@ -171,10 +182,21 @@ class WatchRecorder:
             return original_backward(tensors, *args, **kwargs)
 
         original_sched = lr_scheduler.LRScheduler.__init__
+        original_sched_step = lr_scheduler.LRScheduler.step
 
         def scheduler_init(sched, optimizer, *args, **kwargs):
             rec.schedulers.append({"type": type(sched).__name__, "optimizer": optimizer})
-            return original_sched(sched, optimizer, *args, **kwargs)
+            rec._sched_init += 1  # the constructor's own first step() is not the script's
+            try:
+                return original_sched(sched, optimizer, *args, **kwargs)
+            finally:
+                rec._sched_init -= 1
+
+        def scheduler_step(sched, *args, **kwargs):
+            if not rec._sched_init and id(sched) not in rec.sched_stepped:
+                rec.sched_stepped[id(sched)] = sched
+                rec.stepped.append(sched)
+            return original_sched_step(sched, *args, **kwargs)
 
         original_iter = dataloader.DataLoader.__iter__
         original_next = dataloader._BaseDataLoaderIter.__next__
@@ -214,6 +236,7 @@ class WatchRecorder:
         functional = torch.nn.functional
         self._saved = [(torch.autograd, "backward", original_backward),
                        (lr_scheduler.LRScheduler, "__init__", original_sched),
+                       (lr_scheduler.LRScheduler, "step", original_sched_step),
                        (dataloader.DataLoader, "__iter__", original_iter),
                        (dataloader._BaseDataLoaderIter, "__next__", original_next),
                        (nn.Module, "train", original_train)]
@@ -221,6 +244,7 @@ class WatchRecorder:
                         if hasattr(functional, name)]
         torch.autograd.backward = backward
         lr_scheduler.LRScheduler.__init__ = scheduler_init
+        lr_scheduler.LRScheduler.step = scheduler_step
         dataloader.DataLoader.__iter__ = loader_iter
         dataloader._BaseDataLoaderIter.__next__ = loader_next
         nn.Module.train = train
@@ -389,8 +413,9 @@ class WatchRecorder:
         present = [g for g in grads if g is not None]
         norms = torch._foreach_norm(present) if present else []
         if norms and norms[0].device.type == "cpu":
-            # on a CPU the global norm is a Python float at once: one conversion, no further tensor op
-            values = torch.stack(norms).tolist()
+            # on a CPU the global norm is a Python float at once: one float per norm (cheaper than a stack and a
+            # tolist, two more dispatched ops), no further tensor op
+            values = [float(n) for n in norms]
             self.grad_norms = math.sqrt(math.fsum(v * v for v in values))
             if not self.nonfinite_done and not math.isfinite(self.grad_norms):
                 bad = [i for i, n in enumerate(_spread(grads, values)) if n is not None and not math.isfinite(n)]
@@ -487,7 +512,9 @@ class WatchRecorder:
             pending, self.pending = self.pending, []
             losses = _floats([p[1] for p in pending])
             norms = _total_norms([p[2] for p in pending])
-            self.out.write("".join(_step_line(p, loss, norm) for p, loss, norm in zip(pending, losses, norms)))
+            lrs = _lr_floats([p[3] for p in pending])
+            self.out.write("".join(_step_line(p, loss, norm, lr)
+                                   for p, loss, norm, lr in zip(pending, losses, norms, lrs)))
             if not self.nonfinite_done:  # a GPU run: found here, within a flush of when it happened
                 bad = next((p[0] for p, x in zip(pending, losses) if x is not None and not math.isfinite(x)), None)
                 if bad is not None:
@@ -509,6 +536,10 @@ class WatchRecorder:
             self.write({"kind": "scheduler", "type": s["type"],
                         "watched": self.optimizer is not None and s["optimizer"] is self.optimizer})
         self.schedulers = []
+        for sched in self.stepped:
+            self.write({"kind": "scheduler_stepped", "type": type(sched).__name__,
+                        "watched": self.optimizer is not None and sched.optimizer is self.optimizer})
+        self.stepped = []
         for record in self.records:
             self.write(record)
         self.records = []
@@ -534,8 +565,8 @@ class WatchRecorder:
             self.flush()
 
 
-def _step_line(p: tuple, loss: float | None, norm: float | None) -> str:
-    step, _, _, lr, seconds, backwards, data, samples, epoch, paused = p
+def _step_line(p: tuple, loss: float | None, norm: float | None, lr: list[float | None]) -> str:
+    step, _, _, _, seconds, backwards, data, samples, epoch, paused = p
     compute = None if seconds is None or data is None else max(0.0, seconds - data - paused)
     busy = None if seconds is None else seconds - paused
     rate = None if samples is None or busy is None or busy <= 0 else samples / busy
@@ -553,8 +584,12 @@ def _literal(value: float | None) -> str:
     return repr(float(value)) if math.isfinite(value) else json.dumps(number(value))
 
 
-def _lr(group: dict) -> float | None:
+def _lr(group: dict):
+    """A group's learning rate: a float, or a copy of a tensor learning rate off the CPU (turned into a number at
+    the next flush: no synchronisation at every step), or None."""
     lr = group.get("lr")
+    if isinstance(lr, torch.Tensor) and lr.device.type != "cpu":
+        return lr.detach().clone()  # the optimizer updates it in place
     try:
         return float(lr)
     except (TypeError, ValueError):

@@ -7,8 +7,10 @@ from __future__ import annotations
 import bisect
 import json
 import math
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from statistics import median
 
 
 def to_float(value) -> float | None:
@@ -48,6 +50,7 @@ class Run:
     checksums: dict[int, dict[int, dict]] = field(default_factory=dict)  # step -> rank -> record
     nonfinite: dict | None = None
     schedulers: list[dict] = field(default_factory=list)
+    schedulers_stepped: list[dict] = field(default_factory=list)  # the ones whose step() the script called
     start: dict = field(default_factory=dict)
     end: dict | None = None
     optimizer: str | None = None
@@ -91,6 +94,8 @@ class Run:
             self.optimizer = record.get("optimizer")
         elif kind == "scheduler":
             self.schedulers.append({"type": record.get("type"), "watched": bool(record.get("watched"))})
+        elif kind == "scheduler_stepped":
+            self.schedulers_stepped.append({"type": record.get("type"), "watched": bool(record.get("watched"))})
         elif kind == "start":
             self.start = record
         elif kind == "end":
@@ -146,3 +151,41 @@ def converging(run: Run, first_step: int, last_step: int) -> bool:
     if not finite(a) or not finite(b) or a <= 0:
         return False
     return b < 0.9 * a
+
+
+class Rolling:
+    """The running median of the last ``window`` values pushed (the first ones over what there is so far)."""
+
+    def __init__(self, window: int):
+        self.values: deque[float] = deque(maxlen=window)
+
+    def push(self, x: float) -> float:
+        self.values.append(x)
+        return median(self.values)
+
+
+def loss_indices(run: Run) -> Iterator[int | None]:
+    """The indices of the losses as they arrive, None while waiting for more (the caller yields None to wait); it
+    ends at the first missing, NaN or negative loss (infinity is kept: it is as diverged as it gets). The loss-curve
+    verdicts read positive losses only."""
+    i = 0
+    while True:
+        if i >= len(run.loss):
+            yield None
+            continue
+        x = run.loss[i]
+        if x is None or math.isnan(x) or x < 0:
+            return
+        yield i
+        i += 1
+
+
+def arrivals(items: list) -> Iterator[int | None]:
+    """The indices of a growing list's items as they arrive, None while waiting for more."""
+    i = 0
+    while True:
+        if i >= len(items):
+            yield None
+            continue
+        yield i
+        i += 1

@@ -4,6 +4,7 @@ verdicts while it runs, stop on the step budget, timeout or cancel, and assemble
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from ..probes import WATCH_CONFIG_ENV, WATCH_EVERY
 from ..probes.guard import LIFELINE_ENV
-from ..probes.watch_verdicts import Run, verdicts
+from ..probes.watch_verdicts import Judge, Run, verdicts
 from ..probes.watch_verdicts import json_number as num
 from .probe_runner import (
     GUARDED,
@@ -129,6 +130,8 @@ def watch(script: str, script_args: Sequence[str] = (), *, every: int = WATCH_EV
     tmp = tempfile.mkdtemp(prefix="torchsanity-watch-")
     metrics_path = os.path.abspath(metrics) if metrics else os.path.join(tmp, "metrics.jsonl")
     open(metrics_path, "w", encoding="utf-8").close()
+    for stale in glob.glob(glob.escape(metrics_path) + ".rank*"):  # other ranks' files of an earlier run
+        os.remove(stale)
     lifeline, lifeline_w = os.pipe() if GUARDED else (-1, -1)
     proc = None
     output: deque[str] = deque(maxlen=400)
@@ -159,6 +162,7 @@ def watch(script: str, script_args: Sequence[str] = (), *, every: int = WATCH_EV
         for t in drains:
             t.start()
         follower = _Follower(metrics_path)
+        judge = Judge()  # the verdicts, evaluated incrementally: each tick reads only the new records
         fired: set[str] = set()
         stopped = None
         last_check = 0.0
@@ -168,7 +172,7 @@ def watch(script: str, script_args: Sequence[str] = (), *, every: int = WATCH_EV
             now = time.monotonic()
             if on_verdict is not None and now - last_check >= VERDICT_INTERVAL:
                 last_check = now
-                _announce(run, fired, on_verdict)
+                _announce(judge.update(run), fired, on_verdict)
             if exited:
                 break
             if cancel is not None and cancel.is_set():
@@ -182,10 +186,12 @@ def watch(script: str, script_args: Sequence[str] = (), *, every: int = WATCH_EV
         for t in drains:
             t.join(2.0)
         _deliver(follower.read(run), run, on_records, on_update)
+        found = judge.update(run, final=True)
         if on_verdict is not None:
-            _announce(run, fired, on_verdict)
+            _announce(found, fired, on_verdict)
         reason = stopped or (run.end or {}).get("reason") or "killed"
-        report = build_report(run, script_path, args, reason, time.monotonic() - started, every, proc.returncode)
+        report = build_report(run, script_path, args, reason, time.monotonic() - started, every, proc.returncode,
+                              found)
         if metrics:
             report["metrics"] = metrics_path
         elif keep_metrics:
@@ -213,17 +219,18 @@ def _deliver(records: list[dict], run: Run, on_records, on_update) -> None:
         on_update(run)
 
 
-def _announce(run: Run, fired: set, on_verdict: Callable[[dict], None]) -> None:
-    for v in verdicts(run):
+def _announce(found: list[dict], fired: set, on_verdict: Callable[[dict], None]) -> None:
+    for v in found:
         if v["id"] not in fired:
             fired.add(v["id"])
             on_verdict(v)
 
 
 def build_report(run: Run, script: str, args: list[str], stopped: str, duration: float, every: int,
-                 returncode: int | None) -> dict:
-    """The report: series, per-layer samples, verdicts, a summary and how the run stopped."""
-    found = verdicts(run)
+                 returncode: int | None, found: list[dict] | None = None) -> dict:
+    """The report: series, per-layer samples, verdicts (``found``, or judged here over the whole run), a summary
+    and how the run stopped."""
+    found = verdicts(run) if found is None else found
     report: dict = {
         "kind": "watch", "script": script, "args": args, "every": every, "stopped": stopped,
         "duration": round(duration, 3), "steps": run.steps[-1] if run.steps else 0, "optimizer": run.optimizer,

@@ -7,18 +7,22 @@ recorder (``probes/watch.py``: backward capture, optimizer step hooks, DataLoade
 ``train()`` hooks, the global gradient norm, per-layer statistics and activation hooks every K steps, the metrics
 file written as it goes), with the same step count. Target: <= 3 % at the default K on CPU.
 
-Fairness: plain and watched runs alternate (AB BA AB ...: each pair starts with the other side, so a drift in the
-machine's load falls on both), with one thread per process (OMP_NUM_THREADS=1) on both sides. Each run's
-statistics leave out its first step (warm-up, and under the watch the hooks' set-up: finding the model, naming the
-parameters) on both sides alike. Printed: the median over runs of each run's median step, the spread of those
-medians (min-max), and the median of the per-pair ratios (least exposed to load that changes between pairs); in
-wall time, and in the CPU time of the training thread (``time.thread_time``: the time other processes take from
-it on a busy machine left out; the recorder does all its work in that thread, so none of its cost is hidden).
+Fairness: plain and watched runs are interleaved (AB BA AB ...: each pair starts with the other side, so a drift in
+the machine's load falls on both), with one thread per process (OMP_NUM_THREADS=1) on both sides, and the figure is
+the median of the per-pair ratios (least exposed to load that changes between pairs), in CPU time rather than
+wall time (the time other processes take on a busy machine left out): per step, each run's median step in the CPU
+time of the training thread (``time.thread_time``; the recorder does all its work in that thread, so none of its
+cost is hidden; each run's first step — warm-up, and under the watch the hooks' set-up — left out on both sides);
+and for the whole child process, its CPU time (``time.process_time``, all its threads) from its start to the end of
+training (start-up included — importing and installing the recorder on the watched side —, so an upper bound;
+the interpreter's exit left out: the watch child skips it with ``os._exit``, which would flatter the watched side).
+Wall time is printed for comparison.
 
 A second measurement runs both sides in one process, the recorder installed for every other block of 10 steps
 (sampled steps included, every K of the watched ones; the metrics written to a real file), so that both see the
-same load at nearly the same moments (what a busy shared machine needs). Last, one watched run in process with a
-clock around each of the recorder's hooks says where the time goes.
+same load at nearly the same moments (what a busy shared machine needs): the median of the ratios of adjacent
+blocks. Last, one watched run in process with a clock around each of the recorder's hooks says where the time
+goes.
 
 Run: .venv/bin/python tests/bench/bench_watch_overhead.py [--pairs 8] [--steps 150] [--width 16] [--worst]
      [--blocks 30]
@@ -39,13 +43,17 @@ from torchsanity.probes import WATCH_CONFIG_ENV, WATCH_EVERY
 
 TRAIN = Path(__file__).resolve().parents[1] / "watch" / "scripts" / "bench_cnn_train.py"
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
-STATS = ("median_step", "mean_step", "p10_step", "cpu_median_step", "cpu_mean_step", "cpu_p10_step")
+STATS = ("median_step", "mean_step", "p10_step", "cpu_median_step", "cpu_mean_step", "cpu_p10_step", "process_cpu")
+
+
+def _child(command: list[str], env: dict) -> dict:
+    """Run one child to its end: the JSON line the training script printed last."""
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def plain(steps: int, width: int) -> dict:
-    out = subprocess.run([sys.executable, str(TRAIN), str(steps), str(width)], capture_output=True, text=True,
-                         check=True, env=ENV)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _child([sys.executable, str(TRAIN), str(steps), str(width)], ENV)
 
 
 def watched(steps: int, width: int, every: int) -> dict:
@@ -53,14 +61,13 @@ def watched(steps: int, width: int, every: int) -> dict:
     try:
         metrics = os.path.join(tmp, "metrics.jsonl")
         env = dict(ENV, **{WATCH_CONFIG_ENV: json.dumps({"metrics": metrics, "every": every})})
-        out = subprocess.run([sys.executable, "-m", "torchsanity.probes.watch", str(TRAIN), str(steps), str(width)],
-                             capture_output=True, text=True, env=env, check=True)
+        result = _child([sys.executable, "-m", "torchsanity.probes.watch", str(TRAIN), str(steps), str(width)], env)
         with open(metrics, encoding="utf-8") as fh:
             records = [json.loads(line) for line in fh]
         recorded = sum(r["kind"] == "step" for r in records)
         assert recorded == steps, f"the recorder saw {recorded} of {steps} steps"
         assert any(r["kind"] == "activations" for r in records) or steps < every
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -119,11 +126,11 @@ spent = {{}}
 
 def timed(name, fn):
     def inner(*args, **kwargs):
-        started = time.perf_counter_ns()
+        started = time.thread_time_ns()  # CPU time: the machine's other load left out
         try:
             return fn(*args, **kwargs)
         finally:
-            spent.setdefault(name, []).append(time.perf_counter_ns() - started)
+            spent.setdefault(name, []).append(time.thread_time_ns() - started)
     return inner
 
 for name in ("pre_step", "post_step", "on_batch", "on_root_forward", "on_mode", "on_pass", "on_eval_loss", "flush"):
@@ -131,16 +138,17 @@ for name in ("pre_step", "post_step", "on_batch", "on_root_forward", "on_mode", 
 hook = recorder.sampler._hook
 recorder.sampler._hook = lambda module: timed("activation hooks", hook(module))
 recorder.install()
-times = bench.train(parts, {steps})
+cpu = []
+bench.train(parts, {steps}, cpu)
 recorder.uninstall()
 recorder.finish()
-later = sorted(times[1:])  # the first step left out, as in the runs above
+later = sorted(cpu[1:])  # the first step left out, as in the runs above
 print(json.dumps({{"spent": spent, "median_step": later[len(later) // 2], "steps": recorder.step}}))
 """
 
 
 def breakdown(steps: int, width: int, every: int) -> dict:
-    """One watched run in process with a clock around each of the recorder's hooks: where the time goes (the
+    """One watched run in process with a CPU clock around each of the recorder's hooks: where the time goes (the
     patched ``backward``, ``next`` and loss functions add a few microseconds around these; not timed)."""
     tmp = tempfile.mkdtemp(prefix="torchsanity-bench-")
     try:
@@ -150,11 +158,6 @@ def breakdown(steps: int, width: int, every: int) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _stats(times: list[float]) -> tuple[float, float]:
-    ordered = sorted(times)
-    return ordered[len(ordered) // 2], sum(ordered) / len(ordered)
 
 
 def _median(values: list[float]) -> float:
@@ -187,42 +190,51 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} cores, load average {load:.1f} at start (timings on a shared machine are noisy)")
-    print(f"per-step time, {args.steps} steps a run (the first left out), {args.pairs} plain and {args.pairs} watched "
-          "runs alternating; median over runs of each run's median [min-max of those]; wall time, and the CPU time "
-          "of the training thread (the machine's other load left out):")
-    print(f"   {'model':<12}{'K':>13}{'clock':>6}{'plain':>26}{'watch':>26}{'ratio':>7}{'pair ratios':>21}"
-          f"{'mean ratio':>12}{'p10 ratio':>11}")
+    print(f"{args.pairs} plain and {args.pairs} watched runs of {args.steps} steps, interleaved (AB BA AB ...); the "
+          "figure is the median of the per-pair ratios (watched / plain) [min-max]. Per step: each run's median "
+          "step (the first left out) in the training thread's CPU time and in wall time; process: the whole child's "
+          "CPU time from its start to the end of training:")
+    print(f"   {'model':<12}{'K':>13}{'clock':>13}{'plain':>26}{'watch':>26}{'pair ratios':>22}")
+    headline: dict[str, float] = {}
     for every in (WATCH_EVERY, 1) if args.worst else (WATCH_EVERY,):
         runs = side_by_side(args.pairs, args.steps, args.width, every)
         label = f"{every} (default)" if every == WATCH_EVERY else str(every)
-        for clock, prefix in (("wall", ""), ("cpu", "cpu_")):
-            p, w = runs[f"plain {prefix}median_step"], runs[f"watch {prefix}median_step"]
+        for clock, key, unit in (("step cpu", "cpu_median_step", 1e3), ("step wall", "median_step", 1e3),
+                                 ("process cpu", "process_cpu", 1.0)):
+            p, w = runs[f"plain {key}"], runs[f"watch {key}"]
             pair = [b / a for a, b in zip(p, w)]
-            cell = [f"{_median(x) * 1e3:.2f}ms [{min(x) * 1e3:.2f}-{max(x) * 1e3:.2f}]" for x in (p, w)]
-            mean, p10 = (_median(runs[f"watch {prefix}{k}"]) / _median(runs[f"plain {prefix}{k}"])
-                         for k in ("mean_step", "p10_step"))
-            print(f"   {'CNN w=' + str(args.width):<12}{label:>13}{clock:>6}{cell[0]:>26}{cell[1]:>26}"
-                  f"{_median(w) / _median(p):>7.3f}{f'{_median(pair):.3f} [{min(pair):.3f}-{max(pair):.3f}]':>21}"
-                  f"{mean:>12.3f}{p10:>11.3f}")
+            suffix = "ms" if unit == 1e3 else "s"
+            cell = [f"{_median(x) * unit:.2f}{suffix} [{min(x) * unit:.2f}-{max(x) * unit:.2f}]" for x in (p, w)]
+            print(f"   {'CNN w=' + str(args.width):<12}{label:>13}{clock:>13}{cell[0]:>26}{cell[1]:>26}"
+                  f"{f'{_median(pair):.3f} [{min(pair):.3f}-{max(pair):.3f}]':>22}")
+            if every == WATCH_EVERY:
+                headline[clock] = _median(pair)
     print(f"   (K: per-layer statistics every K steps; K={WATCH_EVERY} is the default, K=1 the worst case)")
     blocks, block = args.blocks, 10
     print(f"in one process, {blocks} blocks of {block} steps with the recorder alternating with {blocks} without "
-          "(less exposed to the machine's load):")
-    print(f"   {'model':<12}{'K':>13}{'clock':>6}{'plain median':>14}{'watch median':>14}{'ratio':>7}{'plain mean':>13}"
-          f"{'watch mean':>13}{'ratio':>7}")
+          "(AB BA ...: both sides see the machine's load at nearly the same moments); the median of the per-block-pair "
+          "ratios of the blocks' total time (each block's first step left out) [min-max]:")
+    print(f"   {'model':<12}{'K':>13}{'clock':>13}{'plain median':>14}{'watch median':>14}{'pair ratios':>22}")
     for every in (WATCH_EVERY, 1) if args.worst else (WATCH_EVERY,):
         result = alternating(blocks, block, args.width, every)
         label = f"{every} (default)" if every == WATCH_EVERY else str(every)
-        for clock, suffix in (("wall", ""), ("cpu", "_cpu")):
-            (pm, pa), (wm, wa) = _stats(result["plain" + suffix]), _stats(result["watched" + suffix])
-            print(f"   {'CNN w=' + str(args.width):<12}{label:>13}{clock:>6}{pm * 1e3:>12.2f}ms{wm * 1e3:>12.2f}ms"
-                  f"{wm / pm:>7.3f}{pa * 1e3:>11.2f}ms{wa * 1e3:>11.2f}ms{wa / pa:>7.3f}")
+        for clock, suffix in (("step cpu", "_cpu"), ("step wall", "")):
+            plain_t, watch_t = result["plain" + suffix], result["watched" + suffix]
+            n = block - 1
+            pair = [sum(watch_t[i:i + n]) / sum(plain_t[i:i + n]) for i in range(0, len(plain_t), n)]
+            print(f"   {'CNN w=' + str(args.width):<12}{label:>13}{clock:>13}{_median(plain_t) * 1e3:>12.2f}ms"
+                  f"{_median(watch_t) * 1e3:>12.2f}ms{f'{_median(pair):.3f} [{min(pair):.3f}-{max(pair):.3f}]':>22}")
+            if every == WATCH_EVERY:
+                headline[f"blocks {clock}"] = _median(pair)
+    print("overhead at the default K (median of per-pair ratios): " +
+          ", ".join(f"{k} {v:.3f}" for k, v in headline.items()))
 
     result = breakdown(args.steps, args.width, WATCH_EVERY)
     spent, step = result["spent"], result["median_step"]
     total = sum(sum(v) for v in spent.values()) / result["steps"] / 1e3
-    print(f"where the recorder's time goes, one watched run of {result['steps']} steps in process (K={WATCH_EVERY}; "
-          f"median step {step * 1e3:.2f} ms): {total:.0f} us a step on average = {total / (step * 1e6):.1%} of it")
+    print(f"where the recorder's time goes (CPU time of the training thread), one watched run of {result['steps']} "
+          f"steps in process (K={WATCH_EVERY}; median step {step * 1e3:.2f} ms CPU): {total:.0f} us a step on "
+          f"average = {total / (step * 1e6):.1%} of it")
     print(f"   {'hook':<18}{'calls':>7}{'median call':>13}{'per step':>10}{'max call':>11}")
     for name, values in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
         ordered = sorted(values)

@@ -212,6 +212,19 @@ def _gloo() -> bool:
 
 
 @pytest.mark.skipif(not _gloo(), reason="torch.distributed with gloo is not available")
+def test_a_metrics_path_used_before_starts_empty_for_every_rank(tmp_path):
+    """Rank files of an earlier run under the same `--metrics` would be read back as this run's other ranks."""
+    (tmp_path / "m.jsonl").write_text('{"kind": "start", "rank": 0, "world_size": 2}\n')
+    stale = tmp_path / "m.jsonl.rank1"
+    stale.write_text('{"kind": "start", "rank": 1, "world_size": 2}\n{"kind": "step", "step": 1, "loss": 9.0}\n')
+    proc = _cli(tmp_path, "--format", "json", "--metrics", "m.jsonl", "--steps", "5", str(REGRESSION))
+    assert proc.returncode == 0, proc.stderr
+    assert not stale.exists()
+    records = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert records[0]["kind"] == "start" and records[0]["world_size"] == 1
+    assert json.loads(proc.stdout)["steps"] == 5
+
+
 def test_nproc_per_node_watches_every_rank_and_reports_their_drift(tmp_path):
     """`watch --nproc-per-node 2` runs the script under torchrun; rank 1 skipping the gradient average is caught."""
     proc = _cli(tmp_path, "--format", "json", "--every", "10", "--nproc-per-node", "2",

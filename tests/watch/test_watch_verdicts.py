@@ -25,17 +25,18 @@ def ids(run: Run) -> set[str]:
 
 def test_a_loss_that_swings_around_a_flat_trend_is_noisy_and_a_falling_one_is_not():
     rng = random.Random(0)
-    flat = [rng.expovariate(1.0) for _ in range(300)]  # a spread as large as the loss itself
+    flat = [rng.expovariate(1.0) for _ in range(600)]  # a spread as large as the loss itself
     found = {v["id"]: v for v in verdicts(run_of(flat))}
     noisy = found["noisy-loss"]
-    assert 200 <= noisy["step"] <= 300  # three noisy windows of 50 in a row, after the first
+    assert 200 <= noisy["step"] <= 600  # three noisy windows of 50 in a row, after the first
     assert "raise the batch size" in noisy["advice"] and len(noisy["evidence"]["steps"]) == 150
+    assert "plateau" not in found  # flat, but that noisy: a smaller step or a larger batch, not a larger one
     # the same noise on a loss that keeps falling 15% per window is progress, not a verdict
     falling = [x * 0.85 ** (i // 50) for i, x in enumerate(flat)]
     assert "noisy-loss" not in ids(run_of(falling))
     # mild noise (a healthy minibatch loss) is not a verdict either
-    calm = [1.0 + 0.05 * rng.uniform(-1, 1) for _ in range(300)]
-    assert "noisy-loss" not in ids(run_of(calm))
+    calm = [1.0 + 0.05 * rng.uniform(-1, 1) for _ in range(600)]
+    assert "noisy-loss" not in ids(run_of(calm)) and "plateau" in ids(run_of(calm))
 
 
 def test_a_diverged_loss_is_neither_noisy_nor_a_plateau():
@@ -69,3 +70,12 @@ def test_overfitting_needs_the_validation_loss_to_rise_while_the_training_loss_f
     # validation noise within 10% of its best: not a verdict
     wobble = [(10 * k, v) for k, v in enumerate([1.5, 1.2, 1.0, 1.04, 1.02, 1.06], start=1)]
     assert "overfitting" not in ids(_evals(run_of(train), wobble))
+
+
+def test_a_validation_loss_that_swings_before_its_best_is_not_overfitting_when_it_swings_after():
+    train = [2.0 * 0.99 ** i for i in range(100)]
+    swinging = [(10 * k, v) for k, v in enumerate([2.0, 1.4, 1.9, 1.0, 1.2, 1.4], start=1)]  # up 0.5 at step 30
+    assert "overfitting" not in ids(_evals(run_of(train), swinging))  # 1.0 -> 1.4 is within its swings
+    climbing = swinging[:5] + [(60, 1.6), (70, 1.7)]  # 0.6 and 0.7 above its best: more than it ever swung
+    found = {v["id"]: v for v in verdicts(_evals(run_of(train), climbing))}
+    assert found["overfitting"]["step"] == 60 and "any rise before the best" in found["overfitting"]["criterion"]

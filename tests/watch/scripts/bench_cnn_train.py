@@ -1,6 +1,6 @@
 """The overhead benchmark's training script: a small CNN on 3x32x32 images (CIFAR-sized, synthetic) with a
-DataLoader and a validation pass per epoch, timing its own training steps in wall and thread CPU time (prints one
-JSON line at the end).
+DataLoader and a validation pass per epoch, timing its own training steps in wall and thread CPU time, and the
+process's CPU time up to the end of training (prints one JSON line at the end).
 
 Usage: bench_cnn_train.py STEPS [WIDTH]"""
 
@@ -60,7 +60,7 @@ if __name__ == "__main__":
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     cpu_times: list[float] = []
     times = train(build(int(sys.argv[2]) if len(sys.argv) > 2 else 32), steps, cpu_times)
-    summary = {"steps": len(times)}
+    summary = {"steps": len(times), "process_cpu": time.process_time()}  # the whole process, start-up included
     for prefix, values in (("", times), ("cpu_", cpu_times)):
         later = sorted(values[1:])  # the first step (warm-up; under the watch, the hooks' set-up) left out
         summary.update({f"{prefix}median_step": later[len(later) // 2], f"{prefix}p10_step": later[len(later) // 10],
