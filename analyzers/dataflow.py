@@ -5,12 +5,14 @@ Built lazily, once per :class:`ProgramModel` (:func:`dataflow`), without libcst 
 - :meth:`Dataflow.reaching` — the binding of a name that reaches a use (same scope, last one before the
   use, and only when that binding is unconditional with respect to the use: a binding inside an ``if``,
   ``try`` or loop that does not also hold the use is "unknown");
-- :meth:`Dataflow.definitions` — the expressions a name may hold, following bindings, function parameters
-  (through the call sites of module-level functions) and module-level names; all-or-nothing;
-- :meth:`Dataflow.activation` — whether a tensor expression is the output of ``softmax``, ``log_softmax``,
-  ``sigmoid`` or of a layer producing raw logits (``Linear`` / ``Conv``), including calls of models
-  whose last layer is one of those (``nn.Sequential(..., nn.Softmax(dim=1))``, a ``forward`` returning
-  ``F.softmax(...)``), across files through ``program.project``;
+- :meth:`Dataflow.branch_bindings` — the join of an ``if`` / ``elif`` / ``else`` that binds a name in every
+  branch (the bindings that reach a use after it);
+- :meth:`Dataflow.definitions` — the expressions a name may hold, following bindings (joined across the
+  branches of an ``if``), function parameters (through the call sites of module-level functions),
+  module-level names and what a helper / method of this module returns; all-or-nothing;
+- :meth:`Dataflow.activation` (from :mod:`.activation_flow`) — whether a tensor expression is the output of
+  ``softmax``, ``log_softmax``, ``sigmoid`` or of a layer producing raw logits, across files through
+  ``program.project``;
 - :meth:`Dataflow.module_of` — which module (torch.nn constructor call or nn.Module class) an expression is.
 
 Everything answers ``None`` when it cannot tell: callers stay silent then.
@@ -19,20 +21,17 @@ Everything answers ``None`` when it cannot tell: callers stay silent then.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
 
 import libcst as cst
 
+from .activation_flow import MAX_DEPTH, Activation, ActivationFlow, function_nodes
 from .lookups import calls_by_callee, enclosing_function
 from .model import Binding, ProgramModel
 from .name_guesses import name_role, name_tokens
 from .syntax import dotted_name, iter_children, walk
 from .torch_api import (
-    ACTIVATION_KEEPING_METHODS,
-    ACTIVATION_METHODS,
     DATAFLOW_MODULE_MOVES,
     DATAFLOW_MODULE_WRAPPERS,
-    FUNCTIONAL_ACTIVATIONS,
     LAYER_ACTIVATIONS,
     LOG_SOFTMAX,
     LOGITS,
@@ -40,22 +39,10 @@ from .torch_api import (
     SOFTMAX,
 )
 
-_MAX_DEPTH = 12
 _MAX_DEFINITIONS = 16
 
 _CONDITIONAL = (cst.If, cst.Try, cst.For, cst.While, cst.Match) if hasattr(cst, "Match") else (
     cst.If, cst.Try, cst.For, cst.While)
-
-
-@dataclass(frozen=True)
-class Activation:
-    """What a tensor expression is the output of. ``call`` is the softmax / sigmoid call itself when it
-    is visible in this module (``F.softmax(x, 1)``), ``source`` its input; both None for a model output."""
-
-    kind: str
-    call: cst.Call | None = None
-    source: cst.BaseExpression | None = None
-    program: ProgramModel | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +67,7 @@ def dataflow(program: ProgramModel) -> "Dataflow":
     return program.cached(Dataflow)
 
 
-class Dataflow:
+class Dataflow(ActivationFlow):
     def __init__(self, program: ProgramModel) -> None:
         self.program = program
         self._params: dict[int, dict[str, cst.Param]] = {}
@@ -186,23 +173,8 @@ class Dataflow:
         it is conditional."""
         scope = self.scope(use)
         in_scope = self._bindings_by_scope(name).get(id(scope), ())
-        last: Binding | None = None
-        if in_scope:
-            use_ids = {id(n) for n in self._chain(use)}
-            # bindings are in source order: find the last one that starts before the use...
-            lo, hi = 0, len(in_scope)
-            while lo < hi:
-                mid = (lo + hi) // 2
-                node = in_scope[mid].node
-                if id(node) in use_ids or self.precedes(node, use):
-                    lo = mid + 1
-                else:
-                    hi = mid
-            index = lo - 1
-            # ...and is not the statement holding the use (`x = f(x)` reads the previous x)
-            while index >= 0 and id(in_scope[index].node) in use_ids:
-                index -= 1
-            last = in_scope[index] if index >= 0 else None
+        index = self._last_before(in_scope, use)
+        last = in_scope[index] if index >= 0 else None
         if "." not in name:
             for ancestor in self.program.ancestors(use):
                 if ancestor is scope:
@@ -217,6 +189,25 @@ class Dataflow:
             return None
         return last
 
+    def _last_before(self, in_scope, use: cst.CSTNode) -> int:
+        """The index of the last binding of ``in_scope`` (one scope's, in source order) that starts before
+        ``use`` and is not the statement holding it (`x = f(x)` reads the previous x); -1 when none."""
+        if not in_scope:
+            return -1
+        use_ids = {id(n) for n in self._chain(use)}
+        lo, hi = 0, len(in_scope)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            node = in_scope[mid].node
+            if id(node) in use_ids or self.precedes(node, use):
+                lo = mid + 1
+            else:
+                hi = mid
+        index = lo - 1
+        while index >= 0 and id(in_scope[index].node) in use_ids:
+            index -= 1
+        return index
+
     def _bindings_by_scope(self, name: str) -> dict[int, list[Binding]]:
         grouped = self._grouped.get(name)
         if grouped is None:
@@ -229,7 +220,7 @@ class Dataflow:
     def definitions(self, expr: cst.BaseExpression | None, depth: int = 0) -> list[tuple["Dataflow", cst.BaseExpression]] | None:
         """The expressions ``expr`` may evaluate to, through names; None when some cannot be known (or when
         there are too many to reason about). Memoised per node."""
-        if expr is None or depth > _MAX_DEPTH:
+        if expr is None or depth > MAX_DEPTH:
             return None
         key = id(expr)
         if key in self._definitions:
@@ -244,7 +235,8 @@ class Dataflow:
     def _definitions_of(self, expr: cst.BaseExpression, depth: int) -> list[tuple["Dataflow", cst.BaseExpression]] | None:
         name = dotted_name(expr)
         if name is None:
-            return [(self, expr)]
+            returned = self._returned_definitions(expr, depth) if isinstance(expr, cst.Call) else None
+            return returned if returned is not None else [(self, expr)]
         if name.startswith("self."):
             return self._attribute_definitions(name, self.scope(expr), depth)
         if "." in name and name not in self.program.bindings:
@@ -255,6 +247,9 @@ class Dataflow:
             if isinstance(binding, ForTarget) or binding.value is None:
                 return None
             return self.definitions(binding.value, depth + 1)
+        joined = self.branch_bindings(name, expr)
+        if joined is not None:
+            return self._all_definitions(joined, depth)
         if "." in name:
             return None
         if function is not None:
@@ -268,9 +263,90 @@ class Dataflow:
             return None
         if function is None and not all(self.precedes(b.node, expr) for b in globals_):
             return None
+        return self._all_definitions(globals_, depth)
+
+    def _all_definitions(self, bindings: list[Binding], depth: int) -> list[tuple[Dataflow, cst.BaseExpression]] | None:
         out: list[tuple[Dataflow, cst.BaseExpression]] = []
-        for b in globals_:
+        for b in bindings:
             sub = self.definitions(b.value, depth + 1)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return out
+
+    def branch_bindings(self, name: str, use: cst.CSTNode) -> list[Binding] | None:
+        """The bindings of ``name`` that reach ``use`` from the branches of one ``if`` / ``elif`` / ``else``
+        that binds it in every branch (the join of the branches): one per branch, the last one at the
+        branch's own level; a branch that ends in ``raise`` reaches nothing. None when the last binding before
+        ``use`` is not in such a statement, or a branch leaves ``name`` unbound or binds it deeper down."""
+        scope = self.scope(use)
+        in_scope = self._bindings_by_scope(name).get(id(scope), ())
+        index = self._last_before(in_scope, use)
+        if index < 0:
+            return None
+        use_ids = {id(n) for n in self._chain(use)}
+        statement = None
+        for ancestor in self.program.ancestors(in_scope[index].node):
+            if ancestor is scope or id(ancestor) in use_ids:
+                break
+            if isinstance(ancestor, _CONDITIONAL):
+                statement = ancestor
+        if not isinstance(statement, cst.If) or not self._same_branch(statement, use, scope) \
+                or not self.precedes(statement, use):
+            return None
+        inside = []  # the bindings inside the statement: the ones just before the last, in source order
+        while index >= 0 and any(a is statement for a in self.program.ancestors(in_scope[index].node)):
+            inside.insert(0, in_scope[index])
+            index -= 1
+        out: list[Binding] = []
+        for block in _branches(statement):
+            if block is None:
+                return None  # no `else`: the value from before the `if` may reach the use
+            mine = [b for b in inside if any(a is block for a in self.program.ancestors(b.node))]
+            if not mine:
+                if _ends_in_raise(block):
+                    continue
+                return None
+            last = mine[-1]
+            line = self.program.parent(last.node)
+            if last.value is None or not isinstance(last.node, (cst.Assign, cst.AnnAssign)) \
+                    or not (line is block or self.program.parent(line) is block):
+                return None
+            out.append(last)
+        return out or None
+
+    def _returned_definitions(self, call: cst.Call, depth: int) -> list[tuple[Dataflow, cst.BaseExpression]] | None:
+        """``helper(...)`` / ``self.method(...)`` / ``net.method(...)`` of this module: what every ``return`` of it
+        gives (a method of the class the call is written in, or of the module class ``net`` is built from; no
+        decorators, no generators); None when unknown."""
+        func = call.func
+        if isinstance(func, cst.Attribute) and dotted_name(func.value) is not None:
+            if dotted_name(func.value) == "self":
+                class_name = self.class_of(self.scope(call))
+            else:  # `head.probabilities(x)`: a method of the module class of this file the receiver is
+                refs = self.module_of(func.value, depth + 1)
+                ref = refs[0] if refs and len(refs) == 1 else None
+                class_name = ref.classdef.name.value if ref is not None and ref.classdef is not None \
+                    and ref.program is self.program else None
+            info = self.program.functions.get(f"{class_name}.{func.attr.value}") if class_name else None
+            function = info.node if info is not None and not info.decorators else None
+        else:
+            function = self._helper(func)
+        if function is None:
+            return None
+        returns = []
+        for node in function_nodes(function):
+            if isinstance(node, (cst.Yield, cst.Await)):
+                return None
+            if isinstance(node, cst.Return):
+                if node.value is None:
+                    return None
+                returns.append(node.value)
+        if not returns:
+            return None
+        out: list[tuple[Dataflow, cst.BaseExpression]] = []
+        for value in returns:
+            sub = self.definitions(value, depth + 1)
             if sub is None:
                 return None
             out.extend(sub)
@@ -338,14 +414,15 @@ class Dataflow:
             return None
         out: list[ModuleRef] = []
         for flow, value in defs:
-            ref = flow._module_of_value(value, depth + 1)
+            ref = flow.module_of_value(value, depth + 1)
             if ref is None:
                 return None
             out.append(ref)
         return out
 
-    def _module_of_value(self, value: cst.BaseExpression, depth: int) -> ModuleRef | None:
-        if depth > _MAX_DEPTH or not isinstance(value, cst.Call):
+    def module_of_value(self, value: cst.BaseExpression, depth: int) -> ModuleRef | None:
+        """Which module the value ``value`` (a constructor call, a wrapper or ``.to(...)`` of one) is, else None."""
+        if depth > MAX_DEPTH or not isinstance(value, cst.Call):
             return None
         program = self.program
         func = value.func
@@ -355,7 +432,7 @@ class Dataflow:
             refs = self.module_of(func.value, depth + 1)
             return refs[0] if refs and len(refs) == 1 else None
         if isinstance(func, cst.Attribute) and func.attr.value in DATAFLOW_MODULE_MOVES and isinstance(func.value, cst.Call):
-            return self._module_of_value(func.value, depth + 1)
+            return self.module_of_value(func.value, depth + 1)
         qual = program.call_name(value)
         if qual is None:
             return None
@@ -382,7 +459,7 @@ class Dataflow:
 
     def last_layer(self, ref: ModuleRef, depth: int = 0) -> str | None:
         """SOFTMAX / LOG_SOFTMAX / SIGMOID / LOGITS for what the module's output is, else None."""
-        if depth > _MAX_DEPTH:
+        if depth > MAX_DEPTH:
             return None
         if ref.program is not self.program:
             return dataflow(ref.program).last_layer(ref, depth)
@@ -413,7 +490,7 @@ class Dataflow:
         if info is None:
             return None
         kinds = set()
-        for node in _function_nodes(info.node):
+        for node in function_nodes(info.node):
             if isinstance(node, cst.Return):
                 if node.value is None:
                     return None
@@ -425,132 +502,6 @@ class Dataflow:
                 if isinstance(node, cst.Yield):
                     return None
         return kinds.pop() if len(kinds) == 1 else None
-
-    # ---- activations -----------------------------------------------------------------------------
-
-    def activation(self, expr: cst.BaseExpression | None, depth: int = 0) -> Activation | None:
-        """What ``expr`` is the output of (softmax, log_softmax, sigmoid, raw logits), else None."""
-        if expr is None or depth > _MAX_DEPTH:
-            return None
-        if isinstance(expr, cst.Call):
-            return self._call_activation(expr, depth)
-        if dotted_name(expr) is not None and not dotted_name(expr).startswith("self."):
-            defs = self.definitions(expr, depth)
-            if not defs:
-                return self._unpacked_activation(expr, depth) if isinstance(expr, cst.Name) else None
-            acts = [flow.activation(value, depth + 1) if value is not expr else None for flow, value in defs]
-            if any(a is None for a in acts) or len({a.kind for a in acts}) != 1:
-                return None
-            return acts[0] if len(acts) == 1 else Activation(acts[0].kind)
-        return None
-
-    def _call_activation(self, call: cst.Call, depth: int) -> Activation | None:
-        program = self.program
-        qual = program.call_name(call)
-        func = call.func
-        if qual in FUNCTIONAL_ACTIVATIONS:
-            source = _first_arg(call, "input")
-            return Activation(FUNCTIONAL_ACTIVATIONS[qual], call, source, program)
-        if isinstance(func, cst.Attribute):
-            method = func.attr.value
-            receiver_name = dotted_name(func.value)
-            is_module_path = receiver_name is not None and receiver_name.split(".")[0] in program.imports
-            if method in ACTIVATION_METHODS and not is_module_path:
-                return Activation(ACTIVATION_METHODS[method], call, func.value, program)
-            if method in ACTIVATION_KEEPING_METHODS and not is_module_path:
-                inner = self.activation(func.value, depth + 1)
-                return Activation(inner.kind) if inner is not None else None
-        if isinstance(func, cst.Attribute) and func.attr.value == "forward" and dotted_name(func.value) is not None:
-            func = func.value  # `model.forward(x)` computes what `model(x)` does
-            qual = program.qualname(func)
-        if isinstance(func, cst.Call):
-            # `nn.Softmax(dim=1)(x)`
-            ref = self._module_of_value(func, depth + 1)
-            if ref is not None:
-                kind = self.last_layer(ref, depth + 1)
-                return Activation(kind) if kind is not None else None
-            return None
-        if dotted_name(func) is None or (qual is not None and qual.split(".")[0] in ("torch", "numpy", "np")):
-            return None
-        refs = self.module_of(func, depth + 1)
-        if not refs:
-            helper = self._helper(func)
-            kind = self._returned(helper, depth + 1) if helper is not None else None
-            return Activation(kind) if kind is not None else None
-        kinds = {self.last_layer(ref, depth + 1) for ref in refs}
-        if len(kinds) != 1 or None in kinds:
-            return None
-        kind = kinds.pop()
-        return Activation(kind) if kind is not None else None
-
-    def _helper(self, func: cst.BaseExpression) -> cst.FunctionDef | None:
-        """The module-level function of this module that ``func`` names (``predict`` in ``predict(m, x)``)."""
-        if not isinstance(func, cst.Name) or func.value in self.program.imports:
-            return None
-        info = self.program.functions.get(func.value)
-        if info is None or info.class_name is not None or info.decorators:
-            return None
-        return info.node if self.program.parent(info.node) is self.program.module else None
-
-    def _returned(self, function: cst.FunctionDef, depth: int, index: int | None = None, size: int = 0) -> str | None:
-        """The activation every ``return`` of ``function`` gives (its ``index``-th element when the returns are
-        tuples of ``size``), else None."""
-        kinds = set()
-        for node in _function_nodes(function):
-            if isinstance(node, cst.Yield):
-                return None
-            if not isinstance(node, cst.Return):
-                continue
-            value = node.value
-            if index is not None:
-                if not isinstance(value, cst.Tuple) or len(value.elements) != size \
-                        or any(isinstance(e, cst.StarredElement) for e in value.elements):
-                    return None
-                value = value.elements[index].value
-            act = self.activation(value, depth + 1) if value is not None else None
-            if act is None:
-                return None
-            kinds.add(act.kind)
-        return kinds.pop() if len(kinds) == 1 else None
-
-    def _unpacked_activation(self, expr: cst.Name, depth: int) -> Activation | None:
-        """``probs, logits = model(x)`` / ``= helper(x)``: the element of what the forward (or the helper)
-        returns, when every return is a tuple of that size."""
-        binding = self.reaching(expr.value, expr)
-        if not isinstance(binding, Binding) or binding.value is not None or not isinstance(binding.node, cst.Assign):
-            return None
-        targets = binding.node.targets
-        value = binding.node.value
-        if len(targets) != 1 or not isinstance(targets[0].target, (cst.Tuple, cst.List)) or not isinstance(value, cst.Call):
-            return None
-        elements = targets[0].target.elements
-        if any(isinstance(e, cst.StarredElement) for e in elements):
-            return None
-        index = next((i for i, e in enumerate(elements) if isinstance(e.value, cst.Name) and e.value.value == expr.value), None)
-        if index is None or depth > _MAX_DEPTH:
-            return None
-        func = value.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
-            func = func.value
-        if dotted_name(func) is None:
-            return None
-        functions = []
-        refs = self.module_of(func, depth + 1)
-        if refs:
-            for ref in refs:
-                info = ref.program.functions.get(f"{ref.classdef.name.value}.forward") if ref.classdef is not None else None
-                if info is None:
-                    return None
-                functions.append((dataflow(ref.program), info.node))
-        else:
-            helper = self._helper(func)
-            if helper is None:
-                return None
-            functions.append((self, helper))
-        kinds = {flow._returned(node, depth + 1, index, len(elements)) for flow, node in functions}
-        if len(kinds) != 1 or None in kinds:
-            return None
-        return Activation(kinds.pop())
 
 
 def same_value(flow: Dataflow, name: str, first: cst.CSTNode, second: cst.CSTNode) -> bool:
@@ -577,6 +528,25 @@ def uses_of(flow: Dataflow, name: str, scope: cst.CSTNode) -> list[cst.Name]:
     return flow.names_in(scope).get(name, [])
 
 
+def _branches(statement: cst.If) -> list[cst.BaseSuite | None]:
+    """The blocks of an ``if`` / ``elif`` / ``else`` chain, in order; None last when it has no ``else``."""
+    blocks: list[cst.BaseSuite | None] = []
+    node: cst.If | cst.Else | None = statement
+    while isinstance(node, cst.If):
+        blocks.append(node.body)
+        node = node.orelse
+    blocks.append(node.body if isinstance(node, cst.Else) else None)
+    return blocks
+
+
+def _ends_in_raise(block: cst.BaseSuite) -> bool:
+    """The block's last statement is ``raise ...``: nothing after the branch runs."""
+    if isinstance(block, cst.SimpleStatementSuite):
+        return isinstance(block.body[-1], cst.Raise)
+    last = block.body[-1] if block.body else None
+    return isinstance(last, cst.SimpleStatementLine) and isinstance(last.body[-1], cst.Raise)
+
+
 def _target_names(target: cst.BaseExpression) -> set[str]:
     if isinstance(target, cst.Name):
         return {target.value}
@@ -586,29 +556,6 @@ def _target_names(target: cst.BaseExpression) -> set[str]:
             out |= _target_names(element.value)
         return out
     return set()
-
-
-def _function_nodes(function: cst.FunctionDef) -> Iterator[cst.CSTNode]:
-    """The nodes of a function body, not descending into nested functions, classes or lambdas."""
-    stack = list(iter_children(function.body))
-    stack.reverse()
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            continue
-        children = list(iter_children(node))
-        children.reverse()
-        stack.extend(children)
-
-
-def _first_arg(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is None and not arg.star:
-            return arg.value
-        if arg.keyword is not None and arg.keyword.value == keyword:
-            return arg.value
-    return None
 
 
 __all__ = [

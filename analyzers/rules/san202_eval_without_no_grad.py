@@ -11,11 +11,13 @@ from ..project_index import callers_disable_grad
 from ..rule import UNSAFE, InsertBefore, Invalid, NodeFix, Replace, Rule, Valid
 from ..syntax import indent_of, int_literal, loop_header, nodes_of_types, walk
 from ._eval_regions import eval_candidates
+from ._inference import inference_helpers
 
 
 class EvalWithoutNoGrad(Rule):
     """Evaluation forward passes (in a function named like `evaluate` / `validate` / `test` /
-    `predict`, or in a loop over a validation / test loader) outside `torch.no_grad()`,
+    `predict`, in a function that calls `model.eval()` itself and then only runs that model, or in a loop
+    over a validation / test loader) outside `torch.no_grad()`,
     `torch.inference_mode()` or `torch.set_grad_enabled(False)` — as a `with` block, a decorator, or
     around the call site."""
 
@@ -37,8 +39,10 @@ class EvalWithoutNoGrad(Rule):
         evaluation function with `@torch.no_grad()`. The quick fix does one of the two.
     """
     known_problems = """
-        Like SAN201, evaluation is recognised by names; evaluation outputs that are used for a later
-        `backward()` (adversarial evaluation, gradient-based metrics) look the same to the rule. Pre-0.4 code
+        Like SAN201, evaluation is recognised by names, and also by what a function does (it calls
+        `model.eval()` itself, then runs that model with no backward or optimizer step); evaluation outputs
+        that are used for a later `backward()` (adversarial evaluation, gradient-based metrics) outside the
+        function look the same to the rule. Pre-0.4 code
         that turns autograd off with `Variable(..., volatile=True)`, or that batches with torchtext's legacy
         iterators (whose evaluation batches were volatile) and reads losses with `.data[0]`, is left alone.
         Hugging Face's `model.generate(...)` disables gradients itself, so a region whose only forward passes
@@ -124,6 +128,36 @@ class EvalWithoutNoGrad(Rule):
                 out = model(x)
                 return out
         """),
+        # an inference helper (it calls eval() itself) run under no_grad by its caller
+        Valid("""
+            import torch
+
+            def translate(model, tokens):
+                model.eval()
+                logits = model(tokens)
+                return logits.argmax(-1)
+
+            with torch.no_grad():
+                print(translate(model, batch))
+        """),
+        # a test: pytest calls it
+        Valid("""
+            def test_logits_shape():
+                model.eval()
+                out = model(torch.zeros(2, 3, 32, 32))
+                assert out.shape == (2, 10)
+        """),
+        # eval() then a backward: an adversarial attack, not inference
+        Valid("""
+            def attack(model, x, y):
+                model.eval()
+                x.requires_grad_(True)
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                return x + 0.01 * x.grad.sign()
+
+            adversarial = attack(model, images, labels)
+        """),
         # pre-0.4 torchtext: the test iterator of BucketIterator.splits yields volatile batches
         Valid("""
             from torchtext import data
@@ -186,6 +220,33 @@ class EvalWithoutNoGrad(Rule):
                         acc += (out.argmax(1) == y).float().mean().item()
             """,
         ),
+        # an inference helper by what it does: eval() itself, one forward, the argmax
+        Invalid(
+            """
+            import torch
+
+            def translate_sentence(model, tokens):
+                model.eval()
+                src = torch.LongTensor(tokens).unsqueeze(1)
+                logits = model(src)
+                return logits.argmax(-1).tolist()
+
+            print(translate_sentence(model, [2, 14, 7, 3]))
+            """,
+            line=3,
+            fixed="""
+            import torch
+
+            @torch.no_grad()
+            def translate_sentence(model, tokens):
+                model.eval()
+                src = torch.LongTensor(tokens).unsqueeze(1)
+                logits = model(src)
+                return logits.argmax(-1).tolist()
+
+            print(translate_sentence(model, [2, 14, 7, 3]))
+            """,
+        ),
     ]
 
     def check(self, ctx: RuleContext):
@@ -193,7 +254,8 @@ class EvalWithoutNoGrad(Rule):
         if _grad_disabled_globally(program) or _legacy_torchtext_batches(program):
             return
         volatile = None
-        for region in eval_candidates(program):
+        regions = eval_candidates(program)
+        for region in [*regions, *inference_helpers(program, flow, regions)]:
             forwards = [e for e in region.effects if e.kind == FORWARD and not _generates(e)]
             if not forwards or any(e.nograd is not False for e in forwards):
                 continue  # some forward is under no_grad (or a flag): the author thought about it

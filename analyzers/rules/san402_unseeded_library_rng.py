@@ -3,9 +3,10 @@ from __future__ import annotations
 import libcst as cst
 
 from ..context import RuleContext
+from ..dataflow import dataflow
 from ..flow import SEED, flow_of
 from ..lookups import module_alias, named_calls
-from ..model import ProgramModel
+from ..model import Binding, ProgramModel
 from ..rule import UNSAFE, InsertAfter, Invalid, NodeFix, Rule, Valid
 from ..rules.san401_unseeded_training import seed_kinds
 from ..syntax import dotted_name, statement_of_call
@@ -30,6 +31,8 @@ class UnseededLibraryRng(Rule):
     name = "unseeded-library-rng"
     message = "torch is seeded but this library's global random generator is not: it differs on every run"
     _lib_message = "torch is seeded but {lib} is not: this use of {lib} differs on every run"
+    _split_message = ("torch is seeded but {lib} is not: this torchtext split() shuffles with {lib}'s global state "
+                      "and differs on every run (seed {lib}, or pass random_state=)")
     why = """
         `torch.manual_seed` seeds only torch's generators. Python's `random` and NumPy's global generator
         keep their own state, so shuffles, crops and noise drawn from them change on every run and the
@@ -45,13 +48,31 @@ class UnseededLibraryRng(Rule):
         inserts the seeding call right after `torch.manual_seed(...)`.
     """
     known_problems = """
-        Only the global functions of `random` and `numpy.random` are tracked; generators created elsewhere and
-        library calls that draw from these generators internally are not seen.
+        Only the global functions of `random` and `numpy.random` are tracked, and one library call that draws
+        from `random` internally: `split()` of a legacy torchtext dataset (built by `splits(...)`) without
+        `random_state=`. Generators created elsewhere and other library calls that draw from these generators
+        internally (timm's augmentations, for one) are not seen.
     """
     fix_safety = """
         Unsafe: seeding the library changes the random numbers the script draws from then on.
     """
     VALID = [
+        # a seeded split: random_state given
+        Valid("""
+            import random
+            import torch
+            from torchtext import data, datasets
+            torch.manual_seed(0)
+            train, test = datasets.IMDB.splits(TEXT, LABEL)
+            train, valid = train.split(random_state=random.getstate())
+        """),
+        # str.split: not a dataset
+        Valid("""
+            import torch
+            torch.manual_seed(0)
+            line = open("data.txt").read()
+            words = line.split()
+        """),
         # dataset code runs in DataLoader workers, which PyTorch seeds from torch's seed
         Valid("""
             import random
@@ -100,6 +121,32 @@ class UnseededLibraryRng(Rule):
         """),
     ]
     INVALID = [
+        # legacy torchtext: Dataset.split() without random_state shuffles with random's global state
+        Invalid(
+            """
+            import random
+            import torch
+            from torchtext import data, datasets
+
+            torch.manual_seed(1234)
+            train, test = datasets.IMDB.splits(TEXT, LABEL)
+            train, valid = train.split()
+            """,
+            line=7,
+            column=15,
+            message="torch is seeded but random is not: this torchtext split() shuffles with random's global state "
+                    "and differs on every run (seed random, or pass random_state=)",
+            fixed="""
+            import random
+            import torch
+            from torchtext import data, datasets
+
+            torch.manual_seed(1234)
+            random.seed(1234)
+            train, test = datasets.IMDB.splits(TEXT, LABEL)
+            train, valid = train.split()
+            """,
+        ),
         Invalid(
             """
             import random
@@ -157,17 +204,36 @@ class UnseededLibraryRng(Rule):
             use = _first_use(program, lib)
             if use is None:
                 continue
-            yield self.finding(use, message=self._lib_message.format(lib=lib), fix=_fix(program, lib))
+            message = self._split_message if lib == "random" and _torchtext_split(program, use) else self._lib_message
+            yield self.finding(use, message=message.format(lib=lib), fix=_fix(program, lib))
 
 
 def _first_use(program: ProgramModel, lib: str):
     for call, qual in named_calls(program):
         module, _, fn = (qual or "").rpartition(".")
         if lib == "random" and module == "random" and fn in _RANDOM_FUNCTIONS or \
-                lib == "numpy" and module == "numpy.random" and fn not in _NUMPY_NOT_GLOBAL:
+                lib == "numpy" and module == "numpy.random" and fn not in _NUMPY_NOT_GLOBAL or \
+                lib == "random" and _torchtext_split(program, call):
             if not _in_worker_code(program, call):
                 return call
     return None
+
+
+def _torchtext_split(program: ProgramModel, call: cst.Call) -> bool:
+    """``train, valid = train_data.split()`` on a dataset that torchtext's legacy ``splits(...)`` built: without
+    ``random_state=`` it takes Python's global ``random`` state to shuffle the examples it splits."""
+    func = call.func
+    if not (isinstance(func, cst.Attribute) and func.attr.value == "split" and isinstance(func.value, cst.Name)):
+        return False
+    if any(arg.keyword is not None and arg.keyword.value == "random_state" for arg in call.args) \
+            or any(arg.star for arg in call.args) or len([a for a in call.args if a.keyword is None]) > 3:
+        return False  # random_state given (the fourth positional parameter too)
+    binding = dataflow(program).reaching(func.value.value, call)
+    if not isinstance(binding, Binding) or not isinstance(binding.node, cst.Assign):
+        return False
+    source = binding.node.value
+    qual = program.call_name(source) if isinstance(source, cst.Call) else None
+    return qual is not None and qual.startswith("torchtext.") and qual.rsplit(".", 1)[-1] == "splits"
 
 
 _WORKER_METHODS = frozenset({"__getitem__", "__getitems__", "__iter__", "__next__", "__call__"})

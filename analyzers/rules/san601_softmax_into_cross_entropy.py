@@ -168,7 +168,7 @@ class SoftmaxIntoCrossEntropy(Rule):
             if act.kind == LOG_SOFTMAX:
                 message = ("CrossEntropyLoss applies log_softmax itself; this input already went through "
                            "log_softmax (redundant: pass the logits, or use NLLLoss)")
-            elif act.call is None:
+            elif act.model:
                 message = ("CrossEntropyLoss expects raw logits, but this model's output has already been "
                            "through softmax (its last layer / forward ends in softmax)")
             else:

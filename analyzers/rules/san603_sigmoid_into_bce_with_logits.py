@@ -96,7 +96,7 @@ class SigmoidIntoBceWithLogits(Rule):
         for flow, call, arg, act in loss_inputs(program, BCE_WITH_LOGITS):
             if act is None or act.kind != SIGMOID:
                 continue
-            message = self.message if act.call is not None else (
+            message = self.message if not act.model else (
                 "BCEWithLogitsLoss applies sigmoid itself, but this model's output already ends in sigmoid")
             yield self.finding(arg.value, message=message,
                                fix=unwrap_activation_fix(flow, arg, act, "Pass the logits (drop the sigmoid)"))

@@ -3,8 +3,9 @@ from __future__ import annotations
 import libcst as cst
 
 from ..context import RuleContext
-from ..lookups import named_calls
-from ..model import ProgramModel
+from ..dataflow import Dataflow
+from ..lookups import calls_by_callee, named_calls
+from ..model import Binding, ProgramModel
 from ..name_guesses import EVAL_ROLE, TRAIN_ROLE, name_role
 from ..rule import Invalid, Rule, Valid
 from ..syntax import dotted_name, number_literal, string_literal, walk
@@ -51,9 +52,11 @@ class AugmentationInEval(Rule):
         augmentation, name it `tta_...` or suppress with `# noqa: SAN801`.)
     """
     known_problems = """
-        Validation pipelines are recognised by names and dataset arguments; pipelines passed through
-        configuration objects or built by factories are not followed. Deliberate test-time augmentation must be
-        named `tta_...` or suppressed.
+        Validation pipelines are recognised by names and dataset arguments. A pipeline that an unnamed helper of
+        the same module builds unconditionally and returns takes the role of the helper's call sites
+        (`self.test_transform = self._default_transform()`); pipelines passed through configuration objects,
+        built in other modules or assembled under a condition are not followed. Deliberate test-time
+        augmentation must be named `tta_...` or suppressed.
     """
     fix_safety = """
         No fix: which deterministic transforms replace the random ones is a decision.
@@ -84,6 +87,26 @@ class AugmentationInEval(Rule):
             import torchvision
             import torchvision.transforms as T
             train_set = torchvision.datasets.CIFAR10('data', train=True, transform=T.Compose([T.RandomCrop(32, 4), T.ToTensor()]))
+        """),
+        # a helper that adds its random crop only for training builds a deterministic test pipeline
+        Valid("""
+            import torchvision.transforms as T
+
+            def build_transform(is_train):
+                if is_train:
+                    return T.Compose([T.RandomCrop(32, padding=4), T.ToTensor()])
+                return T.Compose([T.ToTensor()])
+
+            train_tf = build_transform(True)
+            test_tf = build_transform(False)
+        """),
+        Valid("""
+            import torchvision.transforms as T
+
+            def make_transform(train):
+                return T.Compose([T.RandomCrop(32, padding=4) if train else T.CenterCrop(32), T.ToTensor()])
+
+            val_tf = make_transform(False)
         """),
     ]
     INVALID = [
@@ -141,6 +164,25 @@ class AugmentationInEval(Rule):
             """,
             line=7,
         ),
+        # an unnamed helper builds the pipeline; its caller stores it as the test transform
+        Invalid(
+            """
+            import torchvision.transforms as T
+
+            class Digits:
+                def __init__(self):
+                    self.train_transform = self._default_transform()
+                    self.test_transform = self._default_transform()
+
+                def _default_transform(self):
+                    transform = T.Compose([
+                        T.RandomCrop(28, padding=4),
+                        T.ToTensor(),
+                    ])
+                    return transform
+            """,
+            line=10,
+        ),
     ]
 
     def check(self, ctx: RuleContext):
@@ -154,7 +196,7 @@ class AugmentationInEval(Rule):
                 continue
             if flow is None:
                 flow = ctx.dataflow
-            if _context_role(program, call) == EVAL_ROLE and id(call) not in reported:
+            if _context_role(program, call, flow) == EVAL_ROLE and id(call) not in reported:
                 reported.add(id(call))
                 yield self.finding(call)
         # `val_ds = Dataset(..., transform=train_tf)`: a random pipeline reused for evaluation
@@ -242,8 +284,9 @@ def _dataset_role(program: ProgramModel, call: cst.Call) -> str | None:
     return roles.pop() if len(roles) == 1 else None
 
 
-def _context_role(program: ProgramModel, node: cst.CSTNode) -> str | None:
-    """Walk up from a transform to where its pipeline is named or used."""
+def _context_role(program: ProgramModel, node: cst.CSTNode, flow: Dataflow | None = None, depth: int = 0) -> str | None:
+    """Walk up from a transform to where its pipeline is named or used. With ``flow``, a pipeline that an
+    unnamed helper builds and returns takes the role of the helper's call sites (see :func:`_callers_role`)."""
     current = node
     for parent in program.ancestors(node):
         if isinstance(parent, cst.DictElement) and parent.value is current:
@@ -257,10 +300,19 @@ def _context_role(program: ProgramModel, node: cst.CSTNode) -> str | None:
             if role is not None:
                 return role
         if isinstance(parent, (cst.Assign, cst.AnnAssign)):
-            return name_role(_assigned_name(program, current))
+            name = _assigned_name(program, current)
+            role = name_role(name)
+            if role is None and flow is not None and name is not None and "." not in name:
+                role = _returned_name_role(program, flow, node, parent, name, depth)
+            return role
         if isinstance(parent, cst.Return):
             function = program.enclosing_function(parent)
-            return name_role(function.name.value) if function is not None else None
+            if function is None:
+                return None
+            role = name_role(function.name.value)
+            if role is None and flow is not None and _unconditional(program, node, function):
+                role = _callers_role(program, flow, function, depth)
+            return role
         if isinstance(parent, (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.SimpleStatementLine)):
             return None
         if isinstance(parent, cst.Arg) and parent.keyword is None:
@@ -275,3 +327,60 @@ def _context_role(program: ProgramModel, node: cst.CSTNode) -> str | None:
                 return None  # an argument of something else: we do not know what it does
         current = parent
     return None
+
+
+_MAX_FOLLOW = 3  # helpers returning helpers' pipelines: how many calls deep the role is looked for
+_BRANCHES = (cst.If, cst.IfExp, cst.For, cst.While, cst.Try)
+
+
+def _unconditional(program: ProgramModel, node: cst.CSTNode, function: cst.FunctionDef) -> bool:
+    """``node`` runs on every call of ``function``: no ``if`` / conditional expression / loop / ``try`` between
+    them (a helper that adds its random crops only ``if is_train`` builds a deterministic pipeline otherwise)."""
+    for ancestor in program.ancestors(node):
+        if ancestor is function:
+            return True
+        if isinstance(ancestor, _BRANCHES):
+            return False
+    return False
+
+
+def _returned_name_role(program: ProgramModel, flow: Dataflow, node: cst.CSTNode, assign: cst.CSTNode, name: str,
+                        depth: int) -> str | None:
+    """``transform = T.Compose([...])`` then ``return transform`` in an unnamed helper: the role of the helper's
+    call sites, when that assignment is what every ``return transform`` of the helper gives."""
+    function = program.enclosing_function(assign)
+    if function is None or not _unconditional(program, node, function):
+        return None
+    returns = [n for n in walk(function.body) if isinstance(n, cst.Return) and program.enclosing_function(n) is function]
+    if not returns:
+        return None
+    for ret in returns:
+        if not (isinstance(ret.value, cst.Name) and ret.value.value == name):
+            return None
+        binding = flow.reaching(name, ret.value)
+        if not isinstance(binding, Binding) or binding.node is not assign or not _unconditional(program, ret, function):
+            return None
+    return name_role(function.name.value) or _callers_role(program, flow, function, depth)
+
+
+def _callers_role(program: ProgramModel, flow: Dataflow, function: cst.FunctionDef, depth: int) -> str | None:
+    """The role of what an unnamed helper returns, from its call sites in this module: ``self.test_transform =
+    self._get_default_transform()`` makes the helper's pipeline a test pipeline. A pipeline that reaches
+    evaluation at any call site is an evaluation pipeline (it is one there)."""
+    if depth >= _MAX_FOLLOW:
+        return None
+    by_name, by_method = calls_by_callee(program)
+    name = function.name.value
+    class_name = flow.class_of(function)
+    if class_name is None:
+        if program.parent(function) is not program.module:
+            return None
+        sites = by_name.get(name, [])
+    else:
+        sites = [call for call in by_method.get(name, ())
+                 if isinstance(call.func.value, cst.Name) and call.func.value.value == "self"
+                 and flow.class_of(flow.scope(call)) == class_name]
+    roles = {_context_role(program, site, flow, depth + 1) for site in sites if flow.scope(site) is not function}
+    if EVAL_ROLE in roles:
+        return EVAL_ROLE
+    return TRAIN_ROLE if roles == {TRAIN_ROLE} else None
