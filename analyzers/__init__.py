@@ -9,12 +9,27 @@ The public API used by the front ends:
 """
 
 from .config import Config, ConfigError
-from .engine import analyze_file, analyze_source, fix_source
 from .findings import FileProblem, FileReport, Finding, Fix, Position, Severity, TextEdit
-from .fixes import apply_edits, apply_fixes
-from .project import Project
-from .registry import all_rules, docs_url, get_rule
-from .suppression import add_noqa
+
+# The rest needs libcst (and the rules): loaded on first use, so that a `check` run answered from the cache
+# never imports them.
+_LAZY = {
+    "analyze_file": "engine", "analyze_source": "engine", "fix_source": "engine", "apply_edits": "fixes",
+    "apply_fixes": "fixes", "Project": "project", "all_rules": "registry", "docs_url": "registry",
+    "get_rule": "registry", "add_noqa": "suppression",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Config", "ConfigError", "FileProblem", "FileReport", "Finding", "Fix", "Position", "Project", "Severity",

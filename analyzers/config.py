@@ -38,10 +38,18 @@ def known_codes() -> tuple[str, ...]:
 
 def unknown_selector_message(selector: str, exact: bool = False) -> str | None:
     """None when ``selector`` (``ALL``, a code or a code prefix such as ``SAN1``; only a code when
-    ``exact``) selects a rule, else a message naming the closest valid code."""
+    ``exact``) selects a rule, else a message naming the closest valid code. The table of codes answers
+    first (no rule imported); the registry only when the table does not know the selector."""
+    from .codes import CODES
+
+    def selects(codes: tuple[str, ...]) -> bool:
+        return selector in codes or not exact and (
+            selector == "ALL" or selector.startswith("SAN") and any(code.startswith(selector) for code in codes))
+
+    if selects(CODES):
+        return None
     codes = known_codes()
-    if selector in codes or not exact and (
-            selector == "ALL" or selector.startswith("SAN") and any(code.startswith(selector) for code in codes)):
+    if selects(codes):
         return None
     close = difflib.get_close_matches(selector, codes, n=1, cutoff=0.0)
     hint = f"; did you mean {close[0]}?" if close else ""

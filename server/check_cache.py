@@ -1,14 +1,21 @@
 """The result cache of `torchsanity check`, in ``.torchsanity_cache/`` at the project root (like ``.ruff_cache``).
 
-An entry holds one file's report. It is found by a key made of the file's absolute path, the resolved
-configuration, the torchsanity version and a fingerprint of the engine's own source files; it is used only
-when the file's content hash matches and every project module the analysis depended on (found through the
-cross-file index, :meth:`Project.dependencies`) still has the hash it had, or is still absent. An entry also
-keeps the file's summary for the project index and the questions its analysis asked about its callers:
-those are answered afresh on every run from every file's summary, so editing a caller re-judges the
-callee without analysing it again. Each entry is
-written to a temporary file and moved into place with ``os.replace``, so concurrent runs never read half an
-entry. Anything unreadable in the cache is a miss, never an error.
+One index per engine holds every file's entry, in 16 shards (files) by key, so a run reads the cache with
+at most 16 ``open`` calls and rewrites only the shards that changed. An entry is found by a key made of the
+file's absolute path and the resolved configuration; the index's folder is named by a fingerprint of the
+torchsanity version and of the engine's own source files. An entry is used only when
+the file's content hash matches and every project module the analysis depended on (found through the
+cross-file index, :meth:`Project.dependencies`) still has the hash it had, or is still absent. An entry
+also keeps the file's summary for the project index and the questions its analysis asked about its
+callers: those are answered afresh on every run from every file's summary, so editing a caller re-judges
+the callee without analysing it again.
+
+The run's new entries are written once, at the end: each shard they fall in is merged with the shard as
+it is then (read again when another run replaced it meanwhile) and written to a temporary file moved into
+place with ``os.replace``, so concurrent runs never read half a shard (the last writer wins; an entry it
+lacks is a miss next time).
+Anything unreadable in the cache is a miss, never an error. No libcst here: a run answered from the cache
+never imports it.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from ..analyzers import FileProblem, FileReport, Finding, Fix, Position, Severity, TextEdit
-from ..analyzers.findings import Applicability
+from ..analyzers.findings import Applicability, FileProblem, FileReport, Finding, Fix, Position, Severity, TextEdit
 
 CACHE_DIR_NAME = ".torchsanity_cache"
-_FORMAT = 3  # 2: the project index's summary and deferred questions; 3: summaries in one canonical order
+# 2: the project index's summary and deferred questions; 3: summaries in one canonical order; 4: one index
+_FORMAT = 4
+_KEPT_INDEXES = 4  # indexes of other engines (versions, edited sources) beyond this many are removed
+_SHARD_DIGITS = 1  # the index is split by the first hex digit of the key: 16 files, a run rewrites those it changed
 _NOT_KEPT = frozenset({"internal-error", "skipped"})  # problems that say nothing lasting about the file
 
 
@@ -43,12 +52,9 @@ def text_hash(text: str) -> str:
 
 def _engine_fingerprint() -> str:
     """The version plus the size and mtime of every module of the package: a changed engine is a new cache."""
-    from importlib.metadata import PackageNotFoundError, version
+    from . import __version__
 
-    try:
-        parts = [version("torchsanity")]
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree
-        parts = ["0"]
+    parts = [__version__]
     package = Path(__file__).resolve().parent.parent
     for folder in ("analyzers", "analyzers/rules", "server"):
         for module in sorted((package / folder).glob("*.py")) if (package / folder).is_dir() else ():
@@ -111,67 +117,129 @@ def report_from_dict(data: dict, path: str) -> FileReport:
 
 
 class Cache:
-    """One run's view of the cache directory."""
+    """One run's view of the cache directory: a shard of the index is read on the first lookup of a key
+    in it, new entries are kept in memory and written by :meth:`save`."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._engine = _engine_fingerprint()
-        self._hashes: dict[Path, str | None] = {}
+        self.index_dir = directory / f"index-{_engine_fingerprint()}"
+        # shard -> (its entries, the file as it was when read: None when absent or unreadable)
+        self._shards: dict[str, tuple[dict[str, dict], tuple | None]] = {}
+        self._new: dict[str, dict] = {}
+        self._hashes: dict[str, str | None] = {}
 
-    def _hash(self, path: Path) -> str | None:
+    def _hash(self, path: str) -> str | None:
         if path not in self._hashes:
             self._hashes[path] = file_hash(path)
         return self._hashes[path]
 
-    def _entry(self, path: str, config) -> Path:
-        key = hashlib.blake2b(
-            "\0".join((os.path.abspath(path), config_fingerprint(config), self._engine)).encode(), digest_size=20
-        ).hexdigest()
-        return self.directory / "v1" / key[:2] / f"{key}.json"
+    @staticmethod
+    def _key(path: str, config) -> str:
+        return hashlib.blake2b("\0".join((os.path.abspath(path), config_fingerprint(config))).encode(),
+                               digest_size=20).hexdigest()
+
+    def _read_shard(self, shard: str) -> tuple[dict[str, dict], tuple | None]:
+        """A shard's entries on disk now; an absent, unreadable or foreign one is empty."""
+        try:
+            with open(self.index_dir / f"{shard}.json", "rb") as handle:
+                stamp = _stamp(os.fstat(handle.fileno()))
+                data = json.loads(handle.read())
+            entries = data["entries"] if data.get("format") == _FORMAT else {}
+            return (entries, stamp) if isinstance(entries, dict) else ({}, stamp)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}, None
 
     def get(self, path: str, config, content: str | None) -> tuple[FileReport, bool, dict | None, list] | None:
         """The cached (report, skipped, summary, questions) of ``path`` when still valid. ``content``: its
         content hash."""
         if content is None:
             return None
+        key = self._key(path, config)
+        shard = key[:_SHARD_DIGITS]
+        if shard not in self._shards:
+            self._shards[shard] = self._read_shard(shard)
+        data = self._shards[shard][0].get(key)
         try:
-            data = json.loads(self._entry(path, config).read_text(encoding="utf-8"))
-            if data.get("format") != _FORMAT or data.get("content") != content:
+            if data is None or data["content"] != content:
                 return None
-            for dependency, expected in data["dependencies"].items():
-                if self._hash(Path(dependency)) != expected:
+            for dependency, expected in data["dependencies"]:
+                if self._hash(dependency) != expected:
                     return None
             return (report_from_dict(data["report"], path), bool(data.get("skipped")), data.get("summary"),
                     data.get("questions") or [])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def put(self, path: str, config, content: str | None, report: FileReport, skipped: bool,
             dependencies: dict | None, summary: dict | None = None, questions: list | None = None) -> None:
-        """Store a result (atomically) with the file's index summary and its unsettled questions; results
-        with internal errors, or skipped for their time / memory budget (a busy machine), are not kept."""
+        """Keep a result, with the file's index summary and its unsettled questions, for :meth:`save`;
+        results with internal errors, or skipped for their time / memory budget (a busy machine), are not
+        kept."""
         if content is None or any(p.kind in _NOT_KEPT for p in report.problems):
             return
-        deps = {str(p): (self._hash(Path(p)) if exists else None) for p, exists in (dependencies or {}).items()}
-        entry = self._entry(path, config)
-        data = {"format": _FORMAT, "content": content, "dependencies": deps, "skipped": skipped,
-                "report": report_to_dict(report), "summary": summary, "questions": questions or []}
+        deps = [[str(p), self._hash(str(p)) if exists else None] for p, exists in (dependencies or {}).items()]
+        self._new[self._key(path, config)] = {
+            "path": os.path.abspath(path), "content": content, "dependencies": deps, "skipped": skipped,
+            "report": report_to_dict(report), "summary": summary, "questions": questions or []}
+
+    def save(self) -> None:
+        """Write the new entries into the shards they belong to, each atomically: merged with the shard as
+        it is now (read again if another run replaced it meanwhile, so its entries are kept); entries of
+        files that no longer exist are dropped from the shards written."""
+        if not self._new:
+            return
+        by_shard: dict[str, dict[str, dict]] = {}
+        for key, entry in self._new.items():
+            by_shard.setdefault(key[:_SHARD_DIGITS], {})[key] = entry
+        self._new = {}
         try:
             self._ensure_directory()
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=entry.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(data, handle, ensure_ascii=False)
-                os.replace(tmp, entry)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            self.index_dir.mkdir(exist_ok=True)
+            for shard, new in by_shard.items():
+                self._write_shard(shard, new)
+            self._remove_old_indexes()
         except OSError:
             pass  # a read-only tree: run without a cache
+
+    def _write_shard(self, shard: str, new: dict[str, dict]) -> None:
+        path = self.index_dir / f"{shard}.json"
+        entries, stamp = self._shards.get(shard, ({}, None))
+        try:
+            unchanged = stamp is not None and _stamp(os.stat(path)) == stamp
+        except OSError:
+            unchanged = False
+        entries = dict(entries) if unchanged else self._read_shard(shard)[0]
+        entries.update(new)
+        entries = {key: entry for key, entry in entries.items()
+                   if isinstance(entry, dict) and os.path.exists(str(entry.get("path")))}
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.index_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:  # dumps: json's C encoder, unlike dump
+                handle.write(json.dumps({"format": _FORMAT, "entries": entries}, ensure_ascii=False))
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def _remove_old_indexes(self) -> None:
+        """Keep the indexes of the few engines used last (another install, an edited engine); remove the
+        rest, and the per-file entries of format 3."""
+        import shutil
+
+        others = sorted((p for p in self.directory.glob("index-*") if p != self.index_dir), key=_mtime, reverse=True)
+        for old in others[_KEPT_INDEXES - 1:]:
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                try:
+                    old.unlink()
+                except OSError:
+                    pass
+        if (self.directory / "v1").is_dir():
+            shutil.rmtree(self.directory / "v1", ignore_errors=True)
 
     def _ensure_directory(self) -> None:
         ignore = self.directory / ".gitignore"
@@ -182,3 +250,14 @@ class Cache:
                     handle.write("# Automatically created by torchsanity.\n*\n")
             except FileExistsError:
                 pass
+
+
+def _stamp(stat: os.stat_result) -> tuple:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
         return replace(config, unsafe_fixes=args.unsafe_fixes, follow_symlinks=args.follow_symlinks)
 
     def check_once() -> int:
-        from . import check_workers
-
-        check_workers._PROJECTS.clear()  # sibling modules may have changed since the last run (--watch)
+        workers = sys.modules.get(f"{__package__}.check_workers")  # imported once a file was analysed
+        if workers is not None:
+            workers.forget_projects()  # sibling modules may have changed since the last run (--watch)
         return _check(args, paths, config_for)
 
     try:
@@ -99,7 +99,7 @@ def _stdin_target(args, config_for) -> Target:
 def _check(args, paths: list[str], config_for) -> int:
     from .check_session import (add_noqa_directives, notebook_maps, open_cache, run_targets, settings_text,
                                 source_reader)
-    from .check_workers import Budget
+    from .check_result import Budget
 
     files = [p for p in paths if p != STDIN]
     discovery = discover(files, config_for, force_exclude=args.force_exclude,

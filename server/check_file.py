@@ -2,7 +2,8 @@
 
 A file whose text (and that of the project modules it imports) cannot hold a finding is not parsed at all
 (:mod:`..analyzers.relevance`). Each analysis also says which project files it depended on, so the cache
-can invalidate it when a sibling module changes.
+can invalidate it when a sibling module changes. The engine (libcst) is imported when a target is read or
+analysed, not with this module: a run answered from the cache never imports it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,7 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..analyzers import FileProblem, FileReport, analyze_source
-from ..analyzers.engine import unreadable_problem
-from ..analyzers.notebook import NotebookError, parse_notebook
-from ..analyzers.relevance import may_hold_finding
-from ..analyzers.source import read_source
+from ..analyzers.findings import FileProblem, FileReport
 
 NOTEBOOK_SUFFIX = ".ipynb"
 
@@ -34,6 +31,9 @@ def is_notebook(path: str) -> bool:
 def read_target_text(path: str, stdin_text: str | None = None) -> str:
     """The Python text of a target (a notebook's code cells joined); raises OSError / ValueError /
     UnicodeDecodeError / NotebookError when it cannot be read."""
+    from ..analyzers.notebook import parse_notebook
+    from ..analyzers.source import read_source
+
     if is_notebook(path):
         raw = stdin_text if stdin_text is not None else Path(path).read_text(encoding="utf-8")
         notebook = parse_notebook(raw)
@@ -44,6 +44,9 @@ def read_target_text(path: str, stdin_text: str | None = None) -> str:
 
 
 def _unreadable(path: str, error: Exception) -> FileReport:
+    from ..analyzers.engine import unreadable_problem
+    from ..analyzers.notebook import NotebookError
+
     if isinstance(error, NotebookError):
         return FileReport(path=path, problems=[FileProblem(path, "unreadable", f"cannot read file: invalid notebook: {error}")])
     return FileReport(path=path, problems=[unreadable_problem(path, error)])
@@ -60,6 +63,9 @@ def _compiles(text: str) -> bool:
 
 def analyze_target(path: str, config, project, stdin_text: str | None = None) -> Analysis:
     """Read and analyse one target; never raises on user input."""
+    from ..analyzers.engine import analyze_source
+    from ..analyzers.relevance import may_hold_finding
+
     try:
         text = read_target_text(path, stdin_text)
     except (OSError, UnicodeDecodeError, ValueError, SyntaxError) as error:  # NotebookError is a ValueError
@@ -77,7 +83,7 @@ def fix_notebook(target, mode: str, project):
     notebook's JSON (outputs and metadata untouched); the report is that of the notebook as it is after."""
     from ..analyzers import fix_source
     from ..analyzers.notebook import mark_notebook
-    from .check_workers import FileResult
+    from .check_result import FileResult
     from .fix_output import unified_diff, write_fixed_for
 
     path = target.path

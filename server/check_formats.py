@@ -15,9 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Callable, Iterable, Sequence
-from xml.sax.saxutils import escape, quoteattr
 
-from ..analyzers import FileProblem, FileReport, Finding, Severity, all_rules, docs_url
+from ..analyzers.findings import FileProblem, FileReport, Finding, Severity
 
 FORMATS = ("full", "concise", "text", "json", "json-lines", "sarif", "github", "gitlab", "junit")
 
@@ -303,6 +302,8 @@ def _sarif_region(line: int, column: int, end_line: int, end_column: int) -> dic
 
 
 def format_sarif(reports: Sequence[FileReport], summary: Summary = Summary()) -> str:
+    from ..analyzers.registry import all_rules, docs_url
+
     rules = list(all_rules())
     index = {rule.code: i for i, rule in enumerate(rules)}
     driver = {
@@ -465,6 +466,8 @@ def format_gitlab(reports: Sequence[FileReport], summary: Summary = Summary()) -
 
 def format_junit(reports: Sequence[FileReport], summary: Summary = Summary()) -> str:
     """JUnit XML: one test suite per file with findings, one failed test case per finding."""
+    from xml.sax.saxutils import escape, quoteattr  # imports urllib: only when asked for
+
     failures = sum(len(r.findings) + len(r.problems) for r in reports)
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
            f'<testsuites name="torchsanity" tests="{max(failures, 1)}" failures="{failures}" errors="0">']

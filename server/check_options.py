@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .check_formats import FORMATS
-from .check_workers import DEFAULT_FILE_MEMORY, DEFAULT_FILE_TIMEOUT
+from .check_result import DEFAULT_FILE_MEMORY, DEFAULT_FILE_TIMEOUT
 
 
 def selectors(value: str) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 from .check_cache import CACHE_DIR_NAME, Cache, file_hash, project_root, text_hash
 from .check_file import is_notebook, read_target_text
-from .check_workers import Budget, FileResult, check_targets
+from .check_result import Budget, FileResult
 from .file_discovery import Target
 
 
@@ -43,8 +43,12 @@ def run_targets(targets: Sequence[Target], mode: str, jobs: int, cache: Cache | 
             results[i] = FileResult(report, skipped=skipped, summary=summary, questions=questions)
     misses = [i for i, r in enumerate(results) if r is None]
     cached = len(targets) - len(misses)
-    with _progress(len(misses), cached) as progress:
-        fresh = check_targets([targets[i] for i in misses], mode, jobs, progress.advance, budget) if misses else []
+    fresh: list[FileResult] = []
+    if misses:  # the engine (libcst, the rules) is imported only when some file must be analysed
+        from .check_workers import check_targets
+
+        with _progress(len(misses), cached) as progress:
+            fresh = check_targets([targets[i] for i in misses], mode, jobs, progress.advance, budget)
     for i, result in zip(misses, fresh):
         results[i] = result
         if any(p.kind == "skipped" for p in result.report.problems):
@@ -52,6 +56,8 @@ def run_targets(targets: Sequence[Target], mode: str, jobs: int, cache: Cache | 
         if cache is not None and mode == "check":  # (--fix analyses do not record their dependencies)
             cache.put(targets[i].path, targets[i].config, hashes[i], result.report, result.skipped,
                       result.dependencies, result.summary, result.questions)
+    if cache is not None:
+        cache.save()
     settle(targets, results)  # type: ignore[arg-type]
     return results, cached  # type: ignore[return-value]
 
@@ -60,11 +66,11 @@ def settle(targets: Sequence[Target], results: Sequence[FileResult]) -> None:
     """Answer the questions the analyses deferred (who calls a function, under which gradient mode) with
     one project index per root, made of every checked file's summary (files of the project that were not
     checked are read as needed), and drop the findings the answers rule out."""
+    if not any(result.questions for result in results):
+        return
     from ..analyzers import Project
     from ..analyzers.project_index import settle_report
 
-    if not any(result.questions for result in results):
-        return
     projects: dict[str, Project] = {}
     for target, result in zip(targets, results):
         if target.project_root is not None and (result.summary or result.questions):

@@ -19,11 +19,11 @@ import signal
 import sys
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from .check_result import DEFAULT_FILE_MEMORY, DEFAULT_FILE_TIMEOUT, Budget, FileResult  # noqa: F401 (defaults read here too)
 from .file_discovery import Target
 
 if TYPE_CHECKING:
@@ -31,34 +31,14 @@ if TYPE_CHECKING:
 
 # Fewer files than this are checked by one worker: more cost more to start than they save.
 PARALLEL_THRESHOLD = 12
-# What one file (with the sibling modules it imports) may cost, unless --file-timeout / --file-memory say.
-DEFAULT_FILE_TIMEOUT = 300.0  # seconds of wall-clock time
-DEFAULT_FILE_MEMORY = 2048  # megabytes of address space beyond what the worker started with (Linux)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What checking one file may cost: ``seconds`` of wall-clock time and ``megabytes`` of memory
-    (0: unlimited). The memory cap is the worker's RLIMIT_AS, so it holds on Linux only."""
-
-    seconds: float = DEFAULT_FILE_TIMEOUT
-    megabytes: int = DEFAULT_FILE_MEMORY
-
-
-@dataclass
-class FileResult:
-    report: object  # FileReport
-    fixed: int = 0
-    diff: str = ""
-    write_error: str | None = None
-    dependencies: dict | None = None  # project file -> existed, for the cache (check_file.Analysis)
-    skipped: bool = False  # not parsed: it cannot hold a finding
-    fixed_codes: dict | None = None  # code -> how many findings --fix removed (--show-fixes)
-    summary: dict | None = None  # what the file contributes to the project index (project_summary)
-    questions: list | None = None  # [function, code] asked of the index, settled by the parent
 
 
 _PROJECTS: dict[str, object] = {}
+
+
+def forget_projects() -> None:
+    """Drop the projects (and the sibling modules they parsed) kept from an earlier run (``--watch``)."""
+    _PROJECTS.clear()
 
 
 def _project(root: str | None):
@@ -176,6 +156,14 @@ def _worker_count(requested: int, files: int) -> int:
     return max(1, min(workers, files))
 
 
+def _load_engine() -> None:
+    """Import libcst, the engine and every rule (a run answered from the cache never does)."""
+    from ..analyzers import engine  # noqa: F401
+    from ..analyzers.registry import all_rules
+
+    all_rules()
+
+
 def _pool_context():
     if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")  # workers inherit the imported engine: no start-up import
@@ -194,6 +182,8 @@ def check_targets(targets: Sequence[Target], mode: str = "check", jobs: int = 0,
     # Big files first, so the last worker does not finish alone on a large file.
     pending = deque(sorted(range(len(targets)), key=lambda i: -_size(targets[i].path)))
     context = _pool_context()
+    if targets and context.get_start_method() == "fork":
+        _load_engine()  # before forking: the workers inherit it instead of each importing it
     workers = [_Worker(context, mode, budget) for _ in range(_worker_count(jobs, len(targets)) if targets else 0)]
     avoid: set[str] = set()  # sibling modules that crashed or overran a worker: importers skip them
     try:

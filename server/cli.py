@@ -6,33 +6,37 @@ import argparse
 import sys
 
 
-def build_parser() -> argparse.ArgumentParser:
+_COMMANDS = {  # name: (module with add_arguments, help)
+    "check": ("check_options", "statically check Python files or directories"),
+    "probe": ("probe_command", "run Karpathy's sanity checks on a training script"),
+    "watch": ("watch_command", "watch a training run: curves and verdicts while it runs"),
+    "rule": ("rule_command", "print a rule's documentation"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or, given ``command``, one that knows only that subcommand's
+    options (the others' modules are not imported: `check` starts faster)."""
+    from importlib import import_module
+
     parser = argparse.ArgumentParser(
         prog="torchsanity",
         description="Static checks and runtime sanity probes for PyTorch training code.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    from . import check_options, probe_command, rule_command, watch_command
-
-    check_options.add_arguments(
-        commands.add_parser("check", help="statically check Python files or directories")
-    )
-    probe_command.add_arguments(
-        commands.add_parser("probe", help="run Karpathy's sanity checks on a training script")
-    )
-    watch_command.add_arguments(
-        commands.add_parser("watch", help="watch a training run: curves and verdicts while it runs")
-    )
-    rule_command.add_arguments(commands.add_parser("rule", help="print a rule's documentation"))
+    for name, (module, help_text) in _COMMANDS.items():
+        subparser = commands.add_parser(name, help=help_text)
+        if command is None or command == name:
+            import_module(f".{module}", __package__).add_arguments(subparser)
     commands.add_parser("server", help="run the language server on stdio")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(first if first in _COMMANDS else None)
     # `probe train.py --output r.html -- --epochs 3`: everything after `--` belongs to the script, so it
     # is split off before argparse sees it (argparse would otherwise reject options after the script).
     script_args = None

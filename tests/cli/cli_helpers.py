@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 ADAM_L2 = "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)\n"
@@ -19,3 +20,11 @@ def write(path: Path, text: str | bytes) -> Path:
     else:
         path.write_text(text, encoding="utf-8")
     return path
+
+
+def cache_entries(cache_dir: Path) -> list[dict]:
+    """Every entry of the cache's indexes in ``cache_dir`` (one folder of shards per engine)."""
+    entries = []
+    for shard in sorted(cache_dir.glob("index-*/*.json")):
+        entries.extend(json.loads(shard.read_text(encoding="utf-8"))["entries"].values())
+    return entries

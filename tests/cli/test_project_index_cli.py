@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from cli_helpers import write
+from cli_helpers import cache_entries, write
 
 PROJECTS = Path(__file__).resolve().parents[1] / "analyzers"
 NO_GRAD_CALLER = PROJECTS / "projects" / "eval_called_under_no_grad"
@@ -48,7 +48,7 @@ def test_editing_the_caller_re_judges_the_callee_from_the_cache(cli, tmp_path):
 def test_the_cache_keeps_each_file_summary_and_the_questions(cli, tmp_path):
     folder = copy(NO_GRAD_CALLER, tmp_path)
     first = findings(cli, folder)
-    entries = [json.loads(p.read_text(encoding="utf-8")) for p in (folder / ".torchsanity_cache").rglob("*.json")]
+    entries = cache_entries(folder / ".torchsanity_cache")
     summaries = [e["summary"] for e in entries]
     assert len(entries) == 2 and all(s is not None for s in summaries)
     assert any("evaluate" in s["functions"] for s in summaries)
