@@ -31,6 +31,7 @@ from .workbench import Workbench, unwrap
 from .workers import adopt_worker_report, worker_report_path
 
 TRAINING_CHECKS = {"overfit-batch", "generalization", "input-independence", "lr-range"}
+FITTING_CHECKS = TRAINING_CHECKS - {"lr-range"}  # they train at the script's learning rate (lr-range sweeps its own)
 OTHER_ROLE = {"generator": "discriminator", "discriminator": "generator"}
 GAN_WAIT = 20  # training steps to wait for a GAN's other step (critics trained n_critic times per generator step)
 
@@ -341,6 +342,8 @@ class Harness:
             self.note(f"no model summary: {type(exc).__name__}: {exc}")
         if step.batch_dim != 0:
             self.note(f"the batch is dimension {step.batch_dim} of the inputs (from {step.batch_dim_source})")
+        elif step.list_batch:
+            self.note(f"the batch is {step.batch_dim_source}: sub-batches take samples from the list")
         ctx = ProbeContext(step, wb, loss, steps=int(self.cfg.get("steps") or 60), sites=sites,
                            progress=self.progress, device=device, allow_mixing=bool(self.cfg.get("allow_mixing")))
         asked = self.cfg.get("checks")  # [] when only the parent's determinism was asked for: none here
@@ -355,6 +358,8 @@ class Harness:
             elif cid in TRAINING_CHECKS and opt is None:
                 res = CheckResult(cid, "skip", step.no_optimizer_reason or "no optimizer holds the model's parameters",
                                   site=sites.get("loop"))
+            elif cid in FITTING_CHECKS and ctx.zero_lr_reason():
+                res = CheckResult(cid, "skip", ctx.zero_lr_reason(), site=sites.get("optimizer") or sites.get("loop"))
             elif cid == "initial-loss" and later > 1:
                 res = CheckResult(cid, "skip", f"judges the loss at initialisation; training step {later} was probed "
                                   f"(--step {later})", loss_value, None, sites.get("loss"))

@@ -133,12 +133,20 @@ OVERFIT_ESCALATION = 4  # a fit still falling after the configured steps continu
 
 
 def still_falling(losses: list[float]) -> bool:
-    """True when the mean of the last quarter of the losses is at least 1 % below the mean of the quarter before."""
+    """True while a fit is still making progress: the mean of the last quarter of the losses is at least 1 % below
+    the mean of the quarter before, or the loss falls steadily — at least 1 % in all since the first quarter, and in
+    the last quarter at least half as fast as on average (a low learning rate's slow, straight descent, such as
+    Adam's at 5e-4 on a zero-initialised bigram table, is not a plateau)."""
     w = max(3, len(losses) // 4)
     if len(losses) < 2 * w:
         return False
     recent, before = sum(losses[-w:]) / w, sum(losses[-2 * w:-w]) / w
-    return recent < before - 0.01 * abs(before)
+    if recent < before - 0.01 * abs(before):
+        return True
+    first = sum(losses[:w]) / w
+    fell = first - recent
+    pace = fell * w / (len(losses) - w)  # the average fall per quarter's length of steps
+    return fell >= 0.01 * abs(first) and before - recent >= 0.5 * pace
 
 
 def regularisation_off(models: list[torch.nn.Module], optimizer: Any) -> tuple[list[str], Callable[[], None]]:
@@ -223,6 +231,16 @@ class ProbeContext:
     def configured_lrs(self) -> list[float]:
         opt = self.wb.optimizer
         return [float(g["lr"]) for g in opt.param_groups] if opt is not None and opt.param_groups else []
+
+    def zero_lr_reason(self) -> str | None:
+        """Why training at the probed step says nothing, when every parameter group's learning rate is 0 there (a
+        warmup from 0 set by hand, with no scheduler or constructor lr to undo it); None otherwise."""
+        lrs = self.configured_lrs()
+        if not lrs or any(lr != 0 for lr in lrs):
+            return None
+        return ("the learning rate is 0 in every parameter group at the probed step (a warmup from 0 set by hand, "
+                "with no scheduler or constructor lr to read the base value from): training at it changes nothing "
+                "— probe a step past the warmup with --step N")
 
     def train(self, check: str, steps: int, *, sub: bool = True, zero_inputs: bool = False,
               lrs: list[float] | None = None, stop: Callable[[list[float]], bool] | None = None,

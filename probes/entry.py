@@ -140,7 +140,7 @@ class EntryStep(Step):
 
         def cut(t: Any) -> Any:
             axis = batch_axis_of(t, n, bd) if isinstance(t, torch.Tensor) and t.dim() else None
-            return t.narrow(axis, start, k) if axis is not None else t
+            return t.narrow(axis, start, k).contiguous() if axis is not None else t
 
         return map_structure(x, cut)
 

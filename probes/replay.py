@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import torch
 
+from .batch_layout import batch_axis_of, sample_list
 from .capture import Captured, Entry, LossCall
 from .gan import gan_role, holds
 from .workbench import Workbench
@@ -114,6 +115,7 @@ class StepResult:
     model_outputs: list[Any]
     model_inputs: list[torch.Tensor] = field(default_factory=list)
     input_axes: list[int | None] = field(default_factory=list)  # the batch dimension of each model input
+    sample_inputs: list[torch.Tensor] = field(default_factory=list)  # a list batch's samples, one tensor each
 
 
 class Step:
@@ -128,6 +130,8 @@ class Step:
     batch_source: str = "replay"
     batch_dim: int = 0
     batch_dim_source: str = "default"
+    list_batch: bool = False  # the model takes a list with one tensor per sample (images of different sizes)
+    whole_batch_reason: str | None = None  # why the overfitting checks fit the whole batch, when they could not cut it
     no_optimizer_reason: str | None = None  # why the training checks have no optimizer, when they have none
     other_models: list | tuple = ()  # trainable modules the step calls but does not train (a generator step's critic)
     role: str | None = None  # "generator" / "discriminator" in a GAN's two steps, else None
@@ -278,6 +282,12 @@ class TapeStep(Step):
         self.batch_dim, self.batch_dim_source = _find_batch_dim(inputs[0], cap, batch_dim)
         first = inputs[0]
         self.batch_size = int(first.shape[self.batch_dim]) if first.dim() > self.batch_dim else 1
+        samples = sample_list(self.model_entries[0], cap) if batch_dim is None else None
+        self.sample_ids: set[int] = set()
+        if samples is not None:
+            self.list_batch, self.batch_size, self.batch_dim = True, len(samples), 0
+            self.batch_dim_source = f"a list of {len(samples)} samples, one tensor each"
+            self.sample_ids = {id(t) for t in samples}
         self.first_shape = list(first.shape)
         self.batch_source = "dataloader" if cap.dataloader_batches else "replay"
         self.optimizer = self._find_optimizer(models[0], cap.optimizers)
@@ -364,6 +374,8 @@ class TapeStep(Step):
         the batch dimension, lower-rank companions (labels) at 0; None when none does."""
         if original is not None and id(original) in self.state_ids:
             return 1 if t.dim() > 1 and t.shape[1] == n else None
+        if original is not None and id(original) in self.sample_ids:
+            return None  # one sample of a list batch: the list is cut, not the tensor
         return batch_axis_of(t, n, self.batch_dim)
 
     def target_tensors(self) -> list[torch.Tensor]:
@@ -383,10 +395,14 @@ class TapeStep(Step):
                 loss = self.run(wb, sub=True).loss
             if not torch.isfinite(loss.detach()).all():
                 self.sub_batch = None
+                self.whole_batch_reason = f"on its first {k} samples the step's loss is not finite"
             else:
                 self.vary_sub_batch()
-        except Exception:
+        except Exception as exc:
             self.sub_batch = None
+            self.whole_batch_reason = (f"the step does not replay on its first {k} samples ({type(exc).__name__}: "
+                                       f"{str(exc)[:160]}): its code depends on the whole batch (a "
+                                       "torch.eye(2 * batch_size) built from the configured batch size, say)")
         finally:
             wb.reset()
 
@@ -400,6 +416,7 @@ class TapeStep(Step):
         outputs: list[Any] = []
         model_inputs: list[torch.Tensor] = []
         input_axes: list[int | None] = []
+        sample_inputs: list[torch.Tensor] = []
 
         def sub_fn(x: Any) -> Any:
             if isinstance(x, torch.nn.Module):
@@ -409,28 +426,36 @@ class TapeStep(Step):
             if k is not None and i not in bearing and isinstance(value, torch.Tensor) and value.dim() > 0 \
                     and not isinstance(value, torch.nn.Parameter):
                 axis = self.batch_axis(value, n, x)
-                if axis is not None:  # data-side tensors carrying the batch: keep the first k samples
-                    value = value.narrow(axis, start, k)
+                if axis is not None:  # data-side tensors carrying the batch: keep k samples, contiguous as the
+                    value = value.narrow(axis, start, k).contiguous()  # script's were (its .view() needs it)
             return value
 
         for e in self.entries:
             args = map_structure(e.args, sub_fn)
             kwargs = map_structure(e.kwargs, sub_fn)
             if e.kind == "module" and id(e.fn) in self.model_fns:
+                samples = {id(v) for o, v in zip(iter_tensors(e.args[:1]), iter_tensors(args[:1]))
+                           if id(o) in self.sample_ids}
+                full = args
+                if samples and k is not None:  # a list batch: keep k of its samples
+                    args = (args[0][start:start + k], *args[1:])
                 if zero_inputs or grad_inputs:
                     orig = list(iter_tensors((e.args, e.kwargs)))
-                    targets = {id(new) for o, new in zip(orig, iter_tensors((args, kwargs)))
+                    targets = {id(new) for o, new in zip(orig, iter_tensors((full, kwargs)))
                                if id(o) in self.protected or id(o) in bearing or id(o) in self.state_ids}
 
                     def prep(t: Any) -> Any:
                         if not isinstance(t, torch.Tensor) or id(t) in targets:
                             return t
+                        sample = id(t) in samples
                         if zero_inputs:
                             t = torch.zeros_like(t)
                         if grad_inputs and t.is_floating_point():
                             t = t.detach().clone().requires_grad_(True)
                             model_inputs.append(t)
-                            input_axes.append(batch_axis_of(t, k or n, self.batch_dim))
+                            input_axes.append(None if sample else batch_axis_of(t, k or n, self.batch_dim))
+                            if sample:
+                                sample_inputs.append(t)
                         return t
 
                     args = map_structure(args, prep)
@@ -449,7 +474,8 @@ class TapeStep(Step):
         loss = env.get(id(self.loss_tensor))
         if loss is None:
             raise CannotDrive("replaying the step did not produce the loss again")
-        return StepResult(loss=loss, model_outputs=outputs, model_inputs=model_inputs, input_axes=input_axes)
+        return StepResult(loss=loss, model_outputs=outputs, model_inputs=model_inputs, input_axes=input_axes,
+                          sample_inputs=sample_inputs)
 
 
 def held_out_part(sub_batch: int | None, n: int, sub_start: int = 0) -> tuple[int, int]:
@@ -477,15 +503,6 @@ def reduction_of(call: LossCall) -> str:
         return "sum"
     reduction = kwargs.get("reduction")
     return reduction if isinstance(reduction, str) else "mean"
-
-
-def batch_axis_of(t: torch.Tensor, n: int, batch_dim: int) -> int | None:
-    """The dimension of ``t`` holding ``n`` samples: ``batch_dim`` when it does, 0 for lower-rank tensors (labels)."""
-    if t.dim() > batch_dim and t.shape[batch_dim] == n:
-        return batch_dim
-    if 0 < t.dim() <= batch_dim and t.shape[0] == n:
-        return 0
-    return None
 
 
 def _find_batch_dim(first: torch.Tensor, cap: Captured, override: int | None) -> tuple[int, str]:

@@ -76,6 +76,11 @@ def batch_independence(ctx: ProbeContext) -> CheckResult:
     found = _batch_output(result.model_outputs, n, bd, getattr(step, "first_shape", None))
     if found is None:
         wb.reset()
+        outs = list(iter_tensors(result.model_outputs))
+        if outs and all(t.dim() == 0 for t in outs):
+            return CheckResult(cid, "skip", f"the model returns a scalar (it computes the loss itself, over all {n} "
+                               "samples): there is no per-sample output to chart — the batch-level loss compares "
+                               "samples by design (contrastive or cross-correlation objectives)", None, None, site)
         return CheckResult(cid, "skip", f"no model output has the batch ({n} samples) along a dimension of its own",
                            None, None, site)
     out, out_axis = found
@@ -86,10 +91,12 @@ def batch_independence(ctx: ProbeContext) -> CheckResult:
     axes = list(result.input_axes) + [0] * (len(result.model_inputs) - len(result.input_axes))
     probes = [(t, a) for t, a in zip(result.model_inputs, axes) if a is not None and t.dim() > a and t.shape[a] == n]
     probes += [(e, a) for e in embeds for a in [batch_axis_of(e, n, bd)] if a is not None][:1]
-    if not probes:
+    samples = result.sample_inputs if len(result.sample_inputs) == n else []  # a list batch: one tensor a sample
+    if not probes and not samples:
         wb.reset()
-        return CheckResult(cid, "skip", "inputs are integer and no embedding layer was found to take the gradient "
-                           "at", None, None, site)
+        return CheckResult(cid, "skip", "the inputs are integer tokens and no nn.Embedding takes them (a table "
+                           "indexed directly, as in a bigram model, say): there is no input gradient to chart per "
+                           "sample", None, None, site)
     i = n // 2
     gen = torch.Generator(device="cpu").manual_seed(0)
     own_out = out.select(out_axis, i)
@@ -100,6 +107,9 @@ def batch_independence(ctx: ProbeContext) -> CheckResult:
         g = t.grad
         if g is not None:
             per_sample += g.detach().double().abs().movedim(a, 0).reshape(n, -1).amax(1).cpu()
+    for j, t in enumerate(samples):
+        if t.grad is not None:
+            per_sample[j] += float(t.grad.detach().double().abs().max())
     wb.reset()
     own = float(per_sample[i])
     others = torch.cat([per_sample[:i], per_sample[i + 1:]])
@@ -115,9 +125,12 @@ def batch_independence(ctx: ProbeContext) -> CheckResult:
             "x.view(batch, features), or a reduction over dim 0)", measured, 0.0, site, series,
         )
     if own == 0:
-        return CheckResult(cid, "warn", f"the output of sample {i} does not depend on its own input (see "
-                           "input-independence)", measured, 0.0, site, series)
-    along = f", batch along dimension {bd} from {step.batch_dim_source}" if bd else ""
+        return CheckResult(cid, "warn", f"the gradient of sample {i}'s output with respect to its own input is "
+                           "exactly zero: the output does not depend on the input, or the graph from the input is cut "
+                           "(.detach(), a copy into a new tensor such as torch.nested.nested_tensor) — see "
+                           "input-independence and gradient-flow", measured, 0.0, site, series)
+    along = f", batch along dimension {bd} from {step.batch_dim_source}" if bd else \
+        f", {step.batch_dim_source}" if samples else ""
     return CheckResult(cid, "pass", f"sample {i}'s output depends only on its own input ({n} samples probed{along})",
                        measured, 0.0, site, series)
 

@@ -1,7 +1,9 @@
 """generalization: after the overfitting steps on the sub-batch, samples the steps never saw (the rest of the
 captured batch) must have a lower loss than at initialisation (Karpathy's recipe: what is learnt must transfer).
-Nothing transferring is a warn; a held-out loss that clearly rises while the training loss falls a lot is a fail
-(labels shuffled against the inputs, or data without signal)."""
+A held-out loss that falls in step with a slow fit (at least a fifth as much) passes; a fit too slow to halve the
+training loss, with no such fall, skips; nothing transferring from a fit that did halve it is a warn; a held-out
+loss that clearly rises while the training loss falls a lot is a fail (labels shuffled against the inputs, or data
+without signal)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ EVERY = 5  # evaluate the held-out samples at every one of the first steps, then
 TRANSFER = 0.95  # something transferred when the held-out loss fell 5 % below its start at some step
 FELL = 0.5  # the training loss fell "a lot" when it ends below half its start
 ROSE = 1.1  # the held-out loss "clearly" rose when it ends 10 % above its start (and never fell 1 % below it)
+IN_STEP = 0.2  # a slow fit transferred: the held-out loss fell 1 % and at least a fifth as much as the training loss
 
 
 def _held_out_loss(ctx: ProbeContext) -> float:
@@ -37,8 +40,9 @@ def generalization(ctx: ProbeContext) -> CheckResult:
     step = ctx.step
     n, k = step.batch_size, step.sub_batch
     if not k or k >= n:
+        why = step.whole_batch_reason
         return CheckResult(ID, "skip", f"no held-out data: the overfitting steps use the whole batch of {n} "
-                           f"sample(s) (a batch larger than {k or n} leaves some out)", None, None, site)
+                           f"sample(s) ({why or f'a batch larger than {k or n} leaves some out'})", None, None, site)
     if ctx.optimizer is None:
         return CheckResult(ID, "skip", "no optimizer holds the model's parameters", None, None, site)
     held = min(k, n - k)
@@ -54,7 +58,7 @@ def generalization(ctx: ProbeContext) -> CheckResult:
     budget = Budget(ID)
     train = ctx.train(ID, steps, stop=budget.stop(watch))
     result = _judge(train, held_out, k, held, site)
-    if budget.hit and result.status == "warn":  # "nothing transferred" after a budget-cut few steps is no finding
+    if budget.hit and result.status in ("warn", "skip"):  # after a budget-cut few steps: no finding, and not "slow"
         result.status = "skip"
         result.message = (f"only {len(train)} of {steps} steps fitted within the budget: too few to judge whether "
                           "the fit transfers to held-out samples")
@@ -92,6 +96,17 @@ def _judge(train: list[float], held_out: list[tuple[int, float]], k: int, held: 
             "their inputs (shuffled separately?) and that the inputs carry the signal", measured, expected, site,
             series,
         )
+    fell = t0 - t1
+    if fell > 0 and best <= start - 0.01 * scale and start - best >= IN_STEP * fell:
+        return CheckResult(ID, "pass", f"the loss on {where} fell with the training loss: {start:.4g} → {best:.4g} "
+                           f"at step {best_step} while the fit of {k} samples went {t0:.4g} → {t1:.4g} in "
+                           f"{len(train)} steps ({(start - best) / fell:.0%} of its fall; a slow fit, so both moved "
+                           "little)", measured, expected, site, series)
+    if t1 > FELL * t0:
+        return CheckResult(ID, "skip", f"the fit was too slow to judge what transfers: the training loss on {k} "
+                           f"samples only went {t0:.4g} → {t1:.4g} in {len(train)} steps (not halved), and the loss "
+                           f"on {where} {start:.4g} → {best:.4g} at best — see overfit-batch", measured, expected,
+                           site, series)
     return CheckResult(
         ID, "warn",
         f"nothing transferred: while fitting {k} samples (train {t0:.4g} → {t1:.4g}) the loss on {where} never fell "

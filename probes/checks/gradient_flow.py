@@ -92,8 +92,9 @@ def gradient_flow(ctx: ProbeContext) -> CheckResult:
     wb.reset()
     opt = wb.optimizer
     closure = opt is not None and needs_closure(opt)  # LBFGS: one step is many inner iterations, by design large
-    ratios, per_step, budget = _update_ratios(ctx, names) if opt is not None and not nonfinite and not closure \
-        else ([], [], None)
+    zero_lr = ctx.zero_lr_reason() is not None  # no update to measure
+    ratios, per_step, budget = _update_ratios(ctx, names) \
+        if opt is not None and not nonfinite and not closure and not zero_lr else ([], [], None)
     wb.reset()
     dead = []
     counts: dict[str, int] = {}
@@ -151,6 +152,8 @@ def gradient_flow(ctx: ProbeContext) -> CheckResult:
                            site, series)
     if closure:
         ratio_txt = f"; update/weight ratio not judged: {type(opt).__name__} takes several inner steps per step"
+    elif zero_lr:
+        ratio_txt = "; update/weight ratio not judged: the learning rate is 0 at the probed step (see lr-range)"
     result = CheckResult(cid, "pass", f"gradients reach all {len(names)} parameter tensors, finite, no dead ReLU "
                          f"layer{ratio_txt}", measured, expected, site, series)
     return budget.mark(result, len(per_step), RATIO_STEPS) if budget is not None else result

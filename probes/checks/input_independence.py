@@ -28,7 +28,7 @@ def input_independence(ctx: ProbeContext) -> CheckResult:
     stopped = real_stopped if real_stopped and len(real) < ctx.steps else None
     stopped = budget.stopped(len(zeros), len(series["real"])) if budget.hit else stopped
     result = _judge(ctx, real, zeros, series, site, partial=stopped is not None)
-    if stopped and result.status != "skip":
+    if stopped:
         result.message += f" ({stopped}: {PARTIAL})"
         result.measured["stopped"] = stopped
     return result
@@ -56,13 +56,14 @@ def _judge(ctx: ProbeContext, real: list[float], zeros: list[float], series: dic
                            "meaningless (see overfit-batch)", measured, expected, site, series)
     start = real[0]
     progress = start - r
+    if progress < 0.1 * abs(start):
+        return CheckResult(cid, "skip", f"the fit moved too little to compare: in {len(real)} steps the loss went "
+                           f"{start:.4g} → {r:.4g} with real inputs and → {z:.4g} with zeroed ones (under 10 % of its "
+                           "start) — see overfit-batch", measured, expected, site, series)
     if r < 0.9 * z:
         return CheckResult(cid, "pass", f"real inputs fit the batch better than zeroed ones (loss {r:.4g} with "
                            f"real inputs vs {z:.4g} with zeros): the model uses its input", measured, expected, site,
                            series)
-    if progress < 0.1 * abs(start):
-        return CheckResult(cid, "warn", f"neither real nor zeroed inputs made progress (loss {r:.4g} vs {z:.4g}); "
-                           "inconclusive — see overfit-batch", measured, expected, site, series)
     return CheckResult(cid, "warn" if partial else "fail", f"with inputs replaced by zeros the model fits the batch "
                        f"as well as with the real inputs (loss {z:.4g} with zeros vs {r:.4g} with real inputs): it is "
                        "not using its input", measured, expected, site, series)

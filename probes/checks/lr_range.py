@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from ..budget import PARTIAL, Budget
-from ..context import CheckResult, ProbeContext, finite, needs_closure
+from ..context import OVERFIT_FRACTION, CheckResult, ProbeContext, finite, needs_closure
 
 ID = "lr-range"
 
@@ -85,7 +85,8 @@ def sweep(ctx: ProbeContext) -> dict:
             if index is None and budget.hit and diverged is None:
                 why = "budget"  # cut short at small learning rates: neither flat nor diverged, just unfinished
             out.update(smoothed=smoothed, diverged_at=out["lrs"][diverged] if diverged is not None else None,
-                       why=why, suggested=out["lrs"][index] if index is not None else None)
+                       why=why, suggested=out["lrs"][index] if index is not None else None,
+                       memorised_in=_memorised_in(ctx.cache.get("overfit")))
     ctx.cache["lr-sweep"] = out
     return out
 
@@ -97,7 +98,7 @@ def judge_lr(sw: dict) -> str | None:
         return None
     if (sw.get("diverged_at") is not None and lr >= sw["diverged_at"]) or lr > 3 * suggestion:
         return "high"
-    return "low" if lr < suggestion / 300 else "ok"
+    return "low" if lr < suggestion / 300 and not sw.get("memorised_in") else "ok"
 
 
 def lr_range(ctx: ProbeContext) -> CheckResult:
@@ -134,6 +135,10 @@ def lr_range(ctx: ProbeContext) -> CheckResult:
                            f"drop of {LR_FLAT:.0%}): no learning rate to suggest — see overfit-batch{stopped}",
                            measured, None, site, series)
     series["suggestion"] = suggestion
+    if ctx.zero_lr_reason():
+        return CheckResult(cid, "skip", f"the sweep's steepest descent is at {suggestion:.3g}, but the learning rate "
+                           "is 0 at the probed step (a warmup from 0 set by hand): nothing to judge — probe a step "
+                           f"past the warmup with --step N{stopped}", measured, None, site, series)
     expected = [suggestion / 300, 3 * suggestion]
     verdict = judge_lr(sw)
     other = _gradient_flow_agreement(ctx, verdict)
@@ -146,11 +151,23 @@ def lr_range(ctx: ProbeContext) -> CheckResult:
     elif verdict == "low":
         message = (f"the configured learning rate {lr:.3g} is over 300× below the steepest descent of the sweep "
                    f"({suggestion:.3g}): training will be slow")
+    elif lr < suggestion / 300:  # "ok" only because overfit-batch memorised the batch at the configured rate
+        message = (f"the configured learning rate {lr:.3g} is over 300× below the steepest descent of the sweep "
+                   f"({suggestion:.3g}), but at it overfit-batch memorised the batch in {sw['memorised_in']} steps: "
+                   "fast enough (a sweep on one small batch descends fastest at high rates, with Adam above all)")
     else:
         message = (f"the configured learning rate {lr:.3g} is in the useful range (steepest descent at "
                    f"{suggestion:.3g}" + (f", divergence from {diverged_at:.3g})" if diverged_at else ")"))
     return CheckResult(cid, "pass" if verdict == "ok" else "warn", message + other + stopped, measured, expected,
                        site, series)
+
+
+def _memorised_in(fit: list[float] | None) -> int | None:
+    """The step at which overfit-batch's curve (at the configured learning rate) fell below ``OVERFIT_FRACTION`` of
+    its start, when it ran and did; None otherwise."""
+    if not fit or not finite(fit[0]):
+        return None
+    return next((i + 1 for i, v in enumerate(fit) if finite(v) and v <= OVERFIT_FRACTION * fit[0]), None)
 
 
 def _gradient_flow_agreement(ctx: ProbeContext, verdict: str | None) -> str:

@@ -115,6 +115,14 @@ def _judge(ctx: ProbeContext, losses: list[float], site) -> CheckResult:
             f"{turned_off}: the learning rate may be low — rerun with more --steps to be sure", measured, expected,
             site, series,
         )
+    if start - best >= 0.1 * abs(start) and ctx.loss.kind == "unknown":
+        return CheckResult(
+            cid, "skip",
+            f"the loss fell from {start:.4g} to {final:.4g} in {len(losses)} steps on one batch of {k} samples"
+            f"{turned_off}, then levelled off; it is computed by hand, so its minimum is unknown (a contrastive loss "
+            "with a temperature, for one, cannot fall near 0): whether the batch is memorised cannot be told — see "
+            "the curve", measured, expected, site, series,
+        )
     if start - best >= 0.1 * abs(start):
         return CheckResult(
             cid, "warn",

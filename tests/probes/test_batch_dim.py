@@ -1,5 +1,6 @@
 """Which dimension is the batch (issue 10, item 1): sequence-first RNN scripts pass batch-independence and count
-samples, not time steps; hidden states are not inputs; --batch-dim overrides. Real scripts, real torch, CPU."""
+samples, not time steps; hidden states are not inputs; a list of differently sized images is a list of samples;
+--batch-dim overrides. Real scripts, real torch, CPU."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ RUNS = {
     "lm": ("rnn_language_model", {"checks": ["batch-independence", "initial-loss"]}),
     "lm_step2": ("rnn_language_model", {"checks": ["batch-independence", "data-stats"], "step": 2}),
     "gru": ("seq_first_gru_classifier", {"checks": ["batch-independence", "overfit-batch"]}),
+    "list": ("variable_size_images", {"checks": ["batch-independence", "overfit-batch", "generalization"]}),
+    "list_mixed": ("variable_size_images", {"checks": ["batch-independence"], "script_args": ["--mix"]}),
 }
 
 
@@ -97,3 +100,28 @@ def test_batch_dim_applies_on_the_entry_path():
     bad = run_probe("", entry="entry_time_first:build", cwd=str(SCRIPTS), batch_dim=3, timeout=180,
                     checks=["initial-loss"]).report["error"]
     assert "--batch-dim 3, but the entry point's first input has shape (12, 16, 6)" in bad["message"]
+
+
+def test_a_list_of_images_of_different_sizes_is_a_list_of_samples(runs):
+    """Found on lucidrains/vit-pytorch's NaViT (a list of 5 images): the probe counted the 3 channels of the first
+    image as the batch. The list is the batch: sub-batches take images from it, and each image is one sample."""
+    report = runs("list").report
+    assert "error" not in report, report.get("error")
+    assert report["batch"]["size"] == 16 and report["batch"]["dim_from"] == "a list of 16 samples, one tensor each"
+    assert report["batch"]["sub_batch"] == 8
+    assert any(note.startswith("the batch is a list of 16 samples") for note in report["notes"]), report["notes"]
+    independence = _check(report, "batch-independence")
+    assert independence["status"] == "pass", independence
+    assert "8 samples probed, a list of 16 samples" in independence["message"]
+    assert len(independence["series"]["grad_per_sample"]) == 8
+    overfit = _check(report, "overfit-batch")
+    assert overfit["status"] == "pass" and overfit["measured"]["samples"] == 8, overfit
+    generalization = _check(report, "generalization")
+    assert generalization["status"] == "pass" and generalization["measured"]["held_out_samples"] == 8, generalization
+
+
+def test_a_model_that_mixes_the_samples_of_a_list_batch_fails_batch_independence(runs):
+    report = runs("list_mixed").report
+    assert "error" not in report, report.get("error")
+    check = _check(report, "batch-independence")
+    assert check["status"] == "fail" and "depends on 7 other sample(s)" in check["message"], check

@@ -42,7 +42,7 @@ def test_a_budget_stops_a_training_loop_and_says_where():
     ("generalization", "skip", "too few to judge whether the fit transfers"),
     ("lr-range", "skip", "too few points for a suggestion"),  # neither "flat" nor "diverged"
     ("gradient-flow", "pass", "partial result"),
-    ("input-independence", "warn", "partial result"),
+    ("input-independence", "skip", "partial result"),  # one step moves too little to compare real and zeros
 ])
 def test_every_training_check_cut_by_its_budget_says_so_and_never_overstates(monkeypatch, cid, status, phrase):
     monkeypatch.setenv(BUDGET_ENV, "1e-9")  # spent after the first step

@@ -136,3 +136,21 @@ def test_probes_run_at_the_base_learning_rate_not_at_warmup_step_zero():
         g["lr"] = 1e-2 / 101
     res = run_check("overfit-batch", model, (x, y), nn.CrossEntropyLoss(), steps=40, optimizer=manual)
     assert res.status == "pass", res.message
+
+
+class CopiesItsInput(nn.Module):
+    """Rebuilds its input as a new tensor (as torch.nested.nested_tensor does): no gradient reaches the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
+    def forward(self, x):
+        return self.net(torch.tensor(x.tolist()))
+
+
+def test_a_graph_cut_at_the_input_is_named_in_batch_independence():
+    res = run_check("batch-independence", CopiesItsInput(), blobs(), nn.CrossEntropyLoss())
+    assert res.status == "warn", res.message
+    assert res.measured == {"max_grad_other_samples": 0.0, "grad_own_sample": 0.0}
+    assert "the graph from the input is cut" in res.message and "gradient-flow" in res.message
