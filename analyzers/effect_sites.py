@@ -48,10 +48,12 @@ _Context = tuple[cst.CSTNode, tuple[cst.CSTNode, ...], "bool | None", "cst.Call 
 Site = tuple[cst.CSTNode, tuple[cst.CSTNode, ...], "bool | None"]
 
 
-def sites_by_scope(program: ProgramModel, calls: list[cst.Call]) -> dict[int, list[Site]]:
+def sites_by_scope(program: ProgramModel, calls: list[cst.Call], root: cst.CSTNode | None = None) -> dict[int, list[Site]]:
     """The effect sites of every scope (by id of its Module / FunctionDef), in execution order: ``calls``
-    (those of ``program.calls`` that may be effects) and the statements that clear `.grad`."""
-    inner, clearings = _statement_contexts(program)
+    (those of ``program.calls`` that may be effects) and the statements that clear `.grad`. With ``root`` (a
+    top-level statement), only the scopes in it and the module's own code in it, from ``calls`` in it."""
+    root = program.module if root is None else root
+    inner, clearings = _statement_contexts(program, root)
     kept = {id(call) for call in calls}
     contexts: dict[int, _Context] = {}
     by_scope: dict[int, list[cst.CSTNode]] = {}
@@ -67,18 +69,18 @@ def sites_by_scope(program: ProgramModel, calls: list[cst.Call]) -> dict[int, li
         contexts[id(statement)] = context
         clearing_scopes[id(context[0])] = context[0]
     for key, scope in clearing_scopes.items():
-        nodes = _walk_sites(scope.body if type(scope) is cst.FunctionDef else scope)
+        nodes = _walk_sites(scope.body if type(scope) is cst.FunctionDef else root)
         sites[key] = [(node, *contexts[id(node)][1:3]) for node in nodes if id(node) in contexts]
     return sites
 
 
-def _statement_contexts(program: ProgramModel) -> tuple[dict[int, _Context | None],
+def _statement_contexts(program: ProgramModel, root: cst.CSTNode) -> tuple[dict[int, _Context | None],
                                                       list[tuple[cst.CSTNode, _Context]]]:
     """The context of the code directly in each statement line, compound statement, handler or case (by
     id), and the statements that clear gradients (``p.grad = None``, ``del p.grad``) with their context."""
     inner: dict[int, _Context | None] = {}
     clearings: list[tuple[cst.CSTNode, _Context]] = []
-    stack: list[tuple[cst.CSTNode, _Context | None]] = [(program.module, None)]
+    stack: list[tuple[cst.CSTNode, _Context | None]] = [(root, (program.module, (), False, None))]
     while stack:
         node, context = stack.pop()
         kind = type(node)

@@ -10,6 +10,10 @@ it, from the scope down, including the helper call sites it was inlined through,
 inside that loop / under an `if` / under `torch.no_grad()`" with identity checks on nodes.
 
 Built lazily, once per :class:`ProgramModel` (see :func:`flow_of`), without libcst visitors or metadata.
+Across versions of an edited text (:meth:`ProgramModel.build`'s ``reuse``), a function's effects are kept
+while its node, the nodes of the helpers they came through and the module-level facts
+(:meth:`ProgramModel.facts`) are unchanged, unless finding them asked a sibling module of the project (which
+may change unseen); the effect sites are kept per top-level statement likewise (they never ask a sibling).
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ from typing import Iterator
 
 import libcst as cst
 
+from .call_mapping import (
+    calls_self_method,
+    class_chain,
+    map_target,
+    mode_by_flag,
+    param_mapping,
+)
 from .effect_sites import Site, sites_by_scope
+from .flow_reuse import FunctionReuse
 from .lookups import (
     bound_to,
     call_name,
@@ -129,10 +141,16 @@ class Flow:
             if "." not in qual:
                 self._bare_functions.setdefault(qual, info)
         self._optimizer_arg_names: set[str] | None = None
-        self._sites_by_scope: dict[int, list[Site]] | None = None
         self._function_infos: dict[int, FunctionInfo] | None = None
         self._callees: dict[tuple[str, str | None], tuple[str, object] | None] = {}
         self._siblings: dict[str, Path | None] = {}  # module -> its file (None: not in the project)
+        self._outside: set[tuple[str, str | None]] = set()  # callees whose resolution asked a sibling module
+        self._asked_sibling = False
+        self._reuse: FunctionReuse[list[Effect]] = FunctionReuse(program.facts(), program.handed_on(Flow))
+
+    def hand_on(self) -> tuple[tuple, dict[int, tuple]]:
+        """For the next version of the text: the functions' effects it may take over (:mod:`.flow_reuse`)."""
+        return self._reuse.hand_on()
 
     # ---- scopes ----------------------------------------------------------------------------------
 
@@ -168,17 +186,33 @@ class Flow:
         key = id(func)
         cached = self._function_effects.get(key)
         if cached is not None:
+            self._reuse.used(func)
             return cached
         if key in self._in_progress:
+            self._reuse.cut_short()
             return []
-        self._in_progress.add(key)
-        try:
-            info = self.function_info(func)
-            out = self._walk(func, info.class_name if info is not None else None)
-        finally:
-            self._in_progress.discard(key)
+        info = self.function_info(func)
+        self_class = info.class_name if info is not None else None
+        out = self._reuse.carried(func, self_class, self._defined)
+        if out is None:
+            self._in_progress.add(key)
+            self._reuse.begin()
+            try:
+                out = self._walk(func, self_class)
+            except BaseException:
+                self._reuse.cut_short()
+                self._reuse.end(func, self_class, [])
+                raise
+            finally:
+                self._in_progress.discard(key)
+            self._reuse.end(func, self_class, out)
         self._function_effects[key] = out
         return out
+
+    def _defined(self, func: cst.FunctionDef) -> bool:
+        """``func`` is still a function of the program (so a call that named it names it again)."""
+        info = self.function_info(func)
+        return info is not None and info.node is func
 
     def _walk(self, scope: cst.CSTNode, self_class: str | None) -> list[Effect]:
         """The effects of the scope's own code in execution order; ``self_class``: the class of ``self``."""
@@ -190,16 +224,21 @@ class Flow:
                 else:
                     out.append(Effect(ZERO_GRAD, site, site, None, ctx, nograd))
         except RecursionError:
-            pass
+            self._reuse.cut_short()
         return out
 
     def _sites(self, scope: cst.CSTNode) -> list[Site]:
         """The effect sites of the scope's own code (not of the functions, classes or lambdas in it), in
-        execution order: a call comes after the calls in its arguments (found once for all scopes)."""
-        if self._sites_by_scope is None:
-            calls = [call for call in self.program.calls if self._may_have_effects(call)]
-            self._sites_by_scope = sites_by_scope(self.program, calls)
-        return self._sites_by_scope.get(id(scope), [])
+        execution order: a call comes after the calls in its arguments (found per top-level statement, kept
+        across versions of the text while the module-level facts are the same)."""
+        program = self.program
+        if type(scope) is cst.Module:
+            return [site for sites in program.per_statement_of(_statement_sites, self._reuse.facts)
+                    for site in sites.get(None, ())]
+        statement = program.top_statement(scope)
+        if statement is None:
+            return []
+        return program.for_statement(_statement_sites, statement, self._reuse.facts).get(id(scope), [])
 
     def _may_have_effects(self, call: cst.Call) -> bool:
         """False for the calls that :meth:`_call` surely finds no effect in, whatever their scope."""
@@ -209,7 +248,9 @@ class Flow:
         func_name = callee_name(self.program, call)
         if func_name is None:
             return False
-        return _calls_self_method(func_name) or self._callee(call, func_name, None) is not None
+        if self.program.project is not None and func_name.partition(".")[0] in self.program.imports:
+            return True  # maybe a sibling's function: kept without asking the sibling (see _statement_sites)
+        return calls_self_method(func_name) or self._callee(call, func_name, None) is not None
 
     def function_info(self, func: cst.FunctionDef) -> FunctionInfo | None:
         """The program's :class:`FunctionInfo` of ``func`` (indexed once)."""
@@ -283,7 +324,7 @@ class Flow:
             return True
         if attr in ("eval", "train") and not (recv_name and looks_like_model_owner(recv_name)) \
                 and qual not in ("torch.nn.Module.train",) and not (type(recv) is cst.Name and recv.value in program.imports):
-            if not call.args and _mode_by_flag(program, call, recv_name):
+            if not call.args and mode_by_flag(program, call, recv_name):
                 out.append(Effect(TRAIN, call, call, recv_name, ctx, nograd, flag=None))
                 return True
             if attr == "eval" and not call.args:
@@ -305,9 +346,20 @@ class Flow:
         """What calling ``func_name`` does, as (SEED, what it seeds), (_HELPER, ``_resolve``'s answer),
         (ZERO_GRAD, None), (FORWARD, None) or None. It depends on the name (and, for ``self.method``, on
         ``self_class``) only: memoized."""
-        key = (func_name, self_class if _calls_self_method(func_name) else None)
+        key = (func_name, self_class if calls_self_method(func_name) else None)
         if key in self._callees:
+            if key in self._outside:
+                self._reuse.cut_short()
             return self._callees[key]
+        asked, self._asked_sibling = self._asked_sibling, False
+        callee = self._callees[key] = self._new_callee(call, func_name, self_class)
+        if self._asked_sibling:
+            self._outside.add(key)
+            self._reuse.cut_short()
+        self._asked_sibling = self._asked_sibling or asked
+        return callee
+
+    def _new_callee(self, call: cst.Call, func_name: str, self_class: str | None):
         program = self.program
         seed = self._seed_kind(program, call, call_name(program, call))
         resolved = self._resolve(program, call, self_class) if seed is None else None
@@ -321,7 +373,6 @@ class Flow:
             callee = (FORWARD, None)
         else:
             callee = None
-        self._callees[key] = callee
         return callee
 
     def _inline_helper(self, call: cst.Call, ctx: tuple[cst.CSTNode, ...], nograd: bool | None, out: list[Effect],
@@ -329,13 +380,13 @@ class Flow:
         """Append the effects of the helper ``call`` calls, its parameters mapped to the call's arguments."""
         target_model, info, bound_self = resolved
         effects = self._function_in(target_model, info.node)
-        mapping = _param_mapping(info.node, call, bound_self)
+        mapping = param_mapping(info.node, call, bound_self)
         for e in effects:
             out.append(Effect(
                 e.kind,
                 call,
                 e.inner,
-                _map_target(e.target, mapping),
+                map_target(e.target, mapping),
                 ctx + (call,) + e.ctx,
                 True if (nograd is True or e.nograd is True) else (None if (nograd is None or e.nograd is None) else False),
                 (call,) + e.via,
@@ -448,7 +499,7 @@ class Flow:
         if isinstance(func, cst.Attribute):
             recv = dotted_name(func.value)
             if recv == "self" and self_class is not None:
-                for cls in _class_chain(program, self_class):
+                for cls in class_chain(program, self_class):
                     info = program.functions.get(f"{cls}.{func.attr.value}")
                     if info is not None:
                         return program, info, True
@@ -466,6 +517,7 @@ class Flow:
         ``function`` (a module whose text has no ``def function`` is not parsed for it). The file is looked
         up once per module: each lookup asks the file system."""
         project = self.program.project
+        self._asked_sibling = True
         try:
             if module not in self._siblings:
                 self._siblings[module] = project.module_file(module, self.program.path)
@@ -490,71 +542,15 @@ class Flow:
         return self._optimizer_arg_names
 
 
-def _calls_self_method(func_name: str) -> bool:
-    """``self.method``: which function it calls depends on the class of ``self``."""
-    head, _, rest = func_name.partition(".")
-    return head == "self" and rest != "" and "." not in rest
-
-
-# ---- helpers ---------------------------------------------------------------------------------------
-
-
-def _mode_by_flag(program, call: cst.Call, recv_name: str | None) -> bool:
-    """``m.train() if training else m.eval()``: one branch of a conditional expression whose other branch sets
-    the other mode of the same module, i.e. ``m.train(training)``."""
-    parent = program.parent(call)
-    if recv_name is None or not isinstance(parent, cst.IfExp):
-        return False
-    other = parent.orelse if parent.body is call else parent.body
-    wanted = "eval" if call.func.attr.value == "train" else "train"
-    return (isinstance(other, cst.Call) and not other.args and isinstance(other.func, cst.Attribute)
-            and other.func.attr.value == wanted and dotted_name(other.func.value) == recv_name)
-
-
-def _class_chain(program: ProgramModel, class_name: str) -> list[str]:
-    chain, seen = [class_name], {class_name}
-    i = 0
-    while i < len(chain) and len(chain) < 10:
-        node = program.classes.get(chain[i])
-        i += 1
-        if node is None:
-            continue
-        for base in node.bases:
-            name = dotted_name(base.value)
-            if name and name in program.classes and name not in seen:
-                seen.add(name)
-                chain.append(name)
-    return chain
-
-
-def _param_mapping(func: cst.FunctionDef, call: cst.Call, bound_self: bool) -> dict[str, str | None]:
-    params = [p.name.value for p in func.params.posonly_params] + [p.name.value for p in func.params.params]
-    if bound_self and params:
-        params = params[1:]
-    mapping: dict[str, str | None] = {}
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    for name, arg in zip(params, positional):
-        mapping[name] = dotted_name(arg.value)
-    for arg in call.args:
-        if arg.keyword is not None:
-            mapping[arg.keyword.value] = dotted_name(arg.value)
-    for p in list(func.params.params) + list(func.params.kwonly_params) + list(func.params.posonly_params):
-        mapping.setdefault(p.name.value, None)
-    if bound_self:
-        mapping.pop("self", None)
-    return mapping
-
-
-def _map_target(target: str | None, mapping: dict[str, str | None]) -> str | None:
-    if target is None:
-        return None
-    head, dot, rest = target.partition(".")
-    if head in mapping:
-        mapped = mapping[head]
-        if mapped is None:
-            return None
-        return mapped + dot + rest
-    return target
+def _statement_sites(program: ProgramModel, statement: cst.CSTNode) -> dict[int | None, list[Site]]:
+    """The effect sites of the scopes in one top-level statement, by id of their FunctionDef (None: the module's
+    own code). They read the statement and the module-level facts only (the calls kept are those whose callee
+    may have effects): kept per statement (:meth:`ProgramModel.for_statement`)."""
+    flow = flow_of(program)
+    calls = [call for call in program.statement_calls(statement) if flow._may_have_effects(call)]
+    sites: dict[int | None, list[Site]] = dict(sites_by_scope(program, calls, statement))
+    sites[None] = sites.pop(id(program.module), [])
+    return sites
 
 
 def is_conditional(e: Effect, relative_to: cst.CSTNode, steady: bool = False) -> bool:

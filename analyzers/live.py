@@ -2,6 +2,8 @@
 
 Each new version is reparsed from the last version that parsed (:meth:`ParsedSource.reparse`: only the
 edited top-level statements are parsed again) and the program model re-walks only those statements;
+what depends only on unchanged code is kept too (per-statement results, :meth:`ProgramModel.per_statement`;
+each function's effects, :mod:`~torchsanity.analyzers.flow_reuse`), each with an explicit dependency key;
 the rules then run on the whole model as usual, and the findings in untouched statements are placed from
 positions kept since the last version (:class:`~torchsanity.analyzers.positions.StatementPositions`), so
 the findings are exactly those of :func:`~torchsanity.analyzers.engine.analyze_source` on the same text.

@@ -21,21 +21,33 @@ _NAME = frozenset({cst.Name})
 
 class _CallNames:
     """What each call of a module calls: ``dotted_name(call.func)`` and ``program.call_name(call)`` (which
-    depends on the dotted name only), by id of the call, and the calls with their qualified names in order."""
+    depends on the dotted name and the imports only), by id of the call, and the calls with their qualified
+    names in order. Found per top-level statement, kept while the module-level facts are the same."""
 
     def __init__(self, program: ProgramModel) -> None:
         self.dotted: dict[int, str | None] = {}
         self.qualified: dict[int, str | None] = {}
         self.named: list[tuple[cst.Call, str | None]] = []
-        resolved: dict[str | None, str | None] = {}
-        for call in program.calls:
-            name = dotted_name(call.func)
-            if name not in resolved:
-                resolved[name] = program.call_name(call)
-            qual = resolved[name]
-            self.dotted[id(call)] = name
-            self.qualified[id(call)] = qual
-            self.named.append((call, qual))
+        for dotted, qualified, named in program.per_statement_of(_statement_call_names, program.facts()):
+            self.dotted.update(dotted)
+            self.qualified.update(qualified)
+            self.named.extend(named)
+
+
+def _statement_call_names(program: ProgramModel, statement: cst.CSTNode):
+    dotted: dict[int, str | None] = {}
+    qualified: dict[int, str | None] = {}
+    named: list[tuple[cst.Call, str | None]] = []
+    resolved: dict[str | None, str | None] = {}
+    for call in program.statement_calls(statement):
+        name = dotted_name(call.func)
+        if name not in resolved:
+            resolved[name] = program.call_name(call)
+        qual = resolved[name]
+        dotted[id(call)] = name
+        qualified[id(call)] = qual
+        named.append((call, qual))
+    return dotted, qualified, named
 
 
 def _call_names(program: ProgramModel) -> _CallNames:
@@ -92,7 +104,21 @@ def calls_by_callee(program: ProgramModel) -> tuple[dict[str, list[cst.Call]], d
 def _calls_by_callee(program: ProgramModel) -> tuple[dict[str, list[cst.Call]], dict[str, list[cst.Call]]]:
     by_name: dict[str, list[cst.Call]] = {}
     by_method: dict[str, list[cst.Call]] = {}
-    for call in program.calls:
+    for names, methods in program.per_statement_of(_statement_calls_by_callee, _STATEMENT_ONLY):
+        for name, calls in names.items():
+            by_name.setdefault(name, []).extend(calls)
+        for method, calls in methods.items():
+            by_method.setdefault(method, []).extend(calls)
+    return by_name, by_method
+
+
+_STATEMENT_ONLY = object()  # the key of a per-statement result that depends on its statement alone
+
+
+def _statement_calls_by_callee(program: ProgramModel, statement: cst.CSTNode):
+    by_name: dict[str, list[cst.Call]] = {}
+    by_method: dict[str, list[cst.Call]] = {}
+    for call in program.statement_calls(statement):
         func = call.func
         if type(func) is cst.Name:
             by_name.setdefault(func.value, []).append(call)
@@ -120,13 +146,22 @@ def referenced_otherwise(program: ProgramModel, func: FunctionInfo, calls: list[
 
 
 def names_by_value(program: ProgramModel) -> dict[str, list[cst.Name]]:
-    """Every ``Name`` node of the module by identifier (indexed once per program: a walk of the whole module)."""
+    """Every ``Name`` node of the module by identifier (indexed once per program; each top-level statement is
+    walked once per version of the text that changes it: :meth:`ProgramModel.per_statement`)."""
     return program.cached(_names_by_value)
 
 
 def _names_by_value(program: ProgramModel) -> dict[str, list[cst.Name]]:
     index: dict[str, list[cst.Name]] = {}
-    for node in nodes_of_types(program.module, _NAME):
+    for names in program.per_statement(_statement_names):
+        for value, nodes in names.items():
+            index.setdefault(value, []).extend(nodes)
+    return index
+
+
+def _statement_names(statement: cst.CSTNode) -> dict[str, list[cst.Name]]:
+    index: dict[str, list[cst.Name]] = {}
+    for node in nodes_of_types(statement, _NAME):
         index.setdefault(node.value, []).append(node)
     return index
 

@@ -8,7 +8,7 @@ DataLoaders, functions and classes — in a single traversal of the tree's datac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Hashable, Iterator, TypeVar
 
 import libcst as cst
 
@@ -172,6 +172,9 @@ class ProgramModel:
     _call_names: dict[int, str | None] = field(default_factory=dict, repr=False)
     _statements: dict[int, _StatementIndex] = field(default_factory=dict, repr=False)
     _memo: dict[Callable, object] = field(default_factory=dict, repr=False)
+    _handed: dict[Callable, object] = field(default_factory=dict, repr=False)  # see handed_on
+    _facts: tuple | None = field(default=None, repr=False)  # see facts
+    _previous_facts: tuple | None = field(default=None, repr=False)
     project: "Project | None" = None
 
     # ---- construction -------------------------------------------------------------------------
@@ -188,6 +191,13 @@ class ProgramModel:
         top-level statements that are the very same nodes here are not walked again."""
         program = cls(module=module, path=path, project=project)
         program._index(reuse._statements if reuse is not None else {})
+        if reuse is not None:
+            program._previous_facts = reuse._facts if reuse._facts is not None else reuse._previous_facts
+            program._handed = dict(reuse._handed)
+            for compute, analysis in reuse._memo.items():
+                hand_on = getattr(analysis, "hand_on", None)
+                if hand_on is not None:
+                    program._handed[compute] = hand_on()
         return program
 
     def _index(self, previous: dict[int, _StatementIndex]) -> None:
@@ -246,6 +256,57 @@ class ProgramModel:
                 memo[compute] = compute(statement)
             results.append(memo[compute])
         return results
+
+    def per_statement_of(self, compute: Callable[["ProgramModel", cst.CSTNode], T], key: Hashable) -> list[T]:
+        """``compute(self, statement)`` for every top-level statement, in order, for results that read module-level
+        facts besides their statement: a result is kept with its statement while ``key`` (:meth:`facts`, the
+        fingerprint of every fact ``compute`` reads outside the statement) is the very same object."""
+        return [self.for_statement(compute, statement, key) for statement in self.module.body]
+
+    def for_statement(self, compute: Callable[["ProgramModel", cst.CSTNode], T], statement: cst.CSTNode,
+                      key: Hashable) -> T:
+        """:meth:`per_statement_of` for one top-level statement."""
+        memo = self._statements[id(statement)].memo
+        kept = memo.get(compute)
+        if kept is None or kept[0] is not key:
+            kept = memo[compute] = (key, compute(self, statement))
+        return kept[1]
+
+    def statement_calls(self, statement: cst.CSTNode) -> list[cst.Call]:
+        """The calls in a top-level statement, in ``calls`` order."""
+        return self._statements[id(statement)].calls
+
+    def top_statement(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        """The top-level statement that holds ``node`` (itself, if it is one); None for the module."""
+        module = self.module
+        current, parent = node, self.parents.get(id(node))
+        while parent is not None and parent is not module:
+            current, parent = parent, self.parents.get(id(parent))
+        return current if parent is module else None
+
+    def facts(self) -> tuple:
+        """A fingerprint of the module-level facts that the analyses of one function read besides its own code:
+        the imports, the classes with their bases, the nn.Module classes, the functions' names, and each binding's
+        target, kind and callee, and whether the module is in a project. Equal facts of two versions of a text are
+        the very same object (so a result keyed by them is checked with ``is``). What sibling files of a project
+        say is not in it: an analysis that asks them keeps its answer to this version."""
+        if self._facts is None:
+            facts = (
+                self.project is not None,
+                tuple(self.imports.items()),
+                tuple((name, tuple(dotted_name(b.value) for b in node.bases)) for name, node in self.classes.items()),
+                tuple(sorted(self.module_classes)),
+                tuple((qual, info.class_name) for qual, info in self.functions.items()),
+                tuple((target, tuple((b.kind, self.call_name(b.value) if type(b.value) is cst.Call else None)
+                                     for b in bindings)) for target, bindings in self.bindings.items()),
+            )
+            self._facts = self._previous_facts if facts == self._previous_facts else facts
+        return self._facts
+
+    def handed_on(self, compute: Callable) -> object | None:
+        """What the analysis ``compute`` of the previous version of this text (:meth:`build`'s ``reuse``) handed on
+        to this one: its ``hand_on()``, or None. The analysis checks it against this version before using it."""
+        return self._handed.get(compute)
 
     # ---- queries --------------------------------------------------------------------------------
 

@@ -317,7 +317,11 @@ def _legacy_torchtext_batches(program: ProgramModel) -> bool:
     ``Variable(..., volatile=True)``, which is how autograd was turned off then."""
     iterators = any(qual is not None and qual.startswith("torchtext.") and _TORCHTEXT_ITERATORS & set(qual.split("."))
                     for _, qual in named_calls(program))
-    return iterators and any(_data_index_zero(node) for node in nodes_of_types(program.module, _SUBSCRIPT))
+    return iterators and any(program.per_statement(_indexes_data_at_zero))
+
+
+def _indexes_data_at_zero(statement: cst.CSTNode) -> bool:
+    return any(_data_index_zero(node) for node in nodes_of_types(statement, _SUBSCRIPT))
 
 
 _SUBSCRIPT = frozenset({cst.Subscript})

@@ -14,7 +14,8 @@ and asks the server how long the analysis itself took. Printed next to the bare
 ``libcst.parse_module`` time of the same file, measured in this process. No time assertions: the
 targets (median ≤ 30 ms for 300 lines, ≤ 150 ms for 3,000) are for a person to compare. Last, the
 engine alone on the training-dense file, in this process: a fresh analysis, the incremental analysis as it
-was before positions were kept across versions, and the incremental analysis now, side by side, with the
+was before positions were kept across versions, as it was before the analyses of unchanged code were kept
+(per-statement results, each function's effects), and the incremental analysis now, side by side, with the
 time of its phases (reparse, program model, rules).
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import sys
@@ -37,6 +39,18 @@ from pygls.uris import from_fs_path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from lsp_helpers import SERVER_COMMAND, capabilities, make_client  # noqa: E402
+
+
+class _Forgotten:
+    """What :meth:`ProgramModel.build` reads of the program model it reuses, less what the analyses of
+    unchanged code hand on (per-statement results, each function's effects): the incremental analysis as it
+    was before they were kept."""
+
+    def __init__(self, program) -> None:
+        self._statements = {key: dataclasses.replace(index, memo={}) for key, index in program._statements.items()}
+        self._memo: dict = {}
+        self._handed: dict = {}
+        self._facts = self._previous_facts = None
 
 HEADER = '''\
 """A training script."""
@@ -332,7 +346,9 @@ def in_process(text: str, line: int, edits: int) -> dict[str, list[float]]:
     """Per-edit seconds of the engine alone on ``edits`` one-line edits of ``line``: a fresh analysis
     (parse, program model, rules, positions), the incremental analysis as it was before positions were
     kept across versions (reparse, model reuse, rules, a position pass over every statement holding a
-    finding) and :class:`LiveDocument` now, with the phases of the latter and each rule's time."""
+    finding), :class:`LiveDocument` without the analyses of unchanged code kept across versions, and
+    :class:`LiveDocument` now, with the phases of the latter and each rule's time (on a program model built
+    from the previous version's, as the live document builds it)."""
     from torchsanity.analyzers.context import RuleContext
     from torchsanity.analyzers.engine import analyze_program, analyze_source
     from torchsanity.analyzers.live import LiveDocument
@@ -342,7 +358,7 @@ def in_process(text: str, line: int, edits: int) -> dict[str, list[float]]:
     lines = text.split("\n")
     original = lines[line]
     versions = ["\n".join(lines[:line] + [original[:-1] + str(n + 1)] + lines[line + 1:]) for n in range(edits)]
-    out: dict[str, list[float]] = {k: [] for k in ("fresh", "before", "now", "reparse", "model", "rules")}
+    out: dict[str, list[float]] = {k: [] for k in ("fresh", "before", "unkept", "now", "reparse", "model", "rules")}
     for version in versions:
         began = time.perf_counter()
         analyze_source(version, "dense.py", verify=False)
@@ -350,23 +366,33 @@ def in_process(text: str, line: int, edits: int) -> dict[str, list[float]]:
     previous = LiveDocument()
     previous.analyze(text, "dense.py")
     parsed, program = previous.parsed, previous.model
+    ruled = program  # the rules' program model, each built from the previous version's
     for version in versions:
+        forgotten = _Forgotten(program)
         began = time.perf_counter()
         parsed = parsed.reparse(version)
         parsed_at = time.perf_counter()
-        program = ProgramModel.build(parsed.module, "dense.py", reuse=program)
+        program = ProgramModel.build(parsed.module, "dense.py", reuse=forgotten)
         built_at = time.perf_counter()
         analyze_program(program, version, statement_lines=parsed.statement_lines)
         out["before"].append(time.perf_counter() - began)
         out["reparse"].append(parsed_at - began)
         out["model"].append(built_at - parsed_at)
-        ctx = RuleContext(ProgramModel.build(parsed.module, "dense.py", reuse=program))
+        ruled = ProgramModel.build(parsed.module, "dense.py", reuse=ruled)
+        ctx = RuleContext(ruled)
         began = time.perf_counter()
         for rule in all_rules():
             rule_began = time.perf_counter()
             list(rule().check(ctx))
             out.setdefault(rule.code, []).append(time.perf_counter() - rule_began)
         out["rules"].append(time.perf_counter() - began)
+    unkept = LiveDocument()
+    unkept.analyze(text, "dense.py")
+    for version in versions:
+        unkept._program = _Forgotten(unkept.model)
+        began = time.perf_counter()
+        unkept.analyze(version, "dense.py")
+        out["unkept"].append(time.perf_counter() - began)
     document = LiveDocument()
     document.analyze(text, "dense.py")
     for version in versions:
@@ -382,9 +408,9 @@ def print_in_process(lines: int, edits: int) -> None:
     med = {k: statistics.median(v) * 1000 for k, v in timings.items()}
     print(f"\nthe engine alone on the training-dense file ({text.count(chr(10))} lines, {edits} one-line edits in a "
           f"function body; median ms per edit)")
-    print(f"{'fresh analysis':>15} {'incremental before':>19} {'incremental now':>16}   "
+    print(f"{'fresh analysis':>15} {'incremental before':>19} {'analyses not kept':>18} {'incremental now':>16}   "
           f"{'of which: reparse':>18} {'program model':>14} {'rules':>7}")
-    print(f"{med['fresh']:>15.1f} {med['before']:>19.1f} {med['now']:>16.1f}   "
+    print(f"{med['fresh']:>15.1f} {med['before']:>19.1f} {med['unkept']:>18.1f} {med['now']:>16.1f}   "
           f"{med['reparse']:>18.1f} {med['model']:>14.1f} {med['rules']:>7.1f}")
     costliest = sorted((k for k in med if k.startswith("SAN")), key=lambda k: -med[k])[:5]
     print("the costliest rules (median ms per edit): " + ", ".join(f"{k} {med[k]:.1f}" for k in costliest))
