@@ -23,13 +23,8 @@ from .project import Project
 from .registry import all_rules
 from .rule import EditKind, NodeEdit, NodeFix, RawFinding, Rule
 from .rules.san100_unused_noqa import UnusedNoqa
-from .source import (
-    NestingTooDeep,
-    UndecodableSource,
-    parse_source,
-    read_source,
-    without_form_feed_indents,
-)
+from .source import NestingTooDeep, parse_source, without_form_feed_indents
+from .source_text import UndecodableSource, read_source
 from .suppression import is_suppressed, unused_noqa_findings
 
 MAX_FIX_ROUNDS = 10

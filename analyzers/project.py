@@ -17,7 +17,8 @@ import libcst as cst
 
 from .model import ProgramModel
 from .project_index import ProjectIndex
-from .source import parse_source, read_source
+from .source import parse_source
+from .source_text import read_source
 
 _MAX_PROJECT_FILE_BYTES = 2_000_000
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from .project_summary import FLAG, OFF, ON, names_in, summarize
-from .source import read_source
+from .source_text import read_source
 
 if TYPE_CHECKING:
     from .findings import FileReport

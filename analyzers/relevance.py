@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .name_guesses import looks_like_eval_function, mentions_eval_split
 from .project import Project
-from .source import read_source
+from .source_text import read_source
 
 # What each rule needs to see before it can report (see the module docstring); case-insensitive.
 _TRIGGERS = re.compile(

@@ -1,10 +1,8 @@
-"""Reading and parsing source text: one place that knows about encodings and the parser.
+"""Parsing source text: one place that knows about the parser (reading it, as CPython decodes it, is
+:mod:`.source_text`'s job).
 
 Two things here keep libcst's native parser out of trouble:
-- :func:`read_source` decodes as CPython does (PEP 263 cookie, BOM), and refuses, with CPython's reason,
-  what CPython refuses: unknown codecs (``# coding: future_fstrings``), codecs that are not text
-  encodings (``rot13``, ``hex``, ``zlib_codec``), a BOM that contradicts the cookie, bytes the codec
-  cannot decode.
+- the text it gets is decoded as CPython decodes it (:func:`.source_text.read_source`);
 - :func:`parse_source` refuses text that nests deeper than :data:`MAX_NESTING` before the native parser
   sees it: the parser recurses on every nesting level and overflows its stack (killing the process)
   somewhere past 3,400 nested lambdas, 6,800 ``and`` terms or 9,800 ``not``\\ s, and its time grows
@@ -13,59 +11,13 @@ Two things here keep libcst's native parser out of trouble:
 
 from __future__ import annotations
 
-import codecs
-import io
 import os
 import re
-import tokenize
-from pathlib import Path
 
 # The native (Rust) parser: fast, and it accepts every Python version libcst knows.
 os.environ.setdefault("LIBCST_PARSER_TYPE", "native")
 
 import libcst as cst  # noqa: E402
-
-
-class UndecodableSource(ValueError):
-    """Bytes that Python would not accept as source text; the message says why."""
-
-
-def read_source(path: str | Path) -> str:
-    """The text of a Python file, decoded as Python would (PEP 263 cookie, BOM); raises
-    :class:`UndecodableSource` (a ValueError) for binary or undecodable files, OSError if unreadable."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    return decode_source(data)
-
-
-def decode_source(data: bytes) -> str:
-    """``data`` decoded as CPython decodes a source file; raises :class:`UndecodableSource`."""
-    if b"\x00" in data:
-        raise UndecodableSource("binary file (contains NUL bytes)")
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError as error:  # an unknown codec, a BOM that contradicts the cookie, bytes not UTF-8
-        reason = str(error.msg if hasattr(error, "msg") else error).removeprefix("encoding problem: ")
-        if data.startswith(codecs.BOM_UTF8):
-            reason = f"the UTF-8 byte order mark contradicts the coding cookie ({reason})"
-        elif reason == "invalid or missing encoding declaration":
-            reason = "not valid UTF-8, and no coding cookie says otherwise"
-        raise UndecodableSource(f"encoding problem: {reason}") from None
-    try:
-        text = data.decode(encoding)
-        if b"#\n".decode(encoding) != "#\n":  # utf-16 / utf-32 cookies: Python rejects them too
-            raise UnicodeError("not an ASCII-compatible encoding")
-    except LookupError:  # rot13, hex, zlib_codec: codecs, but not text encodings
-        raise UndecodableSource(f"encoding problem: {encoding!r} is not a text encoding") from None
-    except UnicodeError as error:
-        raise UndecodableSource(f"encoding problem: cannot decode as {encoding}: {_reason(error)}") from None
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-def _reason(error: UnicodeError) -> str:
-    if isinstance(error, UnicodeDecodeError):
-        return f"invalid byte {error.object[error.start:error.start + 1]!r} at offset {error.start}"
-    return str(error)
 
 
 # ---- the nesting guard ------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def read_target_text(path: str, stdin_text: str | None = None) -> str:
     """The Python text of a target (a notebook's code cells joined); raises OSError / ValueError /
     UnicodeDecodeError / NotebookError when it cannot be read."""
     from ..analyzers.notebook import parse_notebook
-    from ..analyzers.source import read_source
+    from ..analyzers.source_text import read_source
 
     if is_notebook(path):
         raw = stdin_text if stdin_text is not None else Path(path).read_text(encoding="utf-8")

@@ -153,7 +153,7 @@ def add_noqa_directives(results: Sequence[FileResult]) -> tuple[int, list[str]]:
     """Add ``# noqa: CODE`` to every line with a finding (not notebooks or stdin); (directives added,
     errors)."""
     from ..analyzers import add_noqa
-    from ..analyzers.source import read_source
+    from ..analyzers.source_text import read_source
     from .fix_output import write_fixed
 
     added, errors = 0, []

@@ -55,7 +55,7 @@ def _project(root: str | None):
 def check_target(target: Target, mode: str) -> FileResult:
     """Analyse (``mode="check"``), fix and write (``"fix"``) or diff (``"diff"``) one file. Never raises."""
     from ..analyzers import FileProblem, FileReport, analyze_file, analyze_source, fix_source
-    from ..analyzers.source import read_source
+    from ..analyzers.source_text import read_source
     from .fix_output import keep_line_endings, unified_diff, write_fixed_for
     from .check_file import fix_notebook, is_notebook
 
@@ -104,7 +104,7 @@ def _check_indexed(target: Target, project) -> FileResult:
     functions are deferred to the parent, which sees every summary (read with ``ast``: see
     :func:`_analyze_summarized`)."""
     from ..analyzers import FileReport
-    from ..analyzers.source import read_source
+    from ..analyzers.source_text import read_source
     from .check_file import analyze_target, is_notebook, read_target_text
 
     path = target.path

@@ -72,27 +72,31 @@ def test_a_code_the_table_lacks_is_still_looked_up_in_the_registry(monkeypatch):
 # ---- what a cached run imports ----------------------------------------------------------------------
 
 
-def _imports(cwd: Path, env: dict[str, str], *args: str) -> tuple[str, set[str]]:
-    """The JSON output of a real `check` child process and the modules it imported."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "torchsanity.server", "check", "--format", "json",
+def _imports(cwd: Path, env: dict[str, str], fmt: str, *args: str) -> tuple[str, set[str]]:
+    """The output of a real `check` child process and the modules it imported."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "torchsanity.server", "check", "--format", fmt,
                            *args, "."], cwd=cwd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     modules = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     return proc.stdout, modules
 
 
-@pytest.mark.parametrize("extra", [[], ["--select", "SAN5,SAN101", "--ignore", "SAN502"]])
-def test_a_cached_run_imports_neither_libcst_nor_the_rules(tmp_path, extra, frozen_env):
+@pytest.mark.parametrize("fmt, extra", [
+    ("json", []),
+    ("json", ["--select", "SAN5,SAN101", "--ignore", "SAN502"]),
+    ("full", []),  # the default on a terminal: source lines with carets, read without the parser
+])
+def test_a_cached_run_imports_neither_libcst_nor_the_rules(tmp_path, fmt, extra, frozen_env):
     _tree(tmp_path, 14)
     write(tmp_path / "pyproject.toml", '[tool.torchsanity]\nselect = ["ALL"]\nignore = ["SAN1"]\n'
                                        '[tool.torchsanity.severity]\nSAN504 = "warning"\n')
     heavy = ("libcst", "torchsanity.analyzers.engine", "torchsanity.analyzers.registry",
              "torchsanity.server.check_workers")
-    first, imported = _imports(tmp_path, frozen_env, *extra)
+    first, imported = _imports(tmp_path, frozen_env, fmt, *extra)
     assert all(name in imported for name in heavy)  # the first run analyses: the probe sees the imports
     assert any(name.startswith("torchsanity.analyzers.rules.") for name in imported)
-    again, imported = _imports(tmp_path, frozen_env, *extra)
-    assert again == first and json.loads(first)
+    again, imported = _imports(tmp_path, frozen_env, fmt, *extra)
+    assert again == first and (json.loads(first) if fmt == "json" else "^" in first)
     assert not [name for name in imported if name in heavy or name.startswith("torchsanity.analyzers.rules")]
 
 
