@@ -101,8 +101,10 @@ class Run:
         elif kind == "end":
             self.end = record
 
-    def extend(self, lines: Iterable[str]) -> None:
-        """Add the records of complete JSON lines; a line cut short or garbled is skipped."""
+    def extend(self, lines: Iterable[str]) -> list[dict]:
+        """Add the records of complete JSON lines and return them; a line cut short or garbled, or a record
+        without the fields of its kind, is skipped."""
+        added = []
         for line in lines:
             try:
                 record = json.loads(line)
@@ -113,6 +115,8 @@ class Run:
                     self.add(record)
                 except (KeyError, TypeError, ValueError):
                     continue
+                added.append(record)
+        return added
 
     def loss_at(self, step: int) -> float | None:
         """The loss recorded at ``step`` (or the nearest step before it)."""

@@ -64,19 +64,7 @@ class _Follower:
         if end < 0:
             return []
         self.offset += end + 1
-        records = []
-        for line in data[:end + 1].decode("utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                try:
-                    run.add(record)
-                except (KeyError, TypeError, ValueError):  # a record without the fields of its kind
-                    continue
-                records.append(record)
-        return records
+        return run.extend(data[:end + 1].decode("utf-8", errors="replace").splitlines())
 
 
 def _drain(stream, sink: deque, on_output: Callable[[str, str], None] | None, name: str) -> None:
