@@ -41,7 +41,9 @@ def syntax_problem(path: str, error: cst.ParserSyntaxError, source: str | None =
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
-                compile(source, path, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                # not under `path`: CPython reads the offending line back from a file of that name, which holds
+                # the saved text, not this (maybe unsaved) one, and locates the error on the wrong line's text
+                compile(source, "<source>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         except SyntaxError as cpython:
             return python_syntax_problem(path, cpython)
         except (ValueError, RecursionError, MemoryError):

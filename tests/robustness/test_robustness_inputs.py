@@ -86,6 +86,17 @@ def test_syntax_error_is_one_problem():
     assert [p.kind for p in report.problems] == ["syntax-error"]
 
 
+def test_a_syntax_error_in_an_unsaved_buffer_is_located_in_its_text_not_the_saved_file(tmp_path):
+    """The editor analyses text that differs from the file on disk under the same name: the error's
+    location comes from the text (CPython would read the offending line back from the saved file)."""
+    saved = tmp_path / "train.py"
+    saved.write_text("import torch\n\n\n\nx\n")  # its line 5 is shorter than the buffer's indent
+    buffer = "import torch\n\ndef train():\n    pass\n        model.train()\n"  # unexpected indent
+    report = analyze_source(buffer, str(saved))
+    assert [(p.message, p.start.line, p.start.column) for p in report.problems] == [
+        ("syntax error: unexpected indent", 5, 7)]  # where CPython puts it in this text
+
+
 # ---- files on disk -----------------------------------------------------------------------------------
 
 FILES = {
