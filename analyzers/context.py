@@ -14,6 +14,7 @@ import libcst as cst
 from .dataflow import Dataflow, dataflow
 from .flow import Flow, flow_of
 from .model import ProgramModel
+from .values import Values, values
 
 T = TypeVar("T")
 
@@ -22,7 +23,8 @@ class RuleContext:
     """One file as the rules see it: :attr:`program` (the program model: imports, bindings, functions,
     calls, loops of the module; not to be confused with the network, which this codebase calls the
     model), :attr:`flow` (training effects in execution order), :attr:`dataflow` (what a name holds at a
-    use) and :meth:`cached` for any other per-file computation several rules share."""
+    use), :attr:`values` (the abstract value an expression holds) and :meth:`cached` for any other per-file
+    computation several rules share."""
 
     def __init__(self, program: ProgramModel) -> None:
         self.program = program
@@ -46,6 +48,11 @@ class RuleContext:
     def dataflow(self) -> Dataflow:
         """What names hold at their uses (:mod:`~torchsanity.analyzers.dataflow`)."""
         return dataflow(self.program)
+
+    @property
+    def values(self) -> Values:
+        """The abstract values expressions hold (:mod:`~torchsanity.analyzers.values`)."""
+        return values(self.program)
 
     def cached(self, compute: Callable[[ProgramModel], T]) -> T:
         """``compute(program)``, computed once per file and shared with every rule that asks for the same

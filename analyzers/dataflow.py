@@ -398,6 +398,8 @@ class Dataflow(ActivationFlow):
                         arg_value = arg.value
                     position += 1
             if arg_value is None:
+                arg_value = self.params(function)[name].default  # left out: the default, if there is one
+            if arg_value is None:
                 return None
             sub = self.definitions(arg_value, depth + 1)
             if sub is None:

@@ -148,6 +148,12 @@ DATAFLOW_MODULE_WRAPPERS = frozenset({"torch.compile", "torch.nn.DataParallel", 
 DATAFLOW_MODULE_MOVES = frozenset({"to", "cuda", "cpu", "train", "eval", "float", "double", "half", "bfloat16",
                            "requires_grad_", "to_empty"})
 
+# For the abstract values (:mod:`.values`): tensor methods that return the tensor moved, cast, made contiguous or
+# detached; methods that reorder a tensor's dims without copying; calls that hand on the value they wrap.
+TENSOR_MOVES = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "contiguous", "detach", "clone"})
+TRANSPOSING_METHODS = frozenset({"transpose", "permute", "t", "swapaxes", "swapdims", "movedim"})
+VALUE_PASSING_WRAPPERS = frozenset({"torch.autograd.Variable", "tqdm", "tqdm.tqdm", "tqdm.auto.tqdm"})
+
 CROSS_ENTROPY = "cross_entropy"
 NLL = "nll"
 BCE_WITH_LOGITS = "bce_with_logits"

@@ -9,6 +9,7 @@ from ..name_guesses import says_network
 from ..rule import SAFE, Invalid, NodeFix, Replace, Rule, Valid
 from ..syntax import dotted_name
 from ..torch_api import MODEL
+from ..values import values
 
 _FORWARD_LIKE = frozenset({"forward", "__call__", "_forward", "_call_impl", "_wrapped_call_impl"})
 
@@ -201,16 +202,12 @@ def _in_module_class(program: ProgramModel, flow, function: cst.FunctionDef | No
 
 
 def _known_module(program: ProgramModel, flow, receiver: cst.BaseExpression) -> bool:
-    if program.kind_of(receiver) == MODEL:
-        refs = None
-    else:
-        refs = flow.module_of(receiver)
-        if not refs:
-            return False
-    if refs is None:
-        # kind_of says MODEL: confirm the binding reaching this use is a module too when we can see it
-        defs = flow.definitions(receiver)
-        if defs is None:
-            return True
-        return all(other.program.kind_of(value) == MODEL or other.module_of(value) for other, value in defs)
-    return True
+    """The receiver holds a module: its abstract value says so; when the value is unknown, the module's
+    bindings of the name say so and every definition the dataflow sees is a module."""
+    value = values(program).of(receiver)
+    if value is not None:
+        return value.kind == MODEL
+    if program.kind_of(receiver) != MODEL:
+        return False
+    defs = flow.definitions(receiver)
+    return defs is None or all(other.program.kind_of(v) == MODEL or other.module_of(v) for other, v in defs)

@@ -9,6 +9,7 @@ from ..name_guesses import name_tokens
 from ..rule import SAFE, Invalid, NodeFix, Replace, Rule, Valid
 from ..syntax import dotted_name
 from ..torch_api import DATALOADER, LOADER_WRAPPERS
+from ..values import values
 
 _MOVES = frozenset({"to", "cuda", "cpu"})
 _TENSOR_FACTORIES = frozenset(
@@ -205,7 +206,7 @@ def _is_loader(program: ProgramModel, flow, expr: cst.BaseExpression, depth: int
     name = dotted_name(expr)
     if name is None:
         return False
-    if program.kind_of(expr) == DATALOADER:
+    if values(program).kind(expr) == DATALOADER or program.kind_of(expr) == DATALOADER:
         return True
     tokens = name_tokens(name.rsplit(".", 1)[-1])
     return any(t in ("loader", "dataloader", "dl") for t in tokens)
