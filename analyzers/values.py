@@ -63,7 +63,8 @@ class Value:
       ``batch_sampler=`` decides the order);
     - TENSOR: ``activation`` (SOFTMAX / LOG_SOFTMAX / SIGMOID / LOGITS, from :mod:`.activation_flow`),
       ``layout`` (TRANSPOSED), ``detached``;
-    - TUPLE: ``elements``; MAPPING: ``entries`` (string keys).
+    - TUPLE: ``elements``; MAPPING: ``entries`` (string keys);
+    - ``origin``: the constructor call that built an optimizer, scheduler, DataLoader or loss (its arguments).
     """
 
     kind: str
@@ -77,6 +78,7 @@ class Value:
     detached: bool | None = None
     elements: tuple["Value | None", ...] | None = None
     entries: tuple[tuple[str, "Value | None"], ...] | None = None
+    origin: cst.Call | None = field(default=None, repr=False)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Value) and all(_same(getattr(self, f), getattr(other, f)) for f in _FIELDS)
@@ -85,7 +87,8 @@ class Value:
         return hash((self.kind, self.qualname))
 
     def __repr__(self) -> str:
-        facets = ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS[1:] if f != "module" and getattr(self, f) is not None)
+        facets = ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS[1:]
+                           if f not in ("module", "origin") and getattr(self, f) is not None)
         return f"Value({self.kind}{', ' if facets else ''}{facets})"
 
     def element(self, index: int) -> "Value | None":
@@ -100,13 +103,15 @@ class Value:
 
 
 _FIELDS = ("kind", "qualname", "module", "schedule", "shuffle", "sampler", "activation", "layout", "detached",
-           "elements", "entries")
+           "elements", "entries", "origin")
 
 
 def _same(a: object, b: object) -> bool:
     """Facet equality; modules are the same when they are built by the same constructor call or class."""
     if isinstance(a, ModuleRef) and isinstance(b, ModuleRef):
         return a.classdef is b.classdef and (a.classdef is not None or a.qualname == b.qualname)
+    if isinstance(a, cst.CSTNode) or isinstance(b, cst.CSTNode):
+        return a is b
     return a == b
 
 
@@ -190,6 +195,12 @@ class Values:
             if joined is None:
                 return None
         return joined
+
+    def bound(self, binding: Binding) -> Value | None:
+        """What ``binding`` (of this module) binds: its value, or its element of an unpacked tuple."""
+        if binding.value is not None:
+            return self.of(binding.value)
+        return self._unpacked(binding.target, binding, 0)
 
     # ---- definitions -----------------------------------------------------------------------------
 
@@ -371,17 +382,18 @@ def _constructed(kind: str, qual: str, call: cst.Call) -> Value:
     """The value a constructor call builds, with the facets its arguments say."""
     keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
     if kind == SCHEDULER:
-        return Value(kind, qualname=qual, schedule=EPOCH if qual.rsplit(".", 1)[-1] in EPOCH_SCHEDULERS else None)
+        return Value(kind, qualname=qual, schedule=EPOCH if qual.rsplit(".", 1)[-1] in EPOCH_SCHEDULERS else None,
+                     origin=call)
     if kind == DATALOADER and qual in DATALOADER_NAMES:
         positional = [a for a in call.args if a.keyword is None]
         if any(a.star for a in call.args):
-            return Value(kind, qualname=qual)
+            return Value(kind, qualname=qual, origin=call)
         shuffle = keywords.get("shuffle", positional[2].value if len(positional) > 2 else None)
         literal = None if shuffle is not None and dotted_name(shuffle) not in ("True", "False") else (
             shuffle is not None and dotted_name(shuffle) == "True")
         sampler = "sampler" in keywords or "batch_sampler" in keywords or len(positional) > 3
-        return Value(kind, qualname=qual, shuffle=literal, sampler=sampler)
-    return Value(kind, qualname=qual)
+        return Value(kind, qualname=qual, shuffle=literal, sampler=sampler, origin=call)
+    return Value(kind, qualname=qual, origin=call)
 
 
 def _transposed(value: Value | None) -> Value | None:

@@ -9,6 +9,7 @@ import libcst as cst
 from ..flow import SCHED_STEP, Effect, Flow, flow_of
 from ..model import ProgramModel
 from ..torch_api import SCHEDULER
+from ..values import values
 
 
 @dataclass
@@ -19,7 +20,8 @@ class SchedulerInfo:
 
 
 def schedulers(program: ProgramModel) -> list[SchedulerInfo]:
-    """Schedulers bound once to a name (a rebound name mixes the steps of several schedulers)."""
+    """Schedulers bound once to a name (a rebound name mixes the steps of several schedulers): built right
+    there, or handed back by a helper of this module (``model, optimizer, scheduler = build(cfg)``)."""
     out = []
     for name, bindings in program.bindings.items():
         if len(bindings) != 1:
@@ -28,6 +30,11 @@ def schedulers(program: ProgramModel) -> list[SchedulerInfo]:
         if b.kind == SCHEDULER and isinstance(b.value, cst.Call):
             qual = program.call_name(b.value) or ""
             out.append(SchedulerInfo(name, b.value, qual.rsplit(".", 1)[-1]))
+        elif b.kind is None and (b.value is None or isinstance(b.value, cst.Call)):
+            value = values(program).bound(b)
+            if value is not None and value.kind == SCHEDULER and value.origin is not None and value.qualname \
+                    and program.top_statement(value.origin) is not None:  # built in this module
+                out.append(SchedulerInfo(name, value.origin, value.qualname.rsplit(".", 1)[-1]))
     return out
 
 
