@@ -39,6 +39,8 @@ _EVAL_SPLIT = re.compile(r"(val|valid|validation|test|eval|dev)", re.I)
 _GRAD_NAME = re.compile(r"requires_grad|enable_grad|register_hook")
 _ACCELERATOR = re.compile(r"accelerator", re.I)
 _LOSS_FUNCTION_NAME = re.compile(r"(criterion|loss_fn|loss_func|lossfn|criteria|loss_function)")
+_ACCUMULATION_COUNT = re.compile(r"accum|(^|_)grad(ient)?_acc(_|$)", re.I)
+_NOT_A_COUNT = re.compile(r"loss|token|sample|example|item|elem|seq|word|len|size|norm|weight|total|sum", re.I)
 _NETWORK_NAME = re.compile(
     r"^(model|net|network|module|encoder|decoder|backbone|classifier|generator|discriminator|critic|actor"
     r"|policy|head|teacher|student|unet|transformer|resnet|vae|autoencoder)s?(_?[a-z0-9]{0,2})?$"
@@ -109,6 +111,14 @@ def looks_like_loss_function(name: str) -> bool:
     """``criterion``, ``loss_fn``, ``self.loss_func``: a callable computing a loss, built where the program
     model cannot see (a parameter, a config factory). A guess from the last part of the name."""
     return bool(_LOSS_FUNCTION_NAME.fullmatch(_last(name)))
+
+
+def counts_accumulation_steps(name: str) -> bool:
+    """``accum_steps``, ``args.gradient_accumulation_steps``, ``grad_acc``, ``iters_to_accumulate``: the number
+    of micro-batches accumulated per optimizer step. A guess from the last part of the name; names that also
+    speak of losses, tokens, samples or sizes (``accumulated_tokens``, ``accum_loss``) count something else."""
+    last = _last(name)
+    return bool(_ACCUMULATION_COUNT.search(last)) and not _NOT_A_COUNT.search(last)
 
 
 def says_network(name: str) -> bool:
