@@ -5,7 +5,7 @@ import libcst as cst
 from ..context import RuleContext
 from ..dataflow import dataflow
 from ..flow import SEED, flow_of
-from ..lookups import module_alias, named_calls
+from ..lookups import call_sites, module_alias, named_calls, referenced_otherwise
 from ..model import Binding, ProgramModel
 from ..rule import UNSAFE, InsertAfter, Invalid, NodeFix, Rule, Valid
 from ..rules.san401_unseeded_training import seed_kinds
@@ -51,12 +51,25 @@ class UnseededLibraryRng(Rule):
         Only the global functions of `random` and `numpy.random` are tracked, and one library call that draws
         from `random` internally: `split()` of a legacy torchtext dataset (built by `splits(...)`) without
         `random_state=`. Generators created elsewhere and other library calls that draw from these generators
-        internally (timm's augmentations, for one) are not seen.
+        internally (timm's augmentations, for one) are not seen. A draw inside a module-level function that nothing
+        in the module calls or refers to is left alone (it does not run when the module runs).
     """
     fix_safety = """
         Unsafe: seeding the library changes the random numbers the script draws from then on.
     """
     VALID = [
+        # a helper nothing calls any more (its call was commented out): its draws never happen
+        Valid("""
+            import numpy as np
+            import torch
+            torch.manual_seed(0)
+
+            def sample_noise(n):
+                return np.random.randn(n)
+
+            # print(sample_noise(4))
+            x = torch.randn(4)
+        """),
         # a seeded split: random_state given
         Valid("""
             import random
@@ -214,9 +227,22 @@ def _first_use(program: ProgramModel, lib: str):
         if lib == "random" and module == "random" and fn in _RANDOM_FUNCTIONS or \
                 lib == "numpy" and module == "numpy.random" and fn not in _NUMPY_NOT_GLOBAL or \
                 lib == "random" and _torchtext_split(program, call):
-            if not _in_worker_code(program, call):
+            if not _in_worker_code(program, call) and not _never_called(program, call):
                 return call
     return None
+
+
+def _never_called(program: ProgramModel, node: cst.CSTNode) -> bool:
+    """``node`` is in a module-level function that nothing in the module calls or refers to (a helper whose only
+    call was commented out): its draws do not happen when this module runs, whatever it seeds."""
+    function = program.enclosing_function(node)
+    while function is not None and program.enclosing_function(function) is not None:
+        function = program.enclosing_function(function)
+    info = program.function_info(function) if function is not None else None
+    if info is None or info.class_name is not None or info.decorators or program.parent(function) is not program.module:
+        return False
+    calls = call_sites(program, info)
+    return not calls and not referenced_otherwise(program, info, calls)
 
 
 def _torchtext_split(program: ProgramModel, call: cst.Call) -> bool:
