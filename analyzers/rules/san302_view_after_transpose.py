@@ -7,17 +7,22 @@ from ..lookups import calls_by_callee
 from ..model import ProgramModel
 from ..rule import SAFE, Invalid, NodeFix, Replace, Rule, Valid
 from ..syntax import dotted_name, int_literal
+from ._layout import (
+    TRANSPOSING_ATTRIBUTES,
+    ndim,
+    permutation,
+    permuted_at_call_sites,
+    permuted_source,
+    size_count,
+    transposing,
+)
 from ._shapes import shape_unpack
-
-_TRANSPOSING_METHODS = frozenset({"transpose", "permute", "t", "swapaxes", "swapdims", "movedim", "moveaxis"})
-_TRANSPOSING_FUNCTIONS = frozenset({"torch.transpose", "torch.permute", "torch.t", "torch.swapaxes",
-                                    "torch.swapdims", "torch.movedim", "torch.moveaxis"})
-_TRANSPOSING_ATTRIBUTES = frozenset({"T", "mT", "H", "mH"})
 
 
 class ViewAfterTranspose(Rule):
-    """`.view(...)` on the result of `.transpose()` / `.permute()` / `.t()` / `.T` / `.mT` (directly, or
-    through a name bound to it) without `.contiguous()` in between."""
+    """`.view(...)` on the result of `.transpose()` / `.permute()` / `.t()` / `.T` / `.mT` (directly, through
+    a name bound to it, through elementwise arithmetic that keeps its strides, or through a method's parameter
+    at a call site that passes it) without `.contiguous()` in between."""
 
     code = "SAN302"
     name = "view-after-transpose"
@@ -36,12 +41,16 @@ class ViewAfterTranspose(Rule):
         before `view()`.
     """
     known_problems = """
-        Non-contiguity is followed only through direct chains and names bound to the transposed tensor; a
-        tensor made contiguous by an operation the rule does not know (most elementwise operations return
-        contiguous results) may be reported. A view is taken as legal when its sizes map onto dims that stay
-        adjacent and in order after the permute; each name, attribute or literal size is read as one dim, a
-        product as several, and a `-1` as the dims left over, so a single name that stands for a product
-        (`n_tokens = h * w`) can hide a bug or cause a report.
+        Non-contiguity is followed through direct chains, names, elementwise arithmetic whose tensor operands
+        are all permuted alike (numbers aside: `eps * std + mu`, `torch.exp(0.5 * v)`, `torch.randn_like(v)`),
+        the `return` of a helper or `self.method(...)`, and into a parameter of a method or helper of the same
+        file at each call site on its own: a view is reported when one call site passes a tensor whose layout
+        the view breaks, even if other call sites pass contiguous tensors. An operand the rule cannot place
+        (`x.transpose(1, 2) * w`) keeps it silent, although PyTorch gives the result the first operand's
+        strides. A method that a subclass in the same file overrides is not followed. A view is taken as
+        legal when its sizes map onto dims that stay adjacent and in order after the permute; each name,
+        attribute or literal size is read as one dim, a product as several, and a `-1` as the dims left over,
+        so a single name that stands for a product (`n_tokens = h * w`) can hide a bug or cause a report.
     """
     fix_safety = """
         Safe: `reshape` returns the same values as `contiguous().view(...)`, and where `view` would have
@@ -97,8 +106,107 @@ class ViewAfterTranspose(Rule):
                 K, D = queue.shape
                 return queue.detach().t().view(-1, K)
         """),
+        # the call site makes the permuted samples contiguous before the method views them
+        Valid("""
+            import torch
+            import torch.nn as nn
+
+            class VAE(nn.Module):
+                def decode(self, z):
+                    return self.net(z.view(-1, self.latent_dim))
+
+                def forward(self, mu, log_var):
+                    mu = mu.repeat(self.k, 1, 1).permute(1, 0, 2)
+                    z = torch.randn_like(mu) * torch.exp(0.5 * log_var) + mu
+                    return self.decode(z.contiguous())
+        """),
+        # a parameter that one call site passes permuted, but the view merges only dims left adjacent
+        Valid("""
+            import torch.nn as nn
+
+            class Tokens(nn.Module):
+                def flatten(self, t, b, c):
+                    return t.view(b, -1, c)
+
+                def forward(self, x):
+                    b, c, h, w = x.shape
+                    return self.flatten(x.permute(0, 2, 3, 1), b, c)
+        """),
+        # the first operand of an elementwise operation decides the layout: here a contiguous one
+        Valid("""
+            import torch
+
+            def f(x, b):
+                y = torch.ones_like(x) * x.transpose(1, 2)
+                return y.view(b, -1)
+        """),
     ]
     INVALID = [
+        # forward() permutes the importance samples; decode() views its parameter (sample() passes a contiguous
+        # one: each call site is judged on its own)
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class VAE(nn.Module):
+                def decode(self, z):
+                    return self.net(z.view(-1, self.latent_dim))
+
+                def reparameterize(self, mu, log_var):
+                    std = torch.exp(0.5 * log_var)
+                    eps = torch.randn_like(std)
+                    return eps * std + mu
+
+                def forward(self, mu, log_var):
+                    mu = mu.repeat(self.k, 1, 1).permute(1, 0, 2)
+                    log_var = log_var.repeat(self.k, 1, 1).permute(1, 0, 2)
+                    z = self.reparameterize(mu, log_var)
+                    return self.decode(z)
+
+                def sample(self, n):
+                    return self.decode(torch.randn(n, self.k, self.latent_dim))
+            """,
+            line=6,
+            message="view() on `z`, which forward() passes transposed / permuted to self.decode(): it is not "
+                    "contiguous there; use reshape() (or .contiguous().view())",
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class VAE(nn.Module):
+                def decode(self, z):
+                    return self.net(z.reshape(-1, self.latent_dim))
+
+                def reparameterize(self, mu, log_var):
+                    std = torch.exp(0.5 * log_var)
+                    eps = torch.randn_like(std)
+                    return eps * std + mu
+
+                def forward(self, mu, log_var):
+                    mu = mu.repeat(self.k, 1, 1).permute(1, 0, 2)
+                    log_var = log_var.repeat(self.k, 1, 1).permute(1, 0, 2)
+                    z = self.reparameterize(mu, log_var)
+                    return self.decode(z)
+
+                def sample(self, n):
+                    return self.decode(torch.randn(n, self.k, self.latent_dim))
+            """,
+        ),
+        # elementwise arithmetic with numbers keeps the permuted strides
+        Invalid(
+            """
+            def f(x, n):
+                y = x.permute(0, 2, 3, 1) * 0.5 + 1
+                return y.view(n, -1)
+            """,
+            line=3,
+            fixed="""
+            def f(x, n):
+                y = x.permute(0, 2, 3, 1) * 0.5 + 1
+                return y.reshape(n, -1)
+            """,
+        ),
         Invalid("""
             y = att.transpose(1, 2).view(B, T, C)
         """, line=1, fixed="""
@@ -148,78 +256,73 @@ class ViewAfterTranspose(Rule):
 
     def check(self, ctx: RuleContext):
         program = ctx.program
-        flow = None
         for call in calls_by_callee(program)[1].get("view", ()):
-            func = call.func
-            if not call.args:
+            if not call.args or _dtype_view(program, call):
                 continue
-            if _dtype_view(program, call):
-                continue
-            receiver = func.value
-            sizes = _size_count(call)
-            if isinstance(receiver, cst.Call) or isinstance(receiver, cst.Attribute) and receiver.attr.value in _TRANSPOSING_ATTRIBUTES:
-                if not _transposing(program, receiver):
-                    continue
-                if flow is None:
-                    flow = ctx.dataflow
-                ndim = _ndim(program, flow, receiver)
-                if ndim is not None and sizes is not None and sizes > ndim:
-                    continue  # only splits dims: legal on a non-contiguous tensor
-                if _merges_adjacent_dims(program, flow, receiver, call) or _keeps_matrix_shape(flow, receiver, call):
-                    continue
-            else:
+            receiver = call.func.value
+            if not isinstance(receiver, (cst.Call, cst.Attribute, cst.BinaryOperation, cst.UnaryOperation)):
                 receiver = _sliced(receiver)
-                name = dotted_name(receiver)
-                if name is None or name.split(".")[0] in program.imports:
-                    continue
-                if flow is None:
-                    flow = ctx.dataflow
-                defs = flow.definitions(receiver)
-                if defs and len(defs) == 1 and defs[0][0] is flow:
-                    defs = [(flow, _same_layout_source(program, flow, defs[0][1]))]
-                if not defs or not all(f.program is program and _transposing(program, v) for f, v in defs):
-                    continue
-                ndims = {_ndim(program, flow, v) for _, v in defs}
-                if None not in ndims and sizes is not None and sizes > max(ndims):
-                    continue  # only splits dims: legal on a non-contiguous tensor
-                if all(_merges_adjacent_dims(program, flow, v, call) or _keeps_matrix_shape(flow, v, call) for _, v in defs):
-                    continue
-            yield self.finding(call, fix=NodeFix("Use reshape()", (Replace(func.attr, "reshape"),), SAFE))
+            found, message = _judged(program, ctx, receiver, call)
+            if found:
+                fix = NodeFix("Use reshape()", (Replace(call.func.attr, "reshape"),), SAFE)
+                yield self.finding(call, message, fix=fix)
 
 
-def _transposing(program: ProgramModel, expr: cst.BaseExpression) -> bool:
-    if isinstance(expr, cst.Attribute):
-        if expr.attr.value not in _TRANSPOSING_ATTRIBUTES:
-            return False
-        head = dotted_name(expr.value)
-        return head is None or head.split(".")[0] not in program.imports
-    if not isinstance(expr, cst.Call):
-        return False
-    qual = program.call_name(expr)
-    args = [a for a in expr.args if not a.star]
-    if qual in _TRANSPOSING_FUNCTIONS:
-        name = qual.rsplit(".", 1)[-1]
-        dims = args[1:]
-    elif isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _TRANSPOSING_METHODS:
-        head = dotted_name(expr.func.value)
-        if head is not None and head.split(".")[0] in program.imports:
-            return False
-        name = expr.func.attr.value
-        dims = args
-    else:
-        return False
-    if any(a.star for a in expr.args):
-        return True
-    ints = [int_literal(a.value) for a in dims]
-    if name == "permute":
-        if len(ints) == 1 and isinstance(dims[0].value, (cst.Tuple, cst.List)):
-            ints = [int_literal(e.value) for e in dims[0].value.elements]
-        if ints and all(i is not None for i in ints) and ints == sorted(ints) and all(i >= 0 for i in ints):
-            return False  # identity
-    if name in ("transpose", "swapaxes", "swapdims", "movedim", "moveaxis") and len(ints) == 2 \
-            and ints[0] is not None and ints[0] == ints[1]:
-        return False
-    return True
+def _judged(program: ProgramModel, ctx: RuleContext, receiver: cst.BaseExpression,
+            call: cst.Call) -> tuple[bool, str | None]:
+    """Whether ``receiver.view(...)`` breaks a transpose's layout, and the message when it is not the rule's."""
+    sizes = size_count(call)
+    transposed_attribute = isinstance(receiver, cst.Attribute) and receiver.attr.value in TRANSPOSING_ATTRIBUTES
+    if isinstance(receiver, cst.Call) or transposed_attribute:
+        if transposing(program, receiver):
+            return _breaks(program, ctx.dataflow, receiver, call, sizes), None
+        message = _propagated(program, ctx.dataflow, receiver, call, sizes)
+        return message is not None, message
+    name = dotted_name(receiver)
+    if name is None and isinstance(receiver, (cst.BinaryOperation, cst.UnaryOperation)):
+        message = _propagated(program, ctx.dataflow, receiver, call, sizes)
+        return message is not None, message
+    if name is None or name.split(".")[0] in program.imports:
+        return False, None
+    flow = ctx.dataflow
+    defs = flow.definitions(receiver)
+    if defs and len(defs) == 1 and defs[0][0] is flow:
+        defs = [(flow, _same_layout_source(program, flow, defs[0][1]))]
+    if defs and all(f.program is program and transposing(program, v) for f, v in defs):
+        ndims = {ndim(program, flow, v) for _, v in defs}
+        if None not in ndims and sizes is not None and sizes > max(ndims):
+            return False, None  # only splits dims: legal on a non-contiguous tensor
+        return not all(_merges_adjacent_dims(program, flow, v, call) or _keeps_matrix_shape(flow, v, call)
+                       for _, v in defs), None
+    message = _propagated(program, flow, receiver, call, sizes)
+    return message is not None, message
+
+
+def _breaks(program: ProgramModel, flow, source: cst.BaseExpression, call: cst.Call, sizes: int | None) -> bool:
+    """``view(...)`` (``sizes`` sizes) of a tensor with the strides of ``source`` cannot be expressed."""
+    count = ndim(program, flow, source)
+    if count is not None and sizes is not None and sizes > count:
+        return False  # only splits dims: legal on a non-contiguous tensor
+    return not (_merges_adjacent_dims(program, flow, source, call) or _keeps_matrix_shape(flow, source, call))
+
+
+def _propagated(program: ProgramModel, flow, receiver: cst.BaseExpression, call: cst.Call,
+                sizes: int | None) -> str | None:
+    """The message for a view whose receiver keeps a transpose's strides through elementwise operations, a
+    method's return or, judged per call site, a parameter; None when no such source breaks the view."""
+    source = permuted_source(program, flow, receiver)
+    if source is not None:
+        return ViewAfterTranspose.message if _breaks(program, flow, source, call, sizes) else None
+    if not isinstance(receiver, cst.Name):
+        return None
+    for source, site in permuted_at_call_sites(program, flow, receiver):
+        if _breaks(program, flow, source, call, sizes):
+            caller = flow.scope(site)
+            where = f"{caller.name.value}()" if caller is not None else "module level"
+            callee = dotted_name(site.func) or "the call"
+            return (f"view() on `{receiver.value}`, which {where} passes transposed / permuted to {callee}(): "
+                    "it is not contiguous there; use reshape() (or .contiguous().view())")
+    return None
 
 
 _SAME_LAYOUT_METHODS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "float", "double", "half", "bool", "long", "int"})
@@ -239,39 +342,15 @@ def _same_layout_source(program: ProgramModel, flow, expr: cst.BaseExpression, d
             or expr.func.attr.value not in _SAME_LAYOUT_METHODS:
         return expr
     source = expr.func.value
-    if _transposing(program, source):
+    if transposing(program, source):
         return source
     if dotted_name(source) is not None and dotted_name(source).split(".")[0] not in program.imports:
         defs = flow.definitions(source)
         if defs and len(defs) == 1 and defs[0][0] is flow:
             inner = _same_layout_source(program, flow, defs[0][1], depth + 1)
-            if _transposing(program, inner):
+            if transposing(program, inner):
                 return inner
     return expr
-
-
-def _permutation(program: ProgramModel, flow, expr: cst.BaseExpression) -> list[int] | None:
-    """The order of the input dims in a ``permute`` / ``transpose`` result, when the code spells it out."""
-    if not isinstance(expr, cst.Call) or not isinstance(expr.func, cst.Attribute) or any(a.star for a in expr.args):
-        return None
-    method = expr.func.attr.value
-    values = [a.value for a in expr.args]
-    if method == "permute" and len(values) == 1 and isinstance(values[0], (cst.Tuple, cst.List)):
-        values = [e.value for e in values[0].elements]
-    dims = [int_literal(v) for v in values]
-    if None in dims:
-        return None
-    if method == "permute":
-        return dims if sorted(dims) == list(range(len(dims))) else None
-    if method in ("transpose", "swapaxes", "swapdims") and len(dims) == 2:
-        ndim = _ndim(program, flow, expr.func.value)
-        if ndim is None or not all(-ndim <= d < ndim for d in dims):
-            return None
-        order = list(range(ndim))
-        a, b = (d % ndim for d in dims)
-        order[a], order[b] = order[b], order[a]
-        return order
-    return None
 
 
 def _factor_groups(call: cst.Call) -> list[int] | None:
@@ -319,7 +398,7 @@ def _merges_adjacent_dims(program: ProgramModel, flow, transposed: cst.BaseExpre
     """True when the sizes of ``view(...)`` map one factor to one dim of the permuted tensor and every merged
     group is a run of dims that are also adjacent, in order, in memory (``x.permute(0, 2, 3, 1).view(b, h * w, c)``):
     such a view is legal on a non-contiguous tensor."""
-    order = _permutation(program, flow, transposed)
+    order = permutation(program, flow, transposed)
     groups = _factor_groups(call)
     if order is None or groups is None or groups.count(-1) > 1:
         return False
@@ -389,39 +468,6 @@ def _matrix_dim(flow, matrix: str, size: cst.BaseExpression) -> int | None:
         return None
     dim = int_literal(index)
     return dim if dotted_name(owner) == matrix and dim in (0, 1) else None
-
-
-def _size_count(call: cst.Call) -> int | None:
-    """How many sizes a ``view(...)`` asks for (None with ``*args``)."""
-    if any(a.star for a in call.args):
-        return None
-    if len(call.args) == 1 and isinstance(call.args[0].value, (cst.Tuple, cst.List)):
-        elements = call.args[0].value.elements
-        return None if any(isinstance(e, cst.StarredElement) for e in elements) else len(elements)
-    return len(call.args)
-
-
-def _ndim(program: ProgramModel, flow, expr: cst.BaseExpression, depth: int = 0) -> int | None:
-    """The number of dims of a transposed / viewed tensor when the code says it."""
-    if depth > 4 or not isinstance(expr, cst.Call):
-        if depth <= 4 and isinstance(expr, (cst.Name, cst.Attribute)) and dotted_name(expr) is not None:
-            defs = flow.definitions(expr)
-            if defs and len(defs) == 1 and defs[0][0] is flow:
-                return _ndim(program, flow, defs[0][1], depth + 1)
-        return None
-    func = expr.func
-    if not isinstance(func, cst.Attribute):
-        return None
-    method = func.attr.value
-    if method in ("view", "reshape"):
-        return _size_count(expr)
-    if method == "permute":
-        return _size_count(expr)
-    if method == "t" and not expr.args:
-        return 2
-    if method in ("transpose", "swapaxes", "swapdims", "contiguous", "float", "to"):
-        return _ndim(program, flow, func.value, depth + 1)
-    return None
 
 
 def _dtype_view(program: ProgramModel, call: cst.Call) -> bool:
