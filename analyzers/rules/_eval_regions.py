@@ -1,4 +1,5 @@
-"""Evaluation code, for the SAN2xx rules (SAN201 / SAN202 / SAN203): where a model is evaluated.
+"""Evaluation code, for the SAN2xx rules (SAN201 / SAN202 / SAN203): where a model is evaluated, and
+whether evaluating it in train mode would differ at all (:func:`mode_free_model`).
 
 A candidate is a function named like evaluation code or a loop over a validation / test loader (both
 guesses from names: :mod:`~torchsanity.analyzers.name_guesses`) that runs a forward and never a backward;
@@ -19,7 +20,7 @@ from ..name_guesses import (
     looks_like_eval_function,
     looks_like_eval_loader,
 )
-from ..syntax import LOOP_TYPES, NAME_OR_ATTRIBUTE, nodes_of_types
+from ..syntax import LOOP_TYPES, NAME_OR_ATTRIBUTE, dotted_name, nodes_of_types, walk
 
 
 @dataclass
@@ -142,3 +143,124 @@ def eval_fix_safe(flow: Flow, in_region) -> bool:
                 if e.kind in (BACKWARD, FIT):
                     return False
     return True
+
+
+# torch.nn layers whose forward does not depend on train / eval mode (RNNs only without their dropout argument)
+_MODE_FREE_LAYERS = frozenset("torch.nn." + name for name in (
+    "Linear", "Bilinear", "Embedding", "EmbeddingBag", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+    "ConvTranspose2d", "ConvTranspose3d", "LayerNorm", "GroupNorm", "RMSNorm", "ReLU", "GELU", "SiLU", "Tanh",
+    "Sigmoid", "Softmax", "LogSoftmax", "LeakyReLU", "ELU", "Identity", "Flatten", "Unflatten", "MaxPool1d",
+    "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Sequential", "ModuleList",
+    "ModuleDict", "Parameter", "ParameterList", "RNN", "LSTM", "GRU",
+))
+
+
+def mode_free_model(program: ProgramModel, target: str | None) -> bool:
+    """``target`` is bound only to ``Cls(...)`` of an ``nn.Module`` class of this file built only from layers
+    that ignore the mode (no dropout, no batch-norm, no ``self.training``), or to itself moved
+    (``model = model.to(device)``): eval() would change nothing."""
+    bindings = program.bindings.get(target or "", ())
+    built = False
+    for binding in bindings:
+        value = binding.value
+        if _moved_itself(value, target):
+            continue
+        if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Name):
+            return False
+        if not _mode_free_class(program, value.func.value, set()):
+            return False
+        built = True
+    return built
+
+
+# methods that move or cast a module and return that same module
+_MODULE_MOVES = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16"})
+
+
+def _moved_itself(value: cst.BaseExpression | None, target: str | None) -> bool:
+    """``target.to(device)`` / ``target.cuda()`` (chains of them too)."""
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
+            and value.func.attr.value in _MODULE_MOVES:
+        value = value.func.value
+        if dotted_name(value) == target:
+            return True
+    return False
+
+
+def _mode_free_class(program: ProgramModel, name: str, seen: set[str]) -> bool:
+    if name in seen:
+        return True
+    cls = program.classes.get(name)
+    if cls is None or name not in program.module_classes:
+        return False
+    seen.add(name)
+    for base in cls.bases:
+        base_name = dotted_name(base.value)
+        if base_name in program.classes and not _mode_free_class(program, base_name, seen):
+            return False
+    handed_in = _handed_in_attributes(program, cls.body)
+    for node in walk(cls.body):
+        if isinstance(node, cst.Attribute) and node.attr.value == "training":
+            return False
+        if not isinstance(node, cst.Call):
+            continue
+        qual = program.call_name(node) or ""
+        callee = dotted_name(node.func)
+        if callee is not None and callee.startswith("self.") and callee.split(".")[1] in handed_in:
+            return False  # a module handed in (``self.encoder = encoder``): its layers are not seen here
+        if qual.rsplit(".", 1)[-1] in _CONTAINERS and qual.startswith("torch.nn.") and not _built_here(node):
+            return False  # ``nn.Sequential(*layers)``: layers built elsewhere
+        if "dropout" in qual.lower() or "norm" in qual.lower() and not qual.endswith(("LayerNorm", "GroupNorm", "RMSNorm")):
+            return False
+        if qual.startswith("torch.nn.") and qual.rsplit(".", 1)[-1][:1].isupper():
+            if qual not in _MODE_FREE_LAYERS or any(a.keyword is not None and a.keyword.value == "dropout" for a in node.args) \
+                    or len([a for a in node.args if a.keyword is None]) > 5:  # LSTM's sixth positional is dropout
+                return False
+        elif callee is not None and "." not in callee and callee not in _BUILTINS:
+            if not _mode_free_class(program, callee, seen):
+                return False  # a class or helper the rule cannot see through (it may add dropout)
+        elif callee is not None and callee.split(".")[0] in program.imports and not qual.startswith("torch."):
+            return False  # a library call (``timm.create_model``) that may build any layer
+    return True
+
+
+_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+
+
+def _handed_in_attributes(program: ProgramModel, body: cst.CSTNode) -> set[str]:
+    """Attributes ``self.x`` assigned something other than a call or a torch function (a parameter, another
+    object's attribute): a module stored that way was built where the class cannot see."""
+    names = set()
+    for node in walk(body):
+        if isinstance(node, cst.Assign) and not isinstance(node.value, cst.Call):
+            value = dotted_name(node.value)
+            if value is not None and program.imports.get(value.split(".")[0], "").split(".")[0] == "torch":
+                continue  # ``self.act = F.relu``
+            for target in node.targets:
+                name = dotted_name(target.target)
+                if name is not None and name.startswith("self.") and name.count(".") == 1:
+                    names.add(name[5:])
+    return names
+
+
+def _built_here(container: cst.Call) -> bool:
+    """The layers of ``nn.Sequential(...)`` / ``nn.ModuleList([...])`` are calls written in its arguments
+    (a list, a comprehension or a dict of calls), so the walk of the class sees each of them."""
+    for arg in container.args:
+        value = arg.value
+        if arg.star or not isinstance(value, (cst.Call, cst.List, cst.Tuple, cst.ListComp, cst.GeneratorExp,
+                                               cst.Dict, cst.DictComp)):
+            return False
+        if isinstance(value, (cst.List, cst.Tuple)) and not all(isinstance(e.value, cst.Call) for e in value.elements):
+            return False
+        if isinstance(value, (cst.ListComp, cst.GeneratorExp)) and not isinstance(value.elt, cst.Call):
+            return False
+        if isinstance(value, cst.Dict) and not all(isinstance(getattr(e, "value", None), cst.Call) for e in value.elements):
+            return False
+        if isinstance(value, cst.DictComp) and not isinstance(value.value, cst.Call):
+            return False
+    return True
+
+
+_BUILTINS = frozenset({"super", "range", "len", "int", "float", "min", "max", "sum", "abs", "isinstance",
+                       "enumerate", "zip", "list", "tuple", "dict", "print", "getattr", "setattr", "hasattr"})

@@ -1,16 +1,21 @@
-"""Inference helpers, for SAN202: functions that are evaluation code by what they do, whatever their name.
+"""Inference helpers, for SAN201 / SAN202: functions that are evaluation code by what they do, whatever their name.
 
 A function that switches a model to ``eval()`` itself and then runs that model forward, without any backward,
 optimizer step or ``train()`` before its forward passes, is inference (``translate_sentence``,
 ``sample_images``, ``caption``): :func:`inference_helpers` gives them as :class:`EvalRegion` candidates, next
-to the ones :func:`~._eval_regions.eval_candidates` finds by name. No guess from names is involved.
+to the ones :func:`~._eval_regions.eval_candidates` finds by name. :func:`unswitched_helpers` gives the
+functions that run one model forward and never touch its mode (SAN201 judges them by the mode their call
+sites hand them). No guess from names is involved.
 """
 
 from __future__ import annotations
 
-from ..flow import BACKWARD, EVAL, FIT, FORWARD, OPT_STEP, TRAIN, Effect, Flow
+import libcst as cst
+
+from ..flow import BACKWARD, EVAL, FIT, FORWARD, OPT_STEP, SEED, TRAIN, Effect, Flow
 from ..lookups import same_object
 from ..model import FunctionInfo, ProgramModel
+from ..syntax import dotted_names_in, names_in, walk
 from ._eval_regions import EvalRegion
 
 _TRAINING = frozenset({BACKWARD, OPT_STEP, FIT})
@@ -34,6 +39,91 @@ def inference_helpers(program: ProgramModel, flow: Flow, regions: list[EvalRegio
             continue  # its loop over evaluation data is judged instead
         out.append(EvalRegion(node, info, effects, program))
     return out
+
+
+def unswitched_helpers(program: ProgramModel, flow: Flow, regions: list[EvalRegion]) -> list[EvalRegion]:
+    """Plain functions (not methods, not tests, not among ``regions`` nor holding a loop of ``regions``) that
+    run forward passes of one model and nothing else of training: no backward, optimizer step, ``eval()`` or
+    ``train()``, in their own body or in a helper they call. Whether they are inference depends on the mode
+    their callers hand them; :meth:`EvalRegion.holds` still applies."""
+    known = {id(region.node) for region in regions}
+    loops = [region.node for region in regions if region.function is None]
+    out = []
+    for info in program.functions.values():
+        node = info.node
+        if id(node) in known or info.class_name is not None or _test_runner_calls(info):
+            continue
+        effects = flow.scope(node).effects
+        if not _forwards_one_model(effects):
+            continue
+        if any(any(a is node for a in program.ancestors(loop)) for loop in loops):
+            continue
+        out.append(EvalRegion(node, info, effects, program))
+    return out
+
+
+def _forwards_one_model(effects: list[Effect]) -> bool:
+    """Forward passes of one model (a name the flow could tell) and maybe seeding: no training, no gradient
+    clearing, no scheduler, no mode switch."""
+    if any(e.kind not in (FORWARD, SEED) for e in effects):
+        return False
+    forwards = [e for e in effects if e.kind == FORWARD]
+    if not forwards or forwards[0].target is None:
+        return False
+    return all(same_object(e.target, forwards[0].target) for e in forwards)
+
+
+def borrowed_eval_mode(program: ProgramModel, flow: Flow, site: cst.Call) -> cst.Call | None:
+    """The call (of a helper that runs the model itself, such as ``evaluate(model, loader)``) whose
+    ``eval()`` is the mode ``site`` hands the model it runs, when the caller's own code sets no mode since
+    the last ``train()``; None when the caller switches the mode itself (``model.eval()``, a ``with``
+    context), when the mode is training, unknown, or set by a helper whose job is switching it."""
+    effects = flow.scope_of(site).effects
+    start = next((i for i, e in enumerate(effects) if e.site is site or any(v is site for v in e.via)), None)
+    if start is None:
+        return None
+    ran = [e.target for e in effects[start:] if e.kind == FORWARD and any(v is site for v in e.via)]
+    if not ran or None in ran:
+        return None
+    modes = [e for e in effects[:start] if e.kind in (EVAL, TRAIN)
+             and (e.target is None or any(same_object(e.target, t) for t in ran))]
+    last_train = max((i for i, e in enumerate(modes) if e.kind == TRAIN and e.flag is not False), default=-1)
+    since_train = modes[last_train + 1:]  # eval() / train(False) only
+    if not since_train or any(e.direct or e.target is None for e in since_train):
+        return None
+    source = since_train[-1].via[0]
+    if not any(e.kind == FORWARD and e.via and e.via[0] is source for e in effects):
+        return None  # a helper whose job is the mode (``prepare(model)``): switching it is what it is called for
+    for ancestor in program.ancestors(site):
+        if type(ancestor) is cst.With and any(same_object(name, target) for item in ancestor.items
+                                              for name in dotted_names_in(item.item) for target in ran):
+            return None  # ``with evaluating(model):`` may switch the mode around the call
+    return source
+
+
+def feeds_backward(program: ProgramModel, flow: Flow, site: cst.Call) -> bool:
+    """The call's result is used in a loss that is backpropagated (it is not evaluation after all)."""
+    stmt = program.enclosing_statement(site)
+    targets = set()
+    if isinstance(stmt, cst.SimpleStatementLine):
+        for s in stmt.body:
+            if isinstance(s, cst.Assign):
+                for t in s.targets:
+                    targets |= names_in(t.target)
+    if not targets:
+        return False
+    backwarded = set()
+    for e in flow.scope_of(site).effects:
+        if e.kind == BACKWARD and e.arg is not None:
+            backwarded |= names_in(e.arg)
+    if targets & backwarded:
+        return True
+    scope = flow.scope_node(site)
+    for node in walk(scope):
+        if isinstance(node, cst.Assign) and names_in(node.value) & targets:
+            if any(names_in(t.target) & backwarded for t in node.targets):
+                return True
+    return False
 
 
 def _test_runner_calls(info: FunctionInfo) -> bool:

@@ -7,15 +7,19 @@ from ..flow import BACKWARD, EVAL, FORWARD, TRAIN
 from ..lookups import call_sites, referenced_otherwise
 from ..model import ProgramModel
 from ..rule import UNSAFE, InsertBefore, Invalid, NodeFix, Rule, Valid
-from ..syntax import dotted_name, loop_header, names_in, walk
-from ._eval_regions import EvalRegion, eval_candidates, eval_fix_safe
+from ..syntax import dotted_name, loop_header, walk
+from ._eval_regions import EvalRegion, eval_candidates, eval_fix_safe, mode_free_model
+from ._inference import borrowed_eval_mode, feeds_backward, unswitched_helpers
 
 
 class EvalWithoutEvalMode(Rule):
     """Validation / test / inference code that runs the model without switching it to `eval()`: a
     function named like `evaluate` / `validate` / `test` / `predict` (not a module's own method), or a
     loop over a validation / test loader, whose forward passes are not preceded by `model.eval()` (or
-    `model.train(False)`) — in the code itself, in a helper it calls, or before its call sites."""
+    `model.train(False)`) — in the code itself, in a helper it calls, or before its call sites; and an
+    inference helper (`predict_sentiment()`, `translate_sentence()`: it only runs one model forward) that
+    never calls `model.eval()` and gets eval mode at every call site only because another function run
+    before it (`evaluate()`) left the model in eval mode."""
 
     code = "SAN201"
     name = "eval-without-eval-mode"
@@ -24,23 +28,50 @@ class EvalWithoutEvalMode(Rule):
         In training mode dropout still drops units and batch-norm normalises with the statistics of the
         current batch (and updates its running averages with validation data). Validation numbers come
         out noisy and pessimistic, depend on the batch size, and the model's statistics drift.
+
+        An inference helper that borrows its eval mode from `evaluate()` works only while `evaluate()`
+        happens to be the last thing that ran: one training step in between (another epoch, a notebook
+        cell run again or out of order, the helper reused in another script) and its predictions come
+        from a model with dropout active.
     """
     example = """
-        def evaluate(model, loader):
+        def evaluate(model, loader):               # no model.eval()
             with torch.no_grad():
                 for x, y in loader:
                     correct += (model(x).argmax(1) == y).sum().item()
+
+        def validate(model, loader):
+            model.eval()                           # never switched back
+            return [loss_fn(model(x), y).item() for x, y in loader]
+
+        def predict_sentiment(sentence):           # eval mode only if validate() ran last
+            return torch.sigmoid(model(encode(sentence))).item()
+
+        for epoch in range(5):
+            train(model, train_loader)             # model.train()
+            validate(model, val_loader)
+        predict_sentiment("This film is great")
     """
     fix_doc = """
-        Call `model.eval()` before evaluating, and `model.train()` before training again. The quick fix
-        inserts `model.eval()` (offered only where training already switches back with `model.train()`).
+        Call `model.eval()` before evaluating, and `model.train()` before training again; an inference
+        helper calls `model.eval()` itself. The quick fix inserts `model.eval()` at the top of the function
+        or before the loop (offered only where training already switches back with `model.train()`).
     """
     known_problems = """
         Evaluation code is recognised by names (`evaluate`, `validate`, `test`, `predict`, validation loaders);
         differently named evaluation code is not seen, and a mode set by a caller the rule cannot read (another
         package, a callback) is assumed to be missing. A model whose class is defined in the same file and is
         built only from layers that ignore the mode (no dropout, no batch-norm, no `self.training`) is left
-        alone; a model built elsewhere (a loader helper, another package) is assumed to need eval().
+        alone, also when moved with `model = model.to(device)`; a model built elsewhere (a loader helper,
+        another package, submodules handed to its constructor) is assumed to need eval().
+
+        An inference helper that switches no mode is reported only when every call of it is in the same
+        file, none feeds a loss that is backpropagated, and at each of them the last mode switch of that
+        model since its last `train()` is an `eval()` inside a function that also runs the model itself
+        (`evaluate()`); a `model.eval()` of the caller's own code (or a `with` context) before the call, a
+        helper whose job is switching the mode (`freeze(model)`), or one call in training mode keeps it
+        quiet. Only plain functions are judged that way (not methods), and only call sites in the scope
+        that calls the helper directly: a mode set by the caller's caller is not seen.
     """
     fix_safety = """
         Unsafe: `model.eval()` changes dropout and batch-norm for everything that runs after it, training
@@ -124,6 +155,86 @@ class EvalWithoutEvalMode(Rule):
                 opt.step()
             for x, y in val_loader:
                 print(model(x))
+        """),
+        # a bag-of-embeddings model moved to the device: eval() would change nothing for predict_sentiment()
+        Valid("""
+            import torch.nn as nn
+
+            class NBoW(nn.Module):
+                def __init__(self, vocab, classes):
+                    super().__init__()
+                    self.embedding = nn.Embedding(vocab, 64)
+                    self.fc = nn.Linear(64, classes)
+
+                def forward(self, ids):
+                    return self.fc(self.embedding(ids).mean(dim=1))
+
+            def evaluate(model, loader):
+                model.eval()
+                return [model(ids) for ids, label in loader]
+
+            model = NBoW(5000, 2)
+            model = model.to(device)
+            evaluate(model, test_loader)
+
+            def predict_sentiment(ids):
+                return model(ids).argmax(-1)
+
+            print(predict_sentiment(sample))
+        """),
+        # the caller switches the mode itself before the inference helper, whatever evaluate() left behind
+        Valid("""
+            import torch
+
+            def evaluate(model, loader):
+                model.eval()
+                with torch.no_grad():
+                    return sum(loss_fn(model(x), y).item() for x, y in loader)
+
+            def translate(tokens):
+                return model(torch.LongTensor(tokens).unsqueeze(1)).argmax(-1)
+
+            for epoch in range(10):
+                model.train()
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                evaluate(model, val_loader)
+            model.eval()
+            print(translate([2, 14, 7, 3]))
+        """),
+        # a helper whose job is the mode: freezing the backbone is what it is called for
+        Valid("""
+            def freeze(model):
+                model.eval()
+                for p in model.parameters():
+                    p.requires_grad_(False)
+
+            def embed(model, x):
+                return model(x)
+
+            freeze(backbone)
+            features = embed(backbone, images)
+        """),
+        # one call of the helper runs in training mode: it is not inference-only code
+        Valid("""
+            def evaluate(model, loader):
+                model.eval()
+                return [model(x) for x, y in loader]
+
+            def show_samples(model, x):
+                print(model(x).argmax(1))
+
+            for epoch in range(10):
+                model.train()
+                for x, y in train_loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                show_samples(model, batch)
+                evaluate(model, val_loader)
+            show_samples(model, batch)
         """),
     ]
     INVALID = [
@@ -229,85 +340,175 @@ class EvalWithoutEvalMode(Rule):
             """,
             line=15,
         ),
+        # an inference helper that gets eval mode only from evaluate(), which ran last
+        Invalid(
+            """
+            import torch
+
+            def train(model, loader):
+                model.train()
+                for x, y in loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+
+            def evaluate(model, loader):
+                model.eval()
+                with torch.no_grad():
+                    return sum(loss_fn(model(x), y).item() for x, y in loader)
+
+            model = Net(dropout=0.5)
+            for epoch in range(5):
+                train(model, train_loader)
+                evaluate(model, val_loader)
+
+            def predict_class(model, x):
+                with torch.no_grad():
+                    return model(x).argmax(1)
+
+            print(predict_class(model, sample))
+            """,
+            line=20,
+            column=4,
+            message="predict_class() runs model without model.eval(): its eval mode is only what evaluate() left "
+                    "behind, so after any training step dropout and batch-norm are in training mode",
+            fixed="""
+            import torch
+
+            def train(model, loader):
+                model.train()
+                for x, y in loader:
+                    opt.zero_grad()
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+
+            def evaluate(model, loader):
+                model.eval()
+                with torch.no_grad():
+                    return sum(loss_fn(model(x), y).item() for x, y in loader)
+
+            model = Net(dropout=0.5)
+            for epoch in range(5):
+                train(model, train_loader)
+                evaluate(model, val_loader)
+
+            def predict_class(model, x):
+                model.eval()
+                with torch.no_grad():
+                    return model(x).argmax(1)
+
+            print(predict_class(model, sample))
+            """,
+        ),
+        # a head over a pretrained backbone handed to the constructor: its dropout is not seen, so assumed
+        Invalid(
+            """
+            import torch.nn as nn
+            from transformers import AutoModel
+
+            class Classifier(nn.Module):
+                def __init__(self, backbone, classes):
+                    super().__init__()
+                    self.backbone = backbone
+                    self.fc = nn.Linear(768, classes)
+
+                def forward(self, ids):
+                    return self.fc(self.backbone(ids).pooler_output)
+
+            def evaluate(model, loader):
+                model.eval()
+                return [model(ids) for ids, label in loader]
+
+            model = Classifier(AutoModel.from_pretrained("bert-base-uncased"), 2)
+            model = model.to(device)
+            evaluate(model, test_loader)
+
+            def predict_sentiment(ids):
+                return model(ids).argmax(-1)
+
+            print(predict_sentiment(sample))
+            """,
+            line=21,
+        ),
+        # the same with a helper named for what it does and the model a global
+        Invalid(
+            """
+            import torch
+
+            def train_epoch(model, loader):
+                model.train()
+                for src, trg in loader:
+                    opt.zero_grad()
+                    criterion(model(src, trg), trg).backward()
+                    opt.step()
+
+            def evaluate(model, loader):
+                model.eval()
+                with torch.no_grad():
+                    return sum(criterion(model(src, trg), trg).item() for src, trg in loader)
+
+            model = Seq2Seq(encoder, decoder).to(device)
+            for epoch in range(10):
+                train_epoch(model, train_loader)
+                valid_loss = evaluate(model, valid_loader)
+
+            def translate_sentence(tokens):
+                src = torch.LongTensor(tokens).unsqueeze(1)
+                return model(src, None).argmax(-1).tolist()
+
+            print(translate_sentence([2, 14, 7, 3]))
+            """,
+            line=20,
+        ),
     ]
 
     def check(self, ctx: RuleContext):
         program, flow = ctx.program, ctx.flow
-        for region in eval_candidates(program):
+        regions = eval_candidates(program)
+        for region in regions:
             if any(e.kind == EVAL or (e.kind == TRAIN and e.flag is not True) for e in region.effects):
                 continue
             if not region.holds():
                 continue
             targets = {e.target for e in region.effects if e.kind == FORWARD}
-            if targets and all(_mode_free_model(program, t) for t in targets):
+            if targets and all(mode_free_model(program, t) for t in targets):
                 continue  # built from layers that behave the same in train and eval mode
             if region.function is not None:
                 result = _check_function(program, flow, region, targets)
+                if result is None:
+                    yield from self._borrowed_mode(program, flow, region, targets)
+                    continue
             else:
                 result = _check_loop(program, flow, region, targets)
             if result is not None:
-                yield result if not isinstance(result, tuple) else self.finding(result[0], end_node=result[1], fix=result[2])
+                yield self.finding(result[0], end_node=result[1], fix=result[2])
+        for region in unswitched_helpers(program, flow, regions):
+            targets = {e.target for e in region.effects if e.kind == FORWARD}
+            if not all(mode_free_model(program, t) for t in targets) and region.holds():
+                yield from self._borrowed_mode(program, flow, region, targets)
 
-
-# torch.nn layers whose forward does not depend on train / eval mode (RNNs only without their dropout argument)
-_MODE_FREE_LAYERS = frozenset("torch.nn." + name for name in (
-    "Linear", "Bilinear", "Embedding", "EmbeddingBag", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
-    "ConvTranspose2d", "ConvTranspose3d", "LayerNorm", "GroupNorm", "RMSNorm", "ReLU", "GELU", "SiLU", "Tanh",
-    "Sigmoid", "Softmax", "LogSoftmax", "LeakyReLU", "ELU", "Identity", "Flatten", "Unflatten", "MaxPool1d",
-    "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Sequential", "ModuleList",
-    "ModuleDict", "Parameter", "ParameterList", "RNN", "LSTM", "GRU",
-))
-
-
-def _mode_free_model(program: ProgramModel, target: str | None) -> bool:
-    """``target`` is bound only to ``Cls(...)`` of an ``nn.Module`` class of this file built only from layers
-    that ignore the mode (no dropout, no batch-norm, no ``self.training``): eval() would change nothing."""
-    bindings = program.bindings.get(target or "", ())
-    if not bindings:
-        return False
-    for binding in bindings:
-        value = binding.value
-        if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Name):
-            return False
-        if not _mode_free_class(program, value.func.value, set()):
-            return False
-    return True
-
-
-def _mode_free_class(program: ProgramModel, name: str, seen: set[str]) -> bool:
-    if name in seen:
-        return True
-    cls = program.classes.get(name)
-    if cls is None or name not in program.module_classes:
-        return False
-    seen.add(name)
-    for base in cls.bases:
-        base_name = dotted_name(base.value)
-        if base_name in program.classes and not _mode_free_class(program, base_name, seen):
-            return False
-    for node in walk(cls.body):
-        if isinstance(node, cst.Attribute) and node.attr.value == "training":
-            return False
-        if not isinstance(node, cst.Call):
-            continue
-        qual = program.call_name(node) or ""
-        callee = dotted_name(node.func)
-        if "dropout" in qual.lower() or "norm" in qual.lower() and not qual.endswith(("LayerNorm", "GroupNorm", "RMSNorm")):
-            return False
-        if qual.startswith("torch.nn.") and qual.rsplit(".", 1)[-1][:1].isupper():
-            if qual not in _MODE_FREE_LAYERS or any(a.keyword is not None and a.keyword.value == "dropout" for a in node.args) \
-                    or len([a for a in node.args if a.keyword is None]) > 5:  # LSTM's sixth positional is dropout
-                return False
-        elif callee is not None and "." not in callee and callee not in _BUILTINS:
-            if not _mode_free_class(program, callee, seen):
-                return False  # a class or helper the rule cannot see through (it may add dropout)
-        elif callee is not None and callee.split(".")[0] in program.imports and not qual.startswith("torch."):
-            return False  # a library call (``timm.create_model``) that may build any layer
-    return True
-
-
-_BUILTINS = frozenset({"super", "range", "len", "int", "float", "min", "max", "sum", "abs", "isinstance",
-                       "enumerate", "zip", "list", "tuple", "dict", "print", "getattr", "setattr", "hasattr"})
+    def _borrowed_mode(self, program: ProgramModel, flow, region: EvalRegion, targets):
+        """The finding on an inference helper whose eval mode, at every call site, is only what another
+        function (``evaluate()``) left behind."""
+        info = region.function
+        if info.class_name is not None or len(targets) != 1:
+            return
+        sites = call_sites(program, info)
+        if not sites or referenced_otherwise(program, info, sites):
+            return  # callers it cannot see may switch the mode
+        sources = []
+        for site in sites:
+            source = None if feeds_backward(program, flow, site) else borrowed_eval_mode(program, flow, site)
+            if source is None:
+                return
+            sources.append(source)
+        helper, target = info.node.name.value, next(iter(targets))
+        names = sorted({dotted_name(source.func) or "a helper" for source in sources})
+        message = (f"{helper}() runs {target} without {target}.eval(): its eval mode is only what "
+                   f"{'() / '.join(names)}() left behind, so after any training step dropout and batch-norm "
+                   "are in training mode")
+        yield self.finding(info.node.name, message=message,
+                           fix=_function_fix(program, flow, region, targets, sites))
 
 
 def _mode_switch_before(flow, site) -> bool:
@@ -345,7 +546,7 @@ def _check_function(program: ProgramModel, flow, region: EvalRegion, targets):
     if not sites or referenced_otherwise(program, info, sites):
         return None  # called from elsewhere: the caller may well switch the mode
     for site in sites:
-        if _mode_switch_before(flow, site) or _feeds_backward(program, flow, site):
+        if _mode_switch_before(flow, site) or feeds_backward(program, flow, site):
             return None
     return (func.name, func.name, _function_fix(program, flow, region, targets, sites))
 
@@ -362,31 +563,6 @@ def _eval_call_holders(program: ProgramModel) -> set[int]:
         if type(func) is cst.Attribute and func.attr.value == "eval" and not call.args:
             holders.update(id(ancestor) for ancestor in program.ancestors(call))
     return holders
-
-
-def _feeds_backward(program, flow, site) -> bool:
-    """The call's result is used in a loss that is backpropagated (it is not evaluation after all)."""
-    stmt = program.enclosing_statement(site)
-    targets = set()
-    if isinstance(stmt, cst.SimpleStatementLine):
-        for s in stmt.body:
-            if isinstance(s, cst.Assign):
-                for t in s.targets:
-                    targets |= names_in(t.target)
-    if not targets:
-        return False
-    backwarded = set()
-    for e in flow.scope_of(site).effects:
-        if e.kind == BACKWARD and e.arg is not None:
-            backwarded |= names_in(e.arg)
-    if targets & backwarded:
-        return True
-    scope = flow.scope_node(site)
-    for node in walk(scope):
-        if isinstance(node, cst.Assign) and names_in(node.value) & targets:
-            if any(names_in(t.target) & backwarded for t in node.targets):
-                return True
-    return False
 
 
 def _function_fix(program, flow, region, targets, sites):
