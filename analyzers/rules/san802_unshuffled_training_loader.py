@@ -39,8 +39,9 @@ class UnshuffledTrainingLoader(Rule):
     known_problems = """
         Training loaders are recognised by names, dataset arguments and Lightning's `train_dataloader()`;
         loaders built through factories, or datasets that shuffle themselves (iterable datasets, pre-shuffled
-        shards), are not understood; a dataset class of the same file whose `__getitem__` ignores its index
-        (a fresh random sample every time) is left alone, one defined in another file is not seen. A loader whose
+        shards), are not understood; a dataset class whose `__getitem__` ignores its index (a fresh random
+        sample every time) is left alone when it is defined in the same file or imported from a module of the
+        project (a class from an installed package is not read). A loader whose
         name is only used in a one-off `next(iter(loader))` or in loops under `torch.no_grad()` (feature
         extraction) is taken as not training; a loader class held in a variable is followed only when the
         variable is bound to `DataLoader` (or a conditional expression naming it) in the same scope.
@@ -293,11 +294,18 @@ def _loader_class_alias(program: ProgramModel, flow, func: cst.Name) -> bool:
 
 
 def _ignores_index(program: ProgramModel, dataset: cst.BaseExpression) -> bool:
-    """``Cls(...)`` of a dataset class defined in this file whose ``__getitem__`` never reads its index (it
-    draws a fresh random sample every time): the order of the indices carries nothing to shuffle."""
+    """``Cls(...)`` of a dataset class defined in this file (or imported from a module of the project) whose
+    ``__getitem__`` never reads its index (it draws a fresh random sample every time): the order of the indices
+    carries nothing to shuffle."""
     if not isinstance(dataset, cst.Call) or not isinstance(dataset.func, cst.Name):
         return False
     cls = program.classes.get(dataset.func.value)
+    if cls is None and dataset.func.value in program.imports and program.project is not None:
+        try:
+            resolved = program.project.resolve(program, dataset.func.value)
+        except Exception:  # a broken sibling never breaks this file
+            resolved = None
+        cls = resolved[0].classes.get(resolved[1]) if resolved is not None else None
     if cls is None or not isinstance(cls.body, cst.IndentedBlock):
         return False
     getitem = next((s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__getitem__"), None)
