@@ -39,6 +39,12 @@ SCHEDULER_NAMES = frozenset(
 )
 MODEL_PREFIXES = ("torchvision.models.", "timm.create_model", "transformers.AutoModel")
 DATALOADER_NAMES = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
+# Datasets: the base classes people derive from, the ones that stream, and the packages whose calls build one.
+DATASET_NAMES = frozenset({"torch.utils.data.Dataset", "torch.utils.data.dataset.Dataset", "torch.utils.data.IterableDataset",
+                           "torch.utils.data.dataset.IterableDataset", "torch.utils.data.TensorDataset",
+                           "torch.utils.data.ConcatDataset", "torch.utils.data.Subset", "datasets.load_dataset"})
+ITERABLE_DATASETS = frozenset({"torch.utils.data.IterableDataset", "torch.utils.data.dataset.IterableDataset"})
+DATASET_PREFIXES = ("torchvision.datasets.", "torchaudio.datasets.", "torchtext.datasets.")
 NN_MODULE_BASES = frozenset(
     {"torch.nn.Module", "torch.nn.modules.module.Module", "pytorch_lightning.LightningModule",
      "lightning.LightningModule", "lightning.pytorch.LightningModule", "torch.nn.Sequential"}
@@ -153,6 +159,23 @@ DATAFLOW_MODULE_MOVES = frozenset({"to", "cuda", "cpu", "train", "eval", "float"
 TENSOR_MOVES = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "contiguous", "detach", "clone"})
 TRANSPOSING_METHODS = frozenset({"transpose", "permute", "t", "swapaxes", "swapdims", "movedim"})
 VALUE_PASSING_WRAPPERS = frozenset({"torch.autograd.Variable", "tqdm", "tqdm.tqdm", "tqdm.auto.tqdm"})
+
+# Augmentation libraries, and their random transforms beyond the `Random*` / `Rand*` names.
+AUGMENTATION_LIBRARIES = ("torchvision.transforms.", "albumentations.", "kornia.augmentation.", "monai.transforms.")
+RANDOM_AUGMENTATIONS = frozenset({
+    "ColorJitter", "RandAugment", "AutoAugment", "TrivialAugmentWide", "AugMix", "ElasticTransform",
+    # albumentations: random with p=0.5 by default
+    "HorizontalFlip", "VerticalFlip", "Flip", "ShiftScaleRotate", "Rotate", "HueSaturationValue",
+    "CoarseDropout", "GaussNoise", "Affine", "Perspective", "GridDistortion", "OpticalDistortion", "Cutout",
+})
+# Deterministic once applied: with p=1 they are a fixed operation (e.g. a flip for TTA).
+FIXED_WHEN_ALWAYS = frozenset({
+    "RandomHorizontalFlip", "RandomVerticalFlip", "RandomGrayscale", "HorizontalFlip", "VerticalFlip",
+    "RandomInvert", "RandomSolarize", "RandomPosterize", "RandomAutocontrast", "RandomEqualize",
+    "RandomAdjustSharpness", "ToGray",
+})
+TRANSFORM_PIPELINES = frozenset({"torchvision.transforms.Compose", "torchvision.transforms.v2.Compose",
+                                 "albumentations.Compose", "torch.nn.Sequential"})
 
 CROSS_ENTROPY = "cross_entropy"
 NLL = "nll"

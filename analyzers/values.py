@@ -3,7 +3,8 @@
 ::
 
     unknown (None)                      nothing is known: a rule asking about it stays silent
-      └── Value(kind)                   MODEL, OPTIMIZER, SCHEDULER, DATALOADER, LOSS, TENSOR, TUPLE, MAPPING
+      └── Value(kind)                   MODEL, OPTIMIZER, SCHEDULER, DATALOADER, DATASET, TRANSFORM, LOSS, TENSOR,
+            │                           ENCODING, DEVICE, TUPLE, MAPPING
             └── Value(kind, facets)     what built it and what each kind carries (see :class:`Value`)
 
 :meth:`Values.of` finds every definition of an expression with the dataflow (:mod:`.dataflow`: bindings,
@@ -27,13 +28,22 @@ import libcst as cst
 from .activation_flow import MAX_DEPTH
 from .dataflow import Dataflow, ModuleRef, dataflow
 from .model import Binding, ProgramModel
-from .syntax import dotted_name, int_literal, string_literal
+from .name_guesses import EVAL_ROLE, TRAIN_ROLE, name_role
+from .syntax import call_arg, dotted_name, int_literal, number_literal, string_literal
 from .torch_api import (
+    AUGMENTATION_LIBRARIES,
+    DATASET,
+    DATASET_NAMES,
+    DATASET_PREFIXES,
+    ITERABLE_DATASETS,
+    TRANSFORM_PIPELINES,
     DATALOADER,
     DATALOADER_NAMES,
     DATAFLOW_MODULE_MOVES,
     DATAFLOW_MODULE_WRAPPERS,
     EPOCH_SCHEDULERS,
+    FIXED_WHEN_ALWAYS,
+    RANDOM_AUGMENTATIONS,
     LOSS,
     MODEL,
     OPTIMIZER,
@@ -45,6 +55,9 @@ from .torch_api import (
 )
 
 TENSOR = "tensor"
+TRANSFORM = "transform"  # a torchvision transform pipeline
+ENCODING = "encoding"  # a tokenizer's BatchEncoding (a dict of tensors that moves in place)
+DEVICE = "device"
 TUPLE = "tuple"
 MAPPING = "mapping"
 
@@ -59,8 +72,11 @@ class Value:
     - ``qualname``: what built it (``torch.optim.AdamW``, ``torch.nn.CrossEntropyLoss``, a module class's name);
     - MODEL: ``module``, the module (its ``torch.nn`` constructor or its class, maybe in another file);
     - SCHEDULER: ``schedule``, EPOCH for schedulers whose horizon is counted in epochs;
-    - DATALOADER: ``shuffle`` (the literal ``shuffle=``; False when left out) and ``sampler`` (a ``sampler=`` /
-      ``batch_sampler=`` decides the order);
+    - DATALOADER: ``shuffle`` (the literal ``shuffle=``; False when left out), ``sampler`` (a ``sampler=`` /
+      ``batch_sampler=`` decides the order) and ``split`` (its dataset's);
+    - DATASET: ``split`` (TRAIN_ROLE / EVAL_ROLE from ``train=True`` / ``split="val"``), ``iterable`` (an
+      ``IterableDataset``, or a streamed ``load_dataset``);
+    - TRANSFORM: ``random`` (a random augmentation among its steps: crops, flips, colour jitter, ...);
     - TENSOR: ``activation`` (SOFTMAX / LOG_SOFTMAX / SIGMOID / LOGITS, from :mod:`.activation_flow`),
       ``layout`` (TRANSPOSED), ``detached``;
     - TUPLE: ``elements``; MAPPING: ``entries`` (string keys);
@@ -76,6 +92,9 @@ class Value:
     activation: str | None = None
     layout: str | None = None
     detached: bool | None = None
+    split: str | None = None
+    iterable: bool | None = None
+    random: bool | None = None
     elements: tuple["Value | None", ...] | None = None
     entries: tuple[tuple[str, "Value | None"], ...] | None = None
     origin: cst.Call | None = field(default=None, repr=False)
@@ -103,7 +122,7 @@ class Value:
 
 
 _FIELDS = ("kind", "qualname", "module", "schedule", "shuffle", "sampler", "activation", "layout", "detached",
-           "elements", "entries", "origin")
+           "split", "iterable", "random", "elements", "entries", "origin")
 
 
 def _same(a: object, b: object) -> bool:
@@ -236,8 +255,19 @@ class Values:
         if qual in VALUE_PASSING_WRAPPERS:
             return self.of(first, depth + 1)
         kind = kind_of_constructor(qual)
+        if kind == DATALOADER and qual in DATALOADER_NAMES:
+            return self._loader(call, qual, depth)
         if kind is not None and kind != MODEL:
             return _constructed(kind, qual, call)
+        if qual == "torch.device":
+            return Value(DEVICE, qualname=qual)
+        if qual in TRANSFORM_PIPELINES and qual != "torch.nn.Sequential" or qual and qual.startswith(AUGMENTATION_LIBRARIES):
+            return self._transform(call, qual, depth)
+        dataset = self._dataset(call, qual)
+        if dataset is not None:
+            return dataset
+        if self._tokenizer(call.func, depth):
+            return Value(ENCODING)
         ref = self.flow.module_of_value(call, depth + 1)
         if ref is not None:
             return Value(MODEL, qualname=ref.qualname or ref.classdef.name.value, module=ref)
@@ -258,8 +288,8 @@ class Values:
             receiver = self.of(func.value, depth + 1)
             if receiver is None:
                 return None
-            if receiver.kind == MODEL and method in DATAFLOW_MODULE_MOVES:
-                return receiver
+            if receiver.kind == MODEL and method in DATAFLOW_MODULE_MOVES or receiver.kind == ENCODING and method == "to":
+                return receiver  # a module, a BatchEncoding: moved in place, and returned
             if receiver.kind == TENSOR and method in TENSOR_MOVES:
                 return replace(receiver, layout=None if method == "contiguous" else receiver.layout,
                                detached=True if method == "detach" else receiver.detached)
@@ -289,6 +319,67 @@ class Values:
         """A tensor whose activation the dataflow knows (``F.softmax(x)``, a model's output)."""
         activation = self.flow.activation(call, depth + 1)
         return Value(TENSOR, activation=activation.kind) if activation is not None else None
+
+    def _loader(self, call: cst.Call, qual: str, depth: int) -> Value:
+        """``DataLoader(dataset, ...)``: its order, and its dataset's split."""
+        value = _constructed(DATALOADER, qual, call)
+        dataset = call_arg(call, "dataset", 0)
+        data = self.of(dataset, depth + 1) if dataset is not None else None
+        return replace(value, split=data.split) if data is not None and data.kind == DATASET else value
+
+    def _transform(self, call: cst.Call, qual: str, depth: int) -> Value | None:
+        """A pipeline (``Compose([...])``) or one augmentation: whether a step draws at random."""
+        if qual not in TRANSFORM_PIPELINES:
+            own = qual.rsplit(".", 1)[-1] == "Lambda"  # a function of the user's: it may draw
+            return Value(TRANSFORM, qualname=qual, random=None if own else is_random_augmentation(qual, call))
+        steps = call_arg(call, "transforms", 0)
+        if not isinstance(steps, (cst.List, cst.Tuple)) or any(isinstance(e, cst.StarredElement) for e in steps.elements):
+            return Value(TRANSFORM, qualname=qual)
+        randoms = []
+        for element in steps.elements:
+            step = self.of(element.value, depth + 1)
+            randoms.append(step.random if step is not None and step.kind == TRANSFORM else None)  # unknown: may draw
+        random = True if True in randoms else (False if randoms and None not in randoms else None)
+        return Value(TRANSFORM, qualname=qual, random=random)
+
+    def _dataset(self, call: cst.Call, qual: str | None) -> Value | None:
+        """A dataset: of ``torchvision.datasets`` / ``torch.utils.data``, Hugging Face's ``load_dataset``, or a
+        class (here or in a module of the project) deriving from ``Dataset`` / ``IterableDataset``."""
+        iterable = None
+        if qual in DATASET_NAMES or qual and qual.startswith(DATASET_PREFIXES):
+            streaming = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "streaming"), None)
+            iterable = qual in ITERABLE_DATASETS or dotted_name(streaming) == "True"
+        elif isinstance(call.func, cst.Name) and qual is not None and "." not in qual:
+            bases = self._dataset_bases(call.func.value)
+            if bases is None:
+                return None
+            iterable = any(b in ITERABLE_DATASETS for b in bases)
+        else:
+            return None
+        return Value(DATASET, qualname=qual, split=_split(call), iterable=iterable)
+
+    def _dataset_bases(self, class_name: str, depth: int = 0) -> list[str] | None:
+        """The torch dataset classes ``class_name`` derives from (through classes of this module or its siblings),
+        or None when it is not a dataset class we can see."""
+        classdef = self.program.classes.get(class_name)
+        if classdef is None or depth > 4:
+            return None
+        found = []
+        for base in classdef.bases:
+            qual = self.program.qualname(base.value)
+            if qual in DATASET_NAMES:
+                found.append(qual)
+            elif qual is not None and "." not in qual:
+                deeper = self._dataset_bases(qual, depth + 1)
+                if deeper:
+                    found.extend(deeper)
+        return found or None
+
+    def _tokenizer(self, func: cst.BaseExpression, depth: int) -> bool:
+        """``tokenizer`` was built by a Hugging Face tokenizer's ``from_pretrained``."""
+        qual = self._constructor_of(func, depth)
+        return qual is not None and qual.startswith("transformers.") and qual.endswith("Tokenizer.from_pretrained") \
+            or qual is not None and qual.startswith("transformers.") and qual.endswith("TokenizerFast.from_pretrained")
 
     # ---- names the dataflow does not follow ------------------------------------------------------
 
@@ -396,8 +487,44 @@ def _constructed(kind: str, qual: str, call: cst.Call) -> Value:
     return Value(kind, qualname=qual, origin=call)
 
 
+def _split(call: cst.Call) -> str | None:
+    """TRAIN_ROLE / EVAL_ROLE from a dataset constructor's ``train=True`` / ``split="validation"``."""
+    for arg in call.args:
+        if arg.keyword is None:
+            continue
+        if arg.keyword.value == "train" and dotted_name(arg.value) in ("True", "False"):
+            return TRAIN_ROLE if dotted_name(arg.value) == "True" else EVAL_ROLE
+        if arg.keyword.value == "split":
+            return name_role(string_literal(arg.value))
+    return None
+
+
 def _transposed(value: Value | None) -> Value | None:
     """What ``value.transpose(...)`` / ``.permute(...)`` / ``.T`` is: a tensor with its dims reordered."""
     if value is None or value.kind != TENSOR:
         return None
     return replace(value, layout=TRANSPOSED)
+
+
+def is_random_augmentation(qual: str, call: cst.Call) -> bool:
+    """A call of ``qual`` (of an augmentation library) that draws at random: ``RandomCrop``, ``ColorJitter``, a flip
+    with ``p`` below 1, ...; the containers (``RandomApply``, ``OneOf``) are not, their members are."""
+    last = qual.rsplit(".", 1)[-1]
+    randomly_named = last.startswith("Random") and last[6:7].isupper() or last.startswith("Rand") and last[4:5].isupper()
+    if not (randomly_named or last in RANDOM_AUGMENTATIONS):
+        return False
+    if last in ("RandomApply", "RandomChoice", "RandomOrder", "OneOf", "SomeOf"):
+        return False  # the containers: their members are judged instead
+    probability = None
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value in ("p", "prob", "probability"):
+            probability = arg.value
+    if probability is None and last in ("RandomHorizontalFlip", "RandomVerticalFlip", "RandomGrayscale") and call.args \
+            and call.args[0].keyword is None:
+        probability = call.args[0].value
+    value = number_literal(probability) if probability is not None else None
+    if value == 0:
+        return False
+    if value is not None and value >= 1 and last in FIXED_WHEN_ALWAYS:
+        return False
+    return True

@@ -8,21 +8,10 @@ from ..lookups import calls_by_callee, named_calls
 from ..model import Binding, ProgramModel
 from ..name_guesses import EVAL_ROLE, TRAIN_ROLE, name_role
 from ..rule import Invalid, Rule, Valid
-from ..syntax import dotted_name, number_literal, string_literal, walk
+from ..syntax import dotted_name, string_literal, walk
+from ..torch_api import AUGMENTATION_LIBRARIES
+from ..values import is_random_augmentation
 
-_LIBRARIES = ("torchvision.transforms.", "albumentations.", "kornia.augmentation.", "monai.transforms.")
-_RANDOM_NAMES = frozenset({
-    "ColorJitter", "RandAugment", "AutoAugment", "TrivialAugmentWide", "AugMix", "ElasticTransform",
-    # albumentations: random with p=0.5 by default
-    "HorizontalFlip", "VerticalFlip", "Flip", "ShiftScaleRotate", "Rotate", "HueSaturationValue",
-    "CoarseDropout", "GaussNoise", "Affine", "Perspective", "GridDistortion", "OpticalDistortion", "Cutout",
-})
-# Deterministic once applied: with p=1 they are a fixed operation (e.g. a flip for TTA).
-_FIXED_WHEN_ALWAYS = frozenset({
-    "RandomHorizontalFlip", "RandomVerticalFlip", "RandomGrayscale", "HorizontalFlip", "VerticalFlip",
-    "RandomInvert", "RandomSolarize", "RandomPosterize", "RandomAutocontrast", "RandomEqualize",
-    "RandomAdjustSharpness", "ToGray",
-})
 _DATASET_ROLE_KEYWORDS = ("split", "subset", "mode", "phase", "stage")
 _TRANSFORM_KEYWORDS = ("transform", "transforms", "img_transform", "image_transform", "preprocess")
 
@@ -190,9 +179,9 @@ class AugmentationInEval(Rule):
         flow = None
         reported: set[int] = set()
         for call, qual in named_calls(program):
-            if qual is None or not qual.startswith(_LIBRARIES):
+            if qual is None or not qual.startswith(AUGMENTATION_LIBRARIES):
                 continue
-            if not _random_transform(qual, call):
+            if not is_random_augmentation(qual, call):
                 continue
             if flow is None:
                 flow = ctx.dataflow
@@ -218,33 +207,11 @@ class AugmentationInEval(Rule):
                     f"({arg.value.value}); use a deterministic evaluation pipeline"))
 
 
-def _random_transform(qual: str, call: cst.Call) -> bool:
-    last = qual.rsplit(".", 1)[-1]
-    randomly_named = last.startswith("Random") and last[6:7].isupper() or last.startswith("Rand") and last[4:5].isupper()
-    if not (randomly_named or last in _RANDOM_NAMES):
-        return False
-    if last in ("RandomApply", "RandomChoice", "RandomOrder", "OneOf", "SomeOf"):
-        return False  # the containers: their members are judged instead
-    probability = None
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value in ("p", "prob", "probability"):
-            probability = arg.value
-    if probability is None and last in ("RandomHorizontalFlip", "RandomVerticalFlip", "RandomGrayscale") and call.args \
-            and call.args[0].keyword is None:
-        probability = call.args[0].value
-    value = number_literal(probability) if probability is not None else None
-    if value == 0:
-        return False
-    if value is not None and value >= 1 and last in _FIXED_WHEN_ALWAYS:
-        return False
-    return True
-
-
 def _has_random(program: ProgramModel, expr: cst.BaseExpression) -> bool:
     for node in walk(expr):
         if isinstance(node, cst.Call):
             qual = program.call_name(node)
-            if qual is not None and qual.startswith(_LIBRARIES) and _random_transform(qual, node):
+            if qual is not None and qual.startswith(AUGMENTATION_LIBRARIES) and is_random_augmentation(qual, node):
                 return True
     return False
 
@@ -323,7 +290,7 @@ def _context_role(program: ProgramModel, node: cst.CSTNode, flow: Dataflow | Non
                 return _dataset_role(program, call)  # ImageFolder(root, transform)
         if isinstance(parent, cst.Call) and current is not parent.func:
             qual = program.call_name(parent) or ""
-            if not (qual.startswith(_LIBRARIES) or qual == "torch.nn.Sequential"):
+            if not (qual.startswith(AUGMENTATION_LIBRARIES) or qual == "torch.nn.Sequential"):
                 return None  # an argument of something else: we do not know what it does
         current = parent
     return None

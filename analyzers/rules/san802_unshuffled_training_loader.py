@@ -10,7 +10,8 @@ from ..model import ProgramModel
 from ..name_guesses import EVAL_TOKENS, name_role, name_tokens
 from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
 from ..syntax import dotted_name, enclosing_loop, names_in, walk
-from ..torch_api import DATALOADER_NAMES, LOADER_WRAPPERS
+from ..torch_api import DATALOADER_NAMES, DATASET, LOADER_WRAPPERS
+from ..values import values
 
 # Streaming / iterable datasets cannot be shuffled by the DataLoader (shuffle=True raises).
 _ITERABLE_HINTS = ("IterableDataset", "WebDataset", "IterDataPipe", "wds.", "webdataset", "streaming", "Stream")
@@ -380,6 +381,9 @@ def _is_training(program: ProgramModel, call: cst.Call, dataset: cst.BaseExpress
                 roles.add("train" if arg.value.value == "True" else "eval")
             if arg.keyword is not None and arg.keyword.value in ("split", "subset", "mode") and isinstance(arg.value, cst.SimpleString):
                 roles.add(_role(arg.value.evaluated_value if isinstance(arg.value.evaluated_value, str) else None) or "other")
+    data = values(program).of(dataset)
+    if data is not None and data.kind == DATASET and data.split is not None:
+        roles.add(data.split)  # `train_set = CIFAR10(..., train=True)` reaching the loader, under any name
     function = enclosing_function(program, call)
     if function is not None and function.name.value == "train_dataloader":
         roles.add("train")  # Lightning's hook returns the training loader
@@ -389,17 +393,20 @@ def _is_training(program: ProgramModel, call: cst.Call, dataset: cst.BaseExpress
 
 def _iterable(program: ProgramModel, dataset: cst.BaseExpression) -> bool:
     """The dataset may be an IterableDataset (streaming): shuffle=True would raise."""
-    values = [dataset]
+    data = values(program).of(dataset)
+    if data is not None and data.kind == DATASET and data.iterable:
+        return True
+    candidates = [dataset]
     name = dotted_name(dataset)
     if name is not None:
         flow = dataflow(program)
         defs = flow.definitions(dataset)
         if defs is None:
             # unknown origin: look at every binding of the name
-            values.extend(b.value for b in program.bindings.get(name, ()) if b.value is not None)
+            candidates.extend(b.value for b in program.bindings.get(name, ()) if b.value is not None)
         else:
-            values.extend(v for _, v in defs)
-    for value in values:
+            candidates.extend(v for _, v in defs)
+    for value in candidates:
         text = program.code_for(value)
         if any(hint in text for hint in _ITERABLE_HINTS):
             return True

@@ -13,7 +13,7 @@ import pytest
 from torchsanity.analyzers import Project
 from torchsanity.analyzers.model import ProgramModel
 from torchsanity.analyzers.values import EPOCH, TENSOR, TRANSPOSED, TUPLE, Value, join, values
-from torchsanity.analyzers.torch_api import DATALOADER, LOSS, MODEL, OPTIMIZER, SCHEDULER, SOFTMAX
+from torchsanity.analyzers.torch_api import DATALOADER, DATASET, LOSS, MODEL, OPTIMIZER, SCHEDULER, SOFTMAX
 
 
 def _sunk(source: str, program: ProgramModel | None = None) -> dict[str, Value | None]:
@@ -223,3 +223,45 @@ def test_join_keeps_what_both_agree_on():
     pair = Value(TUPLE, elements=(adam, Value(TENSOR, layout=TRANSPOSED)))
     other = Value(TUPLE, elements=(Value(OPTIMIZER), Value(TENSOR)))
     assert join(pair, other) == Value(TUPLE, elements=(Value(OPTIMIZER), Value(TENSOR)))
+
+
+def test_datasets_transforms_encodings_and_devices():
+    sunk = _sunk("""
+import torch
+import torchvision.transforms as T
+from torchvision import datasets
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+from transformers import AutoTokenizer
+from datasets import load_dataset
+
+class Shards(IterableDataset):
+    def __iter__(self):
+        yield from range(10)
+
+class Pairs(Dataset):
+    def __getitem__(self, i):
+        return i
+
+class HardPairs(Pairs):
+    pass
+
+augment = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor()])
+plain = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])
+custom = T.Compose([T.Lambda(lambda x: x * 2), T.ToTensor()])
+tta = T.Compose([T.RandomHorizontalFlip(p=1.0), T.ToTensor()])
+held_out = datasets.CIFAR10("data", train=False, transform=plain)
+loader = DataLoader(held_out, batch_size=64)
+tokenizer = AutoTokenizer.from_pretrained("bert-base-uncased")
+batch = tokenizer(["a sentence"], return_tensors="pt").to("cuda")
+device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+web = load_dataset("c4", "en", split="train", streaming=True)
+sink(augment, plain, custom, tta, held_out, loader, batch, device, Shards(), HardPairs(), web)
+""")
+    assert [sunk[k].random for k in ("augment", "plain", "custom", "tta")] == [True, False, None, False]
+    assert (sunk["held_out"].kind, sunk["held_out"].split, sunk["held_out"].iterable) == (DATASET, "eval", False)
+    assert (sunk["loader"].kind, sunk["loader"].split, sunk["loader"].shuffle) == (DATALOADER, "eval", False)
+    assert sunk["batch"].kind == "encoding"  # BatchEncoding.to() moves it in place and returns it
+    assert sunk["device"].kind == "device"
+    assert (sunk["Shards()"].kind, sunk["Shards()"].iterable) == (DATASET, True)
+    assert (sunk["HardPairs()"].kind, sunk["HardPairs()"].iterable) == (DATASET, False)
+    assert (sunk["web"].split, sunk["web"].iterable) == ("train", True)
