@@ -71,6 +71,8 @@ class Value:
 
     - ``qualname``: what built it (``torch.optim.AdamW``, ``torch.nn.CrossEntropyLoss``, a module class's name);
     - MODEL: ``module``, the module (its ``torch.nn`` constructor or its class, maybe in another file);
+    - OPTIMIZER: ``params``, the values of the modules whose ``.parameters()`` it holds (None when it holds
+      anything else, or parameters it is not plain whose);
     - SCHEDULER: ``schedule``, EPOCH for schedulers whose horizon is counted in epochs;
     - DATALOADER: ``shuffle`` (the literal ``shuffle=``; False when left out), ``sampler`` (a ``sampler=`` /
       ``batch_sampler=`` decides the order) and ``split`` (its dataset's);
@@ -92,6 +94,7 @@ class Value:
     activation: str | None = None
     layout: str | None = None
     detached: bool | None = None
+    params: tuple["Value | None", ...] | None = None
     split: str | None = None
     iterable: bool | None = None
     random: bool | None = None
@@ -107,7 +110,7 @@ class Value:
 
     def __repr__(self) -> str:
         facets = ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS[1:]
-                           if f not in ("module", "origin") and getattr(self, f) is not None)
+                           if f not in ("module", "origin", "params") and getattr(self, f) is not None)
         return f"Value({self.kind}{', ' if facets else ''}{facets})"
 
     def element(self, index: int) -> "Value | None":
@@ -122,7 +125,7 @@ class Value:
 
 
 _FIELDS = ("kind", "qualname", "module", "schedule", "shuffle", "sampler", "activation", "layout", "detached",
-           "split", "iterable", "random", "elements", "entries", "origin")
+           "params", "split", "iterable", "random", "elements", "entries", "origin")
 
 
 def _same(a: object, b: object) -> bool:
@@ -142,7 +145,7 @@ def join(a: Value | None, b: Value | None) -> Value | None:
     facets = {}
     for name in _FIELDS[1:]:
         x, y = getattr(a, name), getattr(b, name)
-        if name == "elements" and x is not None and y is not None and len(x) == len(y):
+        if name in ("elements", "params") and x is not None and y is not None and len(x) == len(y):
             facets[name] = tuple(join(i, j) for i, j in zip(x, y))
         elif name == "entries" and x is not None and y is not None and [k for k, _ in x] == [k for k, _ in y]:
             facets[name] = tuple((k, join(i, j)) for (k, i), (_, j) in zip(x, y))
@@ -257,6 +260,8 @@ class Values:
         kind = kind_of_constructor(qual)
         if kind == DATALOADER and qual in DATALOADER_NAMES:
             return self._loader(call, qual, depth)
+        if kind == OPTIMIZER:
+            return replace(_constructed(kind, qual, call), params=self._parameters(call_arg(call, "params", 0), depth))
         if kind is not None and kind != MODEL:
             return _constructed(kind, qual, call)
         if qual == "torch.device":
@@ -326,6 +331,36 @@ class Values:
         dataset = call_arg(call, "dataset", 0)
         data = self.of(dataset, depth + 1) if dataset is not None else None
         return replace(value, split=data.split) if data is not None and data.kind == DATASET else value
+
+    def _parameters(self, expr: cst.BaseExpression | None, depth: int) -> tuple[Value, ...] | None:
+        """The modules whose parameters ``expr`` holds: ``net.parameters()``, ``filter(f, net.parameters())``,
+        ``list(...)``, ``itertools.chain(a.parameters(), b.parameters())``, ``[{"params": ...}, ...]``."""
+        if isinstance(expr, (cst.List, cst.Tuple)):
+            out: list[Value] = []
+            for element in expr.elements:
+                value = element.value
+                if isinstance(element, cst.StarredElement):
+                    return None
+                if isinstance(value, cst.Dict):
+                    value = next((e.value for e in value.elements if isinstance(e, cst.DictElement)
+                                  and string_literal(e.key) == "params"), None)
+                found = self._parameters(value, depth)
+                if found is None:
+                    return None
+                out.extend(found)
+            return tuple(out) or None
+        if not isinstance(expr, cst.Call):
+            return None
+        func, qual = expr.func, self.program.call_name(expr)
+        if isinstance(func, cst.Attribute) and func.attr.value in ("parameters", "named_parameters") and not expr.args:
+            owner = self.of(func.value, depth + 1)
+            return (owner,) if owner is not None and owner.kind == MODEL else None
+        if qual in ("filter", "list", "tuple") and expr.args:
+            return self._parameters(expr.args[-1].value, depth)
+        if qual in ("itertools.chain",) and expr.args and not any(a.star or a.keyword for a in expr.args):
+            parts = [self._parameters(a.value, depth) for a in expr.args]
+            return None if any(p is None for p in parts) else tuple(v for p in parts for v in p)
+        return None
 
     def _transform(self, call: cst.Call, qual: str, depth: int) -> Value | None:
         """A pipeline (``Compose([...])``) or one augmentation: whether a step draws at random."""

@@ -9,6 +9,7 @@ from ..model import ProgramModel
 from ..rule import SAFE, InsertBefore, Invalid, NodeFix, Rule, Valid
 from ..syntax import dotted_names_in, loop_body_block, loop_header
 from ..torch_api import OPTIMIZER
+from ..values import values
 
 
 class MissingZeroGrad(Rule):
@@ -40,7 +41,10 @@ class MissingZeroGrad(Rule):
         The rule follows calls into helpers of the same module and of sibling modules, but not into code it
         cannot read (a library's training step, a `zero_grad` hidden behind `getattr`), and it assumes such
         calls do not clear gradients: it stays quiet only when it sees a clearing call. Deliberate accumulation
-        over the whole run (rare) is reported too.
+        over the whole run (rare) is reported too. With several optimizers (a GAN), one stepped but never cleared
+        is reported only when the modules each optimizer holds are known (their `.parameters()`, also through a
+        builder helper that returns them) and the cleared ones hold none of its modules; two instances of one
+        module class count as the same module.
     """
     fix_safety = """
         Safe: inserting `optimizer.zero_grad()` at the top of the loop body changes only what the finding
@@ -228,7 +232,11 @@ class MissingZeroGrad(Rule):
 
 def _uncleared_optimizer(program: ProgramModel, effects, steps) -> str | None:
     """With several optimizers (a GAN's generator and discriminator): one that is stepped but never cleared,
-    while every clearing in the loop names another optimizer over other modules' parameters."""
+    while every clearing in the loop names another optimizer over other modules' parameters. The optimizers'
+    abstract values say which modules they hold (also when a helper built them); else their bindings' text."""
+    by_values = _uncleared_by_values(program, [e for e in effects if e.kind == ZERO_GRAD], steps)
+    if by_values is not False:
+        return by_values
     cleared = {e.target for e in effects if e.kind == ZERO_GRAD}
     if None in cleared or not all(kind_of_name(program, t) == OPTIMIZER for t in cleared):
         return None  # model.zero_grad(), p.grad = None, an unknown object: may clear anything
@@ -241,6 +249,29 @@ def _uncleared_optimizer(program: ProgramModel, effects, steps) -> str | None:
         owners = _parameter_owners(program, target)
         if owners and not any(_overlap(owners, other) for other in cleared_modules):
             return target
+    return None
+
+
+def _uncleared_by_values(program: ProgramModel, clearings, steps) -> str | None | bool:
+    """The answer of :func:`_uncleared_optimizer` from the optimizers' values, when every clearing and step is
+    written in the loop on an optimizer whose modules are known; False when one is not."""
+    found = values(program)
+    modules: dict[str, set[int]] = {}
+    for e in [*clearings, *steps]:
+        call = e.inner
+        if not e.direct or e.target is None or not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute):
+            return False
+        value = found.of(call.func.value)
+        if value is None or value.kind != OPTIMIZER or not value.params \
+                or any(m is None or m.module is None for m in value.params):
+            return False
+        keys = {id(m.module.classdef) if m.module.classdef is not None else id(m.module.call) for m in value.params}
+        if modules.setdefault(e.target, keys) != keys:
+            return False  # one name, two optimizers
+    cleared = {e.target for e in clearings}
+    for e in steps:
+        if e.target not in cleared and not any(modules[e.target] & modules[c] for c in cleared):
+            return e.target
     return None
 
 

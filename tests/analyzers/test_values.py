@@ -265,3 +265,26 @@ sink(augment, plain, custom, tta, held_out, loader, batch, device, Shards(), Har
     assert (sunk["Shards()"].kind, sunk["Shards()"].iterable) == (DATASET, True)
     assert (sunk["HardPairs()"].kind, sunk["HardPairs()"].iterable) == (DATASET, False)
     assert (sunk["web"].split, sunk["web"].iterable) == ("train", True)
+
+
+def test_an_optimizer_knows_the_modules_whose_parameters_it_holds():
+    sunk = _sunk(HEADER + """
+import itertools
+
+class Critic(nn.Module):
+    pass
+
+def build():
+    g, d = Net(), Critic()
+    og = torch.optim.Adam(g.parameters(), lr=2e-4)
+    od = torch.optim.Adam(filter(lambda p: p.requires_grad, d.parameters()), lr=2e-4)
+    both = torch.optim.SGD(itertools.chain(g.parameters(), d.parameters()), lr=0.1)
+    groups = torch.optim.SGD([{"params": g.parameters()}, {"params": d.parameters(), "lr": 1e-3}], lr=0.1)
+    return og, od, both, groups
+
+opt_g, opt_d, both, groups = build()
+sink(opt_g, opt_d, both, groups, torch.optim.SGD(some_tensors, lr=0.1))
+""")
+    owners = {text: [m.qualname for m in value.params] if value.params else None for text, value in sunk.items()}
+    assert owners == {"opt_g": ["Net"], "opt_d": ["Critic"], "both": ["Net", "Critic"], "groups": ["Net", "Critic"],
+                      "torch.optim.SGD(some_tensors, lr=0.1)": None}
