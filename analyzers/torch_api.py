@@ -96,6 +96,9 @@ TORCH_SEEDS = frozenset(
 SEEDING_CLIS = ("LightningCLI", "cli_main")
 # Schedulers whose horizon (``step_size``, ``milestones``, ``T_max``, ...) is usually counted in epochs.
 EPOCH_SCHEDULERS = frozenset({"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "PolynomialLR"})
+# Schedulers built to be stepped every batch: their horizon is a number of optimizer steps.
+STEP_SCHEDULERS = frozenset({"OneCycleLR", "CyclicLR", "get_linear_schedule_with_warmup", "get_cosine_schedule_with_warmup",
+                             "get_constant_schedule_with_warmup", "get_polynomial_decay_schedule_with_warmup"})
 # Calls that wrap a loader and yield its batches (``for i, batch in enumerate(tqdm(loader))``).
 LOADER_WRAPPERS = frozenset({"enumerate", "tqdm", "tqdm.tqdm", "tqdm.auto.tqdm", "iter", "zip"})
 # Progress-bar wrappers of an iterable (``for epoch in tqdm(range(n))``).

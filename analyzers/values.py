@@ -48,6 +48,7 @@ from .torch_api import (
     MODEL,
     OPTIMIZER,
     SCHEDULER,
+    STEP_SCHEDULERS,
     TENSOR_MOVES,
     TRANSPOSING_METHODS,
     VALUE_PASSING_WRAPPERS,
@@ -62,6 +63,7 @@ TUPLE = "tuple"
 MAPPING = "mapping"
 
 EPOCH = "epoch"  # a scheduler whose horizon is usually counted in epochs
+STEP = "step"  # a scheduler built to be stepped every batch (OneCycleLR, warmup schedules)
 TRANSPOSED = "transposed"  # a tensor whose memory order is not its dimension order (transpose / permute / .T)
 
 
@@ -73,7 +75,8 @@ class Value:
     - MODEL: ``module``, the module (its ``torch.nn`` constructor or its class, maybe in another file);
     - OPTIMIZER: ``params``, the values of the modules whose ``.parameters()`` it holds (None when it holds
       anything else, or parameters it is not plain whose);
-    - SCHEDULER: ``schedule``, EPOCH for schedulers whose horizon is counted in epochs;
+    - SCHEDULER: ``schedule``, EPOCH for schedulers whose horizon is usually counted in epochs, STEP for the ones
+      built to be stepped every batch;
     - DATALOADER: ``shuffle`` (the literal ``shuffle=``; False when left out), ``sampler`` (a ``sampler=`` /
       ``batch_sampler=`` decides the order) and ``split`` (its dataset's);
     - DATASET: ``split`` (TRAIN_ROLE / EVAL_ROLE from ``train=True`` / ``split="val"``), ``iterable`` (an
@@ -508,8 +511,9 @@ def _constructed(kind: str, qual: str, call: cst.Call) -> Value:
     """The value a constructor call builds, with the facets its arguments say."""
     keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
     if kind == SCHEDULER:
-        return Value(kind, qualname=qual, schedule=EPOCH if qual.rsplit(".", 1)[-1] in EPOCH_SCHEDULERS else None,
-                     origin=call)
+        last = qual.rsplit(".", 1)[-1]
+        schedule = EPOCH if last in EPOCH_SCHEDULERS else STEP if last in STEP_SCHEDULERS else None
+        return Value(kind, qualname=qual, schedule=schedule, origin=call)
     if kind == DATALOADER and qual in DATALOADER_NAMES:
         positional = [a for a in call.args if a.keyword is None]
         if any(a.star for a in call.args):

@@ -12,7 +12,7 @@ import pytest
 
 from torchsanity.analyzers import Project
 from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.values import EPOCH, TENSOR, TRANSPOSED, TUPLE, Value, join, values
+from torchsanity.analyzers.values import EPOCH, STEP, TENSOR, TRANSPOSED, TUPLE, Value, join, values
 from torchsanity.analyzers.torch_api import DATALOADER, DATASET, LOSS, MODEL, OPTIMIZER, SCHEDULER, SOFTMAX
 
 
@@ -61,6 +61,12 @@ sink(model, optimizer, scheduler, net, build(1e-3))
     assert sunk["model"].qualname == "Net" and sunk["model"].module.classdef is not None
     assert sunk["optimizer"].qualname == "torch.optim.AdamW"
     assert sunk["scheduler"].schedule == EPOCH
+    warmup = _sunk(HEADER + """
+from transformers import get_linear_schedule_with_warmup
+opt = torch.optim.AdamW(Net().parameters(), lr=5e-5)
+sink(get_linear_schedule_with_warmup(opt, 100, 1000), torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0))
+""")
+    assert [v.schedule for v in warmup.values()] == [STEP, None]  # LambdaLR: depends on the lambda
     assert [e.kind for e in sunk["build(1e-3)"].elements] == [MODEL, OPTIMIZER, SCHEDULER]
 
 
