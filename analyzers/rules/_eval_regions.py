@@ -16,11 +16,13 @@ from ..flow import BACKWARD, FIT, FORWARD, OPT_STEP, TRAIN, Effect, Flow, flow_o
 from ..lookups import enclosing_function, iter_loader_names
 from ..model import FunctionInfo, ProgramModel
 from ..name_guesses import (
+    TRAIN_ROLE,
     asks_for_grad,
     looks_like_eval_function,
     looks_like_eval_loader,
+    name_role,
 )
-from ..syntax import LOOP_TYPES, NAME_OR_ATTRIBUTE, dotted_name, nodes_of_types, walk
+from ..syntax import LOOP_TYPES, NAME_OR_ATTRIBUTE, dotted_name, nodes_of_types, string_literal, walk
 
 
 @dataclass
@@ -264,3 +266,77 @@ def _built_here(container: cst.Call) -> bool:
 
 _BUILTINS = frozenset({"super", "range", "len", "int", "float", "min", "max", "sum", "abs", "isinstance",
                        "enumerate", "zip", "list", "tuple", "dict", "print", "getattr", "setattr", "hasattr"})
+
+
+@dataclass(frozen=True)
+class TrainInEvalBranch:
+    """``if <training>: m.train() … else: m.train()``: ``calls`` are the non-training branch's ``train()`` calls,
+    on modules the training branch also switches to training mode; ``condition`` says training (without a
+    ``not``)."""
+
+    condition: cst.BaseExpression
+    calls: tuple[cst.Call, ...]
+
+
+def train_in_eval_branches(program: ProgramModel) -> list[TrainInEvalBranch]:
+    """The ``if`` / ``else`` statements whose test says training (``MODE_STATE.is_train``, ``self.training``,
+    ``phase == "train"``; ``not …`` swaps the branches) and whose non-training branch switches the same
+    modules to training mode as the training branch does, with no ``eval()`` / ``train(False)`` in it: an
+    ``eval()`` typed as ``train()`` (the two branches do the same thing)."""
+    return [found for per_statement in program.per_statement(_train_in_eval_branches) for found in per_statement]
+
+
+def _train_in_eval_branches(statement: cst.CSTNode) -> list[TrainInEvalBranch]:
+    out = []
+    for node in walk(statement):
+        if not isinstance(node, cst.If) or not isinstance(node.orelse, cst.Else):
+            continue
+        test, training, other = node.test, node.body, node.orelse.body
+        if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            test, training, other = test.expression, other, training
+        if not _says_training(test):
+            continue
+        switched = {dotted_name(c.func.value) for c in _mode_calls(training) if _to_training(c)}
+        calls = _mode_calls(other)
+        if not calls or not all(_to_training(c) for c in calls):
+            continue  # the other branch switches to eval somewhere (or not at all)
+        repeated = tuple(c for c in calls if dotted_name(c.func.value) in switched)
+        if repeated and len(repeated) == len(calls):
+            out.append(TrainInEvalBranch(test, repeated))
+    return out
+
+
+def _says_training(test: cst.BaseExpression) -> bool:
+    """``is_train``, ``args.train``, ``MODE_STATE.is_train`` (a name alone), or ``mode == "train"``: which phase
+    this is. Not a module's own ``x.training`` flag, which says what mode it is in (``if not m.training:
+    m.train()`` restores training mode on purpose)."""
+    name = dotted_name(test)
+    if name is not None:
+        return name_role(name) == TRAIN_ROLE and not ("." in name and name.rsplit(".", 1)[-1] == "training")
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 \
+            and isinstance(test.comparisons[0].operator, cst.Equal):
+        sides = (test.left, test.comparisons[0].comparator)
+        return any(name_role(string_literal(side)) == TRAIN_ROLE for side in sides) \
+            and any(dotted_name(side) is not None for side in sides)
+    return False
+
+
+def _mode_calls(block: cst.BaseSuite) -> list[cst.Call]:
+    """``x.train(...)`` / ``x.eval()`` calls written as statements of ``block``; none when the block holds
+    control flow (the mode may then depend on more than this test)."""
+    if isinstance(block, cst.SimpleStatementSuite):
+        smalls = list(block.body)
+    elif all(isinstance(s, cst.SimpleStatementLine) for s in block.body):
+        smalls = [small for s in block.body for small in s.body]
+    else:
+        return []
+    calls = [small.value for small in smalls if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call)]
+    return [c for c in calls if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("train", "eval")
+            and dotted_name(c.func.value) is not None]
+
+
+def _to_training(call: cst.Call) -> bool:
+    """``m.train()`` / ``m.train(True)``."""
+    if call.func.attr.value != "train":
+        return False
+    return not call.args or (len(call.args) == 1 and dotted_name(call.args[0].value) == "True")

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
-import libcst as cst
-
 from ..context import RuleContext
-from ..flow import BACKWARD, EVAL, FORWARD, TRAIN
+from ..flow import EVAL, FORWARD, TRAIN
 from ..lookups import call_sites, referenced_otherwise
 from ..model import ProgramModel
-from ..rule import UNSAFE, InsertBefore, Invalid, NodeFix, Rule, Valid
-from ..syntax import dotted_name, loop_header, walk
-from ._eval_regions import EvalRegion, eval_candidates, eval_fix_safe, mode_free_model
+from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
+from ..syntax import dotted_name
+from ._eval_regions import (
+    EvalRegion,
+    TrainInEvalBranch,
+    eval_candidates,
+    mode_free_model,
+    train_in_eval_branches,
+)
+from ._eval_mode import check_function, check_loop, function_fix
 from ._inference import borrowed_eval_mode, feeds_backward, unswitched_helpers
 
 
@@ -19,7 +24,8 @@ class EvalWithoutEvalMode(Rule):
     `model.train(False)`) — in the code itself, in a helper it calls, or before its call sites; and an
     inference helper (`predict_sentiment()`, `translate_sentence()`: it only runs one model forward) that
     never calls `model.eval()` and gets eval mode at every call site only because another function run
-    before it (`evaluate()`) left the model in eval mode."""
+    before it (`evaluate()`) left the model in eval mode; and the branch of an `if is_train:` / `if phase ==
+    "train":` that is not training but switches the same modules to `train()` as the training branch does."""
 
     code = "SAN201"
     name = "eval-without-eval-mode"
@@ -72,6 +78,11 @@ class EvalWithoutEvalMode(Rule):
         helper whose job is switching the mode (`freeze(model)`), or one call in training mode keeps it
         quiet. Only plain functions are judged that way (not methods), and only call sites in the scope
         that calls the helper directly: a mode set by the caller's caller is not seen.
+
+        A phase test is recognised by its name (`is_train`, `args.train`, `mode == "train"`; a module's own
+        `x.training` flag is not a phase); its branches are judged only when they hold nothing but statements
+        (no nested control flow) and the non-training one calls `train()` on exactly the modules the training
+        one does.
     """
     fix_safety = """
         Unsafe: `model.eval()` changes dropout and batch-norm for everything that runs after it, training
@@ -79,6 +90,22 @@ class EvalWithoutEvalMode(Rule):
         `model.train()`, and is still left to `--unsafe-fixes`.
     """
     VALID = [
+        # the phase test switches to eval in its other branch
+        Valid("""
+            def prepare_for_iteration(self):
+                if MODE_STATE.is_train:
+                    self.encoder.train()
+                else:
+                    self.encoder.eval()
+        """),
+        # restoring training mode when a module is not in it: its own flag, not a phase
+        Valid("""
+            def ensure_training(model):
+                if not model.training:
+                    model.train()
+                else:
+                    model.train()
+        """),
         Valid("""
             def evaluate(model, loader):
                 model.eval()
@@ -238,6 +265,32 @@ class EvalWithoutEvalMode(Rule):
         """),
     ]
     INVALID = [
+        # an eval() typed as train() in the validation branch of a phase test
+        Invalid(
+            """
+            def prepare_for_iteration(self):
+                if MODE_STATE.is_train:
+                    self.encoder.train()
+                    self.decoder.train()
+                else:
+                    self.encoder.train()
+                    self.decoder.train()
+            """,
+            line=6,
+            column=8,
+            message="where `MODE_STATE.is_train` is false, this branch switches self.encoder, self.decoder to "
+                    "training mode as the training branch does: evaluation there runs with dropout and batch-norm in "
+                    "training mode (eval() was meant)",
+            fixed="""
+            def prepare_for_iteration(self):
+                if MODE_STATE.is_train:
+                    self.encoder.train()
+                    self.decoder.train()
+                else:
+                    self.encoder.eval()
+                    self.decoder.eval()
+            """,
+        ),
         # the model is loaded inside: nobody else can switch its mode
         Invalid(
             """
@@ -474,18 +527,29 @@ class EvalWithoutEvalMode(Rule):
             if targets and all(mode_free_model(program, t) for t in targets):
                 continue  # built from layers that behave the same in train and eval mode
             if region.function is not None:
-                result = _check_function(program, flow, region, targets)
+                result = check_function(program, flow, region, targets)
                 if result is None:
                     yield from self._borrowed_mode(program, flow, region, targets)
                     continue
             else:
-                result = _check_loop(program, flow, region, targets)
+                result = check_loop(program, flow, region, targets)
             if result is not None:
                 yield self.finding(result[0], end_node=result[1], fix=result[2])
+        for branch in train_in_eval_branches(program):
+            yield self._train_in_eval_branch(program, branch)
         for region in unswitched_helpers(program, flow, regions):
             targets = {e.target for e in region.effects if e.kind == FORWARD}
             if not all(mode_free_model(program, t) for t in targets) and region.holds():
                 yield from self._borrowed_mode(program, flow, region, targets)
+
+    def _train_in_eval_branch(self, program: ProgramModel, branch: TrainInEvalBranch):
+        """``if is_train: m.train() else: m.train()``: the finding on the non-training branch's first call."""
+        names = ", ".join(dict.fromkeys(dotted_name(c.func.value) for c in branch.calls))
+        message = (f"where `{program.code_for(branch.condition)}` is false, this branch switches {names} to training "
+                   "mode as the training branch does: evaluation there runs with dropout and batch-norm in training "
+                   "mode (eval() was meant)")
+        fix = NodeFix("Switch to eval() in this branch", tuple(Replace(c.func.attr, "eval") for c in branch.calls), UNSAFE)
+        return self.finding(branch.calls[0], message=message, fix=fix)
 
     def _borrowed_mode(self, program: ProgramModel, flow, region: EvalRegion, targets):
         """The finding on an inference helper whose eval mode, at every call site, is only what another
@@ -508,116 +572,4 @@ class EvalWithoutEvalMode(Rule):
                    f"{'() / '.join(names)}() left behind, so after any training step dropout and batch-norm "
                    "are in training mode")
         yield self.finding(info.node.name, message=message,
-                           fix=_function_fix(program, flow, region, targets, sites))
-
-
-def _mode_switch_before(flow, site) -> bool:
-    effects = flow.scope_of(site).effects
-    for e in effects:
-        if e.site is site or any(v is site for v in e.via):
-            return False
-        if e.kind == EVAL or (e.kind == TRAIN and e.flag is not True):
-            return True
-    return False
-
-
-def _check_function(program: ProgramModel, flow, region: EvalRegion, targets):
-    info = region.function
-    func = info.node
-    params = {p.name.value for p in list(func.params.params) + list(func.params.posonly_params) + list(func.params.kwonly_params)}
-    locals_ = set()
-    for node in walk(func.body):
-        if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
-            locals_.add(node.target.value)
-    kinds = set()
-    for t in targets:
-        if not t:
-            continue
-        head = t.split(".")[0]
-        kinds.add("param" if head in params and head != "self" else "self" if head == "self" else "local" if head in locals_ else "global")
-    if not kinds:
-        return None
-    if "global" in kinds and _any_eval_call(program, program.module):
-        return None
-    class_or_module = program.classes.get(info.class_name) if info.class_name else program.module
-    if "self" in kinds and _any_eval_call(program, class_or_module):
-        return None
-    sites = call_sites(program, info)
-    if not sites or referenced_otherwise(program, info, sites):
-        return None  # called from elsewhere: the caller may well switch the mode
-    for site in sites:
-        if _mode_switch_before(flow, site) or feeds_backward(program, flow, site):
-            return None
-    return (func.name, func.name, _function_fix(program, flow, region, targets, sites))
-
-
-def _any_eval_call(program: ProgramModel, node: cst.CSTNode | None) -> bool:
-    """Whether ``node`` (the module, a class) holds an ``x.eval()`` call; the holders are found once per program."""
-    return node is not None and id(node) in program.cached(_eval_call_holders)
-
-
-def _eval_call_holders(program: ProgramModel) -> set[int]:
-    holders: set[int] = set()
-    for call in program.calls:
-        func = call.func
-        if type(func) is cst.Attribute and func.attr.value == "eval" and not call.args:
-            holders.update(id(ancestor) for ancestor in program.ancestors(call))
-    return holders
-
-
-def _function_fix(program, flow, region, targets, sites):
-    if len(targets) != 1 or not sites:
-        return None
-    target = next(iter(targets))
-    if not target:
-        return None
-    site_ids = {id(s) for s in sites}
-    if not eval_fix_safe(flow, lambda e: any(id(v) in site_ids for v in e.via) or id(e.site) in site_ids):
-        return None
-    body = region.node.body
-    if not isinstance(body, cst.IndentedBlock) or not body.body:
-        return None
-    first = body.body[0]
-    if _is_docstring(first):
-        if len(body.body) < 2:
-            return None
-        first = body.body[1]
-    return NodeFix(f"Insert {target}.eval()", (InsertBefore(first, f"{target}.eval()"),), UNSAFE)
-
-
-def _is_docstring(stmt) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr) \
-        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
-
-
-def _check_loop(program: ProgramModel, flow, region: EvalRegion, targets):
-    loop = region.node
-    effects = flow.scope_of(loop).effects
-    before = []
-    for e in effects:
-        if e.inside(loop):
-            break
-        before.append(e)
-    modes = [e for e in before if e.kind in (EVAL, TRAIN)]
-    if modes:
-        last = modes[-1]
-        if last.kind == EVAL or last.flag is not True:
-            return None
-    else:
-        if not any(e.kind == BACKWARD for e in effects):
-            return None  # no training here: the mode comes from elsewhere
-    if any(e.kind in (EVAL, TRAIN) and e.inside(loop) for e in effects):
-        return None
-    start, end = loop_header(loop)
-    return (start, end, _loop_fix(program, flow, loop, targets))
-
-
-def _loop_fix(program, flow, loop, targets):
-    if len(targets) != 1:
-        return None
-    target = next(iter(targets))
-    if not target or dotted_name(cst.parse_expression(target)) != target:
-        return None
-    if not eval_fix_safe(flow, lambda e: e.inside(loop)):
-        return None
-    return NodeFix(f"Insert {target}.eval()", (InsertBefore(loop, f"{target}.eval()"),), UNSAFE)
+                           fix=function_fix(program, flow, region, targets, sites))

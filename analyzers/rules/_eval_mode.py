@@ -1,0 +1,127 @@
+"""The decisions of SAN201 on one evaluation region: a function or a loop that runs a model for evaluation
+without switching it to eval mode (whether its callers or the code before it do), and the fix that inserts
+``model.eval()`` where it belongs."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from ..flow import BACKWARD, EVAL, TRAIN
+from ..lookups import call_sites, referenced_otherwise
+from ..model import ProgramModel
+from ..rule import UNSAFE, InsertBefore, NodeFix
+from ..syntax import dotted_name, loop_header, walk
+from ._eval_regions import EvalRegion, eval_fix_safe
+from ._inference import feeds_backward
+
+
+def _mode_switch_before(flow, site) -> bool:
+    effects = flow.scope_of(site).effects
+    for e in effects:
+        if e.site is site or any(v is site for v in e.via):
+            return False
+        if e.kind == EVAL or (e.kind == TRAIN and e.flag is not True):
+            return True
+    return False
+
+
+def check_function(program: ProgramModel, flow, region: EvalRegion, targets):
+    info = region.function
+    func = info.node
+    params = {p.name.value for p in list(func.params.params) + list(func.params.posonly_params) + list(func.params.kwonly_params)}
+    locals_ = set()
+    for node in walk(func.body):
+        if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
+            locals_.add(node.target.value)
+    kinds = set()
+    for t in targets:
+        if not t:
+            continue
+        head = t.split(".")[0]
+        kinds.add("param" if head in params and head != "self" else "self" if head == "self" else "local" if head in locals_ else "global")
+    if not kinds:
+        return None
+    if "global" in kinds and _any_eval_call(program, program.module):
+        return None
+    class_or_module = program.classes.get(info.class_name) if info.class_name else program.module
+    if "self" in kinds and _any_eval_call(program, class_or_module):
+        return None
+    sites = call_sites(program, info)
+    if not sites or referenced_otherwise(program, info, sites):
+        return None  # called from elsewhere: the caller may well switch the mode
+    for site in sites:
+        if _mode_switch_before(flow, site) or feeds_backward(program, flow, site):
+            return None
+    return (func.name, func.name, function_fix(program, flow, region, targets, sites))
+
+
+def _any_eval_call(program: ProgramModel, node: cst.CSTNode | None) -> bool:
+    """Whether ``node`` (the module, a class) holds an ``x.eval()`` call; the holders are found once per program."""
+    return node is not None and id(node) in program.cached(_eval_call_holders)
+
+
+def _eval_call_holders(program: ProgramModel) -> set[int]:
+    holders: set[int] = set()
+    for call in program.calls:
+        func = call.func
+        if type(func) is cst.Attribute and func.attr.value == "eval" and not call.args:
+            holders.update(id(ancestor) for ancestor in program.ancestors(call))
+    return holders
+
+
+def function_fix(program, flow, region, targets, sites):
+    if len(targets) != 1 or not sites:
+        return None
+    target = next(iter(targets))
+    if not target:
+        return None
+    site_ids = {id(s) for s in sites}
+    if not eval_fix_safe(flow, lambda e: any(id(v) in site_ids for v in e.via) or id(e.site) in site_ids):
+        return None
+    body = region.node.body
+    if not isinstance(body, cst.IndentedBlock) or not body.body:
+        return None
+    first = body.body[0]
+    if _is_docstring(first):
+        if len(body.body) < 2:
+            return None
+        first = body.body[1]
+    return NodeFix(f"Insert {target}.eval()", (InsertBefore(first, f"{target}.eval()"),), UNSAFE)
+
+
+def _is_docstring(stmt) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr) \
+        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+
+
+def check_loop(program: ProgramModel, flow, region: EvalRegion, targets):
+    loop = region.node
+    effects = flow.scope_of(loop).effects
+    before = []
+    for e in effects:
+        if e.inside(loop):
+            break
+        before.append(e)
+    modes = [e for e in before if e.kind in (EVAL, TRAIN)]
+    if modes:
+        last = modes[-1]
+        if last.kind == EVAL or last.flag is not True:
+            return None
+    else:
+        if not any(e.kind == BACKWARD for e in effects):
+            return None  # no training here: the mode comes from elsewhere
+    if any(e.kind in (EVAL, TRAIN) and e.inside(loop) for e in effects):
+        return None
+    start, end = loop_header(loop)
+    return (start, end, _loop_fix(program, flow, loop, targets))
+
+
+def _loop_fix(program, flow, loop, targets):
+    if len(targets) != 1:
+        return None
+    target = next(iter(targets))
+    if not target or dotted_name(cst.parse_expression(target)) != target:
+        return None
+    if not eval_fix_safe(flow, lambda e: e.inside(loop)):
+        return None
+    return NodeFix(f"Insert {target}.eval()", (InsertBefore(loop, f"{target}.eval()"),), UNSAFE)
