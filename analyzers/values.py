@@ -44,7 +44,6 @@ from .torch_api import (
     EPOCH_SCHEDULERS,
     FIXED_WHEN_ALWAYS,
     RANDOM_AUGMENTATIONS,
-    LOSS,
     MODEL,
     OPTIMIZER,
     SCHEDULER,
