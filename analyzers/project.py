@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Mapping
 import libcst as cst
 
 from .model import ProgramModel
-from .project_index import ProjectIndex
+from .project_index import ProjectIndex, module_candidates
 from .source import parse_source
 from .source_text import read_source
 
@@ -112,24 +112,13 @@ class Project:
     def module_file(self, module: str, importer: str) -> Path | None:
         """The file of ``module`` (``engine``, ``pkg.engine``, ``.engine``) as imported from ``importer``."""
         importer_path = self._resolve(importer)
-        importer_dir = importer_path.parent
         looked = self._edges.setdefault(importer_path, {})
-        level = len(module) - len(module.lstrip("."))
-        dotted = module.lstrip(".")
-        if level:
-            bases = [importer_dir.parents[level - 2] if level > 1 else importer_dir]
-        else:
-            bases = [importer_dir] + ([self.root] if self.root is not None else [])
-        rel = Path(*dotted.split(".")) if dotted else Path()
-        for base in bases:
-            for candidate in (base / rel.with_suffix(".py") if dotted else None, base / rel / "__init__.py"):
-                if candidate is None:
-                    continue
-                resolved = self._resolve(candidate)
-                found = resolved in self._overlay or candidate.is_file()
-                looked[resolved] = found
-                if found:
-                    return candidate
+        for candidate in module_candidates(module, importer_path, self.root):
+            resolved = self._resolve(candidate)
+            found = resolved in self._overlay or candidate.is_file()
+            looked[resolved] = found
+            if found:
+                return candidate
         return None
 
     def may_define(self, path: Path, function: str) -> bool:

@@ -2,10 +2,11 @@
 of it — who calls a function (a reverse index, built per name on demand), whether those callers run with
 gradients disabled, and which functions a framework calls (Lightning, HF ``Trainer``, skorch, ignite).
 
-One index lives in each :class:`~.project.Project`. Summaries come from the checker (made from each
-analysed file's libcst parse, kept in the cache) or are read on demand from the editor's buffers and the
-disk: from the libcst tree of a module the project already parsed, else with ``ast``; a file whose text
-does not mention a name is never summarised to answer a question about that name.
+One index lives in each :class:`~.project.Project`; the checker's parent, which parses nothing, makes its
+own over a tree on disk (:meth:`ProjectIndex.on_disk`: no libcst). Summaries come from the checker (made
+with ``ast`` next to each file's analysis, kept in the cache) or are read on demand from the editor's
+buffers and the disk with ``ast``; a file whose text does not mention a name is never summarised to answer
+a question about that name.
 
 The checker's workers see one file each, so there a question is *deferred*
 (:func:`callers_disable_grad` answers False, provisionally, and records it); the parent, with every summary
@@ -18,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from .project_summary import FLAG, OFF, ON, names_in, summarize
 from .source_text import read_source
@@ -59,10 +60,47 @@ class EntryPoint:
     grad_disabled: bool | None
 
 
-class ProjectIndex:
-    """Summaries of the project's modules and the questions asked of them."""
+def module_candidates(module: str, importer: Path, root: Path | None) -> Iterator[Path]:
+    """The files that may hold ``module`` (``engine``, ``pkg.engine``, ``.engine``) imported from the
+    (resolved) module file ``importer``, in the order they are looked for: next to the importer, then at
+    ``root``; a relative import only from the importer's package."""
+    level = len(module) - len(module.lstrip("."))
+    dotted = module.lstrip(".")
+    folder = importer.parent
+    if level:
+        bases = [folder.parents[level - 2] if level > 1 else folder]
+    else:
+        bases = [folder] + ([root] if root is not None else [])
+    rel = Path(*dotted.split(".")) if dotted else Path()
+    for base in bases:
+        if dotted:
+            yield base / rel.with_suffix(".py")
+        yield base / rel / "__init__.py"
 
-    def __init__(self, project: "Project") -> None:
+
+class OnDisk:
+    """A project tree as the index reads it when no :class:`~.project.Project` is at hand (the checker's
+    parent): its root and its module files on disk, no editor buffers."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+
+    def overlay_text(self, path: Path) -> str | None:
+        return None
+
+    def overlay_paths(self) -> list[Path]:
+        return []
+
+    def module_file(self, module: str, importer: str) -> Path | None:
+        """The file of ``module`` as imported from ``importer`` (as :meth:`.Project.module_file` finds it)."""
+        return next((c for c in module_candidates(module, Path(importer).resolve(), self.root) if c.is_file()), None)
+
+
+class ProjectIndex:
+    """Summaries of the project's modules and the questions asked of them. ``project``: a
+    :class:`~.project.Project`, or an :class:`OnDisk` tree."""
+
+    def __init__(self, project: "Project | OnDisk") -> None:
         self.project = project
         self._given: dict[Path, tuple[dict | None, set[str]]] = {}  # from the checker: summary, names
         self._read: dict[Path, tuple[object, set[str], dict | None, bool]] = {}  # stamp, names, summary, made
@@ -70,6 +108,11 @@ class ProjectIndex:
         self.truncated = False  # the tree was too large to list: questions about callers are not answered
         self._texts: dict[Path, str] = {}  # read, not summarised yet
         self._sites: dict[str, dict] = {}  # name -> the reverse index for that name (see _index)
+
+    @classmethod
+    def on_disk(cls, root: str | Path) -> "ProjectIndex":
+        """An index of the tree under ``root`` as it is on disk, with no project that parses (no libcst)."""
+        return cls(OnDisk(root))
 
     # ---- summaries ------------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ it is then (read again when another run replaced it meanwhile) and written to a 
 place with ``os.replace``, so concurrent runs never read half a shard (the last writer wins; an entry it
 lacks is a miss next time).
 Anything unreadable in the cache is a miss, never an error. No libcst here: a run answered from the cache
-never imports it.
+never imports it. What depends on the engine alone (SARIF's rule entries, made from the rule classes) is
+kept in the index's folder too (:meth:`Cache.derived`), so such a run needs no rule class either.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 from ..analyzers.findings import Applicability, FileProblem, FileReport, Finding, Fix, Position, Severity, TextEdit
 
@@ -35,6 +37,7 @@ _FORMAT = 4
 _KEPT_INDEXES = 4  # indexes of other engines (versions, edited sources) beyond this many are removed
 _SHARD_DIGITS = 1  # the index is split by the first hex digit of the key: 16 files, a run rewrites those it changed
 _NOT_KEPT = frozenset({"internal-error", "skipped"})  # problems that say nothing lasting about the file
+_DERIVED = "derived"  # the index folder's subfolder of what depends on the engine alone
 
 
 def file_hash(path: str | Path) -> str | None:
@@ -212,17 +215,36 @@ class Cache:
         entries.update(new)
         entries = {key: entry for key, entry in entries.items()
                    if isinstance(entry, dict) and os.path.exists(str(entry.get("path")))}
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.index_dir)
+        _replace(path, {"format": _FORMAT, "entries": entries})
+
+    def derived(self, name: str, build: Callable[[], object], valid: Callable[[object], bool]) -> object:
+        """A JSON value that depends on the engine alone (``build`` makes it), kept in the index's folder
+        (named by the engine's sources, so it holds as long as the index does): read when it is there and
+        ``valid``, else built and kept."""
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:  # dumps: json's C encoder, unlike dump
-                handle.write(json.dumps({"format": _FORMAT, "entries": entries}, ensure_ascii=False))
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+            with open(self.index_dir / _DERIVED / f"{name}.json", "rb") as handle:
+                value = json.loads(handle.read())
+            if valid(value):
+                return value
+        except (OSError, ValueError):
+            pass
+        value = build()
+        self._keep(name, value)
+        return value
+
+    def keep_derived(self, name: str, build: Callable[[], object]) -> None:
+        """Build and keep ``name`` for :meth:`derived` unless it is kept already (a run that loaded the
+        engine anyway prepares the next, answered from the cache, in another format)."""
+        if not (self.index_dir / _DERIVED / f"{name}.json").is_file():
+            self._keep(name, build())
+
+    def _keep(self, name: str, value: object) -> None:
+        try:
+            self._ensure_directory()
+            (self.index_dir / _DERIVED).mkdir(parents=True, exist_ok=True)
+            _replace(self.index_dir / _DERIVED / f"{name}.json", value)
+        except (OSError, ValueError):
+            pass  # a read-only tree (or text JSON cannot hold): built again next time
 
     def _remove_old_indexes(self) -> None:
         """Keep the indexes of the few engines used last (another install, an edited engine); remove the
@@ -250,6 +272,21 @@ class Cache:
                     handle.write("# Automatically created by torchsanity.\n*\n")
             except FileExistsError:
                 pass
+
+
+def _replace(path: Path, value: object) -> None:
+    """Write ``value`` as JSON to ``path`` atomically: a temporary file in its folder, moved into place."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:  # dumps: json's C encoder, unlike dump
+            handle.write(json.dumps(value, ensure_ascii=False))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _stamp(stat: os.stat_result) -> tuple:

@@ -97,8 +97,8 @@ def _stdin_target(args, config_for) -> Target:
 
 
 def _check(args, paths: list[str], config_for) -> int:
-    from .check_session import (add_noqa_directives, notebook_maps, open_cache, run_targets, settings_text,
-                                source_reader)
+    from .check_session import (add_noqa_directives, notebook_maps, open_cache, run_targets, sarif_rules_of,
+                                settings_text, source_reader)
     from .check_result import Budget
 
     files = [p for p in paths if p != STDIN]
@@ -153,7 +153,8 @@ def _check(args, paths: list[str], config_for) -> int:
                     _error(f"{result.report.path}: {result.write_error}")
             summary = Summary(fixed=sum(r.fixed for r in results), fixing=mode == "fix", quiet=args.quiet,
                               unsafe_fixes=args.unsafe_fixes, notebooks=notebook_maps(targets),
-                              source_of=source_reader(targets), color=_color(args), unread=len(missing))
+                              source_of=source_reader(targets), color=_color(args), unread=len(missing),
+                              rules=sarif_rules_of(cache))
             if args.statistics:
                 skipped = sum(1 for r in results if r.skipped)
                 out.write(format_statistics(reports, "json" if output_format == "json" else "text"))

@@ -34,6 +34,7 @@ class Summary:
     color: bool = False
     show_fixes: bool = False
     unread: int = 0  # inputs that could not be read at all (missing paths): never "All checks passed!"
+    rules: Callable[[], list[dict]] | None = None  # SARIF's rule entries (from the cache); else sarif_rules
 
 
 # ---- positions in notebooks ------------------------------------------------------------------------
@@ -301,27 +302,33 @@ def _sarif_region(line: int, column: int, end_line: int, end_column: int) -> dic
     return {"startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column}
 
 
-def format_sarif(reports: Sequence[FileReport], summary: Summary = Summary()) -> str:
+def sarif_rules() -> list[dict]:
+    """Every rule's entry in the SARIF driver (its page as help), from the rule classes: this imports
+    libcst and the rules, so a run answered from the cache takes them from there (``Summary.rules``)."""
     from ..analyzers.registry import all_rules, docs_url
 
-    rules = list(all_rules())
-    index = {rule.code: i for i, rule in enumerate(rules)}
+    return [
+        {
+            "id": rule.code,
+            "name": rule.name,
+            "shortDescription": {"text": rule.message},
+            "fullDescription": {"text": rule.what() or rule.message},
+            "help": {"text": rule.docs_markdown(), "markdown": rule.docs_markdown()},
+            "helpUri": docs_url(rule.code),
+            "defaultConfiguration": {"level": _SARIF_LEVEL.get(rule.severity, "warning")},
+        }
+        for rule in all_rules()
+    ]
+
+
+def format_sarif(reports: Sequence[FileReport], summary: Summary = Summary()) -> str:
+    rules = (summary.rules or sarif_rules)()
+    index = {rule["id"]: i for i, rule in enumerate(rules)}
     driver = {
         "name": "torchsanity",
         "informationUri": "https://github.com/torchsanity/torchsanity",
         "version": _tool_version(),
-        "rules": [
-            {
-                "id": rule.code,
-                "name": rule.name,
-                "shortDescription": {"text": rule.message},
-                "fullDescription": {"text": rule.what() or rule.message},
-                "help": {"text": rule.docs_markdown(), "markdown": rule.docs_markdown()},
-                "helpUri": docs_url(rule.code),
-                "defaultConfiguration": {"level": _SARIF_LEVEL.get(rule.severity, "warning")},
-            }
-            for rule in rules
-        ],
+        "rules": rules,
     }
     results = []
     for finding in _findings(reports):

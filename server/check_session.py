@@ -11,8 +11,12 @@ from typing import Callable, Sequence
 
 from .check_cache import CACHE_DIR_NAME, Cache, file_hash, project_root, text_hash
 from .check_file import is_notebook, read_target_text
+from .check_formats import sarif_rules
 from .check_result import Budget, FileResult
 from .file_discovery import Target
+
+_ANALYZERS = __name__.rsplit(".", 2)[0] + ".analyzers"
+_SARIF_RULES = "sarif-rules"
 
 
 def open_cache(args) -> Cache | None:
@@ -58,8 +62,26 @@ def run_targets(targets: Sequence[Target], mode: str, jobs: int, cache: Cache | 
                       result.dependencies, result.summary, result.questions)
     if cache is not None:
         cache.save()
+        if mode == "check" and misses and f"{_ANALYZERS}.registry" in sys.modules:
+            cache.keep_derived(_SARIF_RULES, sarif_rules)  # the rules are loaded: keep their SARIF entries
     settle(targets, results)  # type: ignore[arg-type]
     return results, cached  # type: ignore[return-value]
+
+
+def sarif_rules_of(cache: Cache | None) -> Callable[[], list[dict]]:
+    """What gives the SARIF format its rule entries: the cache, when there is one (a run answered from it
+    then loads no rule class), else the rule classes."""
+    if cache is None:
+        return sarif_rules
+
+    def from_cache() -> list[dict]:
+        return cache.derived(_SARIF_RULES, sarif_rules, _are_sarif_rules)  # type: ignore[return-value]
+
+    return from_cache
+
+
+def _are_sarif_rules(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in value)
 
 
 def settle(targets: Sequence[Target], results: Sequence[FileResult]) -> None:
@@ -68,19 +90,18 @@ def settle(targets: Sequence[Target], results: Sequence[FileResult]) -> None:
     checked are read as needed), and drop the findings the answers rule out."""
     if not any(result.questions for result in results):
         return
-    from ..analyzers import Project
-    from ..analyzers.project_index import settle_report
+    from ..analyzers.project_index import ProjectIndex, settle_report  # summaries only: no libcst
 
-    projects: dict[str, Project] = {}
+    indexes: dict[str, ProjectIndex] = {}
     for target, result in zip(targets, results):
         if target.project_root is not None and (result.summary or result.questions):
-            project = projects.get(target.project_root)
-            if project is None:
-                project = projects[target.project_root] = Project(target.project_root)
-            project.index.give(target.path, result.summary)
+            index = indexes.get(target.project_root)
+            if index is None:
+                index = indexes[target.project_root] = ProjectIndex.on_disk(target.project_root)
+            index.give(target.path, result.summary)
     for target, result in zip(targets, results):
-        if result.questions and target.project_root in projects:
-            settle_report(projects[target.project_root].index, target.path, result.report,
+        if result.questions and target.project_root in indexes:
+            settle_report(indexes[target.project_root], target.path, result.report,
                           [tuple(q) for q in result.questions])
 
 

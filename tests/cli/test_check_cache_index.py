@@ -1,7 +1,8 @@
 """The cache's index, one per engine in a few shard files (a damaged index is a miss, concurrent writers
 merge, deleted files' entries and old engines' indexes go),
 the table of rule codes the CLI validates against (equal to the registry), and a run answered from the
-cache that imports neither libcst nor the rules (the real CLI in a child process, with ``-X importtime``)."""
+cache that imports neither libcst nor the rules (the real CLI in a child process, with ``-X importtime``),
+also when it settles questions about callers and writes SARIF (the rules' entries kept in the cache)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import pytest
 from cli_helpers import ADAM_L2, CLEAN, cache_entries, write
 
 from torchsanity.analyzers import Config, FileReport, all_rules, analyze_source
-from torchsanity.analyzers.codes import RULES
+from torchsanity.analyzers.codes import CODES, RULES
 from torchsanity.server.check_cache import Cache, file_hash
 
 NO_TORCH = "def add(a, b):\n    return a + b\n"
+CALLER_QUESTIONS = Path(__file__).resolve().parents[1] / "analyzers" / "projects" / "eval_called_under_no_grad"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -85,6 +87,7 @@ def _imports(cwd: Path, env: dict[str, str], fmt: str, *args: str) -> tuple[str,
     ("json", []),
     ("json", ["--select", "SAN5,SAN101", "--ignore", "SAN502"]),
     ("full", []),  # the default on a terminal: source lines with carets, read without the parser
+    ("sarif", []),  # the rules' entries (their pages) kept in the cache by the first run
 ])
 def test_a_cached_run_imports_neither_libcst_nor_the_rules(tmp_path, fmt, extra, frozen_env):
     _tree(tmp_path, 14)
@@ -96,8 +99,48 @@ def test_a_cached_run_imports_neither_libcst_nor_the_rules(tmp_path, fmt, extra,
     assert all(name in imported for name in heavy)  # the first run analyses: the probe sees the imports
     assert any(name.startswith("torchsanity.analyzers.rules.") for name in imported)
     again, imported = _imports(tmp_path, frozen_env, fmt, *extra)
-    assert again == first and (json.loads(first) if fmt == "json" else "^" in first)
+    assert again == first and (json.loads(first) if fmt in ("json", "sarif") else "^" in first)
     assert not [name for name in imported if name in heavy or name.startswith("torchsanity.analyzers.rules")]
+
+
+def test_a_cached_run_settles_callers_and_writes_sarif_without_libcst(tmp_path, frozen_env):
+    """Questions about callers (``evaluate`` in engine.py: called under no_grad from main.py and with
+    gradients from smoke.py; ``Validator.validate``: under inference_mode only) are settled from the cached
+    summaries, and SARIF's rule entries come from the cache (kept there by a JSON run): the cached runs
+    import no libcst, and every output is the output without the cache."""
+    shutil.copytree(CALLER_QUESTIONS, tmp_path, dirs_exist_ok=True)
+    write(tmp_path / "smoke.py", "import engine\n\n\ndef smoke(model, loader):\n    return engine.evaluate(model, loader, 'cpu')\n")
+    write(tmp_path / "optim.py", ADAM_L2)
+    write(tmp_path / "pyproject.toml", '[tool.torchsanity]\nselect = ["ALL"]\n')
+    heavy = ("libcst", "torchsanity.analyzers.project", "torchsanity.analyzers.registry",
+             "torchsanity.analyzers.engine")
+    first, imported = _imports(tmp_path, frozen_env, "json")
+    assert all(name in imported for name in heavy)
+    questions = {Path(e["path"]).name: e["questions"] for e in cache_entries(tmp_path / ".torchsanity_cache")}
+    assert {tuple(q) for q in questions["engine.py"]} >= {("evaluate", "SAN202"), ("Validator.validate", "SAN202")}
+    san202 = {(d["path"], d["line"]) for d in json.loads(first) if d["code"] == "SAN202"}
+    assert san202 == {("engine.py", 6)}  # validate's provisional finding is dropped: settled
+    outputs = {"json": first}
+    for fmt in ("sarif", "json", "sarif"):
+        out, imported = _imports(tmp_path, frozen_env, fmt)
+        assert not [name for name in imported if name in heavy or name.startswith("torchsanity.analyzers.rules")], fmt
+        assert outputs.setdefault(fmt, out) == out
+    for fmt, out in outputs.items():
+        assert _imports(tmp_path, frozen_env, fmt, "--no-cache")[0] == out, fmt
+    sarif = json.loads(outputs["sarif"])["runs"][0]
+    assert [rule["id"] for rule in sarif["tool"]["driver"]["rules"]] == list(CODES)
+    assert {r["ruleId"] for r in sarif["results"]} == {"SAN202", "SAN504"}
+
+
+def test_damaged_sarif_entries_in_the_cache_are_made_again(cli, tmp_path):
+    write(tmp_path / "m.py", ADAM_L2)
+    expected = cli("check", "--format", "sarif", "--no-cache", ".").out
+    assert cli("check", "--format", "sarif", ".").out == expected
+    (kept,) = (tmp_path / ".torchsanity_cache").glob("index-*/derived/sarif-rules.json")
+    for damage in ("", "[1, 2]", '{"id": "SAN101"}', "\x00\xff"):
+        kept.write_text(damage, encoding="utf-8")
+        assert cli("check", "--format", "sarif", ".").out == expected, damage
+        assert [rule["id"] for rule in json.loads(kept.read_text(encoding="utf-8"))] == list(CODES)
 
 
 # ---- a damaged index --------------------------------------------------------------------------------
