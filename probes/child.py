@@ -27,6 +27,7 @@ from .replay import CannotDrive, Step, TapeStep, iter_tensors
 from .report import ProbeError, parse_report
 from .script_run import is_oom, tie_to_guard, user_traceback
 from .summary import summarize
+from .warmup import WarmupFollow, zero_at
 from .workbench import Workbench, unwrap
 from .workers import adopt_worker_report, worker_report_path
 
@@ -69,6 +70,7 @@ class Harness:
         self.rank = int(os.environ.get("RANK", "0"))
         self.done = False
         self.report_path: str | None = None
+        self.follow: WarmupFollow | None = None  # following a warmup from lr 0 to a step past it
 
     def save(self) -> None:
         """Write the report as it stands (atomically), so a killed run keeps what was measured."""
@@ -104,9 +106,16 @@ class Harness:
             return 2
         finally:
             self.recorder.uninstall()
+        if self.follow is not None:
+            self.follow.script_ended()
         if not self.done:
             try:
                 self.recorder.finish()  # a backward() whose step never came: the best there is
+            except StopProbe:
+                pass
+        if not self.done and self.follow is not None and self.follow.last is not None:
+            try:  # the script ended inside the warmup the probe was following: the last step it reached
+                self.on_backward(self.follow.last)
             except StopProbe:
                 pass
         if self.gan_role is not None:
@@ -176,13 +185,23 @@ class Harness:
             self.follow_worker()
         if self.gan_role is not None:
             return self.on_gan_step(cap)
+        try:
+            if self.follows_warmup(cap):
+                return
+        except Exception:  # following is an extra: on failure, probe this step as it is
+            if self.follow is not None:
+                self.follow.give_up()
         role = None
         try:
-            self.report["fingerprint"] = fingerprint(cap)
+            if self.follow is None:  # else the first step's, taken when following began
+                self.report["fingerprint"] = fingerprint(cap)
             skipped = self.recorder.skipped_backwards if self.recorder else 0
             self.report["step"] = {"index": cap.training_step, "followed_by": cap.followed_by,
                                    "skipped_backwards": skipped}
-            self.note(step_note(cap, skipped))
+            self.note(step_note(cap, skipped, followed=self.follow is not None))
+            if self.follow is not None:
+                self.report["step"]["warmup"] = self.follow.to_json()
+                self.note(self.follow.note())
             rec = self.recorder
             if rec is not None and rec.spawn_site is not None:
                 self.note(f"the script trains in {rec.spawn_nprocs} mp.spawn workers (line {rec.spawn_site[1]}): the "
@@ -206,6 +225,23 @@ class Harness:
             if self.recorder is not None:
                 self.recorder.stop_requested = True
             self.stop()
+
+    def follows_warmup(self, cap: Captured) -> bool:
+        """At a training step where every group's learning rate is 0, when the user did not pick the step: let the
+        script train on to a step past the warmup (``warmup.py``); True while it does."""
+        if self.recorder is None:
+            return False
+        if self.follow is None:
+            opt = cap.stepped_optimizer
+            if self.mode != "probe" or self.cfg.get("step_given") or opt is None or not zero_at(opt):
+                return False
+            self.report["fingerprint"] = fingerprint(cap)  # the first step's: what the determinism run compares
+            self.follow = WarmupFollow(opt, cap.training_step, timeout=self.cfg.get("timeout"))
+            self.follow.last = cap
+        elif not self.follow.see(cap.training_step, cap):
+            return False
+        self.recorder.resume(cap.training_step + 1, [])
+        return True
 
     def stop(self) -> None:
         """Stop the script after probing; a followed worker writes its report for the main process and ends."""
@@ -346,9 +382,11 @@ class Harness:
             self.note(f"the batch is {step.batch_dim_source}: sub-batches take samples from the list")
         ctx = ProbeContext(step, wb, loss, steps=int(self.cfg.get("steps") or 60), sites=sites,
                            progress=self.progress, device=device, allow_mixing=bool(self.cfg.get("allow_mixing")))
+        ctx.warmup = self.follow.skip_reason() if self.follow is not None else None
         asked = self.cfg.get("checks")  # [] when only the parent's determinism was asked for: none here
         wanted = [c for c in (CHECK_IDS if asked is None else asked) if c in CHECKS]
         later = info.get("index", 1) if info is not self.report["step"].get("partner") else self.gan_first
+        ctx.probed_step = later
         for cid in wanted:
             self.em.emit({"event": "check-start", "check": cid})
             started = time.perf_counter()
@@ -361,8 +399,9 @@ class Harness:
             elif cid in FITTING_CHECKS and ctx.zero_lr_reason():
                 res = CheckResult(cid, "skip", ctx.zero_lr_reason(), site=sites.get("optimizer") or sites.get("loop"))
             elif cid == "initial-loss" and later > 1:
+                why = "past a warmup from learning rate 0" if self.follow is not None else f"--step {later}"
                 res = CheckResult(cid, "skip", f"judges the loss at initialisation; training step {later} was probed "
-                                  f"(--step {later})", loss_value, None, sites.get("loss"))
+                                  f"({why})", loss_value, None, sites.get("loss"))
             else:
                 try:
                     res = CHECKS[cid](ctx)
@@ -436,12 +475,13 @@ def role_skip_reason(step: Step, cid: str) -> str | None:
     return None
 
 
-def step_note(cap: Captured, skipped: int) -> str | None:
-    """Which backward() was probed, when it is not simply the first one."""
+def step_note(cap: Captured, skipped: int, followed: bool = False) -> str | None:
+    """Which backward() was probed, when it is not simply the first one (``followed``: past a warmup, which the
+    warmup's own note tells)."""
     parts = []
     if skipped:
         parts.append(f"skipped {skipped} backward() call(s) that reach no parameter (autograd demos)")
-    if cap.training_step > 1:
+    if cap.training_step > 1 and not followed:
         parts.append(f"probed training step {cap.training_step}")
     if cap.followed_by == "parameter update":
         parts.append("the parameters were updated by hand (no optimizer step) after this backward()")

@@ -223,6 +223,8 @@ class ProbeContext:
         self.progress = progress or (lambda check, i, n: None)
         self.device = device
         self.cache: dict[str, Any] = {}
+        self.warmup: str | None = None  # why the probed step's rate is a warmup's, after following one (warmup.py)
+        self.probed_step = 1  # which training step was probed (a later one: --step N, or past a warmup)
 
     @property
     def optimizer(self) -> Any:
@@ -234,7 +236,10 @@ class ProbeContext:
 
     def zero_lr_reason(self) -> str | None:
         """Why training at the probed step says nothing, when every parameter group's learning rate is 0 there (a
-        warmup from 0 set by hand, with no scheduler or constructor lr to undo it); None otherwise."""
+        warmup from 0 set by hand, with no scheduler or constructor lr to undo it), or is still a warmup's after
+        following it as far as the probe does (``warmup``); None otherwise."""
+        if self.warmup:
+            return self.warmup
         lrs = self.configured_lrs()
         if not lrs or any(lr != 0 for lr in lrs):
             return None

@@ -97,7 +97,7 @@ class Report(TypedDict, total=False):
     torch: str
     exit_code: int  # 0 pass / warn / skip, 1 a fail, 2 an error
     fingerprint: dict  # first loss, weights and batch checksums (compared by determinism)
-    step: dict  # which training step was probed: index, followed_by, skipped_backwards
+    step: dict  # which training step was probed: index, followed_by, skipped_backwards; warmup (warmup.py)
     model: str
     parameters: int
     optimizer: dict | None

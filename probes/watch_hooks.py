@@ -21,6 +21,15 @@ from .watch_layers import (
     stats_record,
     watched_modules,
 )
+from .watch_numbers import (
+    cuda_memory,
+    floats,
+    group_lr,
+    lr_floats,
+    spread,
+    step_line,
+    total_norms,
+)
 from .watch_ranks import RankFollower, checksums
 from .watch_series import json_number as number
 
@@ -40,47 +49,6 @@ class StopWatch(BaseException):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-def _floats(tensors: list) -> list[float | None]:
-    """0-d tensors (or floats, or None) to floats, one stack and one synchronisation per device and dtype."""
-    out: list[float | None] = [None] * len(tensors)
-    groups: dict[Any, list[int]] = {}
-    for i, t in enumerate(tensors):
-        if isinstance(t, float):
-            out[i] = t
-        elif t is not None:
-            groups.setdefault((t.device, t.dtype), []).append(i)
-    for idx in groups.values():
-        values = torch.stack([tensors[i].reshape(()) for i in idx]).double().tolist()
-        for i, v in zip(idx, values):
-            out[i] = v
-    return out
-
-
-def _lr_floats(per_step: list[list]) -> list[list[float | None]]:
-    """Each step's learning rates as floats: tensor ones (a GPU's) in one synchronisation for all the steps."""
-    if all(isinstance(x, float) or x is None for lrs in per_step for x in lrs):
-        return per_step
-    flat = iter(_floats([x for lrs in per_step for x in lrs]))
-    return [[next(flat) for _ in lrs] for lrs in per_step]
-
-
-def _total_norms(per_step: list) -> list[float | None]:
-    """The global gradient norm of each step (None where it was not taken): a float taken at the step (CPU), or
-    from the vector of its per-parameter norms (GPU): one reduction for all the steps when the vectors match."""
-    out: list[float | None] = [v if isinstance(v, float) else None for v in per_step]  # CPU: taken at the step
-    present = [i for i, v in enumerate(per_step) if isinstance(v, torch.Tensor)]
-    if not present:
-        return out
-    if len({(per_step[i].shape, per_step[i].device) for i in present}) == 1:
-        values = torch.linalg.vector_norm(torch.stack([per_step[i] for i in present]).double(), dim=1).tolist()
-        for i, v in zip(present, values):
-            out[i] = v
-    else:
-        for i in present:
-            out[i] = float(torch.linalg.vector_norm(per_step[i].double()))
-    return out
 
 
 def _batch_size(batch) -> int | None:
@@ -418,14 +386,14 @@ class WatchRecorder:
             values = [float(n) for n in norms]
             self.grad_norms = math.sqrt(math.fsum(v * v for v in values))
             if not self.nonfinite_done and not math.isfinite(self.grad_norms):
-                bad = [i for i, n in enumerate(_spread(grads, values)) if n is not None and not math.isfinite(n)]
+                bad = [i for i, n in enumerate(spread(grads, values)) if n is not None and not math.isfinite(n)]
                 if (self.loss is None or math.isfinite(float(self.loss))) and bad:
                     self.hunt("grad", self.step + 1, self.names[bad[-1]])
         else:  # on a GPU the vector stays there until a flush (no synchronisation)
             self.grad_norms = torch.stack(norms) if norms else torch.zeros(1)
         self.norm_seconds = time.perf_counter() - started
         if sampled:
-            self.sample_grads = _spread(grads, norms)
+            self.sample_grads = spread(grads, norms)
             with torch.no_grad():
                 self.before = [p.detach().clone() for p in self.params]
 
@@ -436,7 +404,7 @@ class WatchRecorder:
         now = time.perf_counter()
         seconds = None if self.last_time is None else now - self.last_time
         self.last_time = now
-        lr = [_lr(g) for g in optimizer.param_groups]
+        lr = [group_lr(g) for g in optimizer.param_groups]
         samples = self.batch_samples if self.saw_loader else _batch_size(self.inputs[0] if self.inputs else None)
         epoch = self.completed.get(self.train_loader, 0) if self.train_loader is not None else None
         data = self.data_wait if self.saw_loader else None
@@ -448,7 +416,7 @@ class WatchRecorder:
                 current = [p.detach() for p in self.params]
                 weights = torch._foreach_norm(current)
                 updates = torch._foreach_norm(torch._foreach_sub(current, self.before))
-            memory = _cuda_memory(self.params)
+            memory = cuda_memory(self.params)
             sums = checksums(self.params) if self.world > 1 else None
             self.pending_samples.append((self.step, self.sample_grads, weights, updates, memory, sums))
             self.before = self.sample_grads = None
@@ -510,17 +478,17 @@ class WatchRecorder:
         self.last_flush = time.perf_counter()
         if self.pending:
             pending, self.pending = self.pending, []
-            losses = _floats([p[1] for p in pending])
-            norms = _total_norms([p[2] for p in pending])
-            lrs = _lr_floats([p[3] for p in pending])
-            self.out.write("".join(_step_line(p, loss, norm, lr)
+            losses = floats([p[1] for p in pending])
+            norms = total_norms([p[2] for p in pending])
+            lrs = lr_floats([p[3] for p in pending])
+            self.out.write("".join(step_line(p, loss, norm, lr)
                                    for p, loss, norm, lr in zip(pending, losses, norms, lrs)))
             if not self.nonfinite_done:  # a GPU run: found here, within a flush of when it happened
                 bad = next((p[0] for p, x in zip(pending, losses) if x is not None and not math.isfinite(x)), None)
                 if bad is not None:
                     self.hunt("loss", bad)
         for step, grads, weights, updates, memory, sums in self.pending_samples:
-            g, w, u = _floats(grads), _floats(list(weights)), _floats(list(updates))
+            g, w, u = floats(grads), floats(list(weights)), floats(list(updates))
             ratio = [None if a is None or b is None or b == 0 else a / b for a, b in zip(u, w)]
             self.write({"kind": "sample", "step": step, "grad_norm": [number(x) for x in g],
                         "weight_norm": [number(x) for x in w], "update_ratio": [number(x) for x in ratio],
@@ -563,49 +531,3 @@ class WatchRecorder:
                 time.sleep(0.05)
                 self.flush()
             self.flush()
-
-
-def _step_line(p: tuple, loss: float | None, norm: float | None, lr: list[float | None]) -> str:
-    step, _, _, _, seconds, backwards, data, samples, epoch, paused = p
-    compute = None if seconds is None or data is None else max(0.0, seconds - data - paused)
-    busy = None if seconds is None else seconds - paused
-    rate = None if samples is None or busy is None or busy <= 0 else samples / busy
-    return (f'{{"kind": "step", "step": {step}, "loss": {_literal(loss)}, "grad_norm": {_literal(norm)}, '
-            f'"lr": [{", ".join(_literal(x) for x in lr)}], "seconds": {_literal(seconds)}, '
-            f'"backwards": {backwards}, "data_seconds": {_literal(data)}, "compute_seconds": {_literal(compute)}, '
-            f'"samples": {"null" if samples is None else samples}, "samples_per_second": {_literal(rate)}, '
-            f'"epoch": {"null" if epoch is None else epoch}}}\n')
-
-
-def _literal(value: float | None) -> str:
-    """A number as a JSON literal, fast (a step line is written for every step); non-finite as a string."""
-    if value is None:
-        return "null"
-    return repr(float(value)) if math.isfinite(value) else json.dumps(number(value))
-
-
-def _lr(group: dict):
-    """A group's learning rate: a float, or a copy of a tensor learning rate off the CPU (turned into a number at
-    the next flush: no synchronisation at every step), or None."""
-    lr = group.get("lr")
-    if isinstance(lr, torch.Tensor) and lr.device.type != "cpu":
-        return lr.detach().clone()  # the optimizer updates it in place
-    try:
-        return float(lr)
-    except (TypeError, ValueError):
-        return None
-
-
-def _spread(grads: list, norms: list) -> list:
-    """The norms of the present gradients, placed back among the missing ones."""
-    it = iter(norms)
-    return [None if g is None else next(it) for g in grads]
-
-
-def _cuda_memory(params: list[torch.Tensor]) -> dict | None:
-    """Memory the CUDA caching allocator holds (no synchronisation), when the model is on a GPU."""
-    if not params or params[0].device.type != "cuda":
-        return None
-    device = params[0].device
-    return {"allocated": torch.cuda.memory_allocated(device), "reserved": torch.cuda.memory_reserved(device),
-            "peak": torch.cuda.max_memory_allocated(device)}

@@ -78,16 +78,26 @@ class Workbench:
 
 
 def _undo_warmup(optimizer: Any) -> str | None:
-    """Probe at the base learning rate, not at step 0 of a warmup (a scheduler's initial_lr, or the
-    constructor's lr when every group sits far below it, as after nanoGPT's manual warmup)."""
+    """Probe at the base learning rate, not at step 0 of a warmup; the note saying so, or None."""
+    found = warmup_base(optimizer)
+    if found is None:
+        return None
+    lrs, note = found
+    for g, lr in zip(optimizer.param_groups, lrs):
+        g["lr"] = lr
+    return note
+
+
+def warmup_base(optimizer: Any) -> tuple[list[float], str] | None:
+    """The learning rates a warmup is heading for, with a note saying where they come from (a scheduler's
+    initial_lr, or the constructor's lr when every group sits far below it, as after nanoGPT's manual warmup);
+    None when the groups are not in a warmup the probe can read, or no base value is known."""
     groups = optimizer.param_groups
     if groups and all("initial_lr" in g for g in groups):
         if any(g["lr"] != g["initial_lr"] for g in groups):
-            before = [g["lr"] for g in groups]
-            for g in groups:
-                g["lr"] = g["initial_lr"]
-            return (f"learning rate raised from {before[0]:.3g} (warmup) to the scheduler's initial_lr "
-                    f"{groups[0]['lr']:.3g}")
+            lrs = [g["initial_lr"] for g in groups]
+            return lrs, (f"learning rate raised from {groups[0]['lr']:.3g} (warmup) to the scheduler's initial_lr "
+                         f"{lrs[0]:.3g}")
         return None
     base = optimizer.defaults.get("lr") if isinstance(getattr(optimizer, "defaults", None), dict) else None
     try:
@@ -96,7 +106,12 @@ def _undo_warmup(optimizer: Any) -> str | None:
         return None
     if base > 0 and groups and all(float(g["lr"]) < 0.1 * base for g in groups):
         before = float(groups[0]["lr"])
-        for g in groups:
-            g["lr"] = base
-        return f"learning rate raised from {before:.3g} (warmup) to the optimizer's base lr {base:.3g}"
+        return [base] * len(groups), (f"learning rate raised from {before:.3g} (warmup) to the optimizer's base lr "
+                                      f"{base:.3g}")
     return None
+
+
+def probed_lrs(optimizer: Any) -> list[float]:
+    """The learning rates the checks would train at: the groups' own, or the warmup's base (``warmup_base``)."""
+    found = warmup_base(optimizer)
+    return [float(lr) for lr in found[0]] if found is not None else [float(g["lr"]) for g in optimizer.param_groups]

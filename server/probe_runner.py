@@ -254,7 +254,7 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
         child_checks = [c for c in wanted if c not in PARENT_CHECKS]
         cfg = {"out_dir": tmp, "checks": child_checks, "steps": steps or DEFAULT_STEPS, "device": device,
                "entry": entry, "cwd": cwd or os.getcwd(), "step": step or 1, "batch_dim": batch_dim,
-               "allow_mixing": bool(allow_mixing)}
+               "allow_mixing": bool(allow_mixing), "step_given": step is not None, "timeout": timeout}
         if entry and script_path:
             cfg["script"] = script_path
         distributed = bool(nproc_per_node and nproc_per_node > 1)

@@ -3,9 +3,12 @@ captured batch) must have a lower loss than at initialisation (Karpathy's recipe
 A held-out loss that falls in step with a slow fit (at least a fifth as much) passes; a fit too slow to halve the
 training loss, with no such fall, skips; nothing transferring from a fit that did halve it is a warn; a held-out
 loss that clearly rises while the training loss falls a lot is a fail (labels shuffled against the inputs, or data
-without signal)."""
+without signal). Both judge a model that has learnt nothing yet: at a later training step (``--step N``, or past a
+warmup) they stand only while the held-out loss is still at chance (cross-entropy near ln C), else they skip."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -58,11 +61,35 @@ def generalization(ctx: ProbeContext) -> CheckResult:
     budget = Budget(ID)
     train = ctx.train(ID, steps, stop=budget.stop(watch))
     result = _judge(train, held_out, k, held, site)
+    if result.status in ("fail", "warn") and ctx.probed_step > 1:
+        _judge_later_step(ctx, result, k)
     if budget.hit and result.status in ("warn", "skip"):  # after a budget-cut few steps: no finding, and not "slow"
         result.status = "skip"
         result.message = (f"only {len(train)} of {steps} steps fitted within the budget: too few to judge whether "
                           "the fit transfers to held-out samples")
     return budget.mark(result, len(train), steps)
+
+
+def _judge_later_step(ctx: ProbeContext, result: CheckResult, k: int) -> None:
+    """A fail or warn at a later training step stands only while the held-out loss is at chance; else a skip."""
+    m = result.measured or {}
+    start, final = m.get("held_out_start"), m.get("train_final")
+    if start is None or final is None or not (finite(start) and finite(final)) or _at_chance(ctx, start):
+        return
+    result.status = "skip"
+    result.message = (f"the model had trained for {ctx.probed_step - 1} step(s) before the probed step and its "
+                      f"held-out loss is no longer at chance: that fitting {k} samples further (train "
+                      f"{m['train_start']:.4g} → {final:.4g}) did not lower it ({start:.4g} → "
+                      f"{m['held_out_final']:.4g}) says little about the data — this check judges a model that has "
+                      "learnt nothing yet")
+
+
+def _at_chance(ctx: ProbeContext, held_out_start: float) -> bool:
+    """The held-out loss is still what a model that learnt nothing gives: mean cross-entropy near ln C."""
+    loss = ctx.loss
+    if loss.kind not in ("cross-entropy", "nll") or loss.reduction != "mean" or not loss.classes or loss.classes < 2:
+        return False
+    return held_out_start >= 0.9 * math.log(loss.classes)
 
 
 def _judge(train: list[float], held_out: list[tuple[int, float]], k: int, held: int, site) -> CheckResult:

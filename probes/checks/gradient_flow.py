@@ -153,7 +153,9 @@ def gradient_flow(ctx: ProbeContext) -> CheckResult:
     if closure:
         ratio_txt = f"; update/weight ratio not judged: {type(opt).__name__} takes several inner steps per step"
     elif zero_lr:
-        ratio_txt = "; update/weight ratio not judged: the learning rate is 0 at the probed step (see lr-range)"
+        ratio_txt = ("; update/weight ratio not judged: the learning rate is 0 at the probed step (see lr-range)"
+                     if not any(ctx.configured_lrs()) else
+                     "; update/weight ratio not judged: the probed step is still in a warmup from 0 (see lr-range)")
     result = CheckResult(cid, "pass", f"gradients reach all {len(names)} parameter tensors, finite, no dead ReLU "
                          f"layer{ratio_txt}", measured, expected, site, series)
     return budget.mark(result, len(per_step), RATIO_STEPS) if budget is not None else result

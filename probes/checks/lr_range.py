@@ -136,9 +136,11 @@ def lr_range(ctx: ProbeContext) -> CheckResult:
                            measured, None, site, series)
     series["suggestion"] = suggestion
     if ctx.zero_lr_reason():
-        return CheckResult(cid, "skip", f"the sweep's steepest descent is at {suggestion:.3g}, but the learning rate "
-                           "is 0 at the probed step (a warmup from 0 set by hand): nothing to judge — probe a step "
-                           f"past the warmup with --step N{stopped}", measured, None, site, series)
+        now = ("the learning rate is 0 at the probed step (a warmup from 0 set by hand)" if lr == 0 else
+               f"the probed step is still in a warmup from 0 (lr {lr:.3g}, rising)")
+        return CheckResult(cid, "skip", f"the sweep's steepest descent is at {suggestion:.3g}, but {now}: nothing to "
+                           f"judge — probe a step past the warmup with --step N{stopped}", measured, None, site,
+                           series)
     expected = [suggestion / 300, 3 * suggestion]
     verdict = judge_lr(sw)
     other = _gradient_flow_agreement(ctx, verdict)

@@ -1,7 +1,8 @@
 """A warmup from learning rate 0 set by hand (found on facebookresearch/barlowtwins' pattern: LARS built with lr=0,
 the lr written into the param groups each step, 0 at step 0): training at lr 0 changes nothing, so the checks that
 fit at the script's learning rate skip with the reason and the way out (--step N), instead of "cannot fit" and
-"lr 0 is 300× too low"; a model that returns its own batch-level loss says so in batch-independence. Real CLI runner,
+"lr 0 is 300× too low", when the step is given (--step 1; without it the probe follows the warmup past 0, as
+test_past_warmup.py shows); a model that returns its own batch-level loss says so in batch-independence. Real CLI runner,
 real torch on CPU, on tests/probes/scripts/redundancy_reduction_ssl.py (a script of our own)."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ CHECKS = ["overfit-batch", "generalization", "input-independence", "batch-indepe
 def runs():
     pool = ThreadPoolExecutor(max_workers=1)
     futures = {key: pool.submit(run_probe, SCRIPT, checks=CHECKS, timeout=300, step=step)
-               for key, step in (("first", None), ("past_warmup", 12))}
+               for key, step in (("first", 1), ("past_warmup", 12))}
 
     def get(key):
         outcome = futures[key].result(timeout=900)
@@ -34,6 +35,7 @@ def runs():
 def test_the_fitting_checks_skip_at_learning_rate_zero_and_name_the_way_out(runs):
     outcome, checks = runs("first")
     assert outcome.report["optimizer"]["lr"] == [0.0]
+    assert outcome.report["step"]["index"] == 1 and "warmup" not in outcome.report["step"]  # --step given: not followed
     for cid in ("overfit-batch", "generalization", "input-independence"):
         assert checks[cid]["status"] == "skip", checks[cid]
         assert "the learning rate is 0 in every parameter group" in checks[cid]["message"]

@@ -9,14 +9,15 @@ import json
 import pytest
 import torch
 from torch import nn
-from torchsanity.probes.watch_hooks import WatchRecorder, _lr_floats
+from torchsanity.probes.watch_hooks import WatchRecorder
+from torchsanity.probes.watch_numbers import lr_floats
 
 
 def test_tensor_learning_rates_become_numbers_at_the_flush_in_one_conversion():
     steps = [[0.1, None], [torch.tensor(0.2), 0.3], [torch.tensor(0.25, dtype=torch.float64), torch.tensor(0.5)]]
-    assert _lr_floats(steps) == [[0.1, None], [pytest.approx(0.2), 0.3], [0.25, 0.5]]
+    assert lr_floats(steps) == [[0.1, None], [pytest.approx(0.2), 0.3], [0.25, 0.5]]
     plain = [[0.1], [0.2]]
-    assert _lr_floats(plain) is plain  # nothing to convert: no tensor op at all
+    assert lr_floats(plain) is plain  # nothing to convert: no tensor op at all
 
 
 def test_an_optimizer_with_a_tensor_learning_rate_is_recorded_with_its_value(tmp_path):
