@@ -21,139 +21,40 @@ the one parse of each file (no libcst metadata).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import libcst as cst
 
-from .activation_flow import MAX_DEPTH
-from .dataflow import Dataflow, ModuleRef, dataflow
+from .activation_flow import MAX_DEPTH, function_nodes
+from .data_values import DataValues
+from .dataflow import Dataflow, dataflow
 from .model import Binding, ProgramModel
-from .name_guesses import EVAL_ROLE, TRAIN_ROLE, name_role
-from .syntax import call_arg, dotted_name, int_literal, number_literal, string_literal
+from .syntax import call_arg, dotted_name, int_literal, string_literal
 from .torch_api import (
     AUGMENTATION_LIBRARIES,
-    DATASET,
-    DATASET_NAMES,
-    DATASET_PREFIXES,
-    ITERABLE_DATASETS,
-    TRANSFORM_PIPELINES,
     DATALOADER,
     DATALOADER_NAMES,
     DATAFLOW_MODULE_MOVES,
     DATAFLOW_MODULE_WRAPPERS,
-    EPOCH_SCHEDULERS,
-    FIXED_WHEN_ALWAYS,
-    RANDOM_AUGMENTATIONS,
     MODEL,
     OPTIMIZER,
-    SCHEDULER,
-    STEP_SCHEDULERS,
     TENSOR_MOVES,
+    TRANSFORM_PIPELINES,
     TRANSPOSING_METHODS,
     VALUE_PASSING_WRAPPERS,
     kind_of_constructor,
 )
-
-TENSOR = "tensor"
-TRANSFORM = "transform"  # a torchvision transform pipeline
-ENCODING = "encoding"  # a tokenizer's BatchEncoding (a dict of tensors that moves in place)
-DEVICE = "device"
-TUPLE = "tuple"
-MAPPING = "mapping"
-
-EPOCH = "epoch"  # a scheduler whose horizon is usually counted in epochs
-STEP = "step"  # a scheduler built to be stepped every batch (OneCycleLR, warmup schedules)
-TRANSPOSED = "transposed"  # a tensor whose memory order is not its dimension order (transpose / permute / .T)
-
-
-@dataclass(frozen=True, eq=False)
-class Value:
-    """One abstract value. Facets not known (or not relevant to the kind) are None.
-
-    - ``qualname``: what built it (``torch.optim.AdamW``, ``torch.nn.CrossEntropyLoss``, a module class's name);
-    - MODEL: ``module``, the module (its ``torch.nn`` constructor or its class, maybe in another file);
-    - OPTIMIZER: ``params``, the values of the modules whose ``.parameters()`` it holds (None when it holds
-      anything else, or parameters it is not plain whose);
-    - SCHEDULER: ``schedule``, EPOCH for schedulers whose horizon is usually counted in epochs, STEP for the ones
-      built to be stepped every batch;
-    - DATALOADER: ``shuffle`` (the literal ``shuffle=``; False when left out), ``sampler`` (a ``sampler=`` /
-      ``batch_sampler=`` decides the order) and ``split`` (its dataset's);
-    - DATASET: ``split`` (TRAIN_ROLE / EVAL_ROLE from ``train=True`` / ``split="val"``), ``iterable`` (an
-      ``IterableDataset``, or a streamed ``load_dataset``);
-    - TRANSFORM: ``random`` (a random augmentation among its steps: crops, flips, colour jitter, ...);
-    - TENSOR: ``activation`` (SOFTMAX / LOG_SOFTMAX / SIGMOID / LOGITS, from :mod:`.activation_flow`),
-      ``layout`` (TRANSPOSED), ``detached``;
-    - TUPLE: ``elements``; MAPPING: ``entries`` (string keys);
-    - ``origin``: the constructor call that built an optimizer, scheduler, DataLoader or loss (its arguments).
-    """
-
-    kind: str
-    qualname: str | None = None
-    module: ModuleRef | None = field(default=None, repr=False)
-    schedule: str | None = None
-    shuffle: bool | None = None
-    sampler: bool | None = None
-    activation: str | None = None
-    layout: str | None = None
-    detached: bool | None = None
-    params: tuple["Value | None", ...] | None = None
-    split: str | None = None
-    iterable: bool | None = None
-    random: bool | None = None
-    elements: tuple["Value | None", ...] | None = None
-    entries: tuple[tuple[str, "Value | None"], ...] | None = None
-    origin: cst.Call | None = field(default=None, repr=False)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Value) and all(_same(getattr(self, f), getattr(other, f)) for f in _FIELDS)
-
-    def __hash__(self) -> int:
-        return hash((self.kind, self.qualname))
-
-    def __repr__(self) -> str:
-        facets = ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS[1:]
-                           if f not in ("module", "origin", "params") and getattr(self, f) is not None)
-        return f"Value({self.kind}{', ' if facets else ''}{facets})"
-
-    def element(self, index: int) -> "Value | None":
-        """The ``index``-th element of a TUPLE."""
-        if self.kind != TUPLE or self.elements is None or not -len(self.elements) <= index < len(self.elements):
-            return None
-        return self.elements[index]
-
-    def entry(self, key: str) -> "Value | None":
-        """The value under the string ``key`` of a MAPPING."""
-        return dict(self.entries or ()).get(key) if self.kind == MAPPING else None
-
-
-_FIELDS = ("kind", "qualname", "module", "schedule", "shuffle", "sampler", "activation", "layout", "detached",
-           "params", "split", "iterable", "random", "elements", "entries", "origin")
-
-
-def _same(a: object, b: object) -> bool:
-    """Facet equality; modules are the same when they are built by the same constructor call or class."""
-    if isinstance(a, ModuleRef) and isinstance(b, ModuleRef):
-        return a.classdef is b.classdef and (a.classdef is not None or a.qualname == b.qualname)
-    if isinstance(a, cst.CSTNode) or isinstance(b, cst.CSTNode):
-        return a is b
-    return a == b
-
-
-def join(a: Value | None, b: Value | None) -> Value | None:
-    """The least value both ``a`` and ``b`` are: unknown unless they are of one kind; facets they disagree on
-    become unknown."""
-    if a is None or b is None or a.kind != b.kind:
-        return None
-    facets = {}
-    for name in _FIELDS[1:]:
-        x, y = getattr(a, name), getattr(b, name)
-        if name in ("elements", "params") and x is not None and y is not None and len(x) == len(y):
-            facets[name] = tuple(join(i, j) for i, j in zip(x, y))
-        elif name == "entries" and x is not None and y is not None and [k for k, _ in x] == [k for k, _ in y]:
-            facets[name] = tuple((k, join(i, j)) for (k, i), (_, j) in zip(x, y))
-        else:
-            facets[name] = x if _same(x, y) else None
-    return Value(a.kind, **facets)
+from .value_lattice import (
+    DEVICE,
+    ENCODING,
+    MAPPING,
+    TENSOR,
+    TRANSPOSED,
+    TUPLE,
+    Value,
+    constructed,
+    join,
+)
 
 
 def values(program: ProgramModel) -> "Values":
@@ -161,7 +62,7 @@ def values(program: ProgramModel) -> "Values":
     return program.cached(Values)
 
 
-class Values:
+class Values(DataValues):
     """What expressions of one module hold (:meth:`of`), memoised per node."""
 
     def __init__(self, program: ProgramModel) -> None:
@@ -229,7 +130,7 @@ class Values:
     # ---- definitions -----------------------------------------------------------------------------
 
     def _definition(self, expr: cst.BaseExpression, depth: int) -> Value | None:
-        """The value of a definition the dataflow stopped at: a literal or a call."""
+        """The value of a definition the dataflow stopped at: a literal, a call, arithmetic on a tensor."""
         if isinstance(expr, (cst.Tuple, cst.List)):
             if any(isinstance(e, cst.StarredElement) for e in expr.elements):
                 return None
@@ -244,6 +145,10 @@ class Values:
             return Value(MAPPING, entries=tuple(entries))
         if isinstance(expr, cst.Call):
             return self._call(expr, depth)
+        if isinstance(expr, cst.BinaryOperation):
+            sides = (self.of(expr.left, depth + 1), self.of(expr.right, depth + 1))
+            if any(side is not None and side.kind == TENSOR for side in sides):
+                return Value(TENSOR)  # arithmetic on a tensor: a tensor, with nothing known of what it holds
         return None
 
     def _call(self, call: cst.Call, depth: int) -> Value | None:
@@ -263,9 +168,9 @@ class Values:
         if kind == DATALOADER and qual in DATALOADER_NAMES:
             return self._loader(call, qual, depth)
         if kind == OPTIMIZER:
-            return replace(_constructed(kind, qual, call), params=self._parameters(call_arg(call, "params", 0), depth))
+            return replace(constructed(kind, qual, call), params=self._parameters(call_arg(call, "params", 0), depth))
         if kind is not None and kind != MODEL:
-            return _constructed(kind, qual, call)
+            return constructed(kind, qual, call)
         if qual == "torch.device":
             return Value(DEVICE, qualname=qual)
         if qual in TRANSFORM_PIPELINES and qual != "torch.nn.Sequential" or qual and qual.startswith(AUGMENTATION_LIBRARIES):
@@ -280,7 +185,8 @@ class Values:
             return Value(MODEL, qualname=ref.qualname or ref.classdef.name.value, module=ref)
         if kind == MODEL:
             return Value(MODEL, qualname=qual)
-        return self._tensor(call, depth)
+        output = self._forward(call, depth)
+        return output if output is not None else self._tensor(call, depth)
 
     def _method(self, call: cst.Call, func: cst.Attribute, first, depth: int) -> Value | None | bool:
         """``receiver.method(...)`` that says what it returns; False when the method is not one of those."""
@@ -322,17 +228,39 @@ class Values:
         flow, value = defs[0]
         return flow.program.call_name(value)
 
+    def _forward(self, call: cst.Call, depth: int) -> Value | None:
+        """``model(x)`` of a module class we can read: what its ``forward`` returns (a tensor, a tuple such as
+        ``(logits, aux)``, a dict of outputs), the join of its ``return`` statements."""
+        if dotted_name(call.func) is None or isinstance(call.func, cst.Name) and call.func.value in self.program.functions:
+            return None
+        callee = self.of(call.func, depth + 1)
+        ref = callee.module if callee is not None and callee.kind == MODEL else None
+        if ref is None or ref.classdef is None:
+            return None
+        return values(ref.program).output(ref.classdef, depth + 1)
+
+    def output(self, classdef: cst.ClassDef, depth: int = 0) -> Value | None:
+        """The join of what the ``forward`` of ``classdef`` (a module class of this file) returns."""
+        info = self.program.functions.get(f"{classdef.name.value}.forward")
+        if info is None or info.decorators or depth > MAX_DEPTH:
+            return None
+        joined: Value | None = None
+        returns = 0
+        for node in function_nodes(info.node):
+            if isinstance(node, (cst.Yield, cst.Await)):
+                return None
+            if isinstance(node, cst.Return):
+                one = self.of(node.value, depth + 1) if node.value is not None else None
+                joined = one if returns == 0 else join(joined, one)
+                returns += 1
+                if joined is None:
+                    return None
+        return joined
+
     def _tensor(self, call: cst.Call, depth: int) -> Value | None:
         """A tensor whose activation the dataflow knows (``F.softmax(x)``, a model's output)."""
         activation = self.flow.activation(call, depth + 1)
         return Value(TENSOR, activation=activation.kind) if activation is not None else None
-
-    def _loader(self, call: cst.Call, qual: str, depth: int) -> Value:
-        """``DataLoader(dataset, ...)``: its order, and its dataset's split."""
-        value = _constructed(DATALOADER, qual, call)
-        dataset = call_arg(call, "dataset", 0)
-        data = self.of(dataset, depth + 1) if dataset is not None else None
-        return replace(value, split=data.split) if data is not None and data.kind == DATASET else value
 
     def _parameters(self, expr: cst.BaseExpression | None, depth: int) -> tuple[Value, ...] | None:
         """The modules whose parameters ``expr`` holds: ``net.parameters()``, ``filter(f, net.parameters())``,
@@ -363,60 +291,6 @@ class Values:
             parts = [self._parameters(a.value, depth) for a in expr.args]
             return None if any(p is None for p in parts) else tuple(v for p in parts for v in p)
         return None
-
-    def _transform(self, call: cst.Call, qual: str, depth: int) -> Value | None:
-        """A pipeline (``Compose([...])``) or one augmentation: whether a step draws at random."""
-        if qual not in TRANSFORM_PIPELINES:
-            own = qual.rsplit(".", 1)[-1] == "Lambda"  # a function of the user's: it may draw
-            return Value(TRANSFORM, qualname=qual, random=None if own else is_random_augmentation(qual, call))
-        steps = call_arg(call, "transforms", 0)
-        if not isinstance(steps, (cst.List, cst.Tuple)) or any(isinstance(e, cst.StarredElement) for e in steps.elements):
-            return Value(TRANSFORM, qualname=qual)
-        randoms = []
-        for element in steps.elements:
-            step = self.of(element.value, depth + 1)
-            randoms.append(step.random if step is not None and step.kind == TRANSFORM else None)  # unknown: may draw
-        random = True if True in randoms else (False if randoms and None not in randoms else None)
-        return Value(TRANSFORM, qualname=qual, random=random)
-
-    def _dataset(self, call: cst.Call, qual: str | None) -> Value | None:
-        """A dataset: of ``torchvision.datasets`` / ``torch.utils.data``, Hugging Face's ``load_dataset``, or a
-        class (here or in a module of the project) deriving from ``Dataset`` / ``IterableDataset``."""
-        iterable = None
-        if qual in DATASET_NAMES or qual and qual.startswith(DATASET_PREFIXES):
-            streaming = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "streaming"), None)
-            iterable = qual in ITERABLE_DATASETS or dotted_name(streaming) == "True"
-        elif isinstance(call.func, cst.Name) and qual is not None and "." not in qual:
-            bases = self._dataset_bases(call.func.value)
-            if bases is None:
-                return None
-            iterable = any(b in ITERABLE_DATASETS for b in bases)
-        else:
-            return None
-        return Value(DATASET, qualname=qual, split=_split(call), iterable=iterable)
-
-    def _dataset_bases(self, class_name: str, depth: int = 0) -> list[str] | None:
-        """The torch dataset classes ``class_name`` derives from (through classes of this module or its siblings),
-        or None when it is not a dataset class we can see."""
-        classdef = self.program.classes.get(class_name)
-        if classdef is None or depth > 4:
-            return None
-        found = []
-        for base in classdef.bases:
-            qual = self.program.qualname(base.value)
-            if qual in DATASET_NAMES:
-                found.append(qual)
-            elif qual is not None and "." not in qual:
-                deeper = self._dataset_bases(qual, depth + 1)
-                if deeper:
-                    found.extend(deeper)
-        return found or None
-
-    def _tokenizer(self, func: cst.BaseExpression, depth: int) -> bool:
-        """``tokenizer`` was built by a Hugging Face tokenizer's ``from_pretrained``."""
-        qual = self._constructor_of(func, depth)
-        return qual is not None and qual.startswith("transformers.") and qual.endswith("Tokenizer.from_pretrained") \
-            or qual is not None and qual.startswith("transformers.") and qual.endswith("TokenizerFast.from_pretrained")
 
     # ---- names the dataflow does not follow ------------------------------------------------------
 
@@ -506,63 +380,8 @@ def _self_attribute(expr: cst.BaseExpression) -> bool:
     return name is not None and name.startswith("self.") and name.count(".") == 1
 
 
-def _constructed(kind: str, qual: str, call: cst.Call) -> Value:
-    """The value a constructor call builds, with the facets its arguments say."""
-    keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-    if kind == SCHEDULER:
-        last = qual.rsplit(".", 1)[-1]
-        schedule = EPOCH if last in EPOCH_SCHEDULERS else STEP if last in STEP_SCHEDULERS else None
-        return Value(kind, qualname=qual, schedule=schedule, origin=call)
-    if kind == DATALOADER and qual in DATALOADER_NAMES:
-        positional = [a for a in call.args if a.keyword is None]
-        if any(a.star for a in call.args):
-            return Value(kind, qualname=qual, origin=call)
-        shuffle = keywords.get("shuffle", positional[2].value if len(positional) > 2 else None)
-        literal = None if shuffle is not None and dotted_name(shuffle) not in ("True", "False") else (
-            shuffle is not None and dotted_name(shuffle) == "True")
-        sampler = "sampler" in keywords or "batch_sampler" in keywords or len(positional) > 3
-        return Value(kind, qualname=qual, shuffle=literal, sampler=sampler, origin=call)
-    return Value(kind, qualname=qual, origin=call)
-
-
-def _split(call: cst.Call) -> str | None:
-    """TRAIN_ROLE / EVAL_ROLE from a dataset constructor's ``train=True`` / ``split="validation"``."""
-    for arg in call.args:
-        if arg.keyword is None:
-            continue
-        if arg.keyword.value == "train" and dotted_name(arg.value) in ("True", "False"):
-            return TRAIN_ROLE if dotted_name(arg.value) == "True" else EVAL_ROLE
-        if arg.keyword.value == "split":
-            return name_role(string_literal(arg.value))
-    return None
-
-
 def _transposed(value: Value | None) -> Value | None:
     """What ``value.transpose(...)`` / ``.permute(...)`` / ``.T`` is: a tensor with its dims reordered."""
     if value is None or value.kind != TENSOR:
         return None
     return replace(value, layout=TRANSPOSED)
-
-
-def is_random_augmentation(qual: str, call: cst.Call) -> bool:
-    """A call of ``qual`` (of an augmentation library) that draws at random: ``RandomCrop``, ``ColorJitter``, a flip
-    with ``p`` below 1, ...; the containers (``RandomApply``, ``OneOf``) are not, their members are."""
-    last = qual.rsplit(".", 1)[-1]
-    randomly_named = last.startswith("Random") and last[6:7].isupper() or last.startswith("Rand") and last[4:5].isupper()
-    if not (randomly_named or last in RANDOM_AUGMENTATIONS):
-        return False
-    if last in ("RandomApply", "RandomChoice", "RandomOrder", "OneOf", "SomeOf"):
-        return False  # the containers: their members are judged instead
-    probability = None
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value in ("p", "prob", "probability"):
-            probability = arg.value
-    if probability is None and last in ("RandomHorizontalFlip", "RandomVerticalFlip", "RandomGrayscale") and call.args \
-            and call.args[0].keyword is None:
-        probability = call.args[0].value
-    value = number_literal(probability) if probability is not None else None
-    if value == 0:
-        return False
-    if value is not None and value >= 1 and last in FIXED_WHEN_ALWAYS:
-        return False
-    return True

@@ -10,7 +10,7 @@ from ..name_guesses import EVAL_ROLE, TRAIN_ROLE, name_role
 from ..rule import Invalid, Rule, Valid
 from ..syntax import dotted_name, string_literal, walk
 from ..torch_api import AUGMENTATION_LIBRARIES
-from ..values import is_random_augmentation
+from ..data_values import is_random_augmentation
 
 _DATASET_ROLE_KEYWORDS = ("split", "subset", "mode", "phase", "stage")
 _TRANSFORM_KEYWORDS = ("transform", "transforms", "img_transform", "image_transform", "preprocess")

@@ -12,7 +12,8 @@ import pytest
 
 from torchsanity.analyzers import Project
 from torchsanity.analyzers.model import ProgramModel
-from torchsanity.analyzers.values import EPOCH, STEP, TENSOR, TRANSPOSED, TUPLE, Value, join, values
+from torchsanity.analyzers.value_lattice import EPOCH, STEP, TENSOR, TRANSPOSED, TUPLE, Value, join
+from torchsanity.analyzers.values import values
 from torchsanity.analyzers.torch_api import DATALOADER, DATASET, LOSS, MODEL, OPTIMIZER, SCHEDULER, SOFTMAX
 
 
@@ -294,3 +295,42 @@ sink(opt_g, opt_d, both, groups, torch.optim.SGD(some_tensors, lr=0.1))
     owners = {text: [m.qualname for m in value.params] if value.params else None for text, value in sunk.items()}
     assert owners == {"opt_g": ["Net"], "opt_d": ["Critic"], "both": ["Net", "Critic"], "groups": ["Net", "Critic"],
                       "torch.optim.SGD(some_tensors, lr=0.1)": None}
+
+
+def test_calling_a_module_gives_what_its_forward_returns():
+    sunk = _sunk(HEADER + """
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+        self.aux = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(x), F.log_softmax(self.aux(x), dim=-1)
+
+class Outputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x, hidden):
+        if hidden is None:
+            return {"logits": self.fc(x), "probs": torch.softmax(self.fc(x), dim=-1)}
+        return {"logits": self.fc(x) + hidden, "probs": F.softmax(self.fc(x), dim=-1)}
+
+class Echo(nn.Module):
+    def forward(self, x):
+        return x
+
+two = TwoHeads()
+out = Outputs().to("cpu")
+pair = two(batch)
+logits, aux = two(batch)
+res = out(batch, None)
+sink(pair, logits, aux, res["probs"], res["logits"], Echo()(batch))
+""")
+    assert sunk["pair"] == Value(TUPLE, elements=(Value(TENSOR, activation="logits"), Value(TENSOR, activation="log_softmax")))
+    assert (sunk["logits"].activation, sunk["aux"].activation) == ("logits", "log_softmax")
+    assert sunk['res["probs"]'] == Value(TENSOR, activation=SOFTMAX)  # both returns agree
+    assert sunk['res["logits"]'] == Value(TENSOR)  # `self.fc(x) + hidden`: a tensor, its activation unknown
+    assert sunk["Echo()(batch)"] is None  # returns its input: unknown
