@@ -9,7 +9,7 @@ from ..effect_sites import decorated_no_grad, with_no_grad
 from ..flow import BACKWARD
 from ..model import ProgramModel
 from ..rule import SAFE, UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
-from ..syntax import dotted_name, enclosing_loop, names_in, walk
+from ..syntax import LOOP_TYPES, dotted_name, iter_children, names_in, walk
 
 
 class LossKeptWithGraph(Rule):
@@ -248,12 +248,7 @@ class LossKeptWithGraph(Rule):
             if not backwarded:
                 continue
             scope = flow.scope_node(loop)
-            body = getattr(loop, "body", None)
-            if body is None:
-                continue
-            for stmt, acc, value in _accumulations(body):
-                if enclosing_loop(program, stmt) is not loop:
-                    continue
+            for stmt, acc, value in _statement_syntax(program, loop).accumulations_of(loop):
                 loss_node = _loss_in(value, backwarded)
                 if loss_node is None or acc in backwarded or acc.split(".")[0] == loss_node.value:
                     continue
@@ -272,9 +267,27 @@ class LossKeptWithGraph(Rule):
                     f"Use .{method}()", (Replace(loss_node, f"{loss_node.value}.{method}()"),), SAFE if method == "detach" else UNSAFE))
 
 
-def _accumulations(body: cst.CSTNode):
-    """(statement, accumulator, value) for `acc += v`, `acc = acc + v`, `acc.append(v)`."""
-    for node in walk(body):
+_OWN_LIMITS = (*LOOP_TYPES, cst.FunctionDef, cst.Lambda)  # a node past one of these has another innermost loop
+
+
+def _own_nodes(loop: cst.CSTNode):
+    """The nodes of ``loop``'s body (pre-order) whose innermost loop is ``loop``: not past a nested loop,
+    ``def`` or ``lambda``."""
+    body = getattr(loop, "body", None)
+    stack = [body] if body is not None else []
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, _OWN_LIMITS):
+            continue
+        children = list(iter_children(node))
+        children.reverse()
+        stack.extend(children)
+
+
+def _accumulations(loop: cst.CSTNode):
+    """(statement, accumulator, value) for `acc += v`, `acc = acc + v`, `acc.append(v)` in ``loop`` itself."""
+    for node in _own_nodes(loop):
         if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             continue
         if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign):
@@ -344,7 +357,6 @@ class _ScopeIndex:
         self.assigned: dict[str, list[cst.CSTNode]] = {}
         self.stacked: set[str] = set()
         self.assignments: list[tuple[set[str], set[str]]] = []
-        self.backwarded: set[str] | None = None
         for node in walk(scope):
             if isinstance(node, (cst.Assign, cst.AnnAssign)):
                 targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
@@ -361,17 +373,69 @@ class _ScopeIndex:
                 if re.search(r"(^|\.)(stack|cat|concat|vstack|hstack)$", callee):
                     self.stacked |= names_in(node)
 
+    @classmethod
+    def joined(cls, parts: list[_ScopeIndex]) -> _ScopeIndex:
+        """The index of consecutive code (a module's statements) from the indexes of its parts, in order."""
+        index = cls.__new__(cls)
+        index.assigned, index.stacked, index.assignments = {}, set(), []
+        for part in parts:
+            for name, nodes in part.assigned.items():
+                index.assigned.setdefault(name, []).extend(nodes)
+            index.stacked |= part.stacked
+            index.assignments.extend(part.assignments)
+        return index
+
+
+_SYNTAX_ONLY = object()  # the key of a per-statement result that depends on the statement's code alone
+
+
+class _StatementSyntax:
+    """SAN106's syntactic questions about one top-level statement: each loop's accumulations, each
+    function's :class:`_ScopeIndex`. The answers read nothing outside the statement, so they are kept with
+    it across a buffer's versions (:meth:`ProgramModel.for_statement`) and found on demand."""
+
+    def __init__(self) -> None:
+        self._accumulations: dict[int, list] = {}
+        self._indexes: dict[int, _ScopeIndex] = {}
+
+    def accumulations_of(self, loop: cst.CSTNode) -> list:
+        """:func:`_accumulations` of ``loop``, a loop of this statement."""
+        found = self._accumulations.get(id(loop))
+        if found is None:
+            found = self._accumulations[id(loop)] = list(_accumulations(loop))
+        return found
+
+    def index_of(self, scope: cst.CSTNode) -> _ScopeIndex:
+        """The :class:`_ScopeIndex` of ``scope``, this statement or a function in it."""
+        index = self._indexes.get(id(scope))
+        if index is None:
+            index = self._indexes[id(scope)] = _ScopeIndex(scope)
+        return index
+
+
+def _syntax_of(program: ProgramModel, statement: cst.CSTNode) -> _StatementSyntax:
+    return _StatementSyntax()
+
+
+def _statement_syntax(program: ProgramModel, node: cst.CSTNode) -> _StatementSyntax:
+    """The :class:`_StatementSyntax` of the top-level statement that holds ``node``."""
+    return program.for_statement(_syntax_of, program.top_statement(node), _SYNTAX_ONLY)
+
 
 def _index(program: ProgramModel, scope) -> _ScopeIndex:
-    cache = program.cached(_scope_indexes)
-    index = cache.get(id(scope))
-    if index is None:
-        index = cache[id(scope)] = _ScopeIndex(scope)
-    return index
+    if scope is not program.module:
+        return _statement_syntax(program, scope).index_of(scope)
+    return program.cached(_module_index)
 
 
-def _scope_indexes(program: ProgramModel) -> dict[int, "_ScopeIndex"]:
-    return {}
+def _module_index(program: ProgramModel) -> _ScopeIndex:
+    """The module's index, joined from its statements' (each kept with its statement)."""
+    return _ScopeIndex.joined([program.for_statement(_syntax_of, statement, _SYNTAX_ONLY).index_of(statement)
+                               for statement in program.module.body])
+
+
+def _backwarded_in(program: ProgramModel) -> dict[int, set[str]]:
+    return {}  # id(scope) -> the names in what the scope backpropagates (per program: it reads the flow)
 
 
 def _persistent(program: ProgramModel, scope, loop, acc: str) -> bool:
@@ -393,12 +457,13 @@ def _later_usage(program: ProgramModel, scope, acc: str, flow, loop) -> str:
     """"backward" when the accumulated values are backpropagated later, "tensor" when they are
     stacked / concatenated as tensors, else "other"."""
     index = _index(program, scope)
-    if index.backwarded is None:
-        index.backwarded = set()
+    cache = program.cached(_backwarded_in)
+    backwarded_names = cache.get(id(scope))
+    if backwarded_names is None:
+        backwarded_names = cache[id(scope)] = set()
         for e in flow.scope(scope).effects:
             if e.kind == BACKWARD and e.arg is not None:
-                index.backwarded |= names_in(e.arg)
-    backwarded_names = index.backwarded
+                backwarded_names |= names_in(e.arg)
     head = acc.split(".")[0]
     if acc in backwarded_names or head in backwarded_names:
         return "backward"

@@ -312,3 +312,110 @@ def test_a_document_that_joins_a_project_finds_the_helpers_of_its_siblings(tmp_p
                                         project=Project(tmp_path), verify=False))
     assert in_project == fresh
     assert {f[0] for f in alone} != {f[0] for f in in_project}  # the sibling's zero_grad counts only in the project
+
+
+# SAN106 keeps each loop's accumulations and each function's assignments with their top-level statement; what
+# it reads elsewhere must not be kept with them: a helper that backpropagates the total (`train` is untouched),
+# the meter class's `update`, and, for a loop at module level, the module's other statements.
+SAN106_SCRIPTED = '''\
+import torch
+
+
+class Meter:
+    def __init__(self):
+        self.sum = 0
+
+    def update(self, val):
+        self.sum += val * 1
+
+
+def spacer():
+    pass
+
+
+def finish_(total):
+    total.backward()
+
+
+def train(loader, model):
+    meter = Meter()
+    total = 0
+    for x, y in loader:
+        loss = model(x).sum()
+        loss.backward()
+        meter.update(loss)
+        total += loss
+    finish(total)
+
+
+running = 0
+for x, y in loader:
+    loss = model(x).sum()
+    loss.backward()
+    running += loss
+'''
+SAN106_EDITS = (
+    ("def finish_(total):", "def finish(total):"),  # the total is backpropagated later: quiet
+    ("def finish(total):", "def finish_(total):"),
+    ("self.sum += val * 1", "self.sum += float(val)"),  # the meter converts what it is given: quiet
+    ("self.sum += float(val)", "self.sum += val * 1"),
+    ("class Meter:", "class Meter_:"),
+    ("running = 0\n", ""),  # the module-level accumulator is no longer bound before its loop
+    ("for x, y in loader:\n    loss", "running = 0\nfor x, y in loader:\n    loss"),
+    ("    pass\n", "    pass\n    running = 1\n"),  # an edit in another statement, the loop's are kept
+)
+
+
+def test_san106_edits_outside_a_loop_change_its_findings_as_in_a_fresh_analysis():
+    document = LiveDocument()
+    text = SAN106_SCRIPTED
+    seen = {tuple(f for f in finding_keys(document.analyze(text)) if f[0] == "SAN106")}
+    for old, new in SAN106_EDITS:
+        assert old in text
+        text = text.replace(old, new, 1)
+        live, fresh = finding_keys(document.analyze(text)), finding_keys(analyze_source(text, verify=False))
+        assert live == fresh, f"after {new!r}"
+        seen.add(tuple(f for f in fresh if f[0] == "SAN106"))
+    assert len(seen) > 3  # the edits do change SAN106's findings
+
+
+# SAN601's loss calls skip the dataflow for a name that the whole module only calls (it binds no value to it);
+# binding the name in another statement (at module level, as a parameter, by an import) must undo that for the
+# untouched function `step`.
+SAN601_SCRIPTED = '''\
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def spacer(model):
+    pass
+
+
+def step(model, x, y):
+    probs = F.softmax(model(x), dim=1)
+    return criterion(probs, y)
+'''
+SAN601_EDITS = (
+    ("    pass\n", "    pass\n\n\ncriterion = nn.CrossEntropyLoss()\n"),  # `step` now computes a cross-entropy
+    ("criterion = nn.CrossEntropyLoss()\n", ""),
+    ("def spacer(model):", "def spacer(criterion):"),  # a parameter elsewhere: still no value for `step`
+    ("import torch.nn as nn\n", "import torch.nn as nn\nfrom torch.nn.functional import cross_entropy as criterion\n"),
+    ("from torch.nn.functional import cross_entropy as criterion\n", ""),
+    ("def spacer(criterion):", "def spacer(model):"),
+    ("    pass\n", "    pass\n\n\nfor criterion in [nn.CrossEntropyLoss()]:\n    pass\n"),
+    ("for criterion in", "for other in"),
+    ("    pass\n", "    pass\n\n\ncriterion = nn.CrossEntropyLoss()\n"),
+)
+
+
+def test_san601_binding_a_called_name_elsewhere_changes_its_findings_as_in_a_fresh_analysis():
+    document = LiveDocument()
+    text = SAN601_SCRIPTED
+    seen = {tuple(f for f in finding_keys(document.analyze(text)) if f[0] == "SAN601")}
+    for old, new in SAN601_EDITS:
+        assert old in text
+        text = text.replace(old, new, 1)
+        live, fresh = finding_keys(document.analyze(text)), finding_keys(analyze_source(text, verify=False))
+        assert live == fresh, f"after {new!r}"
+        seen.add(tuple(f for f in fresh if f[0] == "SAN601"))
+    assert len(seen) > 1  # the edits do change SAN601's findings
