@@ -232,24 +232,42 @@ class MissingZeroGrad(Rule):
 
 def _uncleared_optimizer(program: ProgramModel, effects, steps) -> str | None:
     """With several optimizers (a GAN's generator and discriminator): one that is stepped but never cleared,
-    while every clearing in the loop names another optimizer over other modules' parameters. The optimizers'
-    abstract values say which modules they hold (also when a helper built them); else their bindings' text."""
-    by_values = _uncleared_by_values(program, [e for e in effects if e.kind == ZERO_GRAD], steps)
-    if by_values is not False:
-        return by_values
-    cleared = {e.target for e in effects if e.kind == ZERO_GRAD}
-    if None in cleared or not all(kind_of_name(program, t) == OPTIMIZER for t in cleared):
-        return None  # model.zero_grad(), p.grad = None, an unknown object: may clear anything
+    while every clearing in the loop names another optimizer over other modules' parameters. The bindings' text
+    says which modules each optimizer holds; when it cannot tell, the optimizers' abstract values may (also when
+    a helper built them)."""
+    clearings = [e for e in effects if e.kind == ZERO_GRAD]
+    cleared = {e.target for e in clearings}
+    if all(s.target is not None and s.target in cleared for s in steps):
+        return None  # every optimizer stepped is cleared by name
+    by_names = _uncleared_by_names(program, clearings, steps)
+    if by_names is not False:
+        return by_names
+    by_values = _uncleared_by_values(program, clearings, steps)
+    return None if by_values is False else by_values
+
+
+def _uncleared_by_names(program: ProgramModel, clearings, steps) -> str | None | bool:
+    """The answer from the optimizers' bindings (``opt_d = Adam(netD.parameters())``); False when they do not
+    say enough."""
+    cleared = {e.target for e in clearings}
+    if None in cleared:
+        return None  # p.grad = None and the like: may clear anything
+    kinds = [kind_of_name(program, t) for t in cleared]
+    if any(kind is not None and kind != OPTIMIZER for kind in kinds):
+        return None  # model.zero_grad(): may clear anything
     cleared_modules = [_parameter_owners(program, t) for t in cleared]
-    if any(owners is None for owners in cleared_modules):
-        return None
+    if None in kinds or any(owners is None for owners in cleared_modules):
+        return False
+    undecided = False
     for target in dict.fromkeys(s.target for s in steps):
-        if target in cleared or kind_of_name(program, target) != OPTIMIZER:
+        if target in cleared:
             continue
-        owners = _parameter_owners(program, target)
-        if owners and not any(_overlap(owners, other) for other in cleared_modules):
+        owners = _parameter_owners(program, target) if kind_of_name(program, target) == OPTIMIZER else None
+        if not owners:
+            undecided = True
+        elif not any(_overlap(owners, other) for other in cleared_modules):
             return target
-    return None
+    return False if undecided else None
 
 
 def _uncleared_by_values(program: ProgramModel, clearings, steps) -> str | None | bool:
