@@ -108,6 +108,7 @@ class ProjectIndex:
         self.truncated = False  # the tree was too large to list: questions about callers are not answered
         self._texts: dict[Path, str] = {}  # read, not summarised yet
         self._sites: dict[str, dict] = {}  # name -> the reverse index for that name (see _index)
+        self._grouped: dict[int, tuple[dict, tuple[dict, dict, dict]]] = {}  # id(summary) -> it, grouped by name
 
     @classmethod
     def on_disk(cls, root: str | Path) -> "ProjectIndex":
@@ -121,6 +122,7 @@ class ProjectIndex:
         resolved = Path(path).resolve()
         self._given[resolved] = (summary, names_in(summary) if summary is not None else set())
         self._sites.clear()
+        self._grouped.clear()
 
     def forget(self, paths: Iterable[str | Path]) -> None:
         """Read ``paths`` again when next needed (changed on disk or in an editor buffer)."""
@@ -132,6 +134,7 @@ class ProjectIndex:
             if self._files is not None and resolved not in set(self._files) and resolved.suffix == ".py":
                 self._files = None  # a new module: list the tree again
         self._sites.clear()
+        self._grouped.clear()
 
     def files(self) -> list[Path]:
         """The project's Python files (hidden folders, virtualenvs and build output skipped), with the open
@@ -295,23 +298,37 @@ class ProjectIndex:
                 continue
             # `from engine import evaluate as ev`: `ev(...)` calls it too
             names = {name} | {local for local, bound in summary["imports"].items() if bound.rsplit(".", 1)[-1] == name}
-            for callee, _line, context, scope in summary["calls"]:
-                if callee.rsplit(".", 1)[-1] in names:
-                    target = self._resolve(path, summary, callee, scope)
-                    if target is not None:
-                        index.setdefault(target, []).append((path, context, scope))
-            for ref in summary["refs"]:
-                if ref.rsplit(".", 1)[-1] in names:
-                    target = self._resolve(path, summary, ref, None)
-                    if target is not None:
-                        index["refs"][target] = True
-            for handed, kind, scope in summary["handed"]:
-                if handed.rsplit(".", 1)[-1] in names:
-                    target = self._resolve(path, summary, handed, scope)
-                    if isinstance(target, tuple):
-                        index.setdefault(("handed", target), []).append(kind)
+            calls, refs, handed_all = self._by_last_name(summary)
+            for callee, _line, context, scope in (c for n in names for c in calls.get(n, ())):
+                target = self._resolve(path, summary, callee, scope)
+                if target is not None:
+                    index.setdefault(target, []).append((path, context, scope))
+            for ref in (r for n in names for r in refs.get(n, ())):
+                target = self._resolve(path, summary, ref, None)
+                if target is not None:
+                    index["refs"][target] = True
+            for handed, kind, scope in (h for n in names for h in handed_all.get(n, ())):
+                target = self._resolve(path, summary, handed, scope)
+                if isinstance(target, tuple):
+                    index.setdefault(("handed", target), []).append(kind)
         self._sites[name] = index
         return index
+
+    def _by_last_name(self, summary: dict) -> tuple[dict, dict, dict]:
+        """A summary's calls, references and handed functions grouped by the last part of their name (made once
+        per summary: a long module asked about many names is scanned once)."""
+        kept = self._grouped.get(id(summary))
+        if kept is not None and kept[0] is summary:
+            return kept[1]
+        grouped: tuple[dict, dict, dict] = ({}, {}, {})
+        for call in summary["calls"]:
+            grouped[0].setdefault(call[0].rsplit(".", 1)[-1], []).append(call)
+        for ref in summary["refs"]:
+            grouped[1].setdefault(ref.rsplit(".", 1)[-1], []).append(ref)
+        for handed in summary["handed"]:
+            grouped[2].setdefault(handed[0].rsplit(".", 1)[-1], []).append(handed)
+        self._grouped[id(summary)] = (summary, grouped)
+        return grouped
 
     def _is_test(self, path: Path) -> bool:
         name = path.name
