@@ -109,6 +109,7 @@ class ProjectIndex:
         self._texts: dict[Path, str] = {}  # read, not summarised yet
         self._sites: dict[str, dict] = {}  # name -> the reverse index for that name (see _index)
         self._grouped: dict[int, tuple[dict, tuple[dict, dict, dict]]] = {}  # id(summary) -> it, grouped by name
+        self._parts: dict[Path, dict] = {}  # an open buffer's top-level statements, for its next version
 
     @classmethod
     def on_disk(cls, root: str | Path) -> "ProjectIndex":
@@ -187,7 +188,10 @@ class ProjectIndex:
         stamp, names, made, done = self._read[resolved]
         if not done:
             text = self._texts.pop(resolved, None)
-            made = summarize(text) if text is not None else None
+            # an editor buffer: its next version re-walks only the top-level statements an edit changed
+            buffer = isinstance(stamp, tuple) and stamp[0] == "text"
+            parts = self._parts.setdefault(resolved, {}) if buffer else self._parts.pop(resolved, None)
+            made = summarize(text, parts if buffer else None) if text is not None else None
             self._read[resolved] = (stamp, names, made, True)
         return made
 

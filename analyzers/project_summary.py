@@ -35,8 +35,10 @@ _TRANSPARENT_DECORATORS = frozenset({
 })
 
 
-def summarize(text: str) -> dict | None:
-    """The summary of the module ``text``; None when CPython cannot parse it."""
+def summarize(text: str, parts: "dict | None" = None) -> dict | None:
+    """The summary of the module ``text``; None when CPython cannot parse it. ``parts``: what the top-level
+    statements of an earlier version contributed (filled here, to hand to the next version's call): a statement
+    whose text and preceding imports are unchanged is not walked again (an editor buffer's summary per edit)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes and the like: not the index's business
@@ -44,7 +46,9 @@ def summarize(text: str) -> dict | None:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     try:
-        return _Summarizer(tree).run()
+        if parts is None:
+            return _Summarizer(tree).run()
+        return _Summarizer(tree).run_by_statement(text, parts)
     except RecursionError:
         return None
 
@@ -130,11 +134,55 @@ class _Summarizer(Summary):
         self.tree = tree
 
     def run(self) -> dict:
-        stack: list[tuple[ast.AST, str, str | None, str | None]] = [(self.tree, ON, None, None)]
+        self._walk(self.tree)
+        return self.result()
+
+    def _walk(self, root: ast.AST) -> None:
+        stack: list[tuple[ast.AST, str, str | None, str | None]] = [(root, ON, None, None)]
         while stack:
             node, context, scope, cls = stack.pop()
             stack.extend(reversed(self._children(node, context, scope, cls)))
+
+    def run_by_statement(self, text: str, parts: dict) -> dict:
+        """:meth:`run`, one top-level statement at a time, taking over what an unchanged statement (same text,
+        same imports before it) contributed to an earlier version, its lines moved; ``parts`` is refilled with
+        this version's statements."""
+        lines = text.splitlines(keepends=True)
+        previous, parts_now = dict(parts), {}
+        for statement in self.tree.body:
+            first = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", ())])
+            last = statement.end_lineno or statement.lineno
+            key = ("".join(lines[first - 1:last]), tuple(self.imports.items()))
+            part = previous.get(key) or self._part(statement, first)
+            parts_now[key] = part
+            self._take(part, first)
+        parts.clear()
+        parts.update(parts_now)
         return self.result()
+
+    def _part(self, statement: ast.stmt, first: int) -> dict:
+        """What one top-level statement contributes, its lines counted from its first line."""
+        walker = _Summarizer(self.tree)
+        walker.imports = dict(self.imports)
+        walker._walk(statement)
+        shift = first - 1
+        return {"imports": dict(walker.imports),
+                "functions": [(q, [v[0] - shift, v[1] - shift, *v[2:]]) for q, v in walker.functions.items()],
+                "classes": [(n, [v[0] - shift, *v[1:]]) for n, v in walker.classes.items()],
+                "calls": [[c[0], c[1] - shift, *c[2:]] for c in walker.calls], "refs": set(walker.refs),
+                "handed": [list(h) for h in walker.handed], "toggled": set(walker.toggled)}
+
+    def _take(self, part: dict, first: int) -> None:
+        shift = first - 1
+        self.imports = dict(part["imports"])
+        for qual, value in part["functions"]:
+            self.functions.setdefault(qual, [value[0] + shift, value[1] + shift, *value[2:]])
+        for name, value in part["classes"]:
+            self.classes.setdefault(name, [value[0] + shift, *value[1:]])
+        self.calls.extend([c[0], c[1] + shift, *c[2:]] for c in part["calls"])
+        self.refs |= part["refs"]
+        self.handed.extend(list(h) for h in part["handed"])
+        self.toggled |= part["toggled"]
 
     def _grad_effect(self, expr: ast.AST) -> str | None:
         """What a ``with`` item does to autograd: OFF, ON, FLAG, or None (nothing)."""

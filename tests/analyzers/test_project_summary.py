@@ -135,3 +135,42 @@ def test_a_skipped_file_is_summarised_with_ast(tmp_path: Path, monkeypatch: pyte
     # the relevance test reads its imports with ast, then the summary's parse (which also tells that the file
     # compiles: no third parse for that)
     assert counter.calls <= 2
+
+
+def _edited_versions(text: str, seed: int, count: int) -> list[str]:
+    """``count`` successive versions of ``text``, each with one line edited, inserted or deleted."""
+    import random
+
+    rng, lines, versions = random.Random(seed), text.split("\n"), []
+    for _ in range(count):
+        at = rng.randrange(len(lines))
+        choice = rng.randrange(5)
+        if choice == 0:
+            lines.insert(at, "")
+        elif choice == 1 and len(lines) > 1:
+            del lines[at]
+        elif choice == 2:
+            lines.insert(at, "import numpy as np")
+        elif choice == 3:
+            lines[at] = lines[at] + "  # edited"
+        else:
+            lines.insert(at, "x = torch.no_grad()(lambda: model(batch))()")
+        versions.append("\n".join(lines))
+    return versions
+
+
+@pytest.mark.parametrize("name", ["loop_engine_missing/engine.py", "eval_called_under_no_grad"])
+def test_a_buffer_summarised_statement_by_statement_equals_a_full_summary(name: str) -> None:
+    """An editor buffer's summary reuses what unchanged top-level statements gave the last version; after every
+    edit it is the summary of the whole text (lines moved, imports before each statement taken into account)."""
+    root = Path(__file__).parent / "projects"
+    files = [root / name] if name.endswith(".py") else sorted((root / name).glob("*.py"))
+    corpus = sorted((Path(__file__).parent / "corpus").glob("*.py"))[:12]
+    for seed, path in enumerate(files + corpus):
+        parts: dict = {}
+        reused = 0
+        for version in [path.read_text()] + _edited_versions(path.read_text(), seed, 8):
+            before = dict(parts)
+            assert summarize(version, parts) == summarize(version)
+            reused += sum(1 for key in parts if key in before)
+        assert reused > 0, path  # the comparison proves something only if statements were taken over
