@@ -110,6 +110,15 @@ class ProjectIndex:
         self._sites: dict[str, dict] = {}  # name -> the reverse index for that name (see _index)
         self._grouped: dict[int, tuple[dict, tuple[dict, dict, dict]]] = {}  # id(summary) -> it, grouped by name
         self._parts: dict[Path, dict] = {}  # an open buffer's top-level statements, for its next version
+        self._real: dict[str, Path] = {}  # a path as given -> resolved (symlinks followed once per index)
+
+    def _resolve_path(self, path: str | Path) -> Path:
+        """``Path(path).resolve()``, remembered: questions about a long file ask it hundreds of times per edit."""
+        key = str(path)
+        real = self._real.get(key)
+        if real is None:
+            real = self._real[key] = Path(path).resolve()
+        return real
 
     @classmethod
     def on_disk(cls, root: str | Path) -> "ProjectIndex":
@@ -120,15 +129,16 @@ class ProjectIndex:
 
     def give(self, path: str | Path, summary: dict | None) -> None:
         """Use ``summary`` (made by the checker, or from its cache) for ``path``."""
-        resolved = Path(path).resolve()
+        resolved = self._resolve_path(path)
         self._given[resolved] = (summary, names_in(summary) if summary is not None else set())
         self._sites.clear()
         self._grouped.clear()
+        self._real.clear()
 
     def forget(self, paths: Iterable[str | Path]) -> None:
         """Read ``paths`` again when next needed (changed on disk or in an editor buffer)."""
         for path in paths:
-            resolved = Path(path).resolve()
+            resolved = self._resolve_path(path)
             self._read.pop(resolved, None)
             self._texts.pop(resolved, None)
             self._given.pop(resolved, None)
@@ -136,6 +146,7 @@ class ProjectIndex:
                 self._files = None  # a new module: list the tree again
         self._sites.clear()
         self._grouped.clear()
+        self._real.clear()
 
     def files(self) -> list[Path]:
         """The project's Python files (hidden folders, virtualenvs and build output skipped), with the open
@@ -181,7 +192,7 @@ class ProjectIndex:
 
     def summary(self, path: str | Path) -> dict | None:
         """The summary of the module at ``path`` (its editor buffer's text if it is open)."""
-        resolved = Path(path).resolve()
+        resolved = self._resolve_path(path)
         summary, _ = self._entry(resolved)
         if summary is not None or resolved in self._given:
             return summary
@@ -196,7 +207,7 @@ class ProjectIndex:
         return made
 
     def _mentioning(self, name: str) -> list[Path]:
-        return [path for path in self.files() if name in self._entry(path.resolve())[1]]
+        return [path for path in self.files() if name in self._entry(self._resolve_path(path))[1]]
 
     # ---- resolution ----------------------------------------------------------------------------
 
@@ -293,7 +304,7 @@ class ProjectIndex:
             return index
         index = {"?": [], "refs": {}}
         for path in self._mentioning(name):
-            path = path.resolve()
+            path = self._resolve_path(path)
             if self._is_test(path):
                 continue  # a test calling it says nothing about how the project runs it
             summary = self.summary(path)
@@ -344,13 +355,13 @@ class ProjectIndex:
 
     def callers(self, path: str | Path, qualname: str) -> list[tuple[Path, str, str | None]]:
         """The call sites of a function across the project: ``(file, context, enclosing function)``."""
-        return list(self._index(qualname.rsplit(".", 1)[-1]).get((Path(path).resolve(), qualname), ()))
+        return list(self._index(qualname.rsplit(".", 1)[-1]).get((self._resolve_path(path), qualname), ()))
 
     # ---- questions -----------------------------------------------------------------------------
 
     def entry_point(self, path: str | Path, qualname: str) -> EntryPoint | None:
         """How a framework calls the function, when one does."""
-        key = (Path(path).resolve(), qualname)
+        key = (self._resolve_path(path), qualname)
         handed = self._index(qualname.rsplit(".", 1)[-1]).get(("handed", key))
         if handed:
             return EntryPoint("ignite", "handler" if any("handler" in k for k in handed) else "process-function", False)
@@ -375,7 +386,7 @@ class ProjectIndex:
         self.files()
         if self.truncated:
             return None
-        return _Verdicts(self).of((Path(path).resolve(), qualname), ())
+        return _Verdicts(self).of((self._resolve_path(path), qualname), ())
 
 
 class _Verdicts:

@@ -166,7 +166,7 @@ class _Summarizer(Summary):
         walker.imports = dict(self.imports)
         walker._walk(statement)
         shift = first - 1
-        return {"imports": dict(walker.imports),
+        return {"imports": dict(walker.imports), "at": first, "absolute": walker.calls,
                 "functions": [(q, [v[0] - shift, v[1] - shift, *v[2:]]) for q, v in walker.functions.items()],
                 "classes": [(n, [v[0] - shift, *v[1:]]) for n, v in walker.classes.items()],
                 "calls": [[c[0], c[1] - shift, *c[2:]] for c in walker.calls], "refs": set(walker.refs),
@@ -179,7 +179,10 @@ class _Summarizer(Summary):
             self.functions.setdefault(qual, [value[0] + shift, value[1] + shift, *value[2:]])
         for name, value in part["classes"]:
             self.classes.setdefault(name, [value[0] + shift, *value[1:]])
-        self.calls.extend([c[0], c[1] + shift, *c[2:]] for c in part["calls"])
+        if first == part["at"]:
+            self.calls.extend(part["absolute"])  # not moved (result() copies the calls it returns)
+        else:
+            self.calls.extend([c[0], c[1] + shift, *c[2:]] for c in part["calls"])
         self.refs |= part["refs"]
         self.handed.extend(list(h) for h in part["handed"])
         self.toggled |= part["toggled"]
