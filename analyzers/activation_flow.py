@@ -179,6 +179,20 @@ def function_nodes(function: cst.FunctionDef) -> Iterator[cst.CSTNode]:
         stack.extend(children)
 
 
+def returned_values(function: cst.FunctionDef) -> list[cst.BaseExpression] | None:
+    """The expressions every ``return`` of ``function`` gives (not counting nested functions); None for a
+    generator, a coroutine that awaits, a bare ``return`` or no ``return`` at all."""
+    returns = []
+    for node in function_nodes(function):
+        if isinstance(node, (cst.Yield, cst.Await)):
+            return None
+        if isinstance(node, cst.Return):
+            if node.value is None:
+                return None
+            returns.append(node.value)
+    return returns or None
+
+
 def _first_arg(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
     for arg in call.args:
         if arg.keyword is None and not arg.star:

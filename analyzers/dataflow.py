@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from .activation_flow import MAX_DEPTH, Activation, ActivationFlow, function_nodes
+from .activation_flow import MAX_DEPTH, Activation, ActivationFlow, function_nodes, returned_values
 from .lookups import calls_by_callee, enclosing_function
 from .model import Binding, ProgramModel
 from .name_guesses import name_role, name_tokens
@@ -332,17 +332,8 @@ class Dataflow(ActivationFlow):
             function = info.node if info is not None and not info.decorators else None
         else:
             function = self._helper(func)
-        if function is None:
-            return None
-        returns = []
-        for node in function_nodes(function):
-            if isinstance(node, (cst.Yield, cst.Await)):
-                return None
-            if isinstance(node, cst.Return):
-                if node.value is None:
-                    return None
-                returns.append(node.value)
-        if not returns:
+        returns = returned_values(function) if function is not None else None
+        if returns is None:
             return None
         out: list[tuple[Dataflow, cst.BaseExpression]] = []
         for value in returns:

@@ -25,7 +25,7 @@ from dataclasses import replace
 
 import libcst as cst
 
-from .activation_flow import MAX_DEPTH, function_nodes
+from .activation_flow import MAX_DEPTH, returned_values
 from .data_values import DataValues
 from .dataflow import Dataflow, dataflow
 from .model import Binding, ProgramModel
@@ -245,16 +245,11 @@ class Values(DataValues):
         if info is None or info.decorators or depth > MAX_DEPTH:
             return None
         joined: Value | None = None
-        returns = 0
-        for node in function_nodes(info.node):
-            if isinstance(node, (cst.Yield, cst.Await)):
+        for index, value in enumerate(returned_values(info.node) or ()):
+            one = self.of(value, depth + 1)
+            joined = one if index == 0 else join(joined, one)
+            if joined is None:
                 return None
-            if isinstance(node, cst.Return):
-                one = self.of(node.value, depth + 1) if node.value is not None else None
-                joined = one if returns == 0 else join(joined, one)
-                returns += 1
-                if joined is None:
-                    return None
         return joined
 
     def _tensor(self, call: cst.Call, depth: int) -> Value | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from ..activation_flow import MAX_DEPTH, function_nodes
+from ..activation_flow import MAX_DEPTH, returned_values
 from ..call_mapping import class_chain
 from ..lookups import calls_by_callee
 from ..model import ProgramModel
@@ -237,15 +237,8 @@ def _returned_source(program, flow, call: cst.Call, frame: _Frame | None, depth:
     if function is None or any(f is function for f in _frames(frame)):
         return None
     inner = _Frame(function, call, bound_self, frame)
-    returns = []
-    for node in function_nodes(function):
-        if isinstance(node, (cst.Yield, cst.Await)):
-            return None
-        if isinstance(node, cst.Return):
-            if node.value is None:
-                return None
-            returns.append(node.value)
-    if not returns or any(_number(value) for value in returns):
+    returns = returned_values(function)
+    if returns is None or any(_number(value) for value in returns):
         return None
     return _same_source(program, flow, returns, inner, depth)
 
