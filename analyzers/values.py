@@ -36,6 +36,7 @@ from .torch_api import (
     DATALOADER_NAMES,
     DATAFLOW_MODULE_MOVES,
     DATAFLOW_MODULE_WRAPPERS,
+    LOADER_WRAPPERS,
     MODEL,
     OPTIMIZER,
     TENSOR_MOVES,
@@ -120,6 +121,17 @@ class Values(DataValues):
             if joined is None:
                 return None
         return joined
+
+    def iterated(self, expr: cst.BaseExpression | None) -> Value | None:
+        """What a loop over ``expr`` iterates: ``enumerate(x)``, ``tqdm(x)``, ``iter(x)`` iterate ``x``; ``zip(a, b)``
+        iterates a TUPLE of what ``a`` and ``b`` iterate (``for i, (x, y) in enumerate(tqdm(loader))``)."""
+        if isinstance(expr, cst.Call) and expr.args and not any(a.star or a.keyword for a in expr.args):
+            qual = self.program.call_name(expr)
+            if qual == "zip":
+                return Value(TUPLE, elements=tuple(self.iterated(a.value) for a in expr.args))
+            if qual in LOADER_WRAPPERS:
+                return self.iterated(expr.args[0].value)
+        return self.of(expr)
 
     def bound(self, binding: Binding) -> Value | None:
         """What ``binding`` (of this module) binds: its value, or its element of an unpacked tuple."""

@@ -198,6 +198,9 @@ def _unpacked(target: cst.BaseExpression, name: str) -> bool:
 def _is_loader(program: ProgramModel, flow, expr: cst.BaseExpression, depth: int = 0) -> bool:
     if depth > 3:
         return False
+    iterated = values(program).iterated(expr) if depth == 0 else None
+    if iterated is not None and iterated.kind == DATALOADER:
+        return True  # `enumerate(tqdm(loader))`, a loader a helper returns or `accelerator.prepare` hands back
     if isinstance(expr, cst.Call):
         qual = program.call_name(expr)
         if qual in LOADER_WRAPPERS and expr.args:
@@ -206,7 +209,7 @@ def _is_loader(program: ProgramModel, flow, expr: cst.BaseExpression, depth: int
     name = dotted_name(expr)
     if name is None:
         return False
-    if values(program).kind(expr) == DATALOADER or program.kind_of(expr) == DATALOADER:
+    if program.kind_of(expr) == DATALOADER:
         return True
     tokens = name_tokens(name.rsplit(".", 1)[-1])
     return any(t in ("loader", "dataloader", "dl") for t in tokens)

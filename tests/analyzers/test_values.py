@@ -334,3 +334,25 @@ sink(pair, logits, aux, res["probs"], res["logits"], Echo()(batch))
     assert sunk['res["probs"]'] == Value(TENSOR, activation=SOFTMAX)  # both returns agree
     assert sunk['res["logits"]'] == Value(TENSOR)  # `self.fc(x) + hidden`: a tensor, its activation unknown
     assert sunk["Echo()(batch)"] is None  # returns its input: unknown
+
+
+def test_what_a_loop_iterates_through_enumerate_tqdm_iter_and_zip():
+    program = ProgramModel.build(cst.parse_module(textwrap.dedent(HEADER + """
+from tqdm import tqdm
+
+def loaders(data):
+    return DataLoader(data, batch_size=8, shuffle=True), DataLoader(data, batch_size=8)
+
+train_loader, val_loader = loaders(dataset)
+for i, (x, y) in enumerate(tqdm(train_loader)):
+    pass
+for a, b in zip(train_loader, range(10)):
+    pass
+for batch in iter(val_loader):
+    pass
+""")))
+    found = values(program)
+    first, second, third = (loop.iter for loop in program.loops)
+    assert (found.iterated(first).kind, found.iterated(first).shuffle) == (DATALOADER, True)
+    assert [e.kind if e else None for e in found.iterated(second).elements] == [DATALOADER, None]
+    assert (found.iterated(third).kind, found.iterated(third).shuffle) == (DATALOADER, False)
