@@ -11,7 +11,6 @@ from .dataflow import Activation, Dataflow, dataflow, same_value
 from .lookups import call_name, callee_name
 from .model import ProgramModel
 from .rule import SAFE, NodeFix, Replace
-from .syntax import walk
 from .torch_api import LOSS_CLASSES, LOSS_FUNCTIONS
 
 
@@ -54,8 +53,6 @@ def loss_of_call(flow: Dataflow, call: cst.Call) -> str | None:
         return LOSS_FUNCTIONS[qual]
     if qual is not None and qual.split(".")[0] in ("torch", "numpy", "np") or name.split(".")[0] in program.imports:
         return None
-    if type(func) is cst.Name and func.value in _only_called(program):
-        return None  # never bound in the module (`print(...)`, `max(...)`): nothing here defines it
     defs = flow.definitions(func)
     if not defs:
         return None
@@ -66,44 +63,6 @@ def loss_of_call(flow: Dataflow, call: cst.Call) -> str | None:
         else:
             kinds.add(LOSS_FUNCTIONS.get(other.program.qualname(value) or ""))
     return kinds.pop() if len(kinds) == 1 else None
-
-
-def _only_called(program: ProgramModel) -> frozenset[str]:
-    """The names that occur in the module only as the callee of a call (``print``, ``max``): never bound (no
-    assignment, parameter, ``def``, import, loop or ``with`` target, ``global``), so the module defines no value for
-    them. Empty after ``from m import *``. Joined from each top-level statement's names, kept with it."""
-    return program.cached(_OnlyCalled).names
-
-
-class _OnlyCalled:
-    def __init__(self, program: ProgramModel) -> None:
-        called: set[str] = set()
-        other: set[str] = set()
-        for statement_called, statement_other, star in program.per_statement(_statement_names):
-            if star:
-                self.names = frozenset()
-                return
-            called |= statement_called
-            other |= statement_other
-        self.names = frozenset(called - other)
-
-
-def _statement_names(statement: cst.CSTNode) -> tuple[frozenset[str], frozenset[str], bool]:
-    """(the names called as ``name(...)``, the names found anywhere else, whether it is ``from m import *``) of a
-    top-level statement: they depend on its code alone."""
-    callees: set[int] = set()
-    called: set[str] = set()
-    other: set[str] = set()
-    star = False
-    for node in walk(statement):
-        kind = type(node)
-        if kind is cst.Call and type(node.func) is cst.Name:
-            callees.add(id(node.func))
-        elif kind is cst.Name:
-            (called if id(node) in callees else other).add(node.value)
-        elif kind is cst.ImportFrom and isinstance(node.names, cst.ImportStar):
-            star = True
-    return frozenset(called), frozenset(other), star
 
 
 def loss_input(call: cst.Call) -> cst.Arg | None:

@@ -58,6 +58,7 @@ class _StatementIndex:
     classes: list[cst.ClassDef] = field(default_factory=list)
     functions: list[FunctionInfo] = field(default_factory=list)
     parents: dict[int, cst.CSTNode] = field(default_factory=dict)
+    attributes: set[str] = field(default_factory=set)  # the names after a dot (`x.requires_grad`: "requires_grad")
     memo: dict[Callable, object] = field(default_factory=dict)  # see ProgramModel.per_statement
 
 
@@ -89,6 +90,8 @@ def _index_statement(statement: cst.CSTNode) -> _StatementIndex:
         elif kind is cst.WithItem:
             if node.asname is not None:
                 _bindings_for(node.asname.name, node.item, node, index)
+        elif kind is cst.Attribute:
+            index.attributes.add(node.attr.value)
         elif kind is cst.ClassDef:
             index.classes.append(node)
         elif kind is cst.FunctionDef:
@@ -275,6 +278,10 @@ class ProgramModel:
     def statement_calls(self, statement: cst.CSTNode) -> list[cst.Call]:
         """The calls in a top-level statement, in ``calls`` order."""
         return self._statements[id(statement)].calls
+
+    def statement_attributes(self, statement: cst.CSTNode) -> set[str]:
+        """The attribute names used in a top-level statement (``x.requires_grad`` gives ``requires_grad``)."""
+        return self._statements[id(statement)].attributes
 
     def top_statement(self, node: cst.CSTNode) -> cst.CSTNode | None:
         """The top-level statement that holds ``node`` (itself, if it is one); None for the module."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from ..flow import BACKWARD, FIT, FORWARD, OPT_STEP, TRAIN, Effect, Flow, flow_of
-from ..lookups import enclosing_function, iter_loader_names
+from ..lookups import calls_by_callee, enclosing_function, iter_loader_names
 from ..model import FunctionInfo, ProgramModel
 from ..name_guesses import (
     TRAIN_ROLE,
@@ -282,28 +282,36 @@ def train_in_eval_branches(program: ProgramModel) -> list[TrainInEvalBranch]:
     """The ``if`` / ``else`` statements whose test says training (``MODE_STATE.is_train``, ``self.training``,
     ``phase == "train"``; ``not …`` swaps the branches) and whose non-training branch switches the same
     modules to training mode as the training branch does, with no ``eval()`` / ``train(False)`` in it: an
-    ``eval()`` typed as ``train()`` (the two branches do the same thing)."""
-    return [found for per_statement in program.per_statement(_train_in_eval_branches) for found in per_statement]
-
-
-def _train_in_eval_branches(statement: cst.CSTNode) -> list[TrainInEvalBranch]:
-    out = []
-    for node in walk(statement):
-        if not isinstance(node, cst.If) or not isinstance(node.orelse, cst.Else):
-            continue
-        test, training, other = node.test, node.body, node.orelse.body
-        if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-            test, training, other = test.expression, other, training
-        if not _says_training(test):
-            continue
-        switched = {dotted_name(c.func.value) for c in _mode_calls(training) if _to_training(c)}
-        calls = _mode_calls(other)
-        if not calls or not all(_to_training(c) for c in calls):
-            continue  # the other branch switches to eval somewhere (or not at all)
-        repeated = tuple(c for c in calls if dotted_name(c.func.value) in switched)
-        if repeated and len(repeated) == len(calls):
-            out.append(TrainInEvalBranch(test, repeated))
+    ``eval()`` typed as ``train()`` (the two branches do the same thing). Found from the module's ``train()``
+    calls, so only the ``if`` statements that hold one are looked at."""
+    out, seen = [], set()
+    for call in calls_by_callee(program)[1].get("train", ()):
+        statement = program.parent(program.parent(call)) if isinstance(program.parent(call), cst.Expr) else None
+        block = program.parent(statement) if isinstance(statement, cst.SimpleStatementLine) else None
+        holder = program.parent(block) if block is not None else None
+        node = program.parent(holder) if isinstance(holder, cst.Else) else holder
+        if isinstance(node, cst.If) and id(node) not in seen:
+            seen.add(id(node))
+            found = _train_in_eval_branch(node)
+            if found is not None:
+                out.append(found)
     return out
+
+
+def _train_in_eval_branch(node: cst.If) -> TrainInEvalBranch | None:
+    if not isinstance(node.orelse, cst.Else):
+        return None
+    test, training, other = node.test, node.body, node.orelse.body
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, training, other = test.expression, other, training
+    if not _says_training(test):
+        return None
+    switched = {dotted_name(c.func.value) for c in _mode_calls(training) if _to_training(c)}
+    calls = _mode_calls(other)
+    if not calls or not all(_to_training(c) for c in calls):
+        return None  # the other branch switches to eval somewhere (or not at all)
+    repeated = tuple(c for c in calls if dotted_name(c.func.value) in switched)
+    return TrainInEvalBranch(test, repeated) if repeated and len(repeated) == len(calls) else None
 
 
 def _says_training(test: cst.BaseExpression) -> bool:

@@ -150,8 +150,14 @@ def _unfreezes(node: cst.CSTNode) -> bool:
     return False
 
 
-def _freeze_words(statement: cst.CSTNode) -> tuple[bool, bool]:
-    """Whether ``statement`` mentions ``requires_grad`` and whether it may make parameters trainable."""
+_STATEMENT_ONLY = object()  # the key of a per-statement result that depends on its statement alone
+
+
+def _freeze_words(program: ProgramModel, statement: cst.CSTNode) -> tuple[bool, bool]:
+    """Whether ``statement`` mentions ``requires_grad`` and whether it may make parameters trainable. A statement
+    with no ``.requires_grad`` / ``.requires_grad_`` and no call that may unfreeze is not walked."""
+    if not program.statement_attributes(statement) & {"requires_grad", "requires_grad_"}:
+        return False, any(_unfreezes(call) for call in program.statement_calls(statement))
     mentions = False
     for node in walk(statement):
         if _unfreezes(node):
@@ -163,7 +169,7 @@ def _freeze_words(statement: cst.CSTNode) -> tuple[bool, bool]:
 
 def _nothing_frozen_or_something_unfrozen(program: ProgramModel) -> bool:
     """Whether the file never mentions ``requires_grad``, or somewhere may make parameters trainable."""
-    words = program.per_statement(_freeze_words)
+    words = program.per_statement_of(_freeze_words, _STATEMENT_ONLY)
     return any(unfreezes for _, unfreezes in words) or not any(mentions for mentions, _ in words)
 
 
