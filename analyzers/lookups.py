@@ -11,7 +11,7 @@ from typing import Iterator
 
 import libcst as cst
 
-from .model import FunctionInfo, ProgramModel
+from .model import STATEMENT_ONLY, FunctionInfo, ProgramModel
 from .name_guesses import looks_like_loader, looks_like_model
 from .syntax import dotted_name, int_literal, last_part, nodes_of_types
 from .torch_api import DATALOADER, MODEL, TQDM_CALLS
@@ -104,15 +104,12 @@ def calls_by_callee(program: ProgramModel) -> tuple[dict[str, list[cst.Call]], d
 def _calls_by_callee(program: ProgramModel) -> tuple[dict[str, list[cst.Call]], dict[str, list[cst.Call]]]:
     by_name: dict[str, list[cst.Call]] = {}
     by_method: dict[str, list[cst.Call]] = {}
-    for names, methods in program.per_statement_of(_statement_calls_by_callee, _STATEMENT_ONLY):
+    for names, methods in program.per_statement_of(_statement_calls_by_callee, STATEMENT_ONLY):
         for name, calls in names.items():
             by_name.setdefault(name, []).extend(calls)
         for method, calls in methods.items():
             by_method.setdefault(method, []).extend(calls)
     return by_name, by_method
-
-
-_STATEMENT_ONLY = object()  # the key of a per-statement result that depends on its statement alone
 
 
 def _statement_calls_by_callee(program: ProgramModel, statement: cst.CSTNode):

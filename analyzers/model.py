@@ -157,6 +157,10 @@ def _bindings_for(target: cst.BaseExpression, value: cst.BaseExpression | None, 
                 index.bindings.extend(Binding(target=n, value=None, node=node) for n in filter(None, [dotted_name(element.value)]))
 
 
+# The key of a per-statement result that depends on its statement's code alone (:meth:`ProgramModel.per_statement_of`).
+STATEMENT_ONLY = object()
+
+
 @dataclass
 class ProgramModel:
     """Everything the rules query about one module. Build with :meth:`ProgramModel.build`."""

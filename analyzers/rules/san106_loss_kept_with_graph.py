@@ -7,7 +7,7 @@ import libcst as cst
 from ..context import RuleContext
 from ..effect_sites import decorated_no_grad, with_no_grad
 from ..flow import BACKWARD
-from ..model import ProgramModel
+from ..model import STATEMENT_ONLY, ProgramModel
 from ..rule import SAFE, UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
 from ..syntax import LOOP_TYPES, dotted_name, iter_children, names_in, walk
 
@@ -386,9 +386,6 @@ class _ScopeIndex:
         return index
 
 
-_SYNTAX_ONLY = object()  # the key of a per-statement result that depends on the statement's code alone
-
-
 class _StatementSyntax:
     """SAN106's syntactic questions about one top-level statement: each loop's accumulations, each
     function's :class:`_ScopeIndex`. The answers read nothing outside the statement, so they are kept with
@@ -419,7 +416,7 @@ def _syntax_of(program: ProgramModel, statement: cst.CSTNode) -> _StatementSynta
 
 def _statement_syntax(program: ProgramModel, node: cst.CSTNode) -> _StatementSyntax:
     """The :class:`_StatementSyntax` of the top-level statement that holds ``node``."""
-    return program.for_statement(_syntax_of, program.top_statement(node), _SYNTAX_ONLY)
+    return program.for_statement(_syntax_of, program.top_statement(node), STATEMENT_ONLY)
 
 
 def _index(program: ProgramModel, scope) -> _ScopeIndex:
@@ -430,7 +427,7 @@ def _index(program: ProgramModel, scope) -> _ScopeIndex:
 
 def _module_index(program: ProgramModel) -> _ScopeIndex:
     """The module's index, joined from its statements' (each kept with its statement)."""
-    return _ScopeIndex.joined([program.for_statement(_syntax_of, statement, _SYNTAX_ONLY).index_of(statement)
+    return _ScopeIndex.joined([program.for_statement(_syntax_of, statement, STATEMENT_ONLY).index_of(statement)
                                for statement in program.module.body])
 
 

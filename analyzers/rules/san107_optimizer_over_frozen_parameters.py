@@ -4,7 +4,7 @@ import libcst as cst
 
 from ..context import RuleContext
 from ..lookups import enclosing_function, named_calls
-from ..model import ProgramModel
+from ..model import STATEMENT_ONLY, ProgramModel
 from ..positions import locate
 from ..rule import Invalid, Rule, Valid
 from ..syntax import dotted_name, iter_children, names_in, walk
@@ -150,9 +150,6 @@ def _unfreezes(node: cst.CSTNode) -> bool:
     return False
 
 
-_STATEMENT_ONLY = object()  # the key of a per-statement result that depends on its statement alone
-
-
 def _freeze_words(program: ProgramModel, statement: cst.CSTNode) -> tuple[bool, bool]:
     """Whether ``statement`` mentions ``requires_grad`` and whether it may make parameters trainable. A statement
     with no ``.requires_grad`` / ``.requires_grad_`` and no call that may unfreeze is not walked."""
@@ -169,7 +166,7 @@ def _freeze_words(program: ProgramModel, statement: cst.CSTNode) -> tuple[bool, 
 
 def _nothing_frozen_or_something_unfrozen(program: ProgramModel) -> bool:
     """Whether the file never mentions ``requires_grad``, or somewhere may make parameters trainable."""
-    words = program.per_statement_of(_freeze_words, _STATEMENT_ONLY)
+    words = program.per_statement_of(_freeze_words, STATEMENT_ONLY)
     return any(unfreezes for _, unfreezes in words) or not any(mentions for mentions, _ in words)
 
 
