@@ -203,12 +203,13 @@ class Values(DataValues):
     def _method(self, call: cst.Call, func: cst.Attribute, first, depth: int) -> Value | None | bool:
         """``receiver.method(...)`` that says what it returns; False when the method is not one of those."""
         method = func.attr.value
-        receiver_qual = self._constructor_of(func.value, depth)
-        if method == "prepare" and receiver_qual in ("accelerate.Accelerator", "accelerate.accelerator.Accelerator"):
-            return self._arguments(call, depth)
-        if method in ("setup", "setup_dataloaders") and receiver_qual in (
-                "lightning.Fabric", "lightning.fabric.Fabric", "lightning_fabric.Fabric"):
-            return self._arguments(call, depth)
+        if method in ("prepare", "setup", "setup_dataloaders"):  # what built the receiver: only asked here
+            receiver_qual = self._constructor_of(func.value, depth)
+            if method == "prepare" and receiver_qual in ("accelerate.Accelerator", "accelerate.accelerator.Accelerator"):
+                return self._arguments(call, depth)
+            if method != "prepare" and receiver_qual in ("lightning.Fabric", "lightning.fabric.Fabric",
+                                                         "lightning_fabric.Fabric"):
+                return self._arguments(call, depth)
         if method in DATAFLOW_MODULE_MOVES or method in TENSOR_MOVES:
             receiver = self.of(func.value, depth + 1)
             if receiver is None:
