@@ -13,6 +13,7 @@ The cache keeps a summary with the file's result.
 from __future__ import annotations
 
 import ast
+import io
 import warnings
 
 from .torch_api import ENABLE_GRAD_CONTEXTS as ENABLE_GRAD
@@ -38,19 +39,83 @@ _TRANSPARENT_DECORATORS = frozenset({
 def summarize(text: str, parts: "dict | None" = None) -> dict | None:
     """The summary of the module ``text``; None when CPython cannot parse it. ``parts``: what the top-level
     statements of an earlier version contributed (filled here, to hand to the next version's call): a statement
-    whose text and preceding imports are unchanged is not walked again (an editor buffer's summary per edit)."""
+    whose text and preceding imports are unchanged is not walked again, and only the lines an edit changed are
+    parsed again (an editor buffer's summary per edit)."""
+    if parts is None:
+        tree = _parse(text)
+        try:
+            return None if tree is None else _Summarizer().run(tree)
+        except RecursionError:
+            return None
+    lines = io.StringIO(text, newline="").readlines()  # the lines CPython counts (not form feeds, not U+2028)
+    statements = _statements_after_edit(parts.get(_LAST), lines)
+    if statements is None:
+        tree = _parse(text)
+        if tree is None:
+            return None
+        statements = [(_first_line(node), node.end_lineno or node.lineno, node, _first_line(node))
+                      for node in tree.body]
+    try:
+        made = _Summarizer().run_by_statement(lines, statements, parts)
+    except RecursionError:
+        return None
+    parts[_LAST] = (lines, statements)
+    return made
+
+
+_LAST = "last version"  # in ``parts``: the lines and top-level statements of the version summarised last
+
+# A top-level statement of a version: (first line, last line, its ast node, the node's own first line); a node
+# taken over from an earlier version keeps the line numbers of the text it was parsed from.
+Statement = tuple[int, int, ast.stmt, int]
+
+
+def _parse(text: str) -> ast.Module | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes and the like: not the index's business
-            tree = ast.parse(text)
+            return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    try:
-        if parts is None:
-            return _Summarizer(tree).run()
-        return _Summarizer(tree).run_by_statement(text, parts)
-    except RecursionError:
+
+
+def _first_line(node: ast.stmt) -> int:
+    return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
+
+
+def _statements_after_edit(last: "tuple | None", lines: list[str]) -> list[Statement] | None:
+    """The top-level statements of ``lines`` from those of the last version, parsing again only the statements
+    the changed lines touch (with the statement on either side); None when that cannot tell (no last version,
+    or the changed part does not parse on its own: the whole text is parsed then, and judged)."""
+    if last is None:
         return None
+    old, statements = last
+    same = 0
+    while same < min(len(old), len(lines)) and old[same] == lines[same]:
+        same += 1
+    if same == len(old) == len(lines):
+        return statements
+    tail = 0
+    while tail < min(len(old), len(lines)) - same and old[-1 - tail] == lines[-1 - tail]:
+        tail += 1
+    start, end = same + 1, len(old) - tail  # the changed lines of the last version (empty for an insertion)
+    low, high = start - 1, end + 1  # widened by a line: an edit right after a statement may extend it
+    while True:
+        touched = [s for s in statements if s[0] <= high and s[1] >= low]
+        new_low = min([start] + [s[0] for s in touched])
+        new_high = max([end] + [s[1] for s in touched])
+        if (new_low, new_high) == (low, high):
+            break
+        low, high = new_low, new_high
+    shift = len(lines) - len(old)
+    tree = _parse("".join(lines[low - 1:high + shift]))
+    if tree is None:
+        return None
+    before = [s for s in statements if s[1] < low]
+    after = [(s[0] + shift, s[1] + shift, s[2], s[3]) for s in statements if s[0] > high]
+    parsed = [(_first_line(node) + low - 1, (node.end_lineno or node.lineno) + low - 1, node, _first_line(node))
+              for node in tree.body]
+    return before + parsed + after
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -129,12 +194,8 @@ def is_ignite_engine(name: str) -> bool:
 
 
 class _Summarizer(Summary):
-    def __init__(self, tree: ast.Module) -> None:
-        super().__init__()
-        self.tree = tree
-
-    def run(self) -> dict:
-        self._walk(self.tree)
+    def run(self, tree: ast.Module) -> dict:
+        self._walk(tree)
         return self.result()
 
     def _walk(self, root: ast.AST) -> None:
@@ -143,17 +204,15 @@ class _Summarizer(Summary):
             node, context, scope, cls = stack.pop()
             stack.extend(reversed(self._children(node, context, scope, cls)))
 
-    def run_by_statement(self, text: str, parts: dict) -> dict:
+    def run_by_statement(self, lines: list[str], statements: list[Statement], parts: dict) -> dict:
         """:meth:`run`, one top-level statement at a time, taking over what an unchanged statement (same text,
         same imports before it) contributed to an earlier version, its lines moved; ``parts`` is refilled with
         this version's statements."""
-        lines = text.splitlines(keepends=True)
         previous, parts_now = dict(parts), {}
-        for statement in self.tree.body:
-            first = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", ())])
-            last = statement.end_lineno or statement.lineno
-            key = ("".join(lines[first - 1:last]), tuple(self.imports.items()))
-            part = previous.get(key) or self._part(statement, first)
+        for first, last, node, own_first in statements:
+            # the column tells apart statements that share their lines (``a = f(); b = g()``)
+            key = ("".join(lines[first - 1:last]), node.col_offset, tuple(self.imports.items()))
+            part = previous.get(key) or self._part(node, own_first)
             parts_now[key] = part
             self._take(part, first)
         parts.clear()
@@ -161,8 +220,8 @@ class _Summarizer(Summary):
         return self.result()
 
     def _part(self, statement: ast.stmt, first: int) -> dict:
-        """What one top-level statement contributes, its lines counted from its first line."""
-        walker = _Summarizer(self.tree)
+        """What one top-level statement contributes, its lines counted from its first line ``first``."""
+        walker = _Summarizer()
         walker.imports = dict(self.imports)
         walker._walk(statement)
         shift = first - 1

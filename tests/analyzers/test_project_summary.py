@@ -174,3 +174,74 @@ def test_a_buffer_summarised_statement_by_statement_equals_a_full_summary(name: 
             assert summarize(version, parts) == summarize(version)
             reused += sum(1 for key in parts if key in before)
         assert reused > 0, path  # the comparison proves something only if statements were taken over
+
+
+_HOSTILE_LINES = [
+    "    y = 2",  # indented: joins the statement before it, or does not parse
+    "else:",
+    "@torch.no_grad()",  # a decorator: the next statement is decorated
+    "x = (1,",  # an open bracket swallows what follows
+    '"""',  # an open string
+    "a = 1; b = torch.no_grad()(f)()",
+    "total = 1 + \\",  # a backslash joins the next line
+    "\\",  # a line of its own joined to the next
+    "# a comment",
+    "from __future__ import annotations",
+    "with torch.no_grad():",
+    "    evaluate(model)",
+    "def helper():",
+    "",
+]
+
+
+def _hostile_versions(text: str, seed: int, count: int) -> list[str]:
+    """Successive versions of ``text``, each with a line replaced, inserted or deleted; one edit in four puts in
+    a line that breaks the statements around it as a typist does (an indent, an open bracket or string, a
+    decorator, a backslash), and one in four deletes a line."""
+    import random
+
+    rng, lines, versions = random.Random(seed), text.split("\n"), []
+    for _ in range(count):
+        at = rng.randrange(len(lines))
+        choice = rng.randrange(4)
+        if choice == 0:
+            lines.insert(at, rng.choice(_HOSTILE_LINES))
+        elif choice == 1 and len(lines) > 1:
+            del lines[at]
+        elif choice == 2:
+            lines.insert(at, rng.choice(["", "x = torch.no_grad()(lambda: model(batch))()", "import numpy as np"]))
+        else:
+            lines[at] = lines[at] + "  # edited"
+        versions.append("\n".join(lines))
+    return versions
+
+
+def test_a_buffer_parsed_again_only_where_it_changed_equals_a_full_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editor buffer's next version is parsed only around the lines that changed; whatever the edit did to the
+    statements around it (an indent joining a function, an open bracket or string swallowing the rest, a
+    decorator, a backslash), the summary is the whole text's, or None exactly when the whole text does not parse;
+    and most versions are summarised without parsing the whole text."""
+    counter = _CountingParse(monkeypatch)
+    corpus = sorted((Path(__file__).parent / "corpus").glob("*.py"))[:20]
+    whole = partial = 0
+    for seed, path in enumerate(corpus):
+        parts: dict = {}
+        for version in [path.read_text()] + _hostile_versions(path.read_text(), seed, 40):
+            counter.calls = 0
+            made = summarize(version, parts)
+            calls = counter.calls
+            assert made == summarize(version), (path, seed)
+            if made is not None:
+                whole += calls > 1
+                partial += calls == 1
+    assert partial > whole  # the comparison is worth something only if most versions took the short way
+
+
+def test_statements_that_share_a_line_keep_their_own_summaries() -> None:
+    """Two statements on one line have the same text: what each contributes is kept apart (by its column), so an
+    edit elsewhere does not hand one statement's calls to the other."""
+    text = "import torch\n\na = f(); b = torch.no_grad()(g)()\n\ndef h():\n    return 1\n"
+    parts: dict = {}
+    summarize(text, parts)
+    edited = text.replace("return 1", "return 2")
+    assert summarize(edited, parts) == summarize(edited)
