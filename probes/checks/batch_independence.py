@@ -84,10 +84,6 @@ def batch_independence(ctx: ProbeContext) -> CheckResult:
         return CheckResult(cid, "skip", f"no model output has the batch ({n} samples) along a dimension of its own",
                            None, None, site)
     out, out_axis = found
-    if out.dim() == 2 and out.shape[0] == out.shape[1] == n:
-        wb.reset()
-        return CheckResult(cid, "skip", f"the model's output is a {n} × {n} matrix over the samples (similarities, "
-                           "as in contrastive models): it compares samples on purpose", None, None, site)
     axes = list(result.input_axes) + [0] * (len(result.model_inputs) - len(result.input_axes))
     probes = [(t, a) for t, a in zip(result.model_inputs, axes) if a is not None and t.dim() > a and t.shape[a] == n]
     probes += [(e, a) for e in embeds for a in [batch_axis_of(e, n, bd)] if a is not None][:1]
@@ -117,6 +113,10 @@ def batch_independence(ctx: ProbeContext) -> CheckResult:
     series = {"grad_per_sample": per_sample.tolist(), "probed_sample": i}
     measured = {"max_grad_other_samples": leak, "grad_own_sample": own}
     if leak > 1e-6 * max(own, 1e-30) and leak > 0:
+        if out.dim() == 2 and out.shape[0] == out.shape[1] == n and _over_the_samples(step, wb, n):
+            return CheckResult(cid, "skip", f"the model's output is a {n} × {n} matrix over the samples "
+                               "(similarities, as in contrastive models): it compares samples on purpose", None, None,
+                               site)
         leaking = [j for j in range(n) if j != i and per_sample[j] > 1e-6 * max(own, 1e-30)]
         return CheckResult(
             cid, "fail",
@@ -133,6 +133,22 @@ def batch_independence(ctx: ProbeContext) -> CheckResult:
         f", {step.batch_dim_source}" if samples else ""
     return CheckResult(cid, "pass", f"sample {i}'s output depends only on its own input ({n} samples probed{along})",
                        measured, 0.0, site, series)
+
+
+def _over_the_samples(step, wb, n: int) -> bool:
+    """Whether an ``n`` × ``n`` output of the sub-batch is a matrix over its samples (similarities) rather than
+    ``n`` scores a sample (a classifier with as many classes as the sub-batch has samples): on the whole batch the
+    scores keep their ``n`` columns. True when there is no other batch size to compare with (cannot tell)."""
+    if step.batch_size == n:
+        return True
+    for m in wb.models:
+        m.eval()
+    with torch.no_grad():
+        outputs = step.run(wb).model_outputs
+    wb.reset()
+    whole = step.batch_size
+    return not any(t.dim() == 2 and t.shape[0] == whole and t.shape[1] == n and t.is_floating_point()
+                   for t in iter_tensors(outputs))
 
 
 def _batch_output(outputs: list, n: int, bd: int, first_shape: list[int] | None):

@@ -61,3 +61,26 @@ def test_batch_statistics_batchnorm_and_similarity_outputs_are_skipped():
     torch.manual_seed(0)
     res = run_check("batch-independence", Contrastive(), (x, torch.arange(64)), nn.CrossEntropyLoss())
     assert res.status == "skip" and "8 × 8 matrix over the samples" in res.message, res.message
+
+
+def test_a_classifier_with_as_many_classes_as_the_sub_batch_is_judged_not_skipped():
+    """Eight classes and a sub-batch of eight: the 8 × 8 output is eight scores a sample, not a matrix over the
+    samples (on the whole batch it is 64 × 8); it passes when samples stay apart and fails when they mix."""
+    x, y = blobs(classes=8)
+    torch.manual_seed(0)
+    classifier = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8))
+    res = run_check("batch-independence", classifier, (x, y), nn.CrossEntropyLoss())
+    assert res.status == "pass", res.message
+
+    class Centred(nn.Module):  # subtracts the batch mean of the logits: every sample's scores depend on the others
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8))
+
+        def forward(self, a):
+            h = self.net(a)
+            return h - h.mean(0)
+
+    torch.manual_seed(0)
+    res = run_check("batch-independence", Centred(), (x, y), nn.CrossEntropyLoss())
+    assert res.status == "fail" and "depends on 7 other sample(s)" in res.message, res.message
