@@ -240,6 +240,9 @@ class Harness:
             self.follow.last = cap
         elif not self.follow.see(cap.training_step, cap):
             return False
+        event = self.follow.progress_event()
+        if event is not None:
+            self.em.emit(event)
         self.recorder.resume(cap.training_step + 1, [])
         return True
 

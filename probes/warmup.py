@@ -20,6 +20,7 @@ from .workbench import probed_lrs
 
 FOLLOW_STEPS = 1000  # training steps the probe follows a warmup for, at most
 FOLLOW_SECONDS = 60.0  # and seconds (a tenth of --timeout when that is less)
+PROGRESS_EVERY = 10  # a progress event every this many followed steps
 
 
 def zero_at(optimizer: Any) -> bool:
@@ -65,6 +66,16 @@ class WarmupFollow:
         if step - self.first >= FOLLOW_STEPS or self.clock() - self.started >= self.seconds:
             return self._decide("limit")
         return True
+
+    def progress_event(self) -> dict | None:
+        """The progress event for the step just seen (the first, then every ``PROGRESS_EVERY`` steps): the probe
+        may train for a minute here, and the person waiting sees why."""
+        followed = self.step - self.first
+        if followed % PROGRESS_EVERY:
+            return None
+        lr = max(self.lrs) if self.lrs else 0.0
+        return {"event": "warmup", "step": followed, "total": FOLLOW_STEPS, "lr": lr,
+                "message": f"following a warmup from learning rate 0: training step {self.step}, lr {lr:.3g}"}
 
     def script_ended(self) -> None:
         """The script finished while the probe was still following the warmup."""

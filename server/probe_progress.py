@@ -127,6 +127,9 @@ class Progress:
             if kind == "captured":
                 self.progress.update(self.waiting, description="captured the first training step", total=1,
                                      completed=1)
+            elif kind == "warmup":
+                self.progress.update(self.waiting, description=str(ev.get("message", "following a warmup")),
+                                     total=ev.get("total"), completed=ev.get("step", 0))
             elif kind == "check-start":
                 self.tasks[ev["check"]] = self.progress.add_task(ev["check"], total=None)
             elif kind == "step" and ev.get("check") in self.tasks:

@@ -62,6 +62,9 @@ class ProbeOutcome:
     extra: dict = field(default_factory=dict)
 
 
+PROGRESS_EVENTS = ("check-start", "step", "check-end", "captured", "warmup")  # what the caller's on_event hears
+
+
 def _probes_dir() -> Path:
     from .. import probes
 
@@ -287,7 +290,7 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
         deadline = started + timeout
         while True:
             for ev in main.new_events():
-                if ev.get("event") in ("check-start", "step", "check-end", "captured"):
+                if ev.get("event") in PROGRESS_EVENTS:
                     emit(ev)
             if all(c.proc.poll() is not None for c in children):
                 break
@@ -310,7 +313,7 @@ def run_probe(script: str, script_args: Sequence[str] = (), *, python: str | Non
         for c in children:
             c.join_output()
         for ev in main.new_events():
-            if ev.get("event") in ("check-start", "step", "check-end", "captured"):
+            if ev.get("event") in PROGRESS_EVENTS:
                 emit(ev)
         report = _assemble(main, det, base_report, wanted, distributed, nproc_per_node or 1)
         output = "\n".join(main.output)

@@ -22,6 +22,7 @@ PAST = WARMUP + 2  # then falls: training step WARMUP + 2 (1-based) is the first
 BASE = 0.05
 BATCHES = 1024 // 32  # one epoch of the script's data at its default batch size
 FITTING = ["overfit-batch", "generalization", "input-independence"]
+EVENTS: list[dict] = []  # the "ended" run's progress events
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def runs():
         "auto": pool.submit(run_probe, SCRIPT, args, timeout=300, checks=["initial-loss", *FITTING, "gradient-flow",
                                                                          "lr-range", "determinism"]),
         "ended": pool.submit(run_probe, SCRIPT, ["--warmup-steps", "200", "--epochs", "1"], timeout=300,
-                             checks=["overfit-batch", "lr-range"]),
+                             checks=["overfit-batch", "lr-range"], on_event=EVENTS.append),
     }
 
     def get(key):
@@ -134,3 +135,14 @@ def test_following_stops_at_a_tenth_of_the_timeout():
     follow = _follow(_sgd(0.0), [0.0] * 100, timeout=100, clock=lambda: next(ticks))
     assert follow.outcome == "limit" and follow.seconds == 10 and follow.step < 10
     assert math.isclose(follow.to_json()["max_seconds"], 10)
+
+
+def test_following_a_warmup_reports_progress_on_the_way(runs):
+    """The probe may train for up to a minute while it follows a warmup: the caller hears where it is (the CLI's
+    progress line, the editor's work-done progress), every ten training steps."""
+    runs("ended")
+    warmup = [e for e in EVENTS if e.get("event") == "warmup"]
+    assert [e["step"] for e in warmup] == list(range(0, BATCHES, 10)), warmup
+    assert warmup[-1]["total"] == FOLLOW_STEPS and 0 < warmup[-1]["lr"] < 0.1
+    assert warmup[1]["message"].startswith("following a warmup from learning rate 0: training step 11, lr ")
+    assert EVENTS.index(warmup[-1]) < next(i for i, e in enumerate(EVENTS) if e.get("event") == "check-start")
