@@ -274,7 +274,7 @@ class Flow:
         if kind == _HELPER:
             self._inline_helper(call, ctx, nograd, out, detail)
         else:
-            target = func_name if kind == FORWARD else None
+            target, detail = (detail, None) if kind == FORWARD else (None, detail)
             out.append(Effect(kind, call, call, target, ctx, nograd, detail=detail or ""))
 
     def _method_call(self, call: cst.Call, ctx: tuple[cst.CSTNode, ...], nograd: bool | None,
@@ -344,7 +344,7 @@ class Flow:
 
     def _callee(self, call: cst.Call, func_name: str, self_class: str | None):
         """What calling ``func_name`` does, as (SEED, what it seeds), (_HELPER, ``_resolve``'s answer),
-        (ZERO_GRAD, None), (FORWARD, None) or None. It depends on the name (and, for ``self.method``, on
+        (ZERO_GRAD, None), (FORWARD, the model it runs) or None. It depends on the name (and, for ``self.method``, on
         ``self_class``) only: memoized."""
         key = (func_name, self_class if calls_self_method(func_name) else None)
         if key in self._callees:
@@ -369,8 +369,8 @@ class Flow:
             callee = (_HELPER, resolved)
         elif clears_gradients(func_name):
             callee = (ZERO_GRAD, None)  # an unresolved helper whose name says it clears gradients
-        elif self._is_forward(program, call):
-            callee = (FORWARD, None)
+        elif (model := self._forward_target(program, call)) is not None:
+            callee = (FORWARD, model)
         else:
             callee = None
         return callee
@@ -468,15 +468,16 @@ class Flow:
             return None
         return "all"
 
-    def _is_forward(self, program: ProgramModel, call: cst.Call) -> bool:
+    def _forward_target(self, program: ProgramModel, call: cst.Call) -> str | None:
+        """The model ``call`` runs forward (``model`` for ``model(x)`` and ``model.generate(...)``), or None."""
         name = dotted_name(call.func)
         if name is None or name in program.imports or name in ("self", "super"):
-            return False
+            return None
         if name in self._bare_functions or name in program.classes:
-            return False
+            return None
         if name.endswith(".generate") and is_model_name(program, name[: -len(".generate")]):
-            return True  # `model.generate(...)` (Hugging Face): inference through the model's forward
-        return is_model_name(program, name)
+            return name[: -len(".generate")]  # `model.generate(...)` (Hugging Face): the model's forward, repeated
+        return name if is_model_name(program, name) else None
 
     def _resolve(self, program: ProgramModel, call: cst.Call, self_class: str | None):
         """(model, FunctionInfo, bound_self) of the function ``call`` calls, when it is ours."""

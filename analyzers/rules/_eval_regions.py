@@ -1,5 +1,5 @@
 """Evaluation code, for the SAN2xx rules (SAN201 / SAN202 / SAN203): where a model is evaluated, and
-whether evaluating it in train mode would differ at all (:func:`mode_free_model`).
+whether evaluating it without ``eval()`` would differ at all (:func:`eval_changes_nothing`).
 
 A candidate is a function named like evaluation code or a loop over a validation / test loader (both
 guesses from names: :mod:`~torchsanity.analyzers.name_guesses`) that runs a forward and never a backward;
@@ -155,6 +155,46 @@ _MODE_FREE_LAYERS = frozenset("torch.nn." + name for name in (
     "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Sequential", "ModuleList",
     "ModuleDict", "Parameter", "ParameterList", "RNN", "LSTM", "GRU",
 ))
+
+
+def eval_changes_nothing(program: ProgramModel, target: str | None) -> bool:
+    """``model.eval()`` would change nothing ``target`` computes: it ignores the mode (:func:`mode_free_model`), or
+    it was loaded in eval mode and nothing switches it back (:func:`loaded_in_eval_mode`)."""
+    return mode_free_model(program, target) or loaded_in_eval_mode(program, target)
+
+
+# ``from_pretrained`` of these libraries returns the model in eval mode: transformers' PreTrainedModel,
+# diffusers' ModelMixin, peft's PeftModel (unless ``is_trainable=True``; peft < 0.3 left new adapters in training)
+_EVAL_LOADERS = ("transformers.", "diffusers.", "peft.")
+# methods that put a model in training mode: ``model.train()``, a Hugging Face ``Trainer.train()`` or a
+# Lightning ``Trainer.fit(model)`` (called on whatever holds them)
+_TRAINING_METHODS = frozenset({"train", "fit"})
+
+
+def loaded_in_eval_mode(program: ProgramModel, target: str | None) -> bool:
+    """``target`` is bound only to a Hugging Face ``from_pretrained(...)`` (or to itself moved), which returns the
+    model in eval mode, and the module calls no ``train()`` / ``fit()`` on anything."""
+    bindings = program.bindings.get(target or "", ())
+    loaded = False
+    for binding in bindings:
+        value = binding.value
+        if _moved_itself(value, target):
+            continue
+        if not isinstance(value, cst.Call):
+            return False
+        qual = program.qualname(value.func) or ""
+        if not (qual.startswith(_EVAL_LOADERS) and qual.endswith(".from_pretrained")):
+            return False
+        if any(arg.keyword is not None and arg.keyword.value == "is_trainable"
+               and not (isinstance(arg.value, cst.Name) and arg.value.value == "False") for arg in value.args):
+            return False  # peft's adapter loaded to be trained: in training mode
+        loaded = True
+    return loaded and not program.cached(_calls_a_training_method)
+
+
+def _calls_a_training_method(program: ProgramModel) -> bool:
+    return any(type(call.func) is cst.Attribute and call.func.attr.value in _TRAINING_METHODS
+               for call in program.calls)
 
 
 def mode_free_model(program: ProgramModel, target: str | None) -> bool:

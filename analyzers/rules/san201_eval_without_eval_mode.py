@@ -10,7 +10,7 @@ from ._eval_regions import (
     EvalRegion,
     TrainInEvalBranch,
     eval_candidates,
-    mode_free_model,
+    eval_changes_nothing,
     train_in_eval_branches,
 )
 from ._eval_mode import check_function, check_loop, function_fix
@@ -68,7 +68,10 @@ class EvalWithoutEvalMode(Rule):
         differently named evaluation code is not seen, and a mode set by a caller the rule cannot read (another
         package, a callback) is assumed to be missing. A model whose class is defined in the same file and is
         built only from layers that ignore the mode (no dropout, no batch-norm, no `self.training`) is left
-        alone, also when moved with `model = model.to(device)`; a model built elsewhere (a loader helper,
+        alone, also when moved with `model = model.to(device)`; so is a model bound only to a Hugging Face
+        `from_pretrained(...)` (transformers, diffusers, or peft with its adapter loaded for inference, which
+        all return the model in eval mode) in a file that calls no `train()` / `fit()` at all (peft older than
+        0.3 left a new adapter in training mode: that is not seen). A model built elsewhere (a loader helper,
         another package, submodules handed to its constructor) is assumed to need eval().
 
         An inference helper that switches no mode is reported only when every call of it is in the same
@@ -90,6 +93,17 @@ class EvalWithoutEvalMode(Rule):
         `model.train()`, and is still left to `--unsafe-fixes`.
     """
     VALID = [
+        # from_pretrained returns the model in eval mode, and nothing here trains it
+        Valid("""
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained("gpt2")
+
+            def evaluate(prompt_ids):
+                return model.generate(input_ids=prompt_ids, max_new_tokens=20)
+
+            print(evaluate(ids))
+        """),
         # the phase test switches to eval in its other branch
         Valid("""
             def prepare_for_iteration(self):
@@ -265,6 +279,49 @@ class EvalWithoutEvalMode(Rule):
         """),
     ]
     INVALID = [
+        # fine-tuned after from_pretrained: the generate() helper runs it in training mode; the fix switches the
+        # model that generate() belongs to
+        Invalid(
+            """
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained("gpt2")
+
+            def finetune(loader, opt):
+                model.train()
+                for batch in loader:
+                    model(**batch).loss.backward()
+                    opt.step()
+                    opt.zero_grad()
+
+            def evaluate(prompt_ids):
+                return model.generate(input_ids=prompt_ids, max_new_tokens=20)
+
+            finetune(loader, opt)
+            print(evaluate(ids))
+            """,
+            line=12,
+            column=4,
+            fixed="""
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained("gpt2")
+
+            def finetune(loader, opt):
+                model.train()
+                for batch in loader:
+                    model(**batch).loss.backward()
+                    opt.step()
+                    opt.zero_grad()
+
+            def evaluate(prompt_ids):
+                model.eval()
+                return model.generate(input_ids=prompt_ids, max_new_tokens=20)
+
+            finetune(loader, opt)
+            print(evaluate(ids))
+            """,
+        ),
         # an eval() typed as train() in the validation branch of a phase test
         Invalid(
             """
@@ -524,8 +581,8 @@ class EvalWithoutEvalMode(Rule):
             if not region.holds():
                 continue
             targets = {e.target for e in region.effects if e.kind == FORWARD}
-            if targets and all(mode_free_model(program, t) for t in targets):
-                continue  # built from layers that behave the same in train and eval mode
+            if targets and all(eval_changes_nothing(program, t) for t in targets):
+                continue  # built from layers that ignore the mode, or loaded in eval mode and never trained
             if region.function is not None:
                 result = check_function(program, flow, region, targets)
                 if result is None:
@@ -539,7 +596,7 @@ class EvalWithoutEvalMode(Rule):
             yield self._train_in_eval_branch(program, branch)
         for region in unswitched_helpers(program, flow, regions):
             targets = {e.target for e in region.effects if e.kind == FORWARD}
-            if not all(mode_free_model(program, t) for t in targets) and region.holds():
+            if not all(eval_changes_nothing(program, t) for t in targets) and region.holds():
                 yield from self._borrowed_mode(program, flow, region, targets)
 
     def _train_in_eval_branch(self, program: ProgramModel, branch: TrainInEvalBranch):

@@ -1,10 +1,13 @@
 """Instruction-following demo for a LoRA-tuned causal language model: the base model is loaded in half
-precision, the adapter is attached with PEFT, and ``evaluate()`` generates an answer. It disables autograd
-but never switches the adapter's dropout off: the base model comes back from ``from_pretrained`` in eval
-mode, the freshly attached LoRA layers do not.
+precision, the adapter is attached with PEFT to be trained further (``is_trainable=True``), and ``evaluate()``
+generates an answer. It disables autograd but never switches the adapter's dropout off: the base model comes
+back from ``from_pretrained`` in eval mode, a trainable adapter does not (peft leaves it in training mode; it
+puts a model whose adapter is loaded for inference, the default, in eval mode — and so does transformers'
+``from_pretrained``, which ``realcode_hf_pipeline_ok.py`` relies on).
 
 Pattern seen in public fine-tuning repositories (a generate script whose ``model.eval()`` was added, lost in
-a refactor and put back); this script is written for the corpus.
+a refactor and put back; with the peft of the time the adapter stayed in training mode); this script is
+written for the corpus.
 """
 
 import torch
@@ -16,7 +19,7 @@ ADAPTER = "example-org/instruct-lora"
 
 tokenizer = AutoTokenizer.from_pretrained(BASE)
 model = AutoModelForCausalLM.from_pretrained(BASE, torch_dtype=torch.float16)
-model = PeftModel.from_pretrained(model, ADAPTER)
+model = PeftModel.from_pretrained(model, ADAPTER, is_trainable=True)
 
 
 def build_prompt(instruction, context=None):
