@@ -130,9 +130,11 @@ def call_sites(program: ProgramModel, func: FunctionInfo) -> list[cst.Call]:
     return list((by_name if func.class_name is None else by_method).get(func.node.name.value, ()))
 
 
-def referenced_otherwise(program: ProgramModel, func: FunctionInfo, calls: list[cst.Call]) -> bool:
-    """Whether the function's name is used other than by calling it (passed as a callback)."""
+def referenced_otherwise(program: ProgramModel, func: FunctionInfo, calls: list[cst.Call],
+                         known: tuple[cst.Name, ...] = ()) -> bool:
+    """Whether the function's name is used other than by calling it (passed as a callback), ``known`` uses apart."""
     call_funcs = {id(c.func) for c in calls} | {id(c.func.attr) for c in calls if isinstance(c.func, cst.Attribute)}
+    call_funcs |= {id(name) for name in known}
     for node in names_by_value(program).get(func.node.name.value, ()):
         if id(node) not in call_funcs and node is not func.node.name:
             parent = program.parent(node)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ..flow import BACKWARD, EVAL, TRAIN
-from ..lookups import call_sites, referenced_otherwise
+from ..lookups import call_sites, names_by_value, referenced_otherwise
 from ..model import ProgramModel
 from ..rule import UNSAFE, InsertBefore, NodeFix
 from ..syntax import dotted_name, loop_header, walk
@@ -46,13 +46,34 @@ def check_function(program: ProgramModel, flow, region: EvalRegion, targets):
     class_or_module = program.classes.get(info.class_name) if info.class_name else program.module
     if "self" in kinds and _any_eval_call(program, class_or_module):
         return None
-    sites = call_sites(program, info)
-    if not sites or referenced_otherwise(program, info, sites):
+    handed = ui_handlers(program, info)
+    sites = call_sites(program, info) + [call for call, _ in handed]
+    if not sites or referenced_otherwise(program, info, sites, tuple(name for _, name in handed)):
         return None  # called from elsewhere: the caller may well switch the mode
     for site in sites:
         if _mode_switch_before(flow, site) or feeds_backward(program, flow, site):
             return None
     return (func.name, func.name, function_fix(program, flow, region, targets, sites))
+
+
+# web UIs that call the function they are handed each time someone uses the page, after the module has run
+_UI_FRAMEWORKS = frozenset({"gradio.Interface", "gradio.ChatInterface"})
+
+
+def ui_handlers(program: ProgramModel, info) -> list[tuple[cst.Call, cst.Name]]:
+    """The calls that hand the plain function ``info`` to a web UI (``gr.Interface(fn=predict)``,
+    ``gr.ChatInterface(predict)``), with the name handed: the UI calls it with the model as the module left it."""
+    if info.class_name is not None:
+        return []
+    handed = []
+    for name in names_by_value(program).get(info.node.name.value, ()):
+        arg = program.parent(name)
+        call = program.parent(arg) if isinstance(arg, cst.Arg) else None
+        if not isinstance(call, cst.Call) or program.qualname(call.func) not in _UI_FRAMEWORKS:
+            continue
+        if arg.keyword is not None and arg.keyword.value == "fn" or arg.keyword is None and call.args[0] is arg:
+            handed.append((call, name))
+    return handed
 
 
 def _any_eval_call(program: ProgramModel, node: cst.CSTNode | None) -> bool:

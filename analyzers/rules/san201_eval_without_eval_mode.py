@@ -65,8 +65,9 @@ class EvalWithoutEvalMode(Rule):
     """
     known_problems = """
         Evaluation code is recognised by names (`evaluate`, `validate`, `test`, `predict`, validation loaders);
-        differently named evaluation code is not seen, and a mode set by a caller the rule cannot read (another
-        package, a callback) is assumed to be missing. A model whose class is defined in the same file and is
+        differently named evaluation code is not seen. A function nothing in its module calls is left to its
+        callers, except one handed to a web UI (`gr.Interface(fn=predict)`, `gr.ChatInterface(predict)`), which
+        calls it with the model as the module left it. A model whose class is defined in the same file and is
         built only from layers that ignore the mode (no dropout, no batch-norm, no `self.training`) is left
         alone, also when moved with `model = model.to(device)`; so is a model bound only to a Hugging Face
         `from_pretrained(...)` (transformers, diffusers, or peft with its adapter loaded for inference, which

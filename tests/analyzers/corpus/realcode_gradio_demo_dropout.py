@@ -1,0 +1,40 @@
+"""A digit recogniser served with gradio: the network (with dropout) is rebuilt from its class and its weights
+loaded from a checkpoint — a fresh ``nn.Module`` starts in training mode — and ``predict()`` is handed to
+``gr.Interface``, which calls it for every drawing. Nothing switches the model to eval mode, so every prediction
+drops half of the hidden units at random: the same drawing gets different answers.
+
+Pattern seen in public model demos (a ``predict`` handed to a web UI over a module-level model); this script is
+written for the corpus.
+"""
+
+import gradio as gr
+import torch
+import torch.nn as nn
+
+
+class DigitNet(nn.Module):
+    def __init__(self, hidden=256):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(16 * 14 * 14, hidden), nn.ReLU(), nn.Dropout(0.5),
+                                  nn.Linear(hidden, 10))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+model = DigitNet()
+model.load_state_dict(torch.load("digits.pt", map_location="cpu"))
+
+
+def predict(image):  # expect: SAN201
+    x = torch.tensor(image, dtype=torch.float32).reshape(1, 1, 28, 28) / 255.0
+    with torch.no_grad():
+        probs = model(x).softmax(-1)[0]
+    return {str(digit): float(p) for digit, p in enumerate(probs)}
+
+
+demo = gr.Interface(fn=predict, inputs="sketchpad", outputs=gr.Label(num_top_classes=3), title="Digits")
+
+if __name__ == "__main__":
+    demo.launch()
