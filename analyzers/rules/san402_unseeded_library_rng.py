@@ -31,6 +31,8 @@ class UnseededLibraryRng(Rule):
     name = "unseeded-library-rng"
     message = "torch is seeded but this library's global random generator is not: it differs on every run"
     _lib_message = "torch is seeded but {lib} is not: this use of {lib} differs on every run"
+    _numpy_split_message = ("torch is seeded but numpy is not: this {call}() draws its split from numpy's global "
+                            "state and differs on every run (seed numpy, or pass {keyword}=)")
     _split_message = ("torch is seeded but {lib} is not: this torchtext split() shuffles with {lib}'s global state "
                       "and differs on every run (seed {lib}, or pass random_state=)")
     why = """
@@ -48,16 +50,26 @@ class UnseededLibraryRng(Rule):
         inserts the seeding call right after `torch.manual_seed(...)`.
     """
     known_problems = """
-        Only the global functions of `random` and `numpy.random` are tracked, and one library call that draws
-        from `random` internally: `split()` of a legacy torchtext dataset (built by `splits(...)`) without
-        `random_state=`. Generators created elsewhere and other library calls that draw from these generators
-        internally (timm's augmentations, for one) are not seen. A draw inside a module-level function that nothing
-        in the module calls or refers to is left alone (it does not run when the module runs).
+        Only the global functions of `random` and `numpy.random` are tracked, and the library calls that split
+        with them internally: `split()` of a legacy torchtext dataset (built by `splits(...)`) without
+        `random_state=` (random), scikit-learn's `train_test_split` / `shuffle` without `random_state=` and a
+        Hugging Face dataset's `train_test_split` without `seed=` (numpy). Generators created elsewhere and other
+        library calls that draw from these generators internally (timm's augmentations, for one) are not seen. A
+        draw inside a module-level function that nothing in the module calls or refers to is left alone (it does
+        not run when the module runs).
     """
     fix_safety = """
         Unsafe: seeding the library changes the random numbers the script draws from then on.
     """
     VALID = [
+        # the split is seeded where it is drawn
+        Valid("""
+            import torch
+            from sklearn.model_selection import train_test_split
+
+            torch.manual_seed(0)
+            train_idx, val_idx = train_test_split(indices, test_size=0.1, random_state=0)
+        """),
         # a helper nothing calls any more (its call was commented out): its draws never happen
         Valid("""
             import numpy as np
@@ -134,6 +146,34 @@ class UnseededLibraryRng(Rule):
         """),
     ]
     INVALID = [
+        # scikit-learn's split draws from NumPy's global generator when random_state is not given
+        Invalid(
+            """
+            import numpy as np
+            import torch
+            from sklearn.model_selection import train_test_split
+
+            torch.manual_seed(0)
+            train_idx, val_idx = train_test_split(np.arange(len(ds)), test_size=0.1)
+            """,
+            line=6,
+            column=21,
+            message="torch is seeded but numpy is not: this train_test_split() draws its split from numpy's global "
+                    "state and differs on every run (seed numpy, or pass random_state=)",
+        ),
+        # a Hugging Face dataset's split without seed= does too
+        Invalid(
+            """
+            import datasets
+            import torch
+
+            torch.manual_seed(0)
+            train = datasets.load_dataset("imdb", split="train")
+            parts = train.train_test_split(test_size=0.25)
+            """,
+            line=6,
+            column=8,
+        ),
         # legacy torchtext: Dataset.split() without random_state shuffles with random's global state
         Invalid(
             """
@@ -217,8 +257,14 @@ class UnseededLibraryRng(Rule):
             use = _first_use(program, lib)
             if use is None:
                 continue
-            message = self._split_message if lib == "random" and _torchtext_split(program, use) else self._lib_message
-            yield self.finding(use, message=message.format(lib=lib), fix=_fix(program, lib))
+            if lib == "random" and _torchtext_split(program, use):
+                message = self._split_message.format(lib=lib)
+            elif lib == "numpy" and _numpy_split(program, use):
+                message = self._numpy_split_message.format(call=dotted_name(use.func) or "split",
+                                                           keyword=_numpy_split(program, use))
+            else:
+                message = self._lib_message.format(lib=lib)
+            yield self.finding(use, message=message, fix=_fix(program, lib))
 
 
 def _first_use(program: ProgramModel, lib: str):
@@ -226,7 +272,7 @@ def _first_use(program: ProgramModel, lib: str):
         module, _, fn = (qual or "").rpartition(".")
         if lib == "random" and module == "random" and fn in _RANDOM_FUNCTIONS or \
                 lib == "numpy" and module == "numpy.random" and fn not in _NUMPY_NOT_GLOBAL or \
-                lib == "random" and _torchtext_split(program, call):
+                lib == "random" and _torchtext_split(program, call) or lib == "numpy" and _numpy_split(program, call):
             if not _in_worker_code(program, call) and not _never_called(program, call):
                 return call
     return None
@@ -260,6 +306,34 @@ def _torchtext_split(program: ProgramModel, call: cst.Call) -> bool:
     source = binding.node.value
     qual = program.call_name(source) if isinstance(source, cst.Call) else None
     return qual is not None and qual.startswith("torchtext.") and qual.rsplit(".", 1)[-1] == "splits"
+
+
+# library functions that split or shuffle with NumPy's global generator unless given a seed (the keyword)
+_NUMPY_SPLITS = {"sklearn.model_selection.train_test_split": "random_state", "sklearn.utils.shuffle": "random_state"}
+
+
+def _numpy_split(program: ProgramModel, call: cst.Call) -> str | None:
+    """The keyword that would seed ``call`` when it splits with NumPy's global state: scikit-learn's
+    ``train_test_split(...)`` / ``shuffle(...)`` without ``random_state=``, a Hugging Face dataset's
+    ``.train_test_split(...)`` without ``seed=`` or ``generator=`` (in a module that imports ``datasets``)."""
+    keywords = {arg.keyword.value for arg in call.args if arg.keyword is not None}
+    if any(arg.star == "**" for arg in call.args):
+        return None
+    qual = program.call_name(call) or ""
+    if qual in _NUMPY_SPLITS:
+        return None if _NUMPY_SPLITS[qual] in keywords else _NUMPY_SPLITS[qual]
+    func = call.func
+    if type(func) is cst.Attribute and func.attr.value == "train_test_split" \
+            and len([arg for arg in call.args if arg.keyword is None]) < 5 \
+            and not keywords & {"seed", "generator"} and not _no_shuffle(call) \
+            and any(target.split(".")[0] == "datasets" for target in program.imports.values()):
+        return "seed"
+    return None
+
+
+def _no_shuffle(call: cst.Call) -> bool:
+    return any(arg.keyword is not None and arg.keyword.value == "shuffle" and isinstance(arg.value, cst.Name)
+               and arg.value.value == "False" for arg in call.args)
 
 
 _WORKER_METHODS = frozenset({"__getitem__", "__getitems__", "__iter__", "__next__", "__call__"})
