@@ -31,8 +31,8 @@ class UnseededLibraryRng(Rule):
     name = "unseeded-library-rng"
     message = "torch is seeded but this library's global random generator is not: it differs on every run"
     _lib_message = "torch is seeded but {lib} is not: this use of {lib} differs on every run"
-    _numpy_split_message = ("torch is seeded but numpy is not: this {call}() draws its split from numpy's global "
-                            "state and differs on every run (seed numpy, or pass {keyword}=)")
+    _numpy_split_message = ("torch is seeded but numpy is not: this {call}() shuffles with numpy's global state "
+                            "and differs on every run (seed numpy, or pass {keyword}=)")
     _split_message = ("torch is seeded but {lib} is not: this torchtext split() shuffles with {lib}'s global state "
                       "and differs on every run (seed {lib}, or pass random_state=)")
     why = """
@@ -53,7 +53,8 @@ class UnseededLibraryRng(Rule):
         Only the global functions of `random` and `numpy.random` are tracked, and the library calls that split
         with them internally: `split()` of a legacy torchtext dataset (built by `splits(...)`) without
         `random_state=` (random), scikit-learn's `train_test_split` / `shuffle` without `random_state=` and a
-        Hugging Face dataset's `train_test_split` without `seed=` (numpy). Generators created elsewhere and other
+        Hugging Face dataset's `train_test_split` / `shuffle()` without `seed=` (numpy; a dataset the module
+        loads with `datasets.load_dataset`, followed through names, splits and its methods). Generators created elsewhere and other
         library calls that draw from these generators internally (timm's augmentations, for one) are not seen. A
         draw inside a module-level function that nothing in the module calls or refers to is left alone (it does
         not run when the module runs).
@@ -158,8 +159,8 @@ class UnseededLibraryRng(Rule):
             """,
             line=6,
             column=21,
-            message="torch is seeded but numpy is not: this train_test_split() draws its split from numpy's global "
-                    "state and differs on every run (seed numpy, or pass random_state=)",
+            message="torch is seeded but numpy is not: this train_test_split() shuffles with numpy's global state "
+                    "and differs on every run (seed numpy, or pass random_state=)",
         ),
         # a Hugging Face dataset's split without seed= does too
         Invalid(
@@ -169,7 +170,20 @@ class UnseededLibraryRng(Rule):
 
             torch.manual_seed(0)
             train = datasets.load_dataset("imdb", split="train")
-            parts = train.train_test_split(test_size=0.25)
+            parts = train.map(tokenize).train_test_split(test_size=0.25)
+            """,
+            line=6,
+            column=8,
+        ),
+        # and so does its shuffle() without seed=
+        Invalid(
+            """
+            from datasets import load_dataset
+            import torch
+
+            torch.manual_seed(0)
+            train, test = load_dataset("imdb", split=["train", "test"])
+            train = train.shuffle().select(range(1000))
             """,
             line=6,
             column=8,
@@ -313,9 +327,9 @@ _NUMPY_SPLITS = {"sklearn.model_selection.train_test_split": "random_state", "sk
 
 
 def _numpy_split(program: ProgramModel, call: cst.Call) -> str | None:
-    """The keyword that would seed ``call`` when it splits with NumPy's global state: scikit-learn's
+    """The keyword that would seed ``call`` when it splits or shuffles with NumPy's global state: scikit-learn's
     ``train_test_split(...)`` / ``shuffle(...)`` without ``random_state=``, a Hugging Face dataset's
-    ``.train_test_split(...)`` without ``seed=`` or ``generator=`` (in a module that imports ``datasets``)."""
+    ``.train_test_split(...)`` / ``.shuffle()`` without ``seed=`` or ``generator=``."""
     keywords = {arg.keyword.value for arg in call.args if arg.keyword is not None}
     if any(arg.star == "**" for arg in call.args):
         return None
@@ -323,12 +337,44 @@ def _numpy_split(program: ProgramModel, call: cst.Call) -> str | None:
     if qual in _NUMPY_SPLITS:
         return None if _NUMPY_SPLITS[qual] in keywords else _NUMPY_SPLITS[qual]
     func = call.func
-    if type(func) is cst.Attribute and func.attr.value == "train_test_split" \
-            and len([arg for arg in call.args if arg.keyword is None]) < 5 \
-            and not keywords & {"seed", "generator"} and not _no_shuffle(call) \
-            and any(target.split(".")[0] == "datasets" for target in program.imports.values()):
-        return "seed"
+    if type(func) is not cst.Attribute or keywords & {"seed", "generator"}:
+        return None
+    positional = len([arg for arg in call.args if arg.keyword is None])
+    method = func.attr.value
+    if method == "train_test_split" and positional < 5 and not _no_shuffle(call) or method == "shuffle" \
+            and positional == 0:
+        return "seed" if _hf_dataset(program, func.value, 0) else None
     return None
+
+
+# methods of a Hugging Face dataset that return a dataset (or a dict of them)
+_HF_DATASET_METHODS = frozenset({"map", "filter", "select", "remove_columns", "rename_column", "rename_columns",
+                                 "with_format", "cast", "cast_column", "flatten", "sort", "shuffle",
+                                 "train_test_split"})
+
+
+def _hf_dataset(program: ProgramModel, expr: cst.BaseExpression, depth: int) -> bool:
+    """``expr`` holds a Hugging Face dataset: ``datasets.load_dataset(...)`` (or ``load_from_disk``), a split of
+    it (``[...]``, tuple unpacking), or what its dataset methods (``.map(...)``) return, through names."""
+    if depth > 8:
+        return False
+    if type(expr) is cst.Subscript:
+        return _hf_dataset(program, expr.value, depth + 1)
+    if type(expr) is cst.Call:
+        qual = program.call_name(expr) or ""
+        if qual.startswith("datasets.") and qual.rsplit(".", 1)[-1] in ("load_dataset", "load_from_disk"):
+            return True
+        func = expr.func
+        return type(func) is cst.Attribute and func.attr.value in _HF_DATASET_METHODS \
+            and _hf_dataset(program, func.value, depth + 1)
+    if type(expr) is cst.Name:
+        binding = dataflow(program).reaching(expr.value, expr)
+        if not isinstance(binding, Binding):
+            return False
+        if binding.value is None and type(binding.node) is cst.Assign:  # one of the splits unpacked
+            return _hf_dataset(program, binding.node.value, depth + 1)
+        return binding.value is not None and _hf_dataset(program, binding.value, depth + 1)
+    return False
 
 
 def _no_shuffle(call: cst.Call) -> bool:
