@@ -77,6 +77,7 @@ class Dataflow(ActivationFlow):
         self._grouped: dict[str, dict[int, list[Binding]]] = {}
         self._definitions: dict[int, list | None] = {}
         self._function_classes: dict[int, str | None] | None = None
+        self._parameter_names: frozenset[str] | None = None
 
     # ---- order and scope -------------------------------------------------------------------------
 
@@ -158,6 +159,13 @@ class Dataflow(ActivationFlow):
             }
             self._params[id(function)] = cached
         return cached
+
+    def parameter_names(self) -> frozenset[str]:
+        """The names of every function's parameters in the module (computed once)."""
+        if self._parameter_names is None:
+            self._parameter_names = frozenset(name for info in self.program.functions.values()
+                                              for name in self.params(info.node))
+        return self._parameter_names
 
     def class_of(self, function: cst.FunctionDef | None) -> str | None:
         if function is None:

@@ -53,6 +53,8 @@ def loss_of_call(flow: Dataflow, call: cst.Call) -> str | None:
         return LOSS_FUNCTIONS[qual]
     if qual is not None and qual.split(".")[0] in ("torch", "numpy", "np") or name.split(".")[0] in program.imports:
         return None
+    if "." not in name and name not in program.bindings and name not in flow.parameter_names():
+        return None  # a builtin (``len``, ``max``) or a function defined here: no loss object behind it
     defs = flow.definitions(func)
     if not defs:
         return None
