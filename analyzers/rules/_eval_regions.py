@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from ..dataflow import dataflow
 from ..flow import BACKWARD, FIT, FORWARD, OPT_STEP, TRAIN, Effect, Flow, flow_of
 from ..lookups import calls_by_callee, enclosing_function, iter_loader_names
 from ..model import FunctionInfo, ProgramModel
@@ -157,10 +158,12 @@ _MODE_FREE_LAYERS = frozenset("torch.nn." + name for name in (
 ))
 
 
-def eval_changes_nothing(program: ProgramModel, target: str | None) -> bool:
-    """``model.eval()`` would change nothing ``target`` computes: it ignores the mode (:func:`mode_free_model`), or
-    it was loaded in eval mode and nothing switches it back (:func:`loaded_in_eval_mode`)."""
-    return mode_free_model(program, target) or loaded_in_eval_mode(program, target)
+def eval_changes_nothing(program: ProgramModel, forwards: list[Effect]) -> bool:
+    """``model.eval()`` would change nothing the models of the forward passes ``forwards`` compute: each ignores the
+    mode (:func:`mode_free_model`), or was loaded in eval mode and nothing switches it back
+    (:func:`loaded_in_eval_mode`)."""
+    return bool(forwards) and all(mode_free_model(program, e.target, e.site) or loaded_in_eval_mode(program, e.target)
+                                  for e in forwards)
 
 
 # ``from_pretrained`` of these libraries returns the model in eval mode: transformers' PreTrainedModel,
@@ -197,11 +200,16 @@ def _calls_a_training_method(program: ProgramModel) -> bool:
                for call in program.calls)
 
 
-def mode_free_model(program: ProgramModel, target: str | None) -> bool:
-    """``target`` is bound only to ``Cls(...)`` of an ``nn.Module`` class of this file built only from layers
-    that ignore the mode (no dropout, no batch-norm, no ``self.training``), or to itself moved
-    (``model = model.to(device)``): eval() would change nothing."""
+def mode_free_model(program: ProgramModel, target: str | None, site: cst.CSTNode | None = None) -> bool:
+    """``target`` is bound only to ``Cls(...)`` of an ``nn.Module`` class of this file or of a module of the project
+    it imports, built only from layers that ignore the mode (no dropout, no batch-norm, no ``self.training``), or
+    to itself moved (``model = model.to(device)``): eval() would change nothing. A parameter (no binding) is judged
+    by what the callers pass, when ``site`` (the call ``target(...)``) is given."""
     bindings = program.bindings.get(target or "", ())
+    if not bindings and type(site) is cst.Call and type(site.func) is cst.Name and site.func.value == target:
+        found = dataflow(program).definitions(site.func)
+        return bool(found) and all(type(value) is cst.Call and type(value.func) is cst.Name
+                                   and _mode_free_class(flow.program, value.func.value, set()) for flow, value in found)
     built = False
     for binding in bindings:
         value = binding.value
@@ -229,18 +237,21 @@ def _moved_itself(value: cst.BaseExpression | None, target: str | None) -> bool:
     return False
 
 
-def _mode_free_class(program: ProgramModel, name: str, seen: set[str]) -> bool:
-    if name in seen:
+def _mode_free_class(program: ProgramModel, name: str, seen: set) -> bool:
+    if (id(program), name) in seen:
         return True
     cls = program.classes.get(name)
+    if cls is None and name in program.imports:
+        return _mode_free_import(program, name, seen)
     if cls is None or name not in program.module_classes:
         return False
-    seen.add(name)
+    seen.add((id(program), name))
     for base in cls.bases:
         base_name = dotted_name(base.value)
         if base_name in program.classes and not _mode_free_class(program, base_name, seen):
             return False
     handed_in = _handed_in_attributes(program, cls.body)
+    submodules = _submodule_loop_names(cls.body)
     for node in walk(cls.body):
         if isinstance(node, cst.Attribute) and node.attr.value == "training":
             return False
@@ -252,7 +263,10 @@ def _mode_free_class(program: ProgramModel, name: str, seen: set[str]) -> bool:
             return False  # a module handed in (``self.encoder = encoder``): its layers are not seen here
         if qual.rsplit(".", 1)[-1] in _CONTAINERS and qual.startswith("torch.nn.") and not _built_here(node):
             return False  # ``nn.Sequential(*layers)``: layers built elsewhere
-        if "dropout" in qual.lower() or "norm" in qual.lower() and not qual.endswith(("LayerNorm", "GroupNorm", "RMSNorm")):
+        if callee is not None and (callee.startswith("self.") or callee in submodules):
+            continue  # a submodule called (``self.pre_norm(x)``, ``block(x)``): judged where it is built
+        last = qual.rsplit(".", 1)[-1].lower()
+        if "dropout" in last or "norm" in last and last not in _MODE_FREE_NORMS:
             return False
         if qual.startswith("torch.nn.") and qual.rsplit(".", 1)[-1][:1].isupper():
             if qual not in _MODE_FREE_LAYERS or any(a.keyword is not None and a.keyword.value == "dropout" for a in node.args) \
@@ -267,6 +281,34 @@ def _mode_free_class(program: ProgramModel, name: str, seen: set[str]) -> bool:
 
 
 _CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+# names with "norm" that do not depend on the mode: normalisation layers without running statistics, norms of
+# tensors, initialisers
+_MODE_FREE_NORMS = frozenset({
+    "layernorm", "groupnorm", "rmsnorm", "layer_norm", "group_norm", "rms_norm", "norm", "vector_norm",
+    "matrix_norm", "normalize", "normal", "normal_", "trunc_normal_", "kaiming_normal_", "xavier_normal_",
+    "clip_grad_norm_",
+})
+_MAX_CLASSES = 64  # classes looked through for one model, across the project's modules
+
+
+def _mode_free_import(program: ProgramModel, name: str, seen: set) -> bool:
+    """``name`` is a class imported from a module of the project (not a library) that ignores the mode."""
+    module, _, class_name = program.imports[name].rpartition(".")
+    project = program.project
+    if project is None or not module or len(seen) > _MAX_CLASSES:
+        return False
+    try:
+        path = project.module_file(module, program.path)
+        other = project.model_for(path) if path is not None else None
+    except Exception:  # a sibling that cannot be read never breaks this file
+        return False
+    return other is not None and _mode_free_class(other, class_name, seen)
+
+
+def _submodule_loop_names(body: cst.CSTNode) -> set[str]:
+    """Names bound by ``for block in self.blocks:`` (a loop over a submodule container of the class)."""
+    return {node.target.value for node in walk(body) if isinstance(node, cst.For)
+            and isinstance(node.target, cst.Name) and (dotted_name(node.iter) or "").startswith("self.")}
 
 
 def _handed_in_attributes(program: ProgramModel, body: cst.CSTNode) -> set[str]:

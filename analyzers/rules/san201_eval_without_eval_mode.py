@@ -67,9 +67,10 @@ class EvalWithoutEvalMode(Rule):
         Evaluation code is recognised by names (`evaluate`, `validate`, `test`, `predict`, validation loaders);
         differently named evaluation code is not seen. A function nothing in its module calls is left to its
         callers, except one handed to a web UI (`gr.Interface(fn=predict)`, `gr.ChatInterface(predict)`), which
-        calls it with the model as the module left it. A model whose class is defined in the same file and is
-        built only from layers that ignore the mode (no dropout, no batch-norm, no `self.training`) is left
-        alone, also when moved with `model = model.to(device)`; so is a model bound only to a Hugging Face
+        calls it with the model as the module left it. A model whose class is defined in the same file or in a
+        module of the project it imports, and is built only from layers that ignore the mode (no dropout, no
+        batch-norm, no `self.training`), is left alone, also when moved with `model = model.to(device)` or passed
+        in as a parameter by callers in the same file; so is a model bound only to a Hugging Face
         `from_pretrained(...)` (transformers, diffusers, or peft with its adapter loaded for inference, which
         all return the model in eval mode) in a file that calls no `train()` / `fit()` at all (peft older than
         0.3 left a new adapter in training mode: that is not seen). A model built elsewhere (a loader helper,
@@ -582,7 +583,7 @@ class EvalWithoutEvalMode(Rule):
             if not region.holds():
                 continue
             targets = {e.target for e in region.effects if e.kind == FORWARD}
-            if targets and all(eval_changes_nothing(program, t) for t in targets):
+            if eval_changes_nothing(program, [e for e in region.effects if e.kind == FORWARD]):
                 continue  # built from layers that ignore the mode, or loaded in eval mode and never trained
             if region.function is not None:
                 result = check_function(program, flow, region, targets)
@@ -597,7 +598,7 @@ class EvalWithoutEvalMode(Rule):
             yield self._train_in_eval_branch(program, branch)
         for region in unswitched_helpers(program, flow, regions):
             targets = {e.target for e in region.effects if e.kind == FORWARD}
-            if not all(eval_changes_nothing(program, t) for t in targets) and region.holds():
+            if not eval_changes_nothing(program, [e for e in region.effects if e.kind == FORWARD]) and region.holds():
                 yield from self._borrowed_mode(program, flow, region, targets)
 
     def _train_in_eval_branch(self, program: ProgramModel, branch: TrainInEvalBranch):
