@@ -17,6 +17,7 @@ RULES: tuple[tuple[str, str], ...] = (
     ("SAN201", "eval-without-eval-mode"),
     ("SAN202", "eval-without-no-grad"),
     ("SAN203", "train-mode-not-restored"),
+    ("SAN204", "functional-dropout-in-eval"),
     ("SAN301", "view-as-permute"),
     ("SAN302", "view-after-transpose"),
     ("SAN401", "unseeded-training"),

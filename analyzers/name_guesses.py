@@ -128,6 +128,12 @@ def says_network(name: str) -> bool:
     return bool(_NETWORK_NAME.match(name))
 
 
+def names_a_module_base(qualname: str) -> bool:
+    """A base class whose name says it is an ``nn.Module`` of another package (``labml_helpers.module.Module``,
+    ``BaseModule``, ``LightningModule``): its subclasses have ``self.training``. A guess (SAN204)."""
+    return qualname.rsplit(".", 1)[-1].endswith("Module")
+
+
 def counts_epochs(text: str) -> bool:
     """``args.epochs``, ``num_epochs // 3``: names that count epochs, with nothing per-iteration (``steps``,
     ``len(...)``, ``total``) among them. A guess: a name is all that says what a number counts."""
