@@ -43,8 +43,9 @@ class BiasBeforeBatchNorm(Rule):
         Create the layer with `bias=False` (what torchvision's ResNet does).
     """
     known_problems = """
-        Adjacency is read from `nn.Sequential`, layer lists and consecutive calls in `forward`; layers
-        connected through helpers, `ModuleDict` or a dynamic loop are not paired.
+        Adjacency is read from `nn.Sequential`, layer lists (also of layers first bound to a local name) and
+        consecutive calls in `forward`; layers connected through helpers, `ModuleDict` or a dynamic loop are not
+        paired.
     """
     fix_safety = """
         Unsafe: `bias=False` removes a parameter: the model's `state_dict` loses a key, so existing checkpoints
@@ -101,6 +102,23 @@ class BiasBeforeBatchNorm(Rule):
         """),
     ]
     INVALID = [
+        # the batch-norm built first (its weight zeroed), then placed after the convolution
+        Invalid(
+            """
+            import torch.nn as nn
+            out_norm = nn.BatchNorm2d(64)
+            nn.init.zeros_(out_norm.weight)
+            proj = nn.Sequential(nn.GELU(), nn.Conv2d(128, 64, 1), out_norm)
+            """,
+            line=4,
+            column=32,
+            fixed="""
+            import torch.nn as nn
+            out_norm = nn.BatchNorm2d(64)
+            nn.init.zeros_(out_norm.weight)
+            proj = nn.Sequential(nn.GELU(), nn.Conv2d(128, 64, 1, bias=False), out_norm)
+            """,
+        ),
         Invalid(
             """
             import torch.nn as nn
@@ -239,25 +257,16 @@ def _preceding_layers(program: ProgramModel, flow, bn: cst.Call):
     """(layer constructor call, node to report) for the layers whose output goes straight into ``bn``."""
     parent = program.parent(bn)
     # nn.Sequential(conv, bn) / [conv, bn, relu]
-    if isinstance(parent, cst.Arg) and parent.keyword is None:
-        container = program.parent(parent)
-        if isinstance(container, cst.Call) and program.call_name(container) == "torch.nn.Sequential":
-            args = list(container.args)
-            index = next(i for i, a in enumerate(args) if a is parent)
-            if index > 0 and args[index - 1].keyword is None and not args[index - 1].star:
-                layer = _layer_call(program, flow, args[index - 1].value)
-                if layer is not None:
-                    yield layer, args[index - 1].value
+    if isinstance(parent, (cst.Arg, cst.Element)):
+        yield from _before_in_container(program, flow, parent)
         return
-    if isinstance(parent, cst.Element):
-        container = program.parent(parent)
-        if isinstance(container, (cst.List, cst.Tuple)):
-            elements = list(container.elements)
-            index = next(i for i, e in enumerate(elements) if e is parent)
-            if index > 0 and isinstance(elements[index - 1], cst.Element):
-                layer = _layer_call(program, flow, elements[index - 1].value)
-                if layer is not None:
-                    yield layer, elements[index - 1].value
+    # bn = nn.BatchNorm2d(...) (its weight set up), then nn.Sequential(conv, bn)
+    if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and type(parent.targets[0].target) is cst.Name:
+        name = parent.targets[0].target.value
+        for use in flow.names_in(flow.scope(parent) or program.module).get(name, ()):
+            holder = program.parent(use)
+            if isinstance(holder, (cst.Arg, cst.Element)) and getattr(flow.reaching(name, use), "node", None) is parent:
+                yield from _before_in_container(program, flow, holder)
         return
     # self.bn = nn.BatchNorm2d(...) in __init__, used in the class's methods
     if not isinstance(parent, cst.Assign) or len(parent.targets) != 1:
@@ -286,6 +295,28 @@ def _preceding_layers(program: ProgramModel, flow, bn: cst.Call):
         layer = defs[0][1]
         if isinstance(layer, cst.Call) and program.call_name(layer) in _BIAS_POSITION:
             yield layer, layer
+
+
+def _before_in_container(program: ProgramModel, flow, holder: cst.Arg | cst.Element):
+    """The layer right before ``holder`` in ``nn.Sequential(...)`` or a list / tuple of layers."""
+    container = program.parent(holder)
+    if isinstance(holder, cst.Arg):
+        if holder.keyword is not None or not isinstance(container, cst.Call) \
+                or program.call_name(container) != "torch.nn.Sequential":
+            return
+        args = list(container.args)
+        index = next(i for i, a in enumerate(args) if a is holder)
+        if index > 0 and args[index - 1].keyword is None and not args[index - 1].star:
+            layer = _layer_call(program, flow, args[index - 1].value)
+            if layer is not None:
+                yield layer, args[index - 1].value
+    elif isinstance(container, (cst.List, cst.Tuple)):
+        elements = list(container.elements)
+        index = next(i for i, e in enumerate(elements) if e is holder)
+        if index > 0 and isinstance(elements[index - 1], cst.Element):
+            layer = _layer_call(program, flow, elements[index - 1].value)
+            if layer is not None:
+                yield layer, elements[index - 1].value
 
 
 def _self_calls(program: ProgramModel, flow) -> dict[str, dict[str, list[cst.Call]]]:
