@@ -63,7 +63,7 @@ _UI_FRAMEWORKS = frozenset({"gradio.Interface", "gradio.ChatInterface"})
 def ui_handlers(program: ProgramModel, info) -> list[tuple[cst.Call, cst.Name]]:
     """The calls that hand the plain function ``info`` to a web UI (``gr.Interface(fn=predict)``,
     ``gr.ChatInterface(predict)``), with the name handed: the UI calls it with the model as the module left it."""
-    if info.class_name is not None:
+    if info.class_name is not None or not any(target.split(".")[0] == "gradio" for target in program.imports.values()):
         return []
     handed = []
     for name in names_by_value(program).get(info.node.name.value, ()):

@@ -209,7 +209,7 @@ def mode_free_model(program: ProgramModel, target: str | None, site: cst.CSTNode
     if not bindings and type(site) is cst.Call and type(site.func) is cst.Name and site.func.value == target:
         found = dataflow(program).definitions(site.func)
         return bool(found) and all(type(value) is cst.Call and type(value.func) is cst.Name
-                                   and _mode_free_class(flow.program, value.func.value, set()) for flow, value in found)
+                                   and _mode_free_class_memo(flow.program, value.func.value) for flow, value in found)
     built = False
     for binding in bindings:
         value = binding.value
@@ -217,10 +217,23 @@ def mode_free_model(program: ProgramModel, target: str | None, site: cst.CSTNode
             continue
         if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Name):
             return False
-        if not _mode_free_class(program, value.func.value, set()):
+        if not _mode_free_class_memo(program, value.func.value):
             return False
         built = True
     return built
+
+
+def _mode_free_class_memo(program: ProgramModel, name: str) -> bool:
+    """:func:`_mode_free_class`, answered once per class and version of the program."""
+    memo = program.cached(_ModeFreeClasses).answers
+    if name not in memo:
+        memo[name] = _mode_free_class(program, name, set())
+    return memo[name]
+
+
+class _ModeFreeClasses:
+    def __init__(self, program: ProgramModel) -> None:
+        self.answers: dict[str, bool] = {}
 
 
 # methods that move or cast a module and return that same module

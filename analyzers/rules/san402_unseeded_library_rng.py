@@ -324,20 +324,23 @@ def _torchtext_split(program: ProgramModel, call: cst.Call) -> bool:
 
 # library functions that split or shuffle with NumPy's global generator unless given a seed (the keyword)
 _NUMPY_SPLITS = {"sklearn.model_selection.train_test_split": "random_state", "sklearn.utils.shuffle": "random_state"}
+_HF_SPLITS = frozenset({"train_test_split", "shuffle"})  # a Hugging Face dataset's methods that shuffle
 
 
 def _numpy_split(program: ProgramModel, call: cst.Call) -> str | None:
     """The keyword that would seed ``call`` when it splits or shuffles with NumPy's global state: scikit-learn's
     ``train_test_split(...)`` / ``shuffle(...)`` without ``random_state=``, a Hugging Face dataset's
     ``.train_test_split(...)`` / ``.shuffle()`` without ``seed=`` or ``generator=``."""
+    func = call.func
+    qual = program.call_name(call) or ""
+    if qual not in _NUMPY_SPLITS and not (type(func) is cst.Attribute and func.attr.value in _HF_SPLITS):
+        return None
     keywords = {arg.keyword.value for arg in call.args if arg.keyword is not None}
     if any(arg.star == "**" for arg in call.args):
         return None
-    qual = program.call_name(call) or ""
     if qual in _NUMPY_SPLITS:
         return None if _NUMPY_SPLITS[qual] in keywords else _NUMPY_SPLITS[qual]
-    func = call.func
-    if type(func) is not cst.Attribute or keywords & {"seed", "generator"}:
+    if keywords & {"seed", "generator"}:
         return None
     positional = len([arg for arg in call.args if arg.keyword is None])
     method = func.attr.value
