@@ -264,7 +264,7 @@ def _mode_free_class(program: ProgramModel, name: str, seen: set) -> bool:
         if base_name in program.classes and not _mode_free_class(program, base_name, seen):
             return False
     handed_in = _handed_in_attributes(program, cls.body)
-    submodules = _submodule_loop_names(cls.body)
+    submodules = _submodule_loop_names(cls.body, handed_in)
     for node in walk(cls.body):
         if isinstance(node, cst.Attribute) and node.attr.value == "training":
             return False
@@ -318,10 +318,15 @@ def _mode_free_import(program: ProgramModel, name: str, seen: set) -> bool:
     return other is not None and _mode_free_class(other, class_name, seen)
 
 
-def _submodule_loop_names(body: cst.CSTNode) -> set[str]:
-    """Names bound by ``for block in self.blocks:`` (a loop over a submodule container of the class)."""
-    return {node.target.value for node in walk(body) if isinstance(node, cst.For)
-            and isinstance(node.target, cst.Name) and (dotted_name(node.iter) or "").startswith("self.")}
+def _submodule_loop_names(body: cst.CSTNode, handed_in: set[str]) -> set[str]:
+    """Names bound by ``for block in self.blocks:`` (a loop over a submodule container the class builds itself)."""
+    names = set()
+    for node in walk(body):
+        if isinstance(node, cst.For) and isinstance(node.target, cst.Name):
+            source = dotted_name(node.iter) or ""
+            if source.startswith("self.") and source.count(".") == 1 and source[5:] not in handed_in:
+                names.add(node.target.value)
+    return names
 
 
 def _handed_in_attributes(program: ProgramModel, body: cst.CSTNode) -> set[str]:

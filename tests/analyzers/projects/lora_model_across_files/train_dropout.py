@@ -1,10 +1,11 @@
 """The same fine-tuning with ``DropoutGPT``: its residual dropout keeps dropping in the test loop, which never
-calls ``model.eval()``, so the test loss is measured on a noisy model."""
+calls ``model.eval()``, so the test loss is measured on a noisy model. ``StackOf`` runs blocks handed to it,
+which the rule cannot see: its test loop is reported too."""
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
-from gpt import DropoutGPT
+from gpt import DropoutGPT, StackOf
 
 torch.manual_seed(0)
 ids = torch.load("tokens.pt").view(-1, 512)
@@ -37,3 +38,15 @@ def test(model):  # expect: SAN201, SAN202
 
 
 fit(DropoutGPT(), 3)
+
+
+def evaluate_stack(model):  # expect: SAN201, SAN202
+    total = 0.0
+    for (batch,) in test_loader:
+        total += model(batch.float()).sum().item()
+    return total
+
+
+stack = StackOf(make_blocks())
+stack.train()
+evaluate_stack(stack)
