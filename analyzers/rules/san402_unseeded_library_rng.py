@@ -63,13 +63,14 @@ class UnseededLibraryRng(Rule):
         Unsafe: seeding the library changes the random numbers the script draws from then on.
     """
     VALID = [
-        # the split is seeded where it is drawn
+        # the split is seeded where it is drawn, or not shuffled at all (a time series)
         Valid("""
             import torch
             from sklearn.model_selection import train_test_split
 
             torch.manual_seed(0)
             train_idx, val_idx = train_test_split(indices, test_size=0.1, random_state=0)
+            past, future = train_test_split(series, test_size=0.2, shuffle=False)
         """),
         # a helper nothing calls any more (its call was commented out): its draws never happen
         Valid("""
@@ -339,7 +340,7 @@ def _numpy_split(program: ProgramModel, call: cst.Call) -> str | None:
     if any(arg.star == "**" for arg in call.args):
         return None
     if qual in _NUMPY_SPLITS:
-        return None if _NUMPY_SPLITS[qual] in keywords else _NUMPY_SPLITS[qual]
+        return None if _NUMPY_SPLITS[qual] in keywords or _no_shuffle(call) else _NUMPY_SPLITS[qual]
     if keywords & {"seed", "generator"}:
         return None
     positional = len([arg for arg in call.args if arg.keyword is None])
