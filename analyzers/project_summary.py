@@ -53,8 +53,7 @@ def summarize(text: str, parts: "dict | None" = None) -> dict | None:
         tree = _parse(text)
         if tree is None:
             return None
-        statements = [(_first_line(node), node.end_lineno or node.lineno, node, _first_line(node))
-                      for node in tree.body]
+        statements = _statements_of(tree)
     try:
         made = _Summarizer().run_by_statement(lines, statements, parts)
     except RecursionError:
@@ -79,14 +78,20 @@ def _parse(text: str) -> ast.Module | None:
         return None
 
 
+def _statements_of(tree: ast.Module, offset: int = 0) -> list[Statement]:
+    """The top-level statements of ``tree``, parsed from text that starts ``offset`` lines into the version."""
+    return [(_first_line(node) + offset, (node.end_lineno or node.lineno) + offset, node, _first_line(node))
+            for node in tree.body]
+
+
 def _first_line(node: ast.stmt) -> int:
     return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
 
 
 def _statements_after_edit(last: "tuple | None", lines: list[str]) -> list[Statement] | None:
     """The top-level statements of ``lines`` from those of the last version, parsing again only the statements
-    the changed lines touch (with the statement on either side); None when that cannot tell (no last version,
-    or the changed part does not parse on its own: the whole text is parsed then, and judged)."""
+    that the changed lines, widened by one on each side, touch; None when that cannot tell (no last version, or
+    the changed part does not parse on its own: the whole text is parsed then, and judged)."""
     if last is None:
         return None
     old, statements = last
@@ -113,9 +118,7 @@ def _statements_after_edit(last: "tuple | None", lines: list[str]) -> list[State
         return None
     before = [s for s in statements if s[1] < low]
     after = [(s[0] + shift, s[1] + shift, s[2], s[3]) for s in statements if s[0] > high]
-    parsed = [(_first_line(node) + low - 1, (node.end_lineno or node.lineno) + low - 1, node, _first_line(node))
-              for node in tree.body]
-    return before + parsed + after
+    return before + _statements_of(tree, low - 1) + after
 
 
 def _dotted(node: ast.AST) -> str | None:

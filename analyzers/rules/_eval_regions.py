@@ -306,16 +306,13 @@ _MAX_CLASSES = 64  # classes looked through for one model, across the project's 
 
 def _mode_free_import(program: ProgramModel, name: str, seen: set) -> bool:
     """``name`` is a class imported from a module of the project (not a library) that ignores the mode."""
-    module, _, class_name = program.imports[name].rpartition(".")
-    project = program.project
-    if project is None or not module or len(seen) > _MAX_CLASSES:
+    if program.project is None or len(seen) > _MAX_CLASSES:
         return False
     try:
-        path = project.module_file(module, program.path)
-        other = project.model_for(path) if path is not None else None
-    except Exception:  # a sibling that cannot be read never breaks this file
+        resolved = program.project.resolve(program, name)
+    except Exception:  # a broken sibling never breaks this file
         return False
-    return other is not None and _mode_free_class(other, class_name, seen)
+    return resolved is not None and _mode_free_class(resolved[0], resolved[1], seen)
 
 
 def _submodule_loop_names(body: cst.CSTNode, handed_in: set[str]) -> set[str]:

@@ -582,8 +582,9 @@ class EvalWithoutEvalMode(Rule):
                 continue
             if not region.holds():
                 continue
-            targets = {e.target for e in region.effects if e.kind == FORWARD}
-            if eval_changes_nothing(program, [e for e in region.effects if e.kind == FORWARD]):
+            forwards = [e for e in region.effects if e.kind == FORWARD]
+            targets = {e.target for e in forwards}
+            if eval_changes_nothing(program, forwards):
                 continue  # built from layers that ignore the mode, or loaded in eval mode and never trained
             if region.function is not None:
                 result = check_function(program, flow, region, targets)
@@ -597,8 +598,9 @@ class EvalWithoutEvalMode(Rule):
         for branch in train_in_eval_branches(program):
             yield self._train_in_eval_branch(program, branch)
         for region in unswitched_helpers(program, flow, regions):
-            targets = {e.target for e in region.effects if e.kind == FORWARD}
-            if not eval_changes_nothing(program, [e for e in region.effects if e.kind == FORWARD]) and region.holds():
+            forwards = [e for e in region.effects if e.kind == FORWARD]
+            targets = {e.target for e in forwards}
+            if not eval_changes_nothing(program, forwards) and region.holds():
                 yield from self._borrowed_mode(program, flow, region, targets)
 
     def _train_in_eval_branch(self, program: ProgramModel, branch: TrainInEvalBranch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ..context import RuleContext
+from ..lookups import named_calls
 from ..model import ProgramModel
 from ..name_guesses import names_a_module_base
 from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
@@ -40,8 +41,8 @@ class FunctionalDropoutInEval(Rule):
     known_problems = """
         Only calls inside a method of an `nn.Module` subclass are judged (elsewhere there is no module flag to
         pass): a class of the file that derives from `nn.Module`, or one whose base's name ends in `Module` (the
-        base class of another package, a guess). Dropout kept on at inference on purpose (Monte Carlo dropout) should say so with
-        `training=True`, which the rule leaves alone.
+        base class of another package, a guess). Dropout kept on at inference on purpose (Monte Carlo dropout)
+        should say so with `training=True`, which the rule leaves alone.
     """
     fix_safety = """
         Unsafe: evaluation and inference stop dropping units, which is the point, but changes every number they
@@ -147,8 +148,8 @@ class FunctionalDropoutInEval(Rule):
 
     def check(self, ctx: RuleContext):
         program = ctx.program
-        for call in program.calls:
-            if not call.args or (program.call_name(call) or "") not in _DROPOUTS or _flag_given(call):
+        for call, qual in named_calls(program):
+            if qual not in _DROPOUTS or not call.args or _flag_given(call):
                 continue
             owner = _module_method_self(program, call)
             if owner is not None:
@@ -164,7 +165,7 @@ def _flag_given(call: cst.Call) -> bool:
 
 
 def _module_method_self(program: ProgramModel, call: cst.Call) -> str | None:
-    """The name of ``self`` in the method of an ``nn.Module`` class of this file that holds ``call``."""
+    """The name of ``self`` in the method of an ``nn.Module`` class (:func:`_module_class`) that holds ``call``."""
     method = None
     for ancestor in program.ancestors(call):
         if type(ancestor) is cst.FunctionDef:
@@ -189,12 +190,6 @@ def _module_class(program: ProgramModel, cls: cst.ClassDef) -> bool:
 
 
 def _fix(program: ProgramModel, call: cst.Call, owner: str) -> NodeFix:
-    args = list(call.args)
-    last = args[-1]
-    if last.comma is cst.MaybeSentinel.DEFAULT:
-        args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    flag = cst.Arg(keyword=cst.Name("training"), value=cst.parse_expression(f"{owner}.training"),
-                   equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
-                                         whitespace_after=cst.SimpleWhitespace("")))
-    fixed = call.with_changes(args=[*args, flag])
-    return NodeFix("Pass training=self.training", (Replace(call, program.code_for(fixed)),), UNSAFE)
+    last = call.args[-1].value
+    flag = f"{program.code_for(last)}, training={owner}.training"
+    return NodeFix("Pass training=self.training", (Replace(last, flag),), UNSAFE)

@@ -54,10 +54,10 @@ class UnseededLibraryRng(Rule):
         with them internally: `split()` of a legacy torchtext dataset (built by `splits(...)`) without
         `random_state=` (random), scikit-learn's `train_test_split` / `shuffle` without `random_state=` and a
         Hugging Face dataset's `train_test_split` / `shuffle()` without `seed=` (numpy; a dataset the module
-        loads with `datasets.load_dataset`, followed through names, splits and its methods). Generators created elsewhere and other
-        library calls that draw from these generators internally (timm's augmentations, for one) are not seen. A
-        draw inside a module-level function that nothing in the module calls or refers to is left alone (it does
-        not run when the module runs).
+        loads with `datasets.load_dataset`, followed through names, splits and its methods). Generators created
+        elsewhere and other library calls that draw from these generators internally (timm's augmentations, for
+        one) are not seen. A draw inside a module-level function that nothing in the module calls or refers to is
+        left alone (it does not run when the module runs).
     """
     fix_safety = """
         Unsafe: seeding the library changes the random numbers the script draws from then on.
@@ -272,11 +272,11 @@ class UnseededLibraryRng(Rule):
             use = _first_use(program, lib)
             if use is None:
                 continue
+            keyword = _numpy_split(program, use) if lib == "numpy" else None
             if lib == "random" and _torchtext_split(program, use):
                 message = self._split_message.format(lib=lib)
-            elif lib == "numpy" and _numpy_split(program, use):
-                message = self._numpy_split_message.format(call=dotted_name(use.func) or "split",
-                                                           keyword=_numpy_split(program, use))
+            elif keyword is not None:
+                message = self._numpy_split_message.format(call=dotted_name(use.func) or "split", keyword=keyword)
             else:
                 message = self._lib_message.format(lib=lib)
             yield self.finding(use, message=message, fix=_fix(program, lib))
