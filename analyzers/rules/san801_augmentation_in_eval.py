@@ -21,7 +21,7 @@ class AugmentationInEval(Rule):
     torchvision / albumentations / kornia) in the transforms of a validation or test dataset: a transform
     pipeline named or keyed *val* / *test* / *eval*, the `transform=` of a dataset built with `train=False`,
     `split="val"` or bound to a validation name — including the training pipeline passed to a validation
-    dataset."""
+    dataset (by keyword, or by position to a dataset class of the module: `Pairs(root, augment, "test")`)."""
 
     code = "SAN801"
     name = "augmentation-in-eval"
@@ -91,6 +91,19 @@ class AugmentationInEval(Rule):
         """),
         Valid("""
             import torchvision.transforms as T
+            from torch.utils.data import Dataset
+
+            class Pairs(Dataset):
+                def __init__(self, root, transforms_, mode):
+                    self.transform = T.Compose(transforms_)
+
+            augment = [T.RandomCrop(256), T.ToTensor()]
+            plain = [T.Resize(256), T.ToTensor()]
+            train_set = Pairs("data", augment, "train")
+            test_set = Pairs("data", plain, "test")
+        """),
+        Valid("""
+            import torchvision.transforms as T
 
             def make_transform(train):
                 return T.Compose([T.RandomCrop(32, padding=4) if train else T.CenterCrop(32), T.ToTensor()])
@@ -153,6 +166,22 @@ class AugmentationInEval(Rule):
             """,
             line=7,
         ),
+        # a dataset class of the module takes the transforms and its split by position
+        Invalid(
+            """
+            import torchvision.transforms as T
+            from torch.utils.data import DataLoader, Dataset
+
+            class Pairs(Dataset):
+                def __init__(self, root, transforms_, mode):
+                    self.transform = T.Compose(transforms_)
+
+            augment = [T.RandomCrop(256), T.RandomHorizontalFlip(), T.ToTensor()]
+            train_loader = DataLoader(Pairs("data", augment, "train"), shuffle=True)
+            valid_loader = DataLoader(Pairs("data", augment, "test"))
+            """,
+            line=10,
+        ),
         # an unnamed helper builds the pipeline; its caller stores it as the test transform
         Invalid(
             """
@@ -190,8 +219,10 @@ class AugmentationInEval(Rule):
                 yield self.finding(call)
         # `val_ds = Dataset(..., transform=train_tf)`: a random pipeline reused for evaluation
         for call in program.calls:
+            parameters = _init_parameters(program, call)
             for arg in call.args:
-                if arg.keyword is None or arg.keyword.value not in _TRANSFORM_KEYWORDS:
+                keyword = arg.keyword.value if arg.keyword is not None else parameters.get(id(arg))
+                if keyword is None or keyword.rstrip("_") not in _TRANSFORM_KEYWORDS:
                     continue
                 if not isinstance(arg.value, cst.Name) or name_role(arg.value.value) == EVAL_ROLE:
                     continue
@@ -216,6 +247,22 @@ def _has_random(program: ProgramModel, expr: cst.BaseExpression) -> bool:
     return False
 
 
+def _init_parameters(program: ProgramModel, call: cst.Call) -> dict[int, str]:
+    """The parameter of ``__init__`` each positional argument of ``call`` is bound to (by ``id`` of the
+    argument), when ``call`` builds a class of this module (``ImageDataset(root, transforms_, "test")``)."""
+    if not isinstance(call.func, cst.Name) or any(arg.star for arg in call.args):
+        return {}
+    classdef = program.classes.get(call.func.value)
+    if classdef is None:
+        return {}
+    init = next((s for s in classdef.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
+    if init is None:
+        return {}
+    names = [p.name.value for p in (*init.params.posonly_params, *init.params.params)][1:]
+    positional = [arg for arg in call.args if arg.keyword is None]
+    return {id(arg): name for arg, name in zip(positional, names)}
+
+
 def _assigned_name(program: ProgramModel, expr: cst.CSTNode) -> str | None:
     parent = program.parent(expr)
     if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
@@ -232,10 +279,12 @@ def _dataset_role(program: ProgramModel, call: cst.Call) -> str | None:
     if isinstance(holder, cst.Arg) and isinstance(program.parent(holder), cst.Call) \
             and (program.call_name(program.parent(holder)) or "").endswith("DataLoader"):
         roles.add(name_role(_assigned_name(program, program.parent(holder))))  # val_loader = DataLoader(Dataset(...))
+    parameters = _init_parameters(program, call)
     for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == "train" and isinstance(arg.value, cst.Name):
+        keyword = arg.keyword.value if arg.keyword is not None else parameters.get(id(arg))
+        if keyword == "train" and isinstance(arg.value, cst.Name):
             roles.add(TRAIN_ROLE if arg.value.value == "True" else EVAL_ROLE if arg.value.value == "False" else None)
-        elif arg.keyword is not None and arg.keyword.value in _DATASET_ROLE_KEYWORDS:
+        elif keyword in _DATASET_ROLE_KEYWORDS:
             roles.add(name_role(string_literal(arg.value)))
         elif arg.keyword is None and arg is call.args[0] or arg.keyword is not None and arg.keyword.value in (
                 "root", "path", "data_dir", "root_dir", "img_dir", "image_dir"):
