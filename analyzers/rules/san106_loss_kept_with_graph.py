@@ -127,6 +127,30 @@ class LossKeptWithGraph(Rule):
         """),
     ]
     INVALID = [
+        # the mean over the epoch, accumulated a batch at a time
+        Invalid(
+            """
+            epoch_loss = 0
+            for data, label in train_loader:
+                loss = criterion(model(data), label)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                epoch_loss += loss / len(train_loader)
+            print(f"loss {epoch_loss:.4f}")
+            """,
+            line=7,
+            fixed="""
+            epoch_loss = 0
+            for data, label in train_loader:
+                loss = criterion(model(data), label)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                epoch_loss += loss.item() / len(train_loader)
+            print(f"loss {epoch_loss:.4f}")
+            """,
+        ),
         Invalid(
             """
             total_loss = 0
@@ -331,12 +355,16 @@ def _keeps_argument(program: ProgramModel, scope, acc: str) -> bool:
 
 
 def _loss_in(value: cst.BaseExpression, backwarded: set[str]) -> cst.Name | None:
+    """The backpropagated loss an accumulated value is made of: ``loss``, ``loss * n``, ``loss / len(loader)``,
+    ``loss * x.size(0) / total``."""
     if isinstance(value, cst.Name) and value.value in backwarded:
         return value
-    if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
-        for side in (value.left, value.right):
-            if isinstance(side, cst.Name) and side.value in backwarded:
-                return side
+    if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Multiply, cst.Divide)):
+        sides = (value.left, value.right) if isinstance(value.operator, cst.Multiply) else (value.left,)
+        for side in sides:
+            found = _loss_in(side, backwarded)
+            if found is not None:
+                return found
     return None
 
 
