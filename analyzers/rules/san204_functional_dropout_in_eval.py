@@ -7,17 +7,22 @@ from ..lookups import named_calls
 from ..model import ProgramModel
 from ..name_guesses import names_a_module_base
 from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
-from ..syntax import dotted_name
+from ..syntax import call_arg, dotted_name
 
 # torch.nn.functional's dropouts: ``training`` is their third parameter and defaults to True
 _DROPOUTS = frozenset("torch.nn.functional." + name for name in (
     "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
 ))
+# its ``dropout_p`` (the fifth parameter) knows no mode either: 0 must be passed in eval mode
+_ATTENTION = "torch.nn.functional.scaled_dot_product_attention"
+_ATTENTION_MESSAGE = ("scaled_dot_product_attention(dropout_p=...) drops attention weights in eval mode too: "
+                      "pass `p if self.training else 0.0`")
 
 
 class FunctionalDropoutInEval(Rule):
     """`F.dropout(x, p)` (or `dropout1d/2d/3d`, `alpha_dropout`) in a method of an `nn.Module` without its
-    `training` argument: it defaults to `True`, so the dropout keeps dropping after `model.eval()`."""
+    `training` argument: it defaults to `True`, so the dropout keeps dropping after `model.eval()`. Likewise
+    `F.scaled_dot_product_attention(..., dropout_p=self.p)`, whose dropout does not depend on the mode at all."""
 
     code = "SAN204"
     name = "functional-dropout-in-eval"
@@ -36,13 +41,16 @@ class FunctionalDropoutInEval(Rule):
     """
     fix_doc = """
         Pass the module's flag: `F.dropout(x, self.p, training=self.training)`, or build an `nn.Dropout(p)` in
-        `__init__` and call it. The quick fix adds `training=self.training` to the call.
+        `__init__` and call it. The quick fix adds `training=self.training` to the call. For attention, pass
+        `dropout_p=self.p if self.training else 0.0` (the quick fix writes that).
     """
     known_problems = """
         Only calls inside a method of an `nn.Module` subclass are judged (elsewhere there is no module flag to
         pass): a class of the file that derives from `nn.Module`, or one whose base's name ends in `Module` (the
         base class of another package, a guess). Dropout kept on at inference on purpose (Monte Carlo dropout)
-        should say so with `training=True`, which the rule leaves alone.
+        should say so with `training=True`, which the rule leaves alone. An attention `dropout_p` held in a local
+        name or a parameter is left alone (it may have been chosen by the mode already); only a literal rate or an
+        attribute (`self.dropout_p`) read without `training` is reported.
     """
     fix_safety = """
         Unsafe: evaluation and inference stop dropping units, which is the point, but changes every number they
@@ -86,8 +94,42 @@ class FunctionalDropoutInEval(Rule):
                 def forward(self, x):
                     return dropout(x, 0.1)
         """),
+        # the attention's dropout chosen by the mode
+        Valid("""
+            import torch.nn as nn
+            import torch.nn.functional as F
+            class Attention(nn.Module):
+                def forward(self, q, k, v):
+                    return F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0)
+        """),
+        Valid("""
+            import torch.nn as nn
+            import torch.nn.functional as F
+            class Attention(nn.Module):
+                def forward(self, q, k, v):
+                    p = self.attn_drop if self.training else 0.0
+                    return F.scaled_dot_product_attention(q, k, v, None, p, True)
+        """),
     ]
     INVALID = [
+        Invalid(
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+            class Attention(nn.Module):
+                def forward(self, q, k, v, mask=None):
+                    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout_p)
+            """,
+            line=5,
+            column=15,
+            fixed="""
+            import torch.nn as nn
+            import torch.nn.functional as F
+            class Attention(nn.Module):
+                def forward(self, q, k, v, mask=None):
+                    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0)
+            """,
+        ),
         # a module of another package's base class (its name says so)
         Invalid(
             """
@@ -149,6 +191,12 @@ class FunctionalDropoutInEval(Rule):
     def check(self, ctx: RuleContext):
         program = ctx.program
         for call, qual in named_calls(program):
+            if qual == _ATTENTION:
+                rate = _mode_free_rate(call)
+                owner = _module_method_self(program, call) if rate is not None else None
+                if owner is not None:
+                    yield self.finding(call, message=_ATTENTION_MESSAGE, fix=_attention_fix(program, rate, owner))
+                continue
             if qual not in _DROPOUTS or not call.args or _flag_given(call):
                 continue
             owner = _module_method_self(program, call)
@@ -162,6 +210,17 @@ def _flag_given(call: cst.Call) -> bool:
         return True
     return any(arg.keyword is not None and arg.keyword.value == "training" for arg in call.args) \
         or len([arg for arg in call.args if arg.keyword is None]) >= 3
+
+
+def _mode_free_rate(call: cst.Call) -> cst.BaseExpression | None:
+    """The ``dropout_p`` of an attention call when it is a rate that ignores the mode: a non-zero number or an
+    attribute (``self.dropout_p``); None otherwise (absent, zero, a local name, a conditional expression)."""
+    if any(arg.star for arg in call.args):
+        return None
+    rate = call_arg(call, "dropout_p", 4)
+    if isinstance(rate, (cst.Integer, cst.Float)):
+        return rate if float(rate.value) != 0 else None
+    return rate if isinstance(rate, cst.Attribute) else None
 
 
 def _module_method_self(program: ProgramModel, call: cst.Call) -> str | None:
@@ -193,3 +252,8 @@ def _fix(program: ProgramModel, call: cst.Call, owner: str) -> NodeFix:
     last = call.args[-1].value
     flag = f"{program.code_for(last)}, training={owner}.training"
     return NodeFix("Pass training=self.training", (Replace(last, flag),), UNSAFE)
+
+
+def _attention_fix(program: ProgramModel, rate: cst.BaseExpression, owner: str) -> NodeFix:
+    return NodeFix("Drop attention only in training mode",
+                   (Replace(rate, f"{program.code_for(rate)} if {owner}.training else 0.0"),), UNSAFE)
