@@ -59,7 +59,7 @@ from .syntax import (
     last_part,
     walk,
 )
-from .torch_api import LIGHTNING_PACKAGES, OPTIMIZER, SCHEDULER, TORCH_SEEDS
+from .torch_api import LIGHTNING_PACKAGES, OPTIMIZER, PROCESS_SPAWNERS, SCHEDULER, TORCH_SEEDS
 
 BACKWARD = "backward"
 OPT_STEP = "opt_step"
@@ -71,6 +71,7 @@ FORWARD = "forward"
 SEED = "seed"
 FIT = "fit"  # Lightning `trainer.fit(...)`: training happens in the library
 _HELPER = "helper"  # a call of a function of ours: its effects are inlined
+_SPAWNER_NAMES = frozenset(name.rpartition(".")[2] for name in PROCESS_SPAWNERS)
 
 # Methods whose calls may be effects themselves (``loss.backward()``, ``opt.step()``, ``model.eval()``, ...).
 _EFFECT_METHODS = frozenset({"backward", "manual_backward", "step", "zero_grad", "zero_", "fill_", "detach_", "eval",
@@ -250,6 +251,8 @@ class Flow:
             return False
         if self.program.project is not None and func_name.partition(".")[0] in self.program.imports:
             return True  # maybe a sibling's function: kept without asking the sibling (see _statement_sites)
+        if func_name.rpartition(".")[2] in _SPAWNER_NAMES and call_name(self.program, call) in PROCESS_SPAWNERS:
+            return True
         return calls_self_method(func_name) or self._callee(call, func_name, None) is not None
 
     def function_info(self, func: cst.FunctionDef) -> FunctionInfo | None:
@@ -266,6 +269,9 @@ class Flow:
             return
         func_name = callee_name(self.program, call)
         if func_name is None:
+            return
+        if call.args and call.args[0].keyword is None and call_name(self.program, call) in PROCESS_SPAWNERS:
+            self._inline_closure(call.args[0].value, call, ctx, nograd, out)  # the worker runs the training
             return
         callee = self._callee(call, func_name, self_class)
         if callee is None:

@@ -94,6 +94,9 @@ TORCH_SEEDS = frozenset(
 )
 # Entry points that seed every generator themselves (``LightningCLI(seed_everything_default=...)``).
 SEEDING_CLIS = ("LightningCLI", "cli_main")
+# calls that run a function of ours in worker processes (its first argument): the workers train
+PROCESS_SPAWNERS = frozenset({"torch.multiprocessing.spawn", "torch.multiprocessing.start_processes",
+                              "torch.multiprocessing.spawn.spawn"})
 # Schedulers whose horizon (``step_size``, ``milestones``, ``T_max``, ...) is usually counted in epochs.
 EPOCH_SCHEDULERS = frozenset({"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "PolynomialLR"})
 # Schedulers built to be stepped every batch: their horizon is a number of optimizer steps.

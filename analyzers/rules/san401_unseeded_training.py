@@ -32,7 +32,8 @@ def _seed_kinds(program: ProgramModel) -> set[str]:
 
 class UnseededTraining(Rule):
     """A training entry point — module-level code (a script, or the `if __name__ == "__main__":` block
-    and what it calls) that runs `backward()` + `optimizer.step()` or Lightning's `trainer.fit()` —
+    and what it calls, also the workers it starts with `torch.multiprocessing.spawn`) that runs `backward()` +
+    `optimizer.step()` or Lightning's `trainer.fit()` —
     that never seeds torch. `torch.manual_seed`, `seed_everything` (Lightning), `set_seed`
     (transformers / accelerate) and local or imported helpers that call them all count."""
 
@@ -122,6 +123,25 @@ class UnseededTraining(Rule):
         """),
     ]
     INVALID = [
+        # the training runs in the worker processes that spawn starts
+        Invalid(
+            """
+            import torch
+
+            def main_worker(rank, args):
+                model = torch.nn.Linear(8, 1)
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for x, y in args.loader:
+                    loss = (model(x) - y).pow(2).mean()
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+
+            if __name__ == "__main__":
+                torch.multiprocessing.spawn(main_worker, (parse_args(),), nprocs=2)
+            """,
+            line=13,
+        ),
         Invalid(
             """
             import torch
