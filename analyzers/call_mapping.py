@@ -1,12 +1,13 @@
 """How a call site maps onto the function it calls, for inlining a helper's effects: its parameters bound to the
-call's arguments, the classes ``self`` may be (a class and its bases in this file), and the ``m.train() if flag
-else m.eval()`` idiom."""
+call's arguments, the classes ``self`` may be (a class and its bases in this file), the methods of an instance of
+a plain class of this file (``trainer.train()``), and the ``m.train() if flag else m.eval()`` idiom."""
 
 from __future__ import annotations
 
 import libcst as cst
 
 from .model import ProgramModel
+from .name_guesses import names_a_module_base
 from .syntax import dotted_name
 
 
@@ -72,3 +73,49 @@ def map_target(target: str | None, mapping: dict[str, str | None]) -> str | None
             return None
         return mapped + dot + rest
     return target
+
+
+def instance_class(program: ProgramModel, name: str) -> str | None:
+    """The class of this module, not an ``nn.Module``, that ``name`` holds an instance of when its only binding in
+    the module is a call of that class (``trainer = Trainer(config)``): a module-level fact."""
+    if name in program.imports:
+        return None
+    bindings = program.bindings.get(name, ())
+    if len(bindings) != 1 or type(bindings[0].value) is not cst.Call:
+        return None
+    func = bindings[0].value.func
+    if type(func) is not cst.Name or func.value not in program.classes or func.value in program.module_classes:
+        return None
+    return func.value
+
+
+def own_mode_method(program: ProgramModel, func: cst.Attribute, self_class: str | None) -> bool:
+    """``self.train()`` / ``trainer.train(samples)`` on a plain class of this module that defines ``train`` (or
+    ``eval``) as a method of its own — a training loop, not a mode switch. A class that may be an ``nn.Module``
+    (its base's name says so) or whose method takes a ``mode`` overrides the switch and is left to it."""
+    method = func.attr.value
+    if method not in ("train", "eval"):
+        return False
+    recv = dotted_name(func.value)
+    class_name = self_class if recv == "self" else instance_class(program, recv) if recv and "." not in recv else None
+    if class_name is None or class_name in program.module_classes:
+        return False
+    for cls in class_chain(program, class_name):
+        classdef = program.classes.get(cls)
+        if classdef is None or any(names_a_module_base(program.qualname(base.value) or "") for base in classdef.bases):
+            return False
+        info = program.functions.get(f"{cls}.{method}")
+        if info is not None:
+            params = (*info.node.params.posonly_params, *info.node.params.params)[1:]
+            return not (params and (params[0].name.value == "mode" or params[0].default is not None))
+    return False
+
+
+def instance_method(program: ProgramModel, class_name: str, method: str, receiver: str):
+    """The flow's answer (model, FunctionInfo, receiver) for ``receiver.method()`` on an instance of
+    ``class_name`` (the method defined there or in a parent class of this file)."""
+    for cls in class_chain(program, class_name):
+        info = program.functions.get(f"{cls}.{method}")
+        if info is not None:
+            return program, info, receiver
+    return None

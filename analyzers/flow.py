@@ -27,8 +27,11 @@ import libcst as cst
 from .call_mapping import (
     calls_self_method,
     class_chain,
+    instance_class,
+    instance_method,
     map_target,
     mode_by_flag,
+    own_mode_method,
     param_mapping,
 )
 from .effect_sites import Site, sites_by_scope
@@ -265,7 +268,7 @@ class Flow:
               self_class: str | None) -> None:
         func = call.func
         if type(func) is cst.Attribute and func.attr.value in _EFFECT_METHODS \
-                and self._method_call(call, ctx, nograd, out):
+                and not own_mode_method(self.program, func, self_class) and self._method_call(call, ctx, nograd, out):
             return
         func_name = callee_name(self.program, call)
         if func_name is None:
@@ -386,7 +389,11 @@ class Flow:
         """Append the effects of the helper ``call`` calls, its parameters mapped to the call's arguments."""
         target_model, info, bound_self = resolved
         effects = self._function_in(target_model, info.node)
-        mapping = param_mapping(info.node, call, bound_self)
+        mapping = param_mapping(info.node, call, bool(bound_self))
+        if isinstance(bound_self, str):  # ``trainer.train()``: the method's ``self`` is ``trainer``
+            params = (*info.node.params.posonly_params, *info.node.params.params)
+            if params:
+                mapping[params[0].name.value] = bound_self
         for e in effects:
             out.append(Effect(
                 e.kind,
@@ -486,7 +493,8 @@ class Flow:
         return name if is_model_name(program, name) else None
 
     def _resolve(self, program: ProgramModel, call: cst.Call, self_class: str | None):
-        """(model, FunctionInfo, bound_self) of the function ``call`` calls, when it is ours."""
+        """(model, FunctionInfo, bound_self) of the function ``call`` calls, when it is ours; ``bound_self`` is
+        True for ``self.method()``, the receiver's name for a method of an instance (``trainer.train()``)."""
         func = call.func
         if isinstance(func, cst.Name):
             name = func.value
@@ -496,6 +504,9 @@ class Flow:
                 info = program.functions.get(name)
             if info is not None:
                 return program, info, False
+            instance_of = instance_class(program, name)
+            if instance_of is not None:  # ``trainer()``: the class's ``__call__``
+                return instance_method(program, instance_of, "__call__", name)
             if name in program.imports and program.project is not None:
                 module, _, fname = program.imports[name].rpartition(".")
                 other = self._sibling_module(module, fname) if module else None
@@ -511,6 +522,9 @@ class Flow:
                     if info is not None:
                         return program, info, True
                 return None
+            instance_of = instance_class(program, recv) if recv and "." not in recv else None
+            if instance_of is not None:
+                return instance_method(program, instance_of, func.attr.value, recv)
             if recv and "." not in recv and program.project is not None and recv in program.imports:
                 other = self._sibling_module(program.imports[recv], func.attr.value)
                 if other is not None:

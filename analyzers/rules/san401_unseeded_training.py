@@ -32,7 +32,8 @@ def _seed_kinds(program: ProgramModel) -> set[str]:
 
 class UnseededTraining(Rule):
     """A training entry point — module-level code (a script, or the `if __name__ == "__main__":` block
-    and what it calls, also the workers it starts with `torch.multiprocessing.spawn`) that runs `backward()` +
+    and what it calls — the methods of an instance of a class of the file (`trainer.train()`) and the workers it
+    starts with `torch.multiprocessing.spawn` included) that runs `backward()` +
     `optimizer.step()` or Lightning's `trainer.fit()` —
     that never seeds torch. `torch.manual_seed`, `seed_everything` (Lightning), `set_seed`
     (transformers / accelerate) and local or imported helpers that call them all count."""
@@ -123,6 +124,29 @@ class UnseededTraining(Rule):
         """),
     ]
     INVALID = [
+        # the training runs in a method of an experiment object
+        Invalid(
+            """
+            import torch
+
+            class Experiment:
+                def __init__(self):
+                    self.model = torch.nn.Linear(8, 1)
+                    self.optimizer = torch.optim.Adam(self.model.parameters())
+
+                def train(self, loader):
+                    for x, y in loader:
+                        loss = (self.model(x) - y).pow(2).mean()
+                        self.optimizer.zero_grad()
+                        loss.backward()
+                        self.optimizer.step()
+
+            if __name__ == "__main__":
+                experiment = Experiment()
+                experiment.train(make_loader())
+            """,
+            line=17,
+        ),
         # the training runs in the worker processes that spawn starts
         Invalid(
             """
