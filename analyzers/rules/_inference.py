@@ -13,6 +13,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ..flow import BACKWARD, EVAL, FIT, FORWARD, OPT_STEP, SEED, TRAIN, Effect, Flow
+from ..torch_api import OPTIMIZER
 from ..lookups import same_object
 from ..model import FunctionInfo, ProgramModel
 from ..syntax import dotted_names_in, names_in, walk
@@ -59,6 +60,28 @@ def unswitched_helpers(program: ProgramModel, flow: Flow, regions: list[EvalRegi
         if any(any(a is node for a in program.ancestors(loop)) for loop in loops):
             continue
         out.append(EvalRegion(node, info, effects, program))
+    return out
+
+
+def script_inference_helpers(program: ProgramModel, flow: Flow, regions: list[EvalRegion]) -> list[EvalRegion]:
+    """In a script that trains nothing (no backward, optimizer step, ``fit`` or optimizer anywhere), the
+    :func:`unswitched_helpers` that run a model of the module's own top level which that top level put in eval
+    mode (``model = checkpoint["model"]; model.eval()``, then ``def detect(image): ... model(x)``): inference."""
+    evaluated = {e.target for e in flow.scope(program.module).effects
+                 if e.kind == EVAL and e.direct and e.target is not None and "." not in e.target}
+    if not evaluated or program.names_of_kind(OPTIMIZER):
+        return []
+    if any(e.kind in _TRAINING or (e.kind == TRAIN and e.target in evaluated)
+           for scope in flow.all_scopes() for e in scope.effects):
+        return []
+    out = []
+    for region in unswitched_helpers(program, flow, regions):
+        target = next(e.target for e in region.effects if e.kind == FORWARD)
+        bindings = program.bindings.get(target, ())
+        params = region.node.params
+        if target in evaluated and bindings and all(program.enclosing_function(b.node) is None for b in bindings) \
+                and target not in {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}:
+            out.append(region)
     return out
 
 

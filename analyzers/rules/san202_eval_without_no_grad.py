@@ -11,12 +11,13 @@ from ..project_index import callers_disable_grad
 from ..rule import UNSAFE, InsertBefore, Invalid, NodeFix, Replace, Rule, Valid
 from ..syntax import indent_of, int_literal, loop_header, nodes_of_types, walk
 from ._eval_regions import eval_candidates
-from ._inference import inference_helpers
+from ._inference import inference_helpers, script_inference_helpers
 
 
 class EvalWithoutNoGrad(Rule):
     """Evaluation forward passes (in a function named like `evaluate` / `validate` / `test` /
-    `predict`, in a function that calls `model.eval()` itself and then only runs that model, or in a loop
+    `predict`, in a function that calls `model.eval()` itself and then only runs that model, in a function of an
+    inference script — one that trains nothing — running the model its top level put in eval mode, or in a loop
     over a validation / test loader) outside `torch.no_grad()`,
     `torch.inference_mode()` or `torch.set_grad_enabled(False)` — as a `with` block, a decorator, or
     around the call site."""
@@ -168,8 +169,38 @@ class EvalWithoutNoGrad(Rule):
                 loss = criterion(model(batch.text), batch.label)
                 total += loss.data[0]
         """),
+        # the script computes gradients of its outputs (a saliency map): not an inference script
+        Valid("""
+            import torch
+
+            model = torch.load("checkpoint.pt")["model"]
+            model.eval()
+
+            def saliency(image, label):
+                image.requires_grad_(True)
+                score = model(image.unsqueeze(0))[0, label]
+                score.backward()
+                return image.grad.abs().amax(0)
+        """),
     ]
     INVALID = [
+        # an inference script: the model is put in eval mode at the top, the helper runs it
+        Invalid(
+            """
+            import torch
+
+            model = torch.load("checkpoint.pt")["model"]
+            model.eval()
+
+            def detect(image, min_score=0.2):
+                locs, scores = model(image.unsqueeze(0))
+                return model.detect_objects(locs, scores, min_score=min_score)
+
+            if __name__ == "__main__":
+                print(detect(load_image("street.jpg")))
+            """,
+            line=6,
+        ),
         Invalid(
             """
             import torch
@@ -255,7 +286,8 @@ class EvalWithoutNoGrad(Rule):
             return
         volatile = None
         regions = eval_candidates(program)
-        for region in [*regions, *inference_helpers(program, flow, regions)]:
+        helpers = inference_helpers(program, flow, regions)
+        for region in [*regions, *helpers, *script_inference_helpers(program, flow, [*regions, *helpers])]:
             forwards = [e for e in region.effects if e.kind == FORWARD and not _generates(e)]
             if not forwards or any(e.nograd is not False for e in forwards):
                 continue  # some forward is under no_grad (or a flag): the author thought about it
