@@ -134,6 +134,16 @@ def names_a_module_base(qualname: str) -> bool:
     return qualname.rsplit(".", 1)[-1].endswith("Module")
 
 
+_BATCH_NORM_CLASS = re.compile(r"^(?!Frozen)\w*BatchNorm(1d|2d|3d)?$")
+
+
+def names_a_batch_norm(qualname: str) -> bool:
+    """A class of another package or of the project named like a batch norm (``labml_nn...BatchNorm``,
+    ``GhostBatchNorm``, ``apex.parallel.SyncBatchNorm``): it normalizes with the batch's statistics, so a bias
+    before it cancels out. ``FrozenBatchNorm2d`` (fixed statistics) is not one. A guess (SAN701)."""
+    return not qualname.startswith("torch.") and bool(_BATCH_NORM_CLASS.match(qualname.rsplit(".", 1)[-1]))
+
+
 def counts_epochs(text: str) -> bool:
     """``args.epochs``, ``num_epochs // 3``: names that count epochs, with nothing per-iteration (``steps``,
     ``len(...)``, ``total``) among them. A guess: a name is all that says what a number counts."""

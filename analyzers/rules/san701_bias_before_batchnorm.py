@@ -6,6 +6,7 @@ from ..context import RuleContext
 from ..dataflow import dataflow, uses_of
 from ..lookups import named_calls
 from ..model import ProgramModel
+from ..name_guesses import names_a_batch_norm
 from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
 from ..syntax import dotted_name, is_true
 
@@ -45,7 +46,8 @@ class BiasBeforeBatchNorm(Rule):
     known_problems = """
         Adjacency is read from `nn.Sequential`, layer lists (also of layers first bound to a local name) and
         consecutive calls in `forward`; layers connected through helpers, `ModuleDict` or a dynamic loop are not
-        paired.
+        paired. A batch norm of another package or of the project is recognised by its class name (`...BatchNorm`,
+        `GhostBatchNorm2d`; not `FrozenBatchNorm2d`, whose statistics are fixed).
     """
     fix_safety = """
         Unsafe: `bias=False` removes a parameter: the model's `state_dict` loses a key, so existing checkpoints
@@ -100,8 +102,29 @@ class BiasBeforeBatchNorm(Rule):
                         x = self.bn(x)
                     return x
         """),
+        # frozen statistics do not cancel a bias
+        Valid("""
+            import torch.nn as nn
+            from torchvision.ops.misc import FrozenBatchNorm2d
+
+            stem = nn.Sequential(nn.Conv2d(3, 64, 7, stride=2, padding=3), FrozenBatchNorm2d(64), nn.ReLU())
+        """),
     ]
     INVALID = [
+        # the project's own batch-norm implementation
+        Invalid(
+            """
+            import torch.nn as nn
+            from mynets.normalization import BatchNorm
+
+            features = nn.Sequential(
+                nn.Conv2d(3, 64, 3, padding=1),
+                BatchNorm(64),
+                nn.ReLU(),
+            )
+            """,
+            line=5,
+        ),
         # the batch-norm built first (its weight zeroed), then placed after the convolution
         Invalid(
             """
@@ -199,7 +222,7 @@ class BiasBeforeBatchNorm(Rule):
         flow = None
         reported: set[int] = set()
         for call, qual in named_calls(program):
-            if qual not in _BATCHNORMS:
+            if qual not in _BATCHNORMS and not names_a_batch_norm(qual or ""):
                 continue
             if flow is None:
                 flow = ctx.dataflow
