@@ -134,6 +134,12 @@ def names_a_module_base(qualname: str) -> bool:
     return qualname.rsplit(".", 1)[-1].endswith("Module")
 
 
+def speaks_of_dropping(*names: str) -> bool:
+    """``dropout_layers``, ``drop_prob``, ``layer_dropout``: a helper or a rate named for dropping (not a random
+    mask of a pre-training task). A guess (SAN204)."""
+    return any("drop" in name.lower() for name in names)
+
+
 _BATCH_NORM_CLASS = re.compile(r"^(?!Frozen)\w*BatchNorm(1d|2d|3d)?$")
 
 

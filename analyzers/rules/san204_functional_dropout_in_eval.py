@@ -5,9 +5,9 @@ import libcst as cst
 from ..context import RuleContext
 from ..lookups import named_calls
 from ..model import ProgramModel
-from ..name_guesses import names_a_module_base
+from ..name_guesses import names_a_module_base, speaks_of_dropping
 from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
-from ..syntax import call_arg, dotted_name
+from ..syntax import call_arg, dotted_name, walk
 
 # torch.nn.functional's dropouts: ``training`` is their third parameter and defaults to True
 _DROPOUTS = frozenset("torch.nn.functional." + name for name in (
@@ -15,6 +15,8 @@ _DROPOUTS = frozenset("torch.nn.functional." + name for name in (
 ))
 # its ``dropout_p`` (the fifth parameter) knows no mode either: 0 must be passed in eval mode
 _ATTENTION = "torch.nn.functional.scaled_dot_product_attention"
+# what a layer-drop helper of the file draws its random numbers with (``torch.zeros(n).uniform_(0, 1) < p``)
+_RANDOM_DRAWS = frozenset({"uniform_", "rand", "rand_like", "random", "random_"})
 _ATTENTION_MESSAGE = ("scaled_dot_product_attention(dropout_p=...) drops attention weights in eval mode too: "
                       "pass `p if self.training else 0.0`")
 
@@ -22,7 +24,10 @@ _ATTENTION_MESSAGE = ("scaled_dot_product_attention(dropout_p=...) drops attenti
 class FunctionalDropoutInEval(Rule):
     """`F.dropout(x, p)` (or `dropout1d/2d/3d`, `alpha_dropout`) in a method of an `nn.Module` without its
     `training` argument: it defaults to `True`, so the dropout keeps dropping after `model.eval()`. Likewise
-    `F.scaled_dot_product_attention(..., dropout_p=self.p)`, whose dropout does not depend on the mode at all."""
+    `F.scaled_dot_product_attention(..., dropout_p=self.p)`, whose dropout does not depend on the mode at all, and
+    a layer-drop helper of the file (`dropout_layers(self.layers, dropout=self.layer_dropout)`: it compares a
+    random draw with the rate it is handed and takes no `training` flag) called where nothing reads
+    `self.training`."""
 
     code = "SAN204"
     name = "functional-dropout-in-eval"
@@ -50,13 +55,43 @@ class FunctionalDropoutInEval(Rule):
         base class of another package, a guess). Dropout kept on at inference on purpose (Monte Carlo dropout)
         should say so with `training=True`, which the rule leaves alone. An attention `dropout_p` held in a local
         name or a parameter is left alone (it may have been chosen by the mode already); only a literal rate or an
-        attribute (`self.dropout_p`) read without `training` is reported.
+        attribute (`self.dropout_p`) read without `training` is reported. A layer-drop helper is recognised only in
+        the same file, by a random draw compared with one of its parameters; a method that reads `training`
+        anywhere is trusted to guard the call. Such calls get no quick fix (what rate means "off" is the helper's).
     """
     fix_safety = """
         Unsafe: evaluation and inference stop dropping units, which is the point, but changes every number they
         produce; a model meant to sample with dropout at inference (Monte Carlo dropout) relies on the old default.
     """
     VALID = [
+        # the random mask of a pre-training task is the task, not dropout
+        Valid("""
+            import torch
+            import torch.nn as nn
+
+            def prob_mask_like(t, prob):
+                return torch.zeros(t.shape[:2]).uniform_(0, 1) < prob
+
+            class MaskedPatchPrediction(nn.Module):
+                def forward(self, patches):
+                    mask = prob_mask_like(patches, self.mask_prob)
+                    return self.loss(self.transformer(patches.masked_fill(mask[..., None], 0.0)), patches, mask)
+        """),
+        Valid("""
+            import torch
+            import torch.nn as nn
+
+            def dropout_layers(layers, dropout):
+                to_drop = torch.zeros(len(layers)).uniform_(0., 1.) < dropout
+                return [layer for layer, drop in zip(layers, to_drop) if not drop]
+
+            class Transformer(nn.Module):
+                def forward(self, x):
+                    layers = dropout_layers(self.layers, self.layer_dropout) if self.training else self.layers
+                    for block in layers:
+                        x = block(x) + x
+                    return x
+        """),
         Valid("""
             import torch.nn as nn
             import torch.nn.functional as F
@@ -186,11 +221,39 @@ class FunctionalDropoutInEval(Rule):
                     return self.fc(torch.nn.functional.dropout2d(pooled, p=0.3, training=self.training))
             """,
         ),
+        # a layer-drop helper of the file, called whatever the mode
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            def dropout_layers(layers, dropout):
+                if dropout == 0:
+                    return layers
+                to_drop = torch.zeros(len(layers)).uniform_(0., 1.) < dropout
+                return [layer for layer, drop in zip(layers, to_drop) if not drop]
+
+            class Transformer(nn.Module):
+                def forward(self, x):
+                    for block in dropout_layers(self.layers, dropout=self.layer_dropout):
+                        x = block(x) + x
+                    return x
+            """,
+            line=12,
+            column=21,
+        ),
     ]
 
     def check(self, ctx: RuleContext):
         program = ctx.program
+        droppers = _random_droppers(program)
         for call, qual in named_calls(program):
+            if type(call.func) is cst.Name and call.func.value in droppers:
+                if _module_method_self(program, call) is not None and not _reads_training(program, call):
+                    yield self.finding(call, message=(
+                        f"{call.func.value}() drops at random whatever the mode: it keeps dropping after model.eval(); "
+                        "call it only when self.training (or hand it a rate of 0 in eval mode)"))
+                continue
             if qual == _ATTENTION:
                 rate = _mode_free_rate(call)
                 owner = _module_method_self(program, call) if rate is not None else None
@@ -221,6 +284,44 @@ def _mode_free_rate(call: cst.Call) -> cst.BaseExpression | None:
     if isinstance(rate, (cst.Integer, cst.Float)):
         return rate if float(rate.value) != 0 else None
     return rate if isinstance(rate, cst.Attribute) else None
+
+
+def _random_droppers(program: ProgramModel) -> set[str]:
+    """Module-level functions of the file that drop at random by a rate they are handed (a random draw compared
+    with one of their parameters: ``torch.zeros(n).uniform_(0., 1.) < dropout``), say so by their name or the
+    rate's (a random mask of a pre-training task, ``prob_mask_like(t, prob)``, is not dropout), and take no
+    ``training`` flag."""
+    out = set()
+    for name, info in program.functions.items():
+        if info.class_name is not None or "." in name:
+            continue
+        params = info.node.params
+        names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+        if "training" in names:
+            continue
+        for node in walk(info.node.body):
+            if type(node) is cst.Comparison and len(node.comparisons) == 1:
+                sides = (node.left, node.comparisons[0].comparator)
+                if any(_draws(a) and type(b) is cst.Name and b.value in names and speaks_of_dropping(name, b.value)
+                       for a, b in (sides, sides[::-1])):
+                    out.add(name)
+                    break
+    return out
+
+
+def _draws(expr: cst.BaseExpression) -> bool:
+    return any(type(node) is cst.Call and _called_name(node.func) in _RANDOM_DRAWS for node in walk(expr))
+
+
+def _called_name(func: cst.BaseExpression) -> str | None:
+    """``uniform_`` of ``torch.zeros(n).uniform_``, ``rand`` of ``torch.rand``."""
+    return func.attr.value if type(func) is cst.Attribute else func.value if type(func) is cst.Name else None
+
+
+def _reads_training(program: ProgramModel, call: cst.Call) -> bool:
+    """The method around ``call`` reads a ``training`` flag somewhere (``if self.training:``, a rate chosen by it)."""
+    method = next((a for a in program.ancestors(call) if type(a) is cst.FunctionDef), None)
+    return method is None or any(type(node) is cst.Attribute and node.attr.value == "training" for node in walk(method))
 
 
 def _module_method_self(program: ProgramModel, call: cst.Call) -> str | None:
