@@ -91,8 +91,9 @@ def instance_class(program: ProgramModel, name: str) -> str | None:
 
 def own_mode_method(program: ProgramModel, func: cst.Attribute, self_class: str | None) -> bool:
     """``self.train()`` / ``trainer.train(samples)`` on a plain class of this module that defines ``train`` (or
-    ``eval``) as a method of its own — a training loop, not a mode switch. A class that may be an ``nn.Module``
-    (its base's name says so) or whose method takes a ``mode`` overrides the switch and is left to it."""
+    ``eval``) as a method of its own: a call of that method (a training loop, or a wrapper's switch that the
+    inlined method performs), not the ``nn.Module`` mode switch. A class that may be an ``nn.Module`` (its base's
+    name says so) is left to the switch. Module-level facts only (classes, their bases, function names)."""
     method = func.attr.value
     if method not in ("train", "eval"):
         return False
@@ -104,10 +105,8 @@ def own_mode_method(program: ProgramModel, func: cst.Attribute, self_class: str 
         classdef = program.classes.get(cls)
         if classdef is None or any(names_a_module_base(program.qualname(base.value) or "") for base in classdef.bases):
             return False
-        info = program.functions.get(f"{cls}.{method}")
-        if info is not None:
-            params = (*info.node.params.posonly_params, *info.node.params.params)[1:]
-            return not (params and (params[0].name.value == "mode" or params[0].default is not None))
+        if f"{cls}.{method}" in program.functions:
+            return True
     return False
 
 

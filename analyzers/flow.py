@@ -273,7 +273,8 @@ class Flow:
         func_name = callee_name(self.program, call)
         if func_name is None:
             return
-        if call.args and call.args[0].keyword is None and call_name(self.program, call) in PROCESS_SPAWNERS:
+        if func_name.rpartition(".")[2] in _SPAWNER_NAMES and call.args and call.args[0].keyword is None \
+                and call_name(self.program, call) in PROCESS_SPAWNERS:
             self._inline_closure(call.args[0].value, call, ctx, nograd, out)  # the worker runs the training
             return
         callee = self._callee(call, func_name, self_class)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import libcst as cst
 
 from ..flow import BACKWARD, EVAL, FIT, FORWARD, OPT_STEP, SEED, TRAIN, Effect, Flow
-from ..torch_api import OPTIMIZER
 from ..lookups import same_object
 from ..model import FunctionInfo, ProgramModel
 from ..syntax import dotted_names_in, names_in, walk
+from ..torch_api import OPTIMIZER
 from ._eval_regions import EvalRegion
 
 _TRAINING = frozenset({BACKWARD, OPT_STEP, FIT})
