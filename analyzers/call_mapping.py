@@ -76,17 +76,19 @@ def map_target(target: str | None, mapping: dict[str, str | None]) -> str | None
 
 
 def instance_class(program: ProgramModel, name: str) -> str | None:
-    """The class of this module, not an ``nn.Module``, that ``name`` holds an instance of when its only binding in
-    the module is a call of that class (``trainer = Trainer(config)``): a module-level fact."""
+    """The class of this module, not an ``nn.Module``, that ``name`` holds an instance of when every binding of it
+    in the module is a call of that class (``conf = Configs()``, in ``train()`` and in ``evaluate()``): a
+    module-level fact."""
     if name in program.imports:
         return None
-    bindings = program.bindings.get(name, ())
-    if len(bindings) != 1 or type(bindings[0].value) is not cst.Call:
+    classes = {b.value.func.value if type(b.value) is cst.Call and type(b.value.func) is cst.Name else None
+               for b in program.bindings.get(name, ())}
+    if len(classes) != 1:
         return None
-    func = bindings[0].value.func
-    if type(func) is not cst.Name or func.value not in program.classes or func.value in program.module_classes:
+    (class_name,) = classes
+    if class_name not in program.classes or class_name in program.module_classes:
         return None
-    return func.value
+    return class_name
 
 
 def own_mode_method(program: ProgramModel, func: cst.Attribute, self_class: str | None) -> bool:
