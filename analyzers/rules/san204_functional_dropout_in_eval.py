@@ -246,12 +246,18 @@ class FunctionalDropoutInEval(Rule):
 
     def check(self, ctx: RuleContext):
         program = ctx.program
-        droppers = _random_droppers(program)
+        droppers: dict[str, bool] = {}  # helper of the file -> whether it drops at random (asked once)
         for call, qual in named_calls(program):
-            if type(call.func) is cst.Name and call.func.value in droppers:
-                if _module_method_self(program, call) is not None and not _reads_training(program, call):
+            helper = _module_function(program, call)
+            if helper is not None:
+                if _module_method_self(program, call) is None:
+                    continue
+                name = helper.name.value
+                if name not in droppers:
+                    droppers[name] = _drops_at_random(helper)
+                if droppers[name] and not _reads_training(program, call):
                     yield self.finding(call, message=(
-                        f"{call.func.value}() drops at random whatever the mode: it keeps dropping after model.eval(); "
+                        f"{name}() drops at random whatever the mode: it keeps dropping after model.eval(); "
                         "call it only when self.training (or hand it a rate of 0 in eval mode)"))
                 continue
             if qual == _ATTENTION:
@@ -286,27 +292,29 @@ def _mode_free_rate(call: cst.Call) -> cst.BaseExpression | None:
     return rate if isinstance(rate, cst.Attribute) else None
 
 
-def _random_droppers(program: ProgramModel) -> set[str]:
-    """Module-level functions of the file that drop at random by a rate they are handed (a random draw compared
-    with one of their parameters: ``torch.zeros(n).uniform_(0., 1.) < dropout``), say so by their name or the
-    rate's (a random mask of a pre-training task, ``prob_mask_like(t, prob)``, is not dropout), and take no
-    ``training`` flag."""
-    out = set()
-    for name, info in program.functions.items():
-        if info.class_name is not None or "." in name:
-            continue
-        params = info.node.params
-        names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
-        if "training" in names:
-            continue
-        for node in walk(info.node.body):
-            if type(node) is cst.Comparison and len(node.comparisons) == 1:
-                sides = (node.left, node.comparisons[0].comparator)
-                if any(_draws(a) and type(b) is cst.Name and b.value in names and speaks_of_dropping(name, b.value)
-                       for a, b in (sides, sides[::-1])):
-                    out.add(name)
-                    break
-    return out
+def _module_function(program: ProgramModel, call: cst.Call) -> cst.FunctionDef | None:
+    """The module-level function of the file that ``call`` calls by its bare name."""
+    if type(call.func) is not cst.Name:
+        return None
+    info = program.functions.get(call.func.value)
+    return info.node if info is not None and info.class_name is None else None
+
+
+def _drops_at_random(function: cst.FunctionDef) -> bool:
+    """A helper that drops at random by a rate it is handed (a random draw compared with one of its parameters:
+    ``torch.zeros(n).uniform_(0., 1.) < dropout``), says so by its name or the rate's (a random mask of a
+    pre-training task, ``prob_mask_like(t, prob)``, is not dropout), and takes no ``training`` flag."""
+    params = function.params
+    names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+    if "training" in names:
+        return False
+    for node in walk(function.body):
+        if type(node) is cst.Comparison and len(node.comparisons) == 1:
+            sides = (node.left, node.comparisons[0].comparator)
+            if any(_draws(a) and type(b) is cst.Name and b.value in names
+                   and speaks_of_dropping(function.name.value, b.value) for a, b in (sides, sides[::-1])):
+                return True
+    return False
 
 
 def _draws(expr: cst.BaseExpression) -> bool:

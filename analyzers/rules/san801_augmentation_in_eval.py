@@ -218,8 +218,10 @@ class AugmentationInEval(Rule):
                 reported.add(id(call))
                 yield self.finding(call)
         # `val_ds = Dataset(..., transform=train_tf)`: a random pipeline reused for evaluation
+        classes = program.classes
         for call in program.calls:
-            parameters = _init_parameters(program, call)
+            func = call.func
+            parameters = _init_parameters(program, call) if type(func) is cst.Name and func.value in classes else _NONE
             for arg in call.args:
                 keyword = arg.keyword.value if arg.keyword is not None else parameters.get(id(arg))
                 if keyword is None or keyword.rstrip("_") not in _TRANSFORM_KEYWORDS:
@@ -245,6 +247,9 @@ def _has_random(program: ProgramModel, expr: cst.BaseExpression) -> bool:
             if qual is not None and qual.startswith(AUGMENTATION_LIBRARIES) and is_random_augmentation(qual, node):
                 return True
     return False
+
+
+_NONE: dict[int, str] = {}
 
 
 def _init_parameters(program: ProgramModel, call: cst.Call) -> dict[int, str]:
