@@ -112,9 +112,10 @@ def own_mode_method(program: ProgramModel, func: cst.Attribute, self_class: str 
     return False
 
 
-def instance_method(program: ProgramModel, class_name: str, method: str, receiver: str):
-    """The flow's answer (model, FunctionInfo, receiver) for ``receiver.method()`` on an instance of
-    ``class_name`` (the method defined there or in a parent class of this file)."""
+def instance_method(program: ProgramModel, class_name: str, method: str, receiver: str | bool):
+    """The flow's answer (model, FunctionInfo, bound self) for ``receiver.method()`` on an instance of
+    ``class_name``: the method defined there or in a parent class of this file; ``receiver`` is True for
+    ``self.method()``, the receiver's name otherwise."""
     for cls in class_chain(program, class_name):
         info = program.functions.get(f"{cls}.{method}")
         if info is not None:

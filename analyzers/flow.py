@@ -26,7 +26,6 @@ import libcst as cst
 
 from .call_mapping import (
     calls_self_method,
-    class_chain,
     instance_class,
     instance_method,
     map_target,
@@ -254,9 +253,15 @@ class Flow:
             return False
         if self.program.project is not None and func_name.partition(".")[0] in self.program.imports:
             return True  # maybe a sibling's function: kept without asking the sibling (see _statement_sites)
-        if func_name.rpartition(".")[2] in _SPAWNER_NAMES and call_name(self.program, call) in PROCESS_SPAWNERS:
+        if self._spawned_worker(call, func_name) is not None:
             return True
         return calls_self_method(func_name) or self._callee(call, func_name, None) is not None
+
+    def _spawned_worker(self, call: cst.Call, func_name: str) -> cst.BaseExpression | None:
+        """The function ``torch.multiprocessing.spawn(worker, ...)`` (or ``start_processes``) runs, if ``call`` is one."""
+        if func_name.rpartition(".")[2] not in _SPAWNER_NAMES or not call.args or call.args[0].keyword is not None:
+            return None
+        return call.args[0].value if call_name(self.program, call) in PROCESS_SPAWNERS else None
 
     def function_info(self, func: cst.FunctionDef) -> FunctionInfo | None:
         """The program's :class:`FunctionInfo` of ``func`` (indexed once)."""
@@ -273,9 +278,9 @@ class Flow:
         func_name = callee_name(self.program, call)
         if func_name is None:
             return
-        if func_name.rpartition(".")[2] in _SPAWNER_NAMES and call.args and call.args[0].keyword is None \
-                and call_name(self.program, call) in PROCESS_SPAWNERS:
-            self._inline_closure(call.args[0].value, call, ctx, nograd, out)  # the worker runs the training
+        worker = self._spawned_worker(call, func_name)
+        if worker is not None:
+            self._inline_closure(worker, call, ctx, nograd, out)  # the worker runs the training
             return
         callee = self._callee(call, func_name, self_class)
         if callee is None:
@@ -518,11 +523,7 @@ class Flow:
         if isinstance(func, cst.Attribute):
             recv = dotted_name(func.value)
             if recv == "self" and self_class is not None:
-                for cls in class_chain(program, self_class):
-                    info = program.functions.get(f"{cls}.{func.attr.value}")
-                    if info is not None:
-                        return program, info, True
-                return None
+                return instance_method(program, self_class, func.attr.value, True)
             instance_of = instance_class(program, recv) if recv and "." not in recv else None
             if instance_of is not None:
                 return instance_method(program, instance_of, func.attr.value, recv)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from ..dataflow import dataflow
 from ..flow import BACKWARD, EVAL, FIT, FORWARD, OPT_STEP, SEED, TRAIN, Effect, Flow
 from ..lookups import same_object
 from ..model import FunctionInfo, ProgramModel
@@ -78,9 +79,8 @@ def script_inference_helpers(program: ProgramModel, flow: Flow, regions: list[Ev
     for region in unswitched_helpers(program, flow, regions):
         target = next(e.target for e in region.effects if e.kind == FORWARD)
         bindings = program.bindings.get(target, ())
-        params = region.node.params
         if target in evaluated and bindings and all(program.enclosing_function(b.node) is None for b in bindings) \
-                and target not in {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}:
+                and target not in dataflow(program).params(region.node):
             out.append(region)
     return out
 

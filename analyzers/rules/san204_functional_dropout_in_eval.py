@@ -3,7 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ..context import RuleContext
-from ..lookups import named_calls
+from ..lookups import enclosing_function, named_calls
 from ..model import ProgramModel
 from ..name_guesses import names_a_module_base, speaks_of_dropping
 from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
@@ -254,7 +254,7 @@ class FunctionalDropoutInEval(Rule):
                     continue
                 name = helper.name.value
                 if name not in droppers:
-                    droppers[name] = _drops_at_random(helper)
+                    droppers[name] = _drops_at_random(helper, ctx.dataflow.params(helper))
                 if droppers[name] and not _reads_training(program, call):
                     yield self.finding(call, message=(
                         f"{name}() drops at random whatever the mode: it keeps dropping after model.eval(); "
@@ -300,18 +300,16 @@ def _module_function(program: ProgramModel, call: cst.Call) -> cst.FunctionDef |
     return info.node if info is not None and info.class_name is None else None
 
 
-def _drops_at_random(function: cst.FunctionDef) -> bool:
+def _drops_at_random(function: cst.FunctionDef, params: dict[str, cst.Param]) -> bool:
     """A helper that drops at random by a rate it is handed (a random draw compared with one of its parameters:
     ``torch.zeros(n).uniform_(0., 1.) < dropout``), says so by its name or the rate's (a random mask of a
     pre-training task, ``prob_mask_like(t, prob)``, is not dropout), and takes no ``training`` flag."""
-    params = function.params
-    names = {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
-    if "training" in names:
+    if "training" in params:
         return False
     for node in walk(function.body):
         if type(node) is cst.Comparison and len(node.comparisons) == 1:
             sides = (node.left, node.comparisons[0].comparator)
-            if any(_draws(a) and type(b) is cst.Name and b.value in names
+            if any(_draws(a) and type(b) is cst.Name and b.value in params
                    and speaks_of_dropping(function.name.value, b.value) for a, b in (sides, sides[::-1])):
                 return True
     return False
@@ -328,7 +326,7 @@ def _called_name(func: cst.BaseExpression) -> str | None:
 
 def _reads_training(program: ProgramModel, call: cst.Call) -> bool:
     """The method around ``call`` reads a ``training`` flag somewhere (``if self.training:``, a rate chosen by it)."""
-    method = next((a for a in program.ancestors(call) if type(a) is cst.FunctionDef), None)
+    method = enclosing_function(program, call)
     return method is None or any(type(node) is cst.Attribute and node.attr.value == "training" for node in walk(method))
 
 
