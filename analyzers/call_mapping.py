@@ -9,6 +9,7 @@ import libcst as cst
 from .model import ProgramModel
 from .name_guesses import names_a_module_base
 from .syntax import dotted_name
+from .torch_api import CONFIG_TRAINING_RUNS
 
 
 def calls_self_method(func_name: str) -> bool:
@@ -91,6 +92,22 @@ def instance_class(program: ProgramModel, name: str) -> str | None:
     return class_name
 
 
+def local_instance_class(program: ProgramModel, name: str, use: cst.CSTNode) -> str | None:
+    """The plain class of this module that ``name`` holds an instance of at ``use``: :func:`instance_class`, or,
+    when the name is bound elsewhere too, the one class that every binding of it in the function around ``use``
+    calls (``conf = Configs()`` in ``main()``, another ``conf`` in a helper)."""
+    found = instance_class(program, name)
+    if found is not None or name in program.imports:
+        return found
+    function = program.enclosing_function(use)
+    classes = {b.value.func.value if type(b.value) is cst.Call and type(b.value.func) is cst.Name else None
+               for b in program.bindings.get(name, ()) if program.enclosing_function(b.node) is function}
+    if len(classes) != 1:
+        return None
+    (class_name,) = classes
+    return class_name if class_name in program.classes and class_name not in program.module_classes else None
+
+
 def own_mode_method(program: ProgramModel, func: cst.Attribute, self_class: str | None) -> bool:
     """``self.train()`` / ``trainer.train(samples)`` on a plain class of this module that defines ``train`` (or
     ``eval``) as a method of its own: a call of that method (a training loop, or a wrapper's switch that the
@@ -121,3 +138,59 @@ def instance_method(program: ProgramModel, class_name: str, method: str, receive
         if info is not None:
             return program, info, receiver
     return None
+
+
+def config_training_run(program: ProgramModel, call: cst.Call) -> tuple[str | None, bool]:
+    """``conf.run()`` on an instance of a class derived from a configuration class whose ``run()`` trains (labml's
+    ``TrainValidConfigs``): a class of this module, or one imported from a sibling module, its parents followed
+    through the project. (The receiver, or None; whether the project's other modules were asked.)"""
+    func = call.func
+    if type(func) is not cst.Attribute or func.attr.value != "run" or call.args:
+        return None, False
+    recv = dotted_name(func.value)
+    if not recv or "." in recv:
+        return None, False
+    class_name = local_instance_class(program, recv, call)
+    if class_name is not None:
+        derived, asked = derives_from_config_trainer(program, class_name)
+        return (recv if derived else None), asked
+    qual = _imported_instance_class(program, recv, call)
+    if qual is None:
+        return None, False
+    if qual in CONFIG_TRAINING_RUNS:
+        return recv, False
+    if program.project is None:
+        return None, False
+    return (recv if program.project.index.lineage(program.path, qual) & CONFIG_TRAINING_RUNS else None), True
+
+
+def _imported_instance_class(program: ProgramModel, name: str, use: cst.CSTNode) -> str | None:
+    """The qualified name of the imported class every binding of ``name`` in the function around ``use`` calls
+    (``conf = MNISTConfigs()``)."""
+    function = program.enclosing_function(use)
+    callees = {b.value.func.value if type(b.value) is cst.Call and type(b.value.func) is cst.Name else None
+               for b in program.bindings.get(name, ()) if program.enclosing_function(b.node) is function}
+    if len(callees) != 1:
+        return None
+    (callee,) = callees
+    qual = program.imports.get(callee) if callee is not None else None
+    return qual if qual is not None and "." in qual else None
+
+
+def derives_from_config_trainer(program: ProgramModel, class_name: str) -> tuple[bool, bool]:
+    """Whether the class ``class_name`` of this module derives from a configuration class whose ``run()`` trains,
+    through its bases here and in sibling modules; and whether the project's other modules were asked."""
+    asked = False
+    for cls in class_chain(program, class_name):
+        classdef = program.classes.get(cls)
+        for base in classdef.bases if classdef is not None else ():
+            qual = program.qualname(base.value)
+            if qual is None or qual in program.classes:
+                continue
+            if qual in CONFIG_TRAINING_RUNS:
+                return True, asked
+            if program.project is not None and "." in qual:
+                asked = True
+                if program.project.index.lineage(program.path, qual) & CONFIG_TRAINING_RUNS:
+                    return True, asked
+    return False, asked

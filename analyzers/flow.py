@@ -26,6 +26,7 @@ import libcst as cst
 
 from .call_mapping import (
     calls_self_method,
+    config_training_run,
     instance_class,
     instance_method,
     map_target,
@@ -71,7 +72,7 @@ EVAL = "eval"
 TRAIN = "train"
 FORWARD = "forward"
 SEED = "seed"
-FIT = "fit"  # Lightning `trainer.fit(...)`: training happens in the library
+FIT = "fit"  # Lightning `trainer.fit(...)`, labml's `conf.run()`: training happens in the library
 _HELPER = "helper"  # a call of a function of ours: its effects are inlined
 _SPAWNER_NAMES = frozenset(name.rpartition(".")[2] for name in PROCESS_SPAWNERS)
 
@@ -253,8 +254,8 @@ class Flow:
             return False
         if self.program.project is not None and func_name.partition(".")[0] in self.program.imports:
             return True  # maybe a sibling's function: kept without asking the sibling (see _statement_sites)
-        if self._spawned_worker(call, func_name) is not None:
-            return True
+        if self._spawned_worker(call, func_name) is not None or func_name.endswith(".run"):
+            return True  # a worker, or maybe a configuration framework's training run
         return calls_self_method(func_name) or self._callee(call, func_name, None) is not None
 
     def _spawned_worker(self, call: cst.Call, func_name: str) -> cst.BaseExpression | None:
@@ -278,6 +279,13 @@ class Flow:
         func_name = callee_name(self.program, call)
         if func_name is None:
             return
+        if func_name.endswith(".run"):
+            receiver, asked = config_training_run(self.program, call)
+            if asked:
+                self._reuse.cut_short()  # a sibling module's class was asked about
+            if receiver is not None:
+                out.append(Effect(FIT, call, call, receiver, ctx, nograd))
+                return
         worker = self._spawned_worker(call, func_name)
         if worker is not None:
             self._inline_closure(worker, call, ctx, nograd, out)  # the worker runs the training
@@ -478,6 +486,8 @@ class Flow:
         last = last_part(qual)
         if last == "manual_seed":
             return "torch"
+        if last == "set" and "seed" in last_part(qual[: -len(".set")]).lower():
+            return "all"  # `conf.set_seed.set()`: a seed configuration (labml's ``SeedConfigs``) applied
         if "seed" not in last.lower() or last in ("default_rng", "SeedSequence"):
             return None
         if qual.startswith(("random.", "numpy.")):

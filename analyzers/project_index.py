@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from .project_summary import FLAG, OFF, ON, names_in, summarize
 from .source_text import read_source
+from .torch_api import CONFIG_HOOKS, CONFIG_TRAINING_RUNS
 
 if TYPE_CHECKING:
     from .findings import FileReport
@@ -274,6 +275,16 @@ class ProjectIndex:
             out |= self.external_bases(found[0], found[1], depth + 1) if found is not None else {base}
         return out
 
+    def lineage(self, importer: str | Path, dotted: str, depth: int = 0) -> set[str]:
+        """``dotted`` (a class as ``importer`` names it, qualified) and the qualified names of all its bases,
+        followed through the project's modules."""
+        out = {dotted}
+        found = self._class(self._resolve_path(importer), dotted, depth) if depth <= _MAX_DEPTH else None
+        if found is not None:
+            for base in self.summary(found[0])["classes"][found[1]][1]:
+                out |= self.lineage(found[0], base, depth + 1)
+        return out
+
     def _resolve(self, path: Path, summary: dict, dotted: str, scope: str | None) -> tuple[Path, str] | str | None:
         """The function a callee / reference means: ``(path, qualname)``, or ``"?"`` for ``x.name`` on an
         unknown receiver, or None (not a project function)."""
@@ -368,6 +379,8 @@ class ProjectIndex:
         cls, _, method = qualname.rpartition(".")
         if not cls or "." in cls:
             return None
+        if method in CONFIG_HOOKS and self.lineage(key[0], cls) & CONFIG_TRAINING_RUNS:
+            return EntryPoint("labml", method, CONFIG_HOOKS[method])
         for base in self.external_bases(key[0], cls):
             head, last = base.split(".", 1)[0], base.rsplit(".", 1)[-1]
             if head in ("pytorch_lightning", "lightning", "pl") and last == "LightningModule":

@@ -97,6 +97,26 @@ SEEDING_CLIS = ("LightningCLI", "cli_main")
 # calls that run a function of ours in worker processes (its first argument): the workers train
 PROCESS_SPAWNERS = frozenset({"torch.multiprocessing.spawn", "torch.multiprocessing.start_processes",
                               "torch.multiprocessing.spawn.spawn"})
+# Packages whose ``*Trainer`` classes (``transformers.Trainer``, ``Seq2SeqTrainer``, trl's ``SFTTrainer``) seed every
+# generator from ``TrainingArguments.seed`` when they are built (``set_seed`` in ``Trainer.__init__``).
+SEEDING_TRAINER_PACKAGES = ("transformers", "trl")
+
+
+def seeds_when_built(qualname: str) -> bool:
+    """Whether constructing the class ``qualname`` seeds the run (a Hugging Face ``Trainer`` and its kin)."""
+    return qualname.partition(".")[0] in SEEDING_TRAINER_PACKAGES and qualname.rsplit(".", 1)[-1].endswith("Trainer")
+
+
+# Configuration classes whose ``run()`` runs the whole training loop: labml's ``TrainValidConfigs`` calls the
+# subclass's ``step()`` on every batch of its training loader, epoch after epoch (as Lightning's ``Trainer.fit`` does).
+CONFIG_TRAINING_RUNS = frozenset({
+    f"{module}.{cls}" for module in ("labml_helpers.train_valid", "labml_nn.helpers.trainer")
+    for cls in ("TrainValidConfigs", "SimpleTrainValidConfigs")
+})
+# What such a framework calls besides the training loop, and whether it disables gradients there: labml's
+# ``run_step()`` calls ``sample()`` (inference: "generate samples every time it switches between training and
+# validation") with gradients on, and ``step()`` under ``set_grad_enabled(is_train)`` (cannot tell).
+CONFIG_HOOKS = {"sample": False, "step": None}
 # Schedulers whose horizon (``step_size``, ``milestones``, ``T_max``, ...) is usually counted in epochs.
 EPOCH_SCHEDULERS = frozenset({"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "PolynomialLR"})
 # Schedulers built to be stepped every batch: their horizon is a number of optimizer steps.

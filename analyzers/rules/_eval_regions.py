@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from ..call_mapping import derives_from_config_trainer
 from ..dataflow import dataflow
 from ..flow import BACKWARD, FIT, FORWARD, OPT_STEP, TRAIN, Effect, Flow, flow_of
 from ..lookups import calls_by_callee, enclosing_function, iter_loader_names
@@ -24,6 +25,7 @@ from ..name_guesses import (
     name_role,
 )
 from ..syntax import LOOP_TYPES, NAME_OR_ATTRIBUTE, dotted_name, nodes_of_types, string_literal, walk
+from ..torch_api import CONFIG_HOOKS
 
 
 @dataclass
@@ -61,7 +63,7 @@ def _eval_candidates(program: ProgramModel) -> list[EvalRegion]:
         for info in program.functions.values():
             if info.class_name is not None and info.class_name in program.module_classes:
                 continue  # a module's own predict(), Lightning's validation_step: the caller / Lightning decides
-            if not looks_like_eval_function(info.node.name.value):
+            if not looks_like_eval_function(info.node.name.value) and not _framework_inference(program, info):
                 continue
             effects = flow.scope(info.node).effects
             if not _evaluates(effects):
@@ -82,6 +84,13 @@ def _eval_candidates(program: ProgramModel) -> list[EvalRegion]:
                 continue
         regions.append(EvalRegion(loop, None, effects, program, eval_functions.get(id(func))))
     return regions
+
+
+def _framework_inference(program: ProgramModel, info: FunctionInfo) -> bool:
+    """A method that a configuration framework calls as inference (labml's ``sample()``, between training and
+    validation), on a class of this module derived from the framework's training configuration."""
+    return info.class_name is not None and CONFIG_HOOKS.get(info.node.name.value, True) is False \
+        and derives_from_config_trainer(program, info.class_name)[0]
 
 
 def _evaluates(effects: list[Effect]) -> bool:

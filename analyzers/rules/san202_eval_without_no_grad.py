@@ -17,8 +17,9 @@ from ._inference import inference_helpers, script_inference_helpers
 class EvalWithoutNoGrad(Rule):
     """Evaluation forward passes (in a function named like `evaluate` / `validate` / `test` /
     `predict`, in a function that calls `model.eval()` itself and then only runs that model, in a function of an
-    inference script — one that trains nothing — running the model its top level put in eval mode, or in a loop
-    over a validation / test loader) outside `torch.no_grad()`,
+    inference script — one that trains nothing — running the model its top level put in eval mode, in a method a
+    configuration framework calls as inference — labml's `sample()` —, or in a loop over a validation / test
+    loader) outside `torch.no_grad()`,
     `torch.inference_mode()` or `torch.set_grad_enabled(False)` — as a `with` block, a decorator, or
     around the call site."""
 
@@ -47,7 +48,8 @@ class EvalWithoutNoGrad(Rule):
         that turns autograd off with `Variable(..., volatile=True)`, or that batches with torchtext's legacy
         iterators (whose evaluation batches were volatile) and reads losses with `.data[0]`, is left alone.
         Hugging Face's `model.generate(...)` disables gradients itself, so a region whose only forward passes
-        are `generate` calls is not reported (SAN201 still asks for `eval()` there).
+        are `generate` calls is not reported (SAN201 still asks for `eval()` there). A framework's `sample()` is
+        judged with the project (the framework calls it with gradients on); a lone file is not told.
     """
     fix_safety = """
         Unsafe: under `torch.no_grad()` the outputs carry no graph, so code that later differentiates through

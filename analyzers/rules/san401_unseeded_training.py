@@ -34,7 +34,8 @@ class UnseededTraining(Rule):
     """A training entry point — module-level code (a script, or the `if __name__ == "__main__":` block
     and what it calls — the methods of an instance of a class of the file (`trainer.train()`) and the workers it
     starts with `torch.multiprocessing.spawn` included) that runs `backward()` +
-    `optimizer.step()` or Lightning's `trainer.fit()` —
+    `optimizer.step()`, Lightning's `trainer.fit()` or a configuration framework's training run (labml's
+    `conf.run()` on a `TrainValidConfigs` subclass, also through parent classes in sibling modules) —
     that never seeds torch. `torch.manual_seed`, `seed_everything` (Lightning), `set_seed`
     (transformers / accelerate) and local or imported helpers that call them all count."""
 
@@ -61,8 +62,9 @@ class UnseededTraining(Rule):
         the `__main__` block).
     """
     known_problems = """
-        Seeding helpers are recognised by name and by what the rule can read of them; seeding done by a
-        framework or an entry point outside the script (a launcher, a config system) is not seen.
+        Seeding helpers are recognised by name and by what the rule can read of them (a seed configuration applied
+        with `conf.set_seed.set()`, labml's `SeedConfigs`, counts); seeding done by a framework or an entry point
+        outside the script (a launcher, another config system) is not seen.
     """
     fix_safety = """
         Unsafe: inserting `torch.manual_seed(0)` makes runs repeat, which changes results from run to run

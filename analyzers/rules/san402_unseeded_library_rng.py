@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Iterator
+
 import libcst as cst
 
 from ..context import RuleContext
+from ..call_mapping import class_chain
 from ..dataflow import dataflow
 from ..flow import SEED, flow_of
 from ..lookups import call_sites, module_alias, named_calls, referenced_otherwise
@@ -10,6 +13,7 @@ from ..model import Binding, ProgramModel
 from ..rule import UNSAFE, InsertAfter, Invalid, NodeFix, Rule, Valid
 from ..rules.san401_unseeded_training import seed_kinds
 from ..syntax import dotted_name, statement_of_call
+from ..torch_api import seeds_when_built
 
 _RANDOM_FUNCTIONS = frozenset(
     {"random", "randint", "randrange", "shuffle", "choice", "choices", "sample", "uniform", "gauss",
@@ -25,7 +29,7 @@ _NUMPY_NOT_GLOBAL = frozenset(
 class UnseededLibraryRng(Rule):
     """`random` or `numpy.random` global functions used (data order, augmentation, noise) in a module that
     seeds torch but not that library — `seed_everything` / `set_seed` and unknown seeding helpers count
-    as seeding everything."""
+    as seeding everything —, or before the Hugging Face `Trainer` that seeds every library is built."""
 
     code = "SAN402"
     name = "unseeded-library-rng"
@@ -33,6 +37,8 @@ class UnseededLibraryRng(Rule):
     _lib_message = "torch is seeded but {lib} is not: this use of {lib} differs on every run"
     _numpy_split_message = ("torch is seeded but numpy is not: this {call}() shuffles with numpy's global state "
                             "and differs on every run (seed numpy, or pass {keyword}=)")
+    _late_message = ("{lib} is seeded only when the Trainer is built, after this {what}: it draws from {lib}'s "
+                     "unseeded global state and differs on every run ({advice})")
     _split_message = ("torch is seeded but {lib} is not: this torchtext split() shuffles with {lib}'s global state "
                       "and differs on every run (seed {lib}, or pass random_state=)")
     why = """
@@ -56,7 +62,9 @@ class UnseededLibraryRng(Rule):
         Hugging Face dataset's `train_test_split` / `shuffle()` without `seed=` (numpy; a dataset the module
         loads with `datasets.load_dataset`, followed through names, splits and its methods). Generators created
         elsewhere and other library calls that draw from these generators internally (timm's augmentations, for
-        one) are not seen. A draw inside a module-level function that nothing in the module calls or refers to is
+        one) are not seen. A Hugging Face `Trainer` (and its subclasses: `Seq2SeqTrainer`, trl's trainers) seeds
+        every library from `TrainingArguments.seed` when it is built: a draw before that, in the same function, is
+        reported; one in a helper called before it is not seen. A draw inside a module-level function that nothing in the module calls or refers to is
         left alone (it does not run when the module runs).
     """
     fix_safety = """
@@ -141,6 +149,20 @@ class UnseededLibraryRng(Rule):
             seed_all(0)
             random.shuffle(files)
         """),
+        # a Hugging Face Trainer seeds every library when it is built: a draw after that is seeded, and a split
+        # before it passes its own seed
+        Valid("""
+            import numpy as np
+            from datasets import load_dataset
+            from transformers import Trainer, TrainingArguments
+
+            def main():
+                data = load_dataset("json", data_files="train.json")["train"]
+                parts = data.train_test_split(test_size=0.1, seed=42)
+                trainer = Trainer(model=model, args=TrainingArguments("out"), train_dataset=parts["train"])
+                noise = np.random.normal(size=3)
+                trainer.train()
+        """),
         # torch not seeded either: SAN401's business
         Valid("""
             import random
@@ -188,6 +210,24 @@ class UnseededLibraryRng(Rule):
             """,
             line=6,
             column=8,
+        ),
+        # the Trainer seeds the run from TrainingArguments.seed only when it is built: the shuffle before it is not
+        Invalid(
+            """
+            import transformers
+            from datasets import load_dataset
+
+            def train(data_path, output_dir):
+                data = load_dataset("json", data_files=data_path)
+                train_data = data["train"].shuffle().map(tokenize)
+                trainer = transformers.Trainer(
+                    model=model, train_dataset=train_data, args=transformers.TrainingArguments(output_dir))
+                trainer.train()
+            """,
+            line=6,
+            column=17,
+            message="numpy is seeded only when the Trainer is built, after this shuffle(): it draws from numpy's "
+                    "unseeded global state and differs on every run (pass seed=, or seed numpy before it)",
         ),
         # legacy torchtext: Dataset.split() without random_state shuffles with random's global state
         Invalid(
@@ -264,12 +304,21 @@ class UnseededLibraryRng(Rule):
     def check(self, ctx: RuleContext):
         program = ctx.program
         seeds = seed_kinds(program)
-        if "torch" not in seeds or "all" in seeds:
+        if "all" in seeds:
+            return
+        trainers = _seeding_trainers(program)
+        if "torch" not in seeds and not trainers:
             return
         for lib in ("random", "numpy"):
             if lib in seeds:
                 continue
-            use = _first_use(program, lib)
+            if trainers:  # the Trainer seeds every library when it is built: only draws before that are unseeded
+                use = next((use for use in _uses(program, lib) if _before_any(program, use, trainers)), None)
+                if use is not None:
+                    yield self.finding(use, message=self._late_message.format(
+                        lib=lib, what=f"{dotted_name(use.func) or use.func.attr.value}()", advice=_advice(program, use, lib)))
+                continue
+            use = next(_uses(program, lib), None)
             if use is None:
                 continue
             keyword = _numpy_split(program, use) if lib == "numpy" else None
@@ -282,15 +331,52 @@ class UnseededLibraryRng(Rule):
             yield self.finding(use, message=message, fix=_fix(program, lib))
 
 
-def _first_use(program: ProgramModel, lib: str):
+def _uses(program: ProgramModel, lib: str) -> Iterator[cst.Call]:
+    """The calls that draw from ``lib``'s global generator when the module runs, in order."""
     for call, qual in named_calls(program):
         module, _, fn = (qual or "").rpartition(".")
         if lib == "random" and module == "random" and fn in _RANDOM_FUNCTIONS or \
                 lib == "numpy" and module == "numpy.random" and fn not in _NUMPY_NOT_GLOBAL or \
                 lib == "random" and _torchtext_split(program, call) or lib == "numpy" and _numpy_split(program, call):
             if not _in_worker_code(program, call) and not _never_called(program, call):
-                return call
+                yield call
+
+
+def _seeding_trainers(program: ProgramModel) -> list[cst.Call]:
+    """The constructions of a Hugging Face ``Trainer`` (or of a class of this module derived from one): each seeds
+    every generator from ``TrainingArguments.seed`` as it is built."""
+    return [call for call, qual in named_calls(program)
+            if qual is not None and (seeds_when_built(qual) or qual in program.classes and any(
+                seeds_when_built(program.qualname(base.value) or "")
+                for cls in class_chain(program, qual) for base in program.classes[cls].bases))]
+
+
+def _before_any(program: ProgramModel, use: cst.Call, trainers: list[cst.Call]) -> bool:
+    """``use`` runs before one of ``trainers`` is built: both in the same function (or both at module level), in
+    different statements of its body, the draw's first."""
+    function = program.enclosing_function(use)
+    drawn = _body_position(program, use, function)
+    return drawn is not None and any(
+        program.enclosing_function(trainer) is function
+        and (built := _body_position(program, trainer, function)) is not None and drawn < built
+        for trainer in trainers)
+
+
+def _body_position(program: ProgramModel, node: cst.CSTNode, function: cst.FunctionDef | None) -> int | None:
+    """The index, in the body of ``function`` (the module's when None), of the statement that holds ``node``."""
+    body = program.module if function is None else function.body
+    child = node
+    for ancestor in program.ancestors(node):
+        if ancestor is body:
+            return next((i for i, statement in enumerate(body.body) if statement is child), None)
+        child = ancestor
     return None
+
+
+def _advice(program: ProgramModel, use: cst.Call, lib: str) -> str:
+    keyword = _numpy_split(program, use) if lib == "numpy" else "random_state" if _torchtext_split(program, use) \
+        else None
+    return f"pass {keyword}=, or seed {lib} before it" if keyword else f"seed {lib} before it"
 
 
 def _never_called(program: ProgramModel, node: cst.CSTNode) -> bool:
@@ -372,13 +458,19 @@ def _hf_dataset(program: ProgramModel, expr: cst.BaseExpression, depth: int) -> 
         return type(func) is cst.Attribute and func.attr.value in _HF_DATASET_METHODS \
             and _hf_dataset(program, func.value, depth + 1)
     if type(expr) is cst.Name:
-        binding = dataflow(program).reaching(expr.value, expr)
-        if not isinstance(binding, Binding):
-            return False
-        if binding.value is None and type(binding.node) is cst.Assign:  # one of the splits unpacked
-            return _hf_dataset(program, binding.node.value, depth + 1)
-        return binding.value is not None and _hf_dataset(program, binding.value, depth + 1)
+        flow = dataflow(program)
+        binding = flow.reaching(expr.value, expr)
+        if binding is None:  # bound in every branch of an `if` (`load_dataset("json", ...)` / `load_dataset(name)`)
+            joined = flow.branch_bindings(expr.value, expr)
+            return joined is not None and all(_hf_binding(program, b, depth + 1) for b in joined)
+        return isinstance(binding, Binding) and _hf_binding(program, binding, depth + 1)
     return False
+
+
+def _hf_binding(program: ProgramModel, binding: Binding, depth: int) -> bool:
+    if binding.value is None and type(binding.node) is cst.Assign:  # one of the splits unpacked
+        return _hf_dataset(program, binding.node.value, depth)
+    return binding.value is not None and _hf_dataset(program, binding.value, depth)
 
 
 def _no_shuffle(call: cst.Call) -> bool:
