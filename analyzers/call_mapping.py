@@ -99,13 +99,17 @@ def local_instance_class(program: ProgramModel, name: str, use: cst.CSTNode) -> 
     found = instance_class(program, name)
     if found is not None or name in program.imports:
         return found
-    function = program.enclosing_function(use)
-    classes = {b.value.func.value if type(b.value) is cst.Call and type(b.value.func) is cst.Name else None
-               for b in program.bindings.get(name, ()) if program.enclosing_function(b.node) is function}
-    if len(classes) != 1:
-        return None
-    (class_name,) = classes
+    class_name = _local_callee(program, name, use)
     return class_name if class_name in program.classes and class_name not in program.module_classes else None
+
+
+def _local_callee(program: ProgramModel, name: str, use: cst.CSTNode) -> str | None:
+    """The one name that every binding of ``name`` in the function around ``use`` (the module level when none)
+    calls (``conf = Configs()``); None when they call different things, or bind something else."""
+    function = program.enclosing_function(use)
+    callees = {b.value.func.value if type(b.value) is cst.Call and type(b.value.func) is cst.Name else None
+               for b in program.bindings.get(name, ()) if program.enclosing_function(b.node) is function}
+    return next(iter(callees)) if len(callees) == 1 else None
 
 
 def own_mode_method(program: ProgramModel, func: cst.Attribute, self_class: str | None) -> bool:
@@ -167,12 +171,7 @@ def config_training_run(program: ProgramModel, call: cst.Call) -> tuple[str | No
 def _imported_instance_class(program: ProgramModel, name: str, use: cst.CSTNode) -> str | None:
     """The qualified name of the imported class every binding of ``name`` in the function around ``use`` calls
     (``conf = MNISTConfigs()``)."""
-    function = program.enclosing_function(use)
-    callees = {b.value.func.value if type(b.value) is cst.Call and type(b.value.func) is cst.Name else None
-               for b in program.bindings.get(name, ()) if program.enclosing_function(b.node) is function}
-    if len(callees) != 1:
-        return None
-    (callee,) = callees
+    callee = _local_callee(program, name, use)
     qual = program.imports.get(callee) if callee is not None else None
     return qual if qual is not None and "." in qual else None
 
