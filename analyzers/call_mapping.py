@@ -193,3 +193,36 @@ def derives_from_config_trainer(program: ProgramModel, class_name: str) -> tuple
                 if program.project.index.lineage(program.path, qual) & CONFIG_TRAINING_RUNS:
                     return True, asked
     return False, asked
+
+
+def inherited_method(program: ProgramModel, class_name: str | None, receiver: str, method: str):
+    """For ``receiver.method()`` when the method is defined in a sibling module of the project — by a parent of
+    ``class_name`` (a plain class of this module whose own chain does not define it), or by the plain class imported
+    from a sibling that ``receiver`` holds an instance of (``trainer = Trainer()``; ``class_name`` None) —: the
+    flow's answer (model, FunctionInfo, receiver), or None; and whether the project was asked. Not for classes
+    whose parents may be ``nn.Module``."""
+    if class_name is not None:
+        bases = [qual for cls in class_chain(program, class_name) for base in program.classes[cls].bases
+                 if (qual := program.qualname(base.value)) is not None and qual not in program.classes]
+    else:
+        bases = [qual] if (qual := imported_instance_class(program, receiver)) is not None else []
+    index = program.project.index
+    for qual in bases:
+        if any(names_a_module_base(name) for name in index.lineage(program.path, qual)):
+            return None, True
+        found = index.method_of(program.path, qual, method)
+        model = program.project.model_for(found[0]) if found is not None else None
+        info = model.functions.get(found[1]) if model is not None else None
+        if info is not None:
+            return (model, info, receiver), True
+    return None, bool(bases)
+
+
+def imported_instance_class(program: ProgramModel, name: str) -> str | None:
+    """The qualified name of the class imported into this module that every binding of ``name`` in the module is
+    a call of (``trainer = Trainer()``): a module-level fact."""
+    callees = {b.value.func.value if type(b.value) is cst.Call and type(b.value.func) is cst.Name else None
+               for b in program.bindings.get(name, ())}
+    callee = next(iter(callees)) if len(callees) == 1 else None
+    qual = program.imports.get(callee) if callee is not None and name not in program.imports else None
+    return qual if qual is not None and "." in qual else None

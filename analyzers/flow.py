@@ -27,6 +27,7 @@ import libcst as cst
 from .call_mapping import (
     calls_self_method,
     config_training_run,
+    inherited_method,
     instance_class,
     instance_method,
     map_target,
@@ -535,8 +536,13 @@ class Flow:
             if recv == "self" and self_class is not None:
                 return instance_method(program, self_class, func.attr.value, True)
             instance_of = instance_class(program, recv) if recv and "." not in recv else None
-            if instance_of is not None:
-                return instance_method(program, instance_of, func.attr.value, recv)
+            found = instance_method(program, instance_of, func.attr.value, recv) if instance_of is not None else None
+            if found is None and recv and "." not in recv and program.project is not None \
+                    and recv not in program.imports and (instance_of is not None or recv in program.bindings):
+                found, asked = inherited_method(program, instance_of, recv, func.attr.value)
+                self._asked_sibling = self._asked_sibling or asked
+            if found is not None or instance_of is not None:
+                return found
             if recv and "." not in recv and program.project is not None and recv in program.imports:
                 other = self._sibling_module(program.imports[recv], func.attr.value)
                 if other is not None:

@@ -285,6 +285,12 @@ class ProjectIndex:
                 out |= self.lineage(found[0], base, depth + 1)
         return out
 
+    def method_of(self, importer: str | Path, dotted: str, name: str) -> tuple[Path, str] | None:
+        """Where the method ``name`` of the class ``dotted`` (as ``importer`` names it) is defined: in that class
+        or in one of its project bases."""
+        found = self._class(self._resolve_path(importer), dotted, 0)
+        return self._method(found[0], found[1], name) if found is not None else None
+
     def _resolve(self, path: Path, summary: dict, dotted: str, scope: str | None) -> tuple[Path, str] | str | None:
         """The function a callee / reference means: ``(path, qualname)``, or ``"?"`` for ``x.name`` on an
         unknown receiver, or None (not a project function)."""

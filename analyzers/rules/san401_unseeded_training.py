@@ -32,7 +32,8 @@ def _seed_kinds(program: ProgramModel) -> set[str]:
 
 class UnseededTraining(Rule):
     """A training entry point — module-level code (a script, or the `if __name__ == "__main__":` block
-    and what it calls — the methods of an instance of a class of the file (`trainer.train()`) and the workers it
+    and what it calls — the methods of an instance of a class of the file (`trainer.train()`), also those it
+    inherits from a plain class of a sibling module or that an imported plain class defines, and the workers it
     starts with `torch.multiprocessing.spawn` included) that runs `backward()` +
     `optimizer.step()`, Lightning's `trainer.fit()` or a configuration framework's training run (labml's
     `conf.run()` on a `TrainValidConfigs` subclass, also through parent classes in sibling modules) —
