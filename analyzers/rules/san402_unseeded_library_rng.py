@@ -4,8 +4,8 @@ from typing import Iterator
 
 import libcst as cst
 
-from ..context import RuleContext
 from ..call_mapping import class_chain
+from ..context import RuleContext
 from ..dataflow import dataflow
 from ..flow import SEED, flow_of
 from ..lookups import call_sites, module_alias, named_calls, referenced_otherwise
@@ -64,8 +64,8 @@ class UnseededLibraryRng(Rule):
         elsewhere and other library calls that draw from these generators internally (timm's augmentations, for
         one) are not seen. A Hugging Face `Trainer` (and its subclasses: `Seq2SeqTrainer`, trl's trainers) seeds
         every library from `TrainingArguments.seed` when it is built: a draw before that, in the same function, is
-        reported; one in a helper called before it is not seen. A draw inside a module-level function that nothing in the module calls or refers to is
-        left alone (it does not run when the module runs).
+        reported; one in a helper called before it is not seen. A draw inside a module-level function that nothing
+        in the module calls or refers to is left alone (it does not run when the module runs).
     """
     fix_safety = """
         Unsafe: seeding the library changes the random numbers the script draws from then on.
@@ -315,8 +315,9 @@ class UnseededLibraryRng(Rule):
             if trainers:  # the Trainer seeds every library when it is built: only draws before that are unseeded
                 use = next((use for use in _uses(program, lib) if _before_any(program, use, trainers)), None)
                 if use is not None:
+                    what = f"{dotted_name(use.func) or use.func.attr.value}()"
                     yield self.finding(use, message=self._late_message.format(
-                        lib=lib, what=f"{dotted_name(use.func) or use.func.attr.value}()", advice=_advice(program, use, lib)))
+                        lib=lib, what=what, advice=_advice(program, use, lib)))
                 continue
             use = next(_uses(program, lib), None)
             if use is None:
