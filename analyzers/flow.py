@@ -53,6 +53,7 @@ from .name_guesses import (
     looks_like_optimizer,
     looks_like_scaler,
     looks_like_scheduler,
+    names_a_seeding_call,
 )
 from .syntax import (
     CONDITIONAL_TYPES,
@@ -60,10 +61,9 @@ from .syntax import (
     chain_text,
     dotted_name,
     dotted_names_in,
-    last_part,
     walk,
 )
-from .torch_api import LIGHTNING_PACKAGES, OPTIMIZER, PROCESS_SPAWNERS, SCHEDULER, TORCH_SEEDS
+from .torch_api import LIGHTNING_PACKAGES, OPTIMIZER, PROCESS_SPAWNERS, SCHEDULER, seeded_by
 
 BACKWARD = "backward"
 OPT_STEP = "opt_step"
@@ -476,27 +476,10 @@ class Flow:
         return False
 
     def _seed_kind(self, program: ProgramModel, call: cst.Call, qual: str | None) -> str | None:
-        if not qual:
-            return None
-        if qual in TORCH_SEEDS:
-            return "torch"
-        if qual == "random.seed":
-            return "random"
-        if qual == "numpy.random.seed":
-            return "numpy"
-        last = last_part(qual)
-        if last == "manual_seed":
-            return "torch"
-        if last == "set" and "seed" in last_part(qual[: -len(".set")]).lower():
-            return "all"  # `conf.set_seed.set()`: a seed configuration (labml's ``SeedConfigs``) applied
-        if "seed" not in last.lower() or last in ("default_rng", "SeedSequence"):
-            return None
-        if qual.startswith(("random.", "numpy.")):
-            return None
-        # A local helper is inlined instead (its body says what it seeds).
-        if self._resolve(program, call, None) is not None:
-            return None
-        return "all"
+        known = seeded_by(qual)
+        if known is not None or not names_a_seeding_call(qual):
+            return known
+        return None if self._resolve(program, call, None) is not None else "all"  # a helper of ours is inlined
 
     def _forward_target(self, program: ProgramModel, call: cst.Call) -> str | None:
         """The model ``call`` runs forward (``model`` for ``model(x)`` and ``model.generate(...)``), or None."""

@@ -128,6 +128,18 @@ def says_network(name: str) -> bool:
     return bool(_NETWORK_NAME.match(name))
 
 
+def names_a_seeding_call(qualname: str | None) -> bool:
+    """``seed_everything``, ``set_seed``, ``utils.seed_all``, ``conf.set_seed.set()`` (a seed configuration applied,
+    labml's ``SeedConfigs``): a call whose name says it seeds every generator. A guess (SAN401 / SAN402); never a
+    function of ``random`` / ``numpy`` (``default_rng``, ``SeedSequence``)."""
+    if not qualname or qualname.startswith(("random.", "numpy.")):
+        return False
+    head, _, last = qualname.rpartition(".")
+    if last == "set":
+        return "seed" in head.rsplit(".", 1)[-1].lower()
+    return "seed" in last.lower() and last not in ("default_rng", "SeedSequence")
+
+
 def names_a_module_base(qualname: str) -> bool:
     """A base class whose name says it is an ``nn.Module`` of another package (``labml_helpers.module.Module``,
     ``BaseModule``, ``LightningModule``): its subclasses have ``self.training``. A guess (SAN204)."""

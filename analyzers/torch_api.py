@@ -92,6 +92,18 @@ TORCH_SEEDS = frozenset(
     {"torch.manual_seed", "torch.cuda.manual_seed", "torch.cuda.manual_seed_all", "torch.random.manual_seed",
      "torch.mps.manual_seed", "torch.xpu.manual_seed", "torch.xpu.manual_seed_all"}
 )
+
+
+def seeded_by(qualname: str | None) -> str | None:
+    """The generator a call of ``qualname`` seeds when it is one of their seeding functions: "torch" (any
+    ``manual_seed``), "random" or "numpy"; None otherwise."""
+    if not qualname:
+        return None
+    if qualname in TORCH_SEEDS or qualname.rsplit(".", 1)[-1] == "manual_seed":
+        return "torch"
+    return {"random.seed": "random", "numpy.random.seed": "numpy"}.get(qualname)
+
+
 # Entry points that seed every generator themselves (``LightningCLI(seed_everything_default=...)``).
 SEEDING_CLIS = ("LightningCLI", "cli_main")
 # calls that run a function of ours in worker processes (its first argument): the workers train
