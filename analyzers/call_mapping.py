@@ -82,14 +82,7 @@ def instance_class(program: ProgramModel, name: str) -> str | None:
     module-level fact."""
     if name in program.imports:
         return None
-    classes = {b.value.func.value if type(b.value) is cst.Call and type(b.value.func) is cst.Name else None
-               for b in program.bindings.get(name, ())}
-    if len(classes) != 1:
-        return None
-    (class_name,) = classes
-    if class_name not in program.classes or class_name in program.module_classes:
-        return None
-    return class_name
+    return _plain_class(program, _one_callee(program, name))
 
 
 def local_instance_class(program: ProgramModel, name: str, use: cst.CSTNode) -> str | None:
@@ -99,16 +92,23 @@ def local_instance_class(program: ProgramModel, name: str, use: cst.CSTNode) -> 
     found = instance_class(program, name)
     if found is not None or name in program.imports:
         return found
-    class_name = _local_callee(program, name, use)
-    return class_name if class_name in program.classes and class_name not in program.module_classes else None
+    return _plain_class(program, _one_callee(program, name, program.enclosing_function(use)))
 
 
-def _local_callee(program: ProgramModel, name: str, use: cst.CSTNode) -> str | None:
-    """The one name that every binding of ``name`` in the function around ``use`` (the module level when none)
-    calls (``conf = Configs()``); None when they call different things, or bind something else."""
-    function = program.enclosing_function(use)
+def _plain_class(program: ProgramModel, name: str | None) -> str | None:
+    return name if name in program.classes and name not in program.module_classes else None
+
+
+_MODULE_WIDE = object()  # :func:`_one_callee`: every binding of the module, wherever it is
+
+
+def _one_callee(program: ProgramModel, name: str, function: object = _MODULE_WIDE) -> str | None:
+    """The one name that every binding of ``name`` calls (``conf = Configs()``) — all the module's bindings, or
+    those in ``function`` (None: the module level) —; None when they call different things, or bind something
+    else."""
     callees = {b.value.func.value if type(b.value) is cst.Call and type(b.value.func) is cst.Name else None
-               for b in program.bindings.get(name, ()) if program.enclosing_function(b.node) is function}
+               for b in program.bindings.get(name, ())
+               if function is _MODULE_WIDE or program.enclosing_function(b.node) is function}
     return next(iter(callees)) if len(callees) == 1 else None
 
 
@@ -157,42 +157,40 @@ def config_training_run(program: ProgramModel, call: cst.Call) -> tuple[str | No
     class_name = local_instance_class(program, recv, call)
     if class_name is not None:
         derived, asked = derives_from_config_trainer(program, class_name)
-        return (recv if derived else None), asked
-    qual = _imported_instance_class(program, recv, call)
-    if qual is None:
-        return None, False
-    if qual in CONFIG_TRAINING_RUNS:
-        return recv, False
-    if program.project is None:
-        return None, False
-    return (recv if program.project.index.lineage(program.path, qual) & CONFIG_TRAINING_RUNS else None), True
-
-
-def _imported_instance_class(program: ProgramModel, name: str, use: cst.CSTNode) -> str | None:
-    """The qualified name of the imported class every binding of ``name`` in the function around ``use`` calls
-    (``conf = MNISTConfigs()``)."""
-    callee = _local_callee(program, name, use)
-    qual = program.imports.get(callee) if callee is not None else None
-    return qual if qual is not None and "." in qual else None
+    else:
+        qual = imported_instance_class(program, recv, call)
+        derived, asked = _config_trainer(program, qual) if qual is not None else (False, False)
+    return (recv if derived else None), asked
 
 
 def derives_from_config_trainer(program: ProgramModel, class_name: str) -> tuple[bool, bool]:
     """Whether the class ``class_name`` of this module derives from a configuration class whose ``run()`` trains,
     through its bases here and in sibling modules; and whether the project's other modules were asked."""
     asked = False
-    for cls in class_chain(program, class_name):
-        classdef = program.classes.get(cls)
-        for base in classdef.bases if classdef is not None else ():
-            qual = program.qualname(base.value)
-            if qual is None or qual in program.classes:
-                continue
-            if qual in CONFIG_TRAINING_RUNS:
-                return True, asked
-            if program.project is not None and "." in qual:
-                asked = True
-                if program.project.index.lineage(program.path, qual) & CONFIG_TRAINING_RUNS:
-                    return True, asked
+    for qual in outside_bases(program, class_name):
+        derived, asked_here = _config_trainer(program, qual)
+        asked = asked or asked_here
+        if derived:
+            return True, asked
     return False, asked
+
+
+def _config_trainer(program: ProgramModel, qual: str) -> tuple[bool, bool]:
+    """Whether the class ``qual`` (as this module names it) is, or derives from, a configuration class whose
+    ``run()`` trains; and whether the project's other modules were asked."""
+    if qual in CONFIG_TRAINING_RUNS:
+        return True, False
+    if program.project is None or "." not in qual:
+        return False, False
+    return bool(program.project.index.lineage(program.path, qual) & CONFIG_TRAINING_RUNS), True
+
+
+def outside_bases(program: ProgramModel, class_name: str) -> list[str]:
+    """The qualified names of the bases of ``class_name`` and of its parents in this module that are not classes
+    of this module (imported, or of another package)."""
+    return [qual for cls in class_chain(program, class_name) if cls in program.classes
+            for base in program.classes[cls].bases
+            if (qual := program.qualname(base.value)) is not None and qual not in program.classes]
 
 
 def inherited_method(program: ProgramModel, class_name: str | None, receiver: str, method: str):
@@ -202,8 +200,7 @@ def inherited_method(program: ProgramModel, class_name: str | None, receiver: st
     flow's answer (model, FunctionInfo, receiver), or None; and whether the project was asked. Not for classes
     whose parents may be ``nn.Module``."""
     if class_name is not None:
-        bases = [qual for cls in class_chain(program, class_name) for base in program.classes[cls].bases
-                 if (qual := program.qualname(base.value)) is not None and qual not in program.classes]
+        bases = outside_bases(program, class_name)
     else:
         bases = [qual] if (qual := imported_instance_class(program, receiver)) is not None else []
     index = program.project.index
@@ -218,11 +215,13 @@ def inherited_method(program: ProgramModel, class_name: str | None, receiver: st
     return None, bool(bases)
 
 
-def imported_instance_class(program: ProgramModel, name: str) -> str | None:
-    """The qualified name of the class imported into this module that every binding of ``name`` in the module is
-    a call of (``trainer = Trainer()``): a module-level fact."""
-    callees = {b.value.func.value if type(b.value) is cst.Call and type(b.value.func) is cst.Name else None
-               for b in program.bindings.get(name, ())}
-    callee = next(iter(callees)) if len(callees) == 1 else None
-    qual = program.imports.get(callee) if callee is not None and name not in program.imports else None
+def imported_instance_class(program: ProgramModel, name: str, use: cst.CSTNode | None = None) -> str | None:
+    """The qualified name of the class imported into this module that every binding of ``name`` in the module is a
+    call of (``trainer = Trainer()``: a module-level fact), or, with ``use``, every binding of it in the function
+    around ``use`` (``conf = MNISTConfigs()`` in ``main()``)."""
+    if use is None:
+        callee = None if name in program.imports else _one_callee(program, name)
+    else:
+        callee = _one_callee(program, name, program.enclosing_function(use))
+    qual = program.imports.get(callee) if callee is not None else None
     return qual if qual is not None and "." in qual else None

@@ -4,7 +4,7 @@ from typing import Iterator
 
 import libcst as cst
 
-from ..call_mapping import class_chain
+from ..call_mapping import outside_bases
 from ..context import RuleContext
 from ..dataflow import dataflow
 from ..flow import SEED, flow_of
@@ -347,9 +347,8 @@ def _seeding_trainers(program: ProgramModel) -> list[cst.Call]:
     """The constructions of a Hugging Face ``Trainer`` (or of a class of this module derived from one): each seeds
     every generator from ``TrainingArguments.seed`` as it is built."""
     return [call for call, qual in named_calls(program)
-            if qual is not None and (seeds_when_built(qual) or qual in program.classes and any(
-                seeds_when_built(program.qualname(base.value) or "")
-                for cls in class_chain(program, qual) for base in program.classes[cls].bases))]
+            if qual is not None and (seeds_when_built(qual) or qual in program.classes
+                                     and any(seeds_when_built(base) for base in outside_bases(program, qual)))]
 
 
 def _before_any(program: ProgramModel, use: cst.Call, trainers: list[cst.Call]) -> bool:
