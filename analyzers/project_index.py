@@ -36,6 +36,9 @@ _MAX_FILE_BYTES = 2_000_000
 _MAX_DEPTH = 8
 _SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv", "build", "dist"})
 
+# Calls that train: a module holding one may backpropagate through anything it computes.
+_TRAINING_CALLS = frozenset({"backward", "step", "fit"})
+
 # Bases whose methods no framework calls behind the project's back.
 _INERT_BASES = frozenset({
     "object", "torch.nn.Module", "torch.nn.modules.module.Module", "nn.Module", "torch.utils.data.Dataset",
@@ -438,6 +441,8 @@ class _Verdicts:
             return True
         if info[3] == "other":
             return None  # a decorator may hand it to someone who calls it
+        if info[2] and key[1].endswith(".__call__"):
+            return self._instances_called(key[0], info[2])
         reverse = index._index(key[1].rsplit(".", 1)[-1])
         if reverse.get("unreadable") or key in reverse["refs"] or (info[2] and "?" in reverse["refs"]):
             return None  # passed around as a value, or a module that mentions it cannot be read
@@ -452,6 +457,24 @@ class _Verdicts:
         if False in verdicts:
             return False
         return None if None in verdicts else True
+
+    def _instances_called(self, path: Path, cls: str) -> bool | None:
+        """A ``__call__`` runs where instances of ``cls`` are called, which the index does not follow: False
+        (with gradients) when neither the modules that name the class nor the modules that import those ever
+        run anything with gradients disabled or under a flag, or train anything (a call may feed a loss), None
+        (cannot tell) otherwise."""
+        index = self.index
+        if index.external_bases(path, cls) - _INERT_BASES:
+            return None
+        naming = [index._resolve_path(p) for p in index._mentioning(cls)]
+        importing = [index._resolve_path(p) for stem in {p.stem for p in naming} for p in index._mentioning(stem)]
+        for module in {*naming, *importing}:
+            summary = index.summary(module)
+            if summary is None or any(call[2] in (OFF, FLAG) or call[0].rsplit(".", 1)[-1] in _TRAINING_CALLS
+                                      for call in summary["calls"]) \
+                    or any(info[3] == "nograd" for info in summary["functions"].values()):
+                return None
+        return False
 
     def _site(self, site: tuple[Path, str, str | None], stack: tuple, sure: bool) -> bool | None | str:
         path, context, scope = site

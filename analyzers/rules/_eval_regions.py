@@ -190,18 +190,23 @@ def loaded_in_eval_mode(program: ProgramModel, target: str | None) -> bool:
     loaded = False
     for binding in bindings:
         value = binding.value
-        if _moved_itself(value, target):
+        if moved_itself(value, target):
             continue
-        if not isinstance(value, cst.Call):
-            return False
-        qual = program.qualname(value.func) or ""
-        if not (qual.startswith(_EVAL_LOADERS) and qual.endswith(".from_pretrained")):
+        if not loads_pretrained(program, value):
             return False
         if any(arg.keyword is not None and arg.keyword.value == "is_trainable"
                and not (isinstance(arg.value, cst.Name) and arg.value.value == "False") for arg in value.args):
             return False  # peft's adapter loaded to be trained: in training mode
         loaded = True
     return loaded and not program.cached(_calls_a_training_method)
+
+
+def loads_pretrained(program: ProgramModel, value: cst.BaseExpression | None) -> bool:
+    """``value`` is a Hugging Face ``X.from_pretrained(...)`` call (transformers, diffusers, peft)."""
+    if not isinstance(value, cst.Call):
+        return False
+    qual = program.qualname(value.func) or ""
+    return qual.startswith(_EVAL_LOADERS) and qual.endswith(".from_pretrained")
 
 
 def _calls_a_training_method(program: ProgramModel) -> bool:
@@ -222,7 +227,7 @@ def mode_free_model(program: ProgramModel, target: str | None, site: cst.CSTNode
     built = False
     for binding in bindings:
         value = binding.value
-        if _moved_itself(value, target):
+        if moved_itself(value, target):
             continue
         if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Name):
             return False
@@ -249,7 +254,7 @@ class _ModeFreeClasses:
 _MODULE_MOVES = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16"})
 
 
-def _moved_itself(value: cst.BaseExpression | None, target: str | None) -> bool:
+def moved_itself(value: cst.BaseExpression | None, target: str | None) -> bool:
     """``target.to(device)`` / ``target.cuda()`` (chains of them too)."""
     while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
             and value.func.attr.value in _MODULE_MOVES:

@@ -16,9 +16,9 @@ from ..dataflow import dataflow
 from ..flow import BACKWARD, EVAL, FIT, FORWARD, OPT_STEP, SEED, TRAIN, Effect, Flow
 from ..lookups import same_object
 from ..model import FunctionInfo, ProgramModel
-from ..syntax import dotted_names_in, names_in, walk
+from ..syntax import dotted_name, dotted_names_in, names_in, walk
 from ..torch_api import OPTIMIZER
-from ._eval_regions import EvalRegion
+from ._eval_regions import EvalRegion, loads_pretrained, moved_itself
 
 _TRAINING = frozenset({BACKWARD, OPT_STEP, FIT})
 
@@ -83,6 +83,62 @@ def script_inference_helpers(program: ProgramModel, flow: Flow, regions: list[Ev
                 and target not in dataflow(program).params(region.node):
             out.append(region)
     return out
+
+
+def pretrained_feature_methods(program: ProgramModel, flow: Flow, regions: list[EvalRegion]) -> list[EvalRegion]:
+    """Methods of a plain class (no base class) that run, and only run, a Hugging Face model the class loads
+    itself (``self.encoder = AutoModel.from_pretrained(...)``), in a module that trains nothing (no backward,
+    optimizer step, ``fit``, optimizer or ``train()``) and never hands that model's parameters on: a frozen
+    feature extractor (chunk embeddings for a retrieval index, a sentence encoder), inference whatever its
+    name. The model's parameters belong to no network of the project, so nothing else trains them."""
+    if program.names_of_kind(OPTIMIZER) or any(e.kind in _TRAINING or e.kind == TRAIN
+                                               for scope in flow.all_scopes() for e in scope.effects):
+        return []
+    known = {id(region.node) for region in regions}
+    out = []
+    for info in program.functions.values():
+        cls = program.classes.get(info.class_name or "")
+        if cls is None or id(info.node) in known or _test_runner_calls(info) \
+                or any(dotted_name(base.value) != "object" for base in cls.bases):
+            continue
+        effects = flow.scope(info.node).effects
+        if not _forwards_one_model(effects):
+            continue
+        target = next(e.target for e in effects if e.kind == FORWARD)
+        attribute = target[5:] if target.startswith("self.") and target.count(".") == 1 else None
+        if attribute and _loaded_pretrained(program, cls, attribute) and not _parameters_handed_on(program, attribute):
+            out.append(EvalRegion(info.node, info, effects, program))
+    return out
+
+
+# what an attribute's parameters are handed on by (to an optimizer, to a mode switch)
+_PARAMETER_ACCESS = frozenset({"parameters", "named_parameters", "requires_grad_", "train"})
+
+
+def _loaded_pretrained(program: ProgramModel, cls: cst.ClassDef, attribute: str) -> bool:
+    """Every assignment of ``self.<attribute>`` in the class is a Hugging Face ``from_pretrained(...)`` load
+    (or the attribute moved: ``self.model = self.model.to(device)``), and there is one."""
+    loaded = False
+    for node in walk(cls.body):
+        if isinstance(node, cst.Assign) and any(dotted_name(t.target) == f"self.{attribute}" for t in node.targets):
+            if moved_itself(node.value, f"self.{attribute}"):
+                continue
+            if not loads_pretrained(program, node.value):
+                return False
+            loaded = True
+    return loaded
+
+
+def _parameters_handed_on(program: ProgramModel, attribute: str) -> bool:
+    """Some ``<x>.<attribute>.parameters()`` / ``.named_parameters()`` / ``.requires_grad_()`` / ``.train()``
+    in the module."""
+    for call in program.calls:
+        func = call.func
+        if type(func) is cst.Attribute and func.attr.value in _PARAMETER_ACCESS:
+            owner = dotted_name(func.value) or ""
+            if owner == attribute or owner.endswith(f".{attribute}"):
+                return True
+    return False
 
 
 def _forwards_one_model(effects: list[Effect]) -> bool:

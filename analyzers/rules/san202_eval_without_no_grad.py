@@ -11,15 +11,16 @@ from ..project_index import callers_disable_grad
 from ..rule import UNSAFE, InsertBefore, Invalid, NodeFix, Replace, Rule, Valid
 from ..syntax import indent_of, int_literal, loop_header, nodes_of_types, walk
 from ._eval_regions import eval_candidates
-from ._inference import inference_helpers, script_inference_helpers
+from ._inference import inference_helpers, pretrained_feature_methods, script_inference_helpers
 
 
 class EvalWithoutNoGrad(Rule):
     """Evaluation forward passes (in a function named like `evaluate` / `validate` / `test` /
     `predict`, in a function that calls `model.eval()` itself and then only runs that model, in a function of an
     inference script — one that trains nothing — running the model its top level put in eval mode, in a method a
-    configuration framework calls as inference — labml's `sample()` —, or in a loop over a validation / test
-    loader) outside `torch.no_grad()`,
+    configuration framework calls as inference — labml's `sample()` —, in a method of a plain class that runs a
+    Hugging Face model it loads itself, in a module that trains nothing — a frozen feature extractor —, or in a
+    loop over a validation / test loader) outside `torch.no_grad()`,
     `torch.inference_mode()` or `torch.set_grad_enabled(False)` — as a `with` block, a decorator, or
     around the call site."""
 
@@ -49,7 +50,12 @@ class EvalWithoutNoGrad(Rule):
         iterators (whose evaluation batches were volatile) and reads losses with `.data[0]`, is left alone.
         Hugging Face's `model.generate(...)` disables gradients itself, so a region whose only forward passes
         are `generate` calls is not reported (SAN201 still asks for `eval()` there). A framework's `sample()` is
-        judged with the project (the framework calls it with gradients on); a lone file is not told.
+        judged with the project (the framework calls it with gradients on); a lone file is not told. A frozen
+        feature extractor is recognised only when its class has no base class, loads the model itself with
+        `from_pretrained`, and its module trains nothing and never hands that model's parameters on
+        (`parameters()`, `train()`); its `__call__`, whose callers are instances the project index does not
+        follow, is reported only when no module that names the class (or imports one that does) ever disables
+        gradients or trains anything.
     """
     fix_safety = """
         Unsafe: under `torch.no_grad()` the outputs carry no graph, so code that later differentiates through
@@ -171,6 +177,22 @@ class EvalWithoutNoGrad(Rule):
                 loss = criterion(model(batch.text), batch.label)
                 total += loss.data[0]
         """),
+        # the pretrained encoder's parameters are handed on (to a trainer elsewhere): not a frozen feature extractor
+        Valid("""
+            from transformers import AutoModel
+
+            class Embedder:
+                def __init__(self, name):
+                    self.model = AutoModel.from_pretrained(name)
+
+                def embed(self, batch):
+                    return self.model(**batch).last_hidden_state.mean(1)
+
+                def trainable_parameters(self):
+                    return self.model.parameters()
+
+            vectors = Embedder("bert-base-uncased").embed(batch)
+        """),
         # the script computes gradients of its outputs (a saliency map): not an inference script
         Valid("""
             import torch
@@ -186,6 +208,22 @@ class EvalWithoutNoGrad(Rule):
         """),
     ]
     INVALID = [
+        # a frozen feature extractor: a plain class runs the pretrained encoder it loads, nothing trains it
+        Invalid(
+            """
+            from transformers import AutoModel
+
+            class Embedder:
+                def __init__(self, name):
+                    self.model = AutoModel.from_pretrained(name)
+
+                def embed(self, batch):
+                    return self.model(**batch).last_hidden_state.mean(1)
+
+            vectors = Embedder("bert-base-uncased").embed(batch)
+            """,
+            line=7,
+        ),
         # an inference script: the model is put in eval mode at the top, the helper runs it
         Invalid(
             """
@@ -289,6 +327,7 @@ class EvalWithoutNoGrad(Rule):
         volatile = None
         regions = eval_candidates(program)
         helpers = inference_helpers(program, flow, regions)
+        helpers += pretrained_feature_methods(program, flow, [*regions, *helpers])
         for region in [*regions, *helpers, *script_inference_helpers(program, flow, [*regions, *helpers])]:
             forwards = [e for e in region.effects if e.kind == FORWARD and not _generates(e)]
             if not forwards or any(e.nograd is not False for e in forwards):
