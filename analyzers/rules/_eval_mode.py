@@ -9,10 +9,10 @@ import libcst as cst
 from ..flow import BACKWARD, EVAL, TRAIN
 from ..lookups import call_sites, names_by_value, referenced_otherwise
 from ..model import ProgramModel
-from ..rule import UNSAFE, InsertBefore, NodeFix
+from ..rule import UNSAFE, InsertBefore, NodeFix, Replace
 from ..syntax import dotted_name, loop_header, walk
-from ._eval_regions import EvalRegion, eval_fix_safe
-from ._inference import feeds_backward
+from ._eval_regions import EvalRegion, TrainInEvalBranch, UnswitchedStep, eval_fix_safe
+from ._inference import borrowed_eval_mode, feeds_backward
 
 
 def _mode_switch_before(flow, site) -> bool:
@@ -146,3 +146,46 @@ def _loop_fix(program, flow, loop, targets):
     if not eval_fix_safe(flow, lambda e: e.inside(loop)):
         return None
     return NodeFix(f"Insert {target}.eval()", (InsertBefore(loop, f"{target}.eval()"),), UNSAFE)
+
+
+def unswitched_step(step: UnswitchedStep) -> tuple:
+    """The finding on a framework's ``step()`` that validates in training mode: ``(node, message, fix)``."""
+    message = (f"the framework calls step() for validation batches too, and nothing switches {step.target} to "
+               "eval mode: validation runs with dropout and batch-norm in training mode (set the mode from the "
+               "phase at the top of the step)")
+    fix = NodeFix(f"Set {step.target}'s mode from the phase",
+                  (InsertBefore(step.first, f"{step.target}.train(self.mode.is_train)"),), UNSAFE)
+    return step.function.node.name, message, fix
+
+
+def train_in_eval_branch(program: ProgramModel, branch: TrainInEvalBranch) -> tuple:
+    """``if is_train: m.train() else: m.train()``: the finding on the non-training branch's first call."""
+    names = ", ".join(dict.fromkeys(dotted_name(c.func.value) for c in branch.calls))
+    message = (f"where `{program.code_for(branch.condition)}` is false, this branch switches {names} to training "
+               "mode as the training branch does: evaluation there runs with dropout and batch-norm in training "
+               "mode (eval() was meant)")
+    fix = NodeFix("Switch to eval() in this branch", tuple(Replace(c.func.attr, "eval") for c in branch.calls), UNSAFE)
+    return branch.calls[0], message, fix
+
+
+def borrowed_mode(program: ProgramModel, flow, region: EvalRegion, targets) -> tuple | None:
+    """The finding on an inference helper whose eval mode, at every call site, is only what another
+    function (``evaluate()``) left behind; None when some call site does not borrow it."""
+    info = region.function
+    if info.class_name is not None or len(targets) != 1:
+        return None
+    sites = call_sites(program, info)
+    if not sites or referenced_otherwise(program, info, sites):
+        return None  # callers it cannot see may switch the mode
+    sources = []
+    for site in sites:
+        source = None if feeds_backward(program, flow, site) else borrowed_eval_mode(program, flow, site)
+        if source is None:
+            return None
+        sources.append(source)
+    helper, target = info.node.name.value, next(iter(targets))
+    names = sorted({dotted_name(source.func) or "a helper" for source in sources})
+    message = (f"{helper}() runs {target} without {target}.eval(): its eval mode is only what "
+               f"{'() / '.join(names)}() left behind, so after any training step dropout and batch-norm "
+               "are in training mode")
+    return info.node.name, message, function_fix(program, flow, region, targets, sites)

@@ -14,7 +14,7 @@ import libcst as cst
 
 from ..call_mapping import derives_from_config_trainer
 from ..dataflow import dataflow
-from ..flow import BACKWARD, FIT, FORWARD, OPT_STEP, TRAIN, Effect, Flow, flow_of
+from ..flow import BACKWARD, EVAL, FIT, FORWARD, OPT_STEP, TRAIN, Effect, Flow, flow_of
 from ..lookups import calls_by_callee, enclosing_function, iter_loader_names
 from ..model import FunctionInfo, ProgramModel
 from ..name_guesses import (
@@ -24,7 +24,7 @@ from ..name_guesses import (
     looks_like_eval_loader,
     name_role,
 )
-from ..syntax import LOOP_TYPES, NAME_OR_ATTRIBUTE, dotted_name, nodes_of_types, string_literal, walk
+from ..syntax import LOOP_TYPES, NAME_OR_ATTRIBUTE, dotted_name, dotted_names_in, nodes_of_types, string_literal, walk
 from ..torch_api import CONFIG_HOOKS
 
 
@@ -91,6 +91,66 @@ def _framework_inference(program: ProgramModel, info: FunctionInfo) -> bool:
     validation), on a class of this module derived from the framework's training configuration."""
     return info.class_name is not None and CONFIG_HOOKS.get(info.node.name.value, True) is False \
         and derives_from_config_trainer(program, info.class_name)[0]
+
+
+@dataclass(frozen=True)
+class UnswitchedStep:
+    """A framework's ``step()`` that runs ``target`` for training and validation batches alike and never sets
+    its mode; ``first`` is the body's first statement after the docstring."""
+
+    function: FunctionInfo
+    target: str
+    first: cst.CSTNode
+
+
+def unswitched_framework_steps(program: ProgramModel, flow: Flow) -> list[UnswitchedStep]:
+    """A configuration framework's ``step()`` (labml's: called for every training and every validation batch,
+    ``self.mode.is_train`` telling which, under ``set_grad_enabled(is_train)`` and nothing else) that tells the
+    phases apart, runs a model of its class (``self.model(data)``) and never sets a mode — no ``train()`` /
+    ``eval()`` anywhere in the class —, in a class of this module derived from the framework's training
+    configuration whose model the experiments deriving from it build (no ``@option(Cls.model)`` here): every
+    validation batch runs in training mode."""
+    out = []
+    for info in program.functions.values():
+        if info.class_name is None or info.node.name.value not in CONFIG_HOOKS \
+                or CONFIG_HOOKS[info.node.name.value] is not None:
+            continue
+        if not any(name.endswith("mode.is_train") for name in dotted_names_in(info.node.body)):
+            continue
+        effects = flow.scope(info.node).effects
+        targets = {e.target for e in effects if e.kind == FORWARD}
+        if len(targets) != 1 or any(e.kind in (EVAL, TRAIN) for e in effects):
+            continue
+        target = next(iter(targets))
+        if target is None or not target.startswith("self.") or target.count(".") != 1:
+            continue
+        cls = program.classes.get(info.class_name)
+        if cls is None or _switches_a_mode(cls) or _built_here_by_option(program, f"{info.class_name}.{target[5:]}") \
+                or not derives_from_config_trainer(program, info.class_name)[0]:
+            continue
+        body = list(info.node.body.body) if isinstance(info.node.body, cst.IndentedBlock) else []
+        if body and _is_docstring(body[0]):
+            body = body[1:]
+        if body:
+            out.append(UnswitchedStep(info, target, body[0]))
+    return out
+
+
+def _switches_a_mode(cls: cst.ClassDef) -> bool:
+    return any(type(node) is cst.Call and type(node.func) is cst.Attribute and node.func.attr.value in ("train", "eval")
+               for node in walk(cls.body))
+
+
+def _built_here_by_option(program: ProgramModel, option: str) -> bool:
+    """A function of this module decorated ``@option(Cls.model)`` builds the model: judged where it is built."""
+    return any(option in dotted_names_in(decorator.decorator)
+               for info in program.functions.values() if info.class_name is None
+               for decorator in info.node.decorators)
+
+
+def _is_docstring(statement: cst.CSTNode) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 \
+        and isinstance(statement.body[0], cst.Expr) and isinstance(statement.body[0].value, cst.SimpleString)
 
 
 def _evaluates(effects: list[Effect]) -> bool:

@@ -2,19 +2,10 @@ from __future__ import annotations
 
 from ..context import RuleContext
 from ..flow import EVAL, FORWARD, TRAIN
-from ..lookups import call_sites, referenced_otherwise
-from ..model import ProgramModel
-from ..rule import UNSAFE, Invalid, NodeFix, Replace, Rule, Valid
-from ..syntax import dotted_name
-from ._eval_regions import (
-    EvalRegion,
-    TrainInEvalBranch,
-    eval_candidates,
-    eval_changes_nothing,
-    train_in_eval_branches,
-)
-from ._eval_mode import check_function, check_loop, function_fix
-from ._inference import borrowed_eval_mode, feeds_backward, unswitched_helpers
+from ..rule import Invalid, Rule, Valid
+from ._eval_regions import eval_candidates, eval_changes_nothing, train_in_eval_branches, unswitched_framework_steps
+from ._eval_mode import borrowed_mode, check_function, check_loop, train_in_eval_branch, unswitched_step
+from ._inference import unswitched_helpers
 
 
 class EvalWithoutEvalMode(Rule):
@@ -24,8 +15,10 @@ class EvalWithoutEvalMode(Rule):
     `model.train(False)`) — in the code itself, in a helper it calls, or before its call sites; and an
     inference helper (`predict_sentiment()`, `translate_sentence()`: it only runs one model forward) that
     never calls `model.eval()` and gets eval mode at every call site only because another function run
-    before it (`evaluate()`) left the model in eval mode; and the branch of an `if is_train:` / `if phase ==
-    "train":` that is not training but switches the same modules to `train()` as the training branch does."""
+    before it (`evaluate()`) left the model in eval mode; the branch of an `if is_train:` / `if phase ==
+    "train":` that is not training but switches the same modules to `train()` as the training branch does; and
+    a configuration framework's `step()` (labml's, which the framework calls for training and validation
+    batches alike) that never sets the model's mode."""
 
     code = "SAN201"
     name = "eval-without-eval-mode"
@@ -88,13 +81,35 @@ class EvalWithoutEvalMode(Rule):
         `x.training` flag is not a phase); its branches are judged only when they hold nothing but statements
         (no nested control flow) and the non-training one calls `train()` on exactly the modules the training
         one does.
+
+        A framework's `step()` is judged only where it tells the phases apart (`self.mode.is_train`), runs one
+        model of its class, and nothing in the class switches any mode, and only in a class whose model the
+        experiments deriving from it build (no `@option(Cls.model)` in its module): an experiment that builds
+        its model next to its own `step()` may have configured it without dropout, which the rule cannot read.
     """
     fix_safety = """
         Unsafe: `model.eval()` changes dropout and batch-norm for everything that runs after it, training
         included when nothing switches back. The fix is offered only where training already calls
-        `model.train()`, and is still left to `--unsafe-fixes`.
+        `model.train()`, and is still left to `--unsafe-fixes`. In a framework's `step()` the fix sets the mode
+        from the phase (`self.model.train(self.mode.is_train)`) at the top of the step: unsafe too, since code
+        that relied on the training mode in validation changes.
     """
     VALID = [
+        # the experiment builds its model here (@option), maybe without dropout: judged where it is built
+        Valid("""
+            from labml.configs import option
+            from labml_helpers.train_valid import TrainValidConfigs
+
+            class Configs(TrainValidConfigs):
+                def step(self, batch, batch_idx):
+                    loss = self.loss_func(self.model(batch[0]), batch[1])
+                    if self.mode.is_train:
+                        loss.backward()
+
+            @option(Configs.model)
+            def _model(c: Configs):
+                return Transformer(dropout=c.dropout).to(c.device)
+        """),
         # from_pretrained returns the model in eval mode, and nothing here trains it
         Valid("""
             from transformers import AutoModelForCausalLM
@@ -281,6 +296,29 @@ class EvalWithoutEvalMode(Rule):
         """),
     ]
     INVALID = [
+        # labml's framework calls step() for validation batches too; nothing switches the model's mode
+        Invalid(
+            """
+            from labml_helpers.train_valid import TrainValidConfigs
+
+            class MNISTConfigs(TrainValidConfigs):
+                def step(self, batch, batch_idx):
+                    loss = self.loss_func(self.model(batch[0]), batch[1])
+                    if self.mode.is_train:
+                        loss.backward()
+            """,
+            line=4,
+            fixed="""
+            from labml_helpers.train_valid import TrainValidConfigs
+
+            class MNISTConfigs(TrainValidConfigs):
+                def step(self, batch, batch_idx):
+                    self.model.train(self.mode.is_train)
+                    loss = self.loss_func(self.model(batch[0]), batch[1])
+                    if self.mode.is_train:
+                        loss.backward()
+            """,
+        ),
         # fine-tuned after from_pretrained: the generate() helper runs it in training mode; the fix switches the
         # model that generate() belongs to
         Invalid(
@@ -589,48 +627,22 @@ class EvalWithoutEvalMode(Rule):
             if region.function is not None:
                 result = check_function(program, flow, region, targets)
                 if result is None:
-                    yield from self._borrowed_mode(program, flow, region, targets)
+                    yield from self._findings([borrowed_mode(program, flow, region, targets)])
                     continue
             else:
                 result = check_loop(program, flow, region, targets)
             if result is not None:
                 yield self.finding(result[0], end_node=result[1], fix=result[2])
-        for branch in train_in_eval_branches(program):
-            yield self._train_in_eval_branch(program, branch)
+        yield from self._findings(train_in_eval_branch(program, branch) for branch in train_in_eval_branches(program))
+        yield from self._findings(unswitched_step(step) for step in unswitched_framework_steps(program, flow))
         for region in unswitched_helpers(program, flow, regions):
             forwards = [e for e in region.effects if e.kind == FORWARD]
             targets = {e.target for e in forwards}
             if not eval_changes_nothing(program, forwards) and region.holds():
-                yield from self._borrowed_mode(program, flow, region, targets)
+                yield from self._findings([borrowed_mode(program, flow, region, targets)])
 
-    def _train_in_eval_branch(self, program: ProgramModel, branch: TrainInEvalBranch):
-        """``if is_train: m.train() else: m.train()``: the finding on the non-training branch's first call."""
-        names = ", ".join(dict.fromkeys(dotted_name(c.func.value) for c in branch.calls))
-        message = (f"where `{program.code_for(branch.condition)}` is false, this branch switches {names} to training "
-                   "mode as the training branch does: evaluation there runs with dropout and batch-norm in training "
-                   "mode (eval() was meant)")
-        fix = NodeFix("Switch to eval() in this branch", tuple(Replace(c.func.attr, "eval") for c in branch.calls), UNSAFE)
-        return self.finding(branch.calls[0], message=message, fix=fix)
-
-    def _borrowed_mode(self, program: ProgramModel, flow, region: EvalRegion, targets):
-        """The finding on an inference helper whose eval mode, at every call site, is only what another
-        function (``evaluate()``) left behind."""
-        info = region.function
-        if info.class_name is not None or len(targets) != 1:
-            return
-        sites = call_sites(program, info)
-        if not sites or referenced_otherwise(program, info, sites):
-            return  # callers it cannot see may switch the mode
-        sources = []
-        for site in sites:
-            source = None if feeds_backward(program, flow, site) else borrowed_eval_mode(program, flow, site)
-            if source is None:
-                return
-            sources.append(source)
-        helper, target = info.node.name.value, next(iter(targets))
-        names = sorted({dotted_name(source.func) or "a helper" for source in sources})
-        message = (f"{helper}() runs {target} without {target}.eval(): its eval mode is only what "
-                   f"{'() / '.join(names)}() left behind, so after any training step dropout and batch-norm "
-                   "are in training mode")
-        yield self.finding(info.node.name, message=message,
-                           fix=function_fix(program, flow, region, targets, sites))
+    def _findings(self, found):
+        """Findings from ``(node, message, fix)`` triples (None: nothing found)."""
+        for triple in found:
+            if triple is not None:
+                yield self.finding(triple[0], message=triple[1], fix=triple[2])
