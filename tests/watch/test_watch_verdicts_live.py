@@ -112,13 +112,14 @@ def test_a_validation_set_taken_from_the_training_data_is_not_overfitting(tmp_pa
 
 def test_a_validation_subset_that_swings_with_a_high_learning_rate_is_not_overfitting(tmp_path):
     """The benchmark's CNN validates on 256 of its 2048 training images; SGD with momentum at lr=0.05 makes that
-    validation loss swing from epoch to epoch (up 40% once before its best), and later above its best again."""
+    validation loss swing from epoch to epoch: at some evaluation it stands well above its best so far, which the
+    overfitting scan judges. Where the swings fall differs from one CPU to another (float kernels), so the test asks
+    for a swing anywhere, not at a given epoch."""
     run = Run()
     run.extend(recorded(tmp_path, "bench_cnn_train.py 300 16"))
     losses = [e["loss"] for e in run.evals]
-    best = losses.index(min(losses))
-    assert len(losses) == 10 and 0 < best < len(losses) - 2
-    assert min(losses[best + 1:]) > losses[best] and max(losses[best + 1:]) > 1.1 * losses[best]  # it rose again
+    assert len(losses) == 10
+    assert any(losses[k] > 1.1 * min(losses[:k]) for k in range(1, len(losses)))  # it rose above a best again
     assert verdicts(run) == []  # a healthy run: no overfitting, nor anything else
 
 
