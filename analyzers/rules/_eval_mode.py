@@ -11,7 +11,7 @@ from ..lookups import call_sites, names_by_value, referenced_otherwise
 from ..model import ProgramModel
 from ..rule import UNSAFE, InsertBefore, NodeFix, Replace
 from ..syntax import dotted_name, loop_header, walk
-from ._eval_regions import EvalRegion, TrainInEvalBranch, UnswitchedStep, eval_fix_safe
+from ._eval_regions import EvalRegion, TrainInEvalBranch, UnswitchedStep, eval_fix_safe, first_statement
 from ._inference import borrowed_eval_mode, feeds_backward
 
 
@@ -99,20 +99,10 @@ def function_fix(program, flow, region, targets, sites):
     site_ids = {id(s) for s in sites}
     if not eval_fix_safe(flow, lambda e: any(id(v) in site_ids for v in e.via) or id(e.site) in site_ids):
         return None
-    body = region.node.body
-    if not isinstance(body, cst.IndentedBlock) or not body.body:
+    first = first_statement(region.node)
+    if first is None:
         return None
-    first = body.body[0]
-    if _is_docstring(first):
-        if len(body.body) < 2:
-            return None
-        first = body.body[1]
     return NodeFix(f"Insert {target}.eval()", (InsertBefore(first, f"{target}.eval()"),), UNSAFE)
-
-
-def _is_docstring(stmt) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr) \
-        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
 
 
 def check_loop(program: ProgramModel, flow, region: EvalRegion, targets):

@@ -128,11 +128,9 @@ def unswitched_framework_steps(program: ProgramModel, flow: Flow) -> list[Unswit
         if cls is None or _switches_a_mode(cls) or _built_here_by_option(program, f"{info.class_name}.{target[5:]}") \
                 or not derives_from_config_trainer(program, info.class_name)[0]:
             continue
-        body = list(info.node.body.body) if isinstance(info.node.body, cst.IndentedBlock) else []
-        if body and _is_docstring(body[0]):
-            body = body[1:]
-        if body:
-            out.append(UnswitchedStep(info, target, body[0]))
+        first = first_statement(info.node)
+        if first is not None:
+            out.append(UnswitchedStep(info, target, first))
     return out
 
 
@@ -148,9 +146,19 @@ def _built_here_by_option(program: ProgramModel, option: str) -> bool:
                for decorator in info.node.decorators)
 
 
+def first_statement(function: cst.FunctionDef) -> cst.CSTNode | None:
+    """The first statement of the function's body after its docstring (where a fix inserts a line), or None
+    (a one-line body, or only a docstring)."""
+    body = list(function.body.body) if isinstance(function.body, cst.IndentedBlock) else []
+    if body and _is_docstring(body[0]):
+        body = body[1:]
+    return body[0] if body else None
+
+
 def _is_docstring(statement: cst.CSTNode) -> bool:
     return isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 \
-        and isinstance(statement.body[0], cst.Expr) and isinstance(statement.body[0].value, cst.SimpleString)
+        and isinstance(statement.body[0], cst.Expr) \
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
 
 
 def _evaluates(effects: list[Effect]) -> bool:
@@ -247,26 +255,28 @@ def loaded_in_eval_mode(program: ProgramModel, target: str | None) -> bool:
     """``target`` is bound only to a Hugging Face ``from_pretrained(...)`` (or to itself moved), which returns the
     model in eval mode, and the module calls no ``train()`` / ``fit()`` on anything."""
     bindings = program.bindings.get(target or "", ())
+    if not bound_to_pretrained(program, bindings, target):
+        return False
+    if any(arg.keyword is not None and arg.keyword.value == "is_trainable"
+           and not (isinstance(arg.value, cst.Name) and arg.value.value == "False")
+           for binding in bindings if not _moved_itself(binding.value, target) for arg in binding.value.args):
+        return False  # peft's adapter loaded to be trained: in training mode
+    return not program.cached(_calls_a_training_method)
+
+
+def bound_to_pretrained(program: ProgramModel, bindings, target: str | None) -> bool:
+    """Each of ``bindings`` (of ``target``) is a Hugging Face ``X.from_pretrained(...)`` call (transformers,
+    diffusers, peft) or ``target`` moved (``model = model.to(device)``), and there is a load."""
     loaded = False
     for binding in bindings:
-        value = binding.value
-        if moved_itself(value, target):
+        if _moved_itself(binding.value, target):
             continue
-        if not loads_pretrained(program, value):
+        value = binding.value
+        qual = (program.qualname(value.func) or "") if isinstance(value, cst.Call) else ""
+        if not (qual.startswith(_EVAL_LOADERS) and qual.endswith(".from_pretrained")):
             return False
-        if any(arg.keyword is not None and arg.keyword.value == "is_trainable"
-               and not (isinstance(arg.value, cst.Name) and arg.value.value == "False") for arg in value.args):
-            return False  # peft's adapter loaded to be trained: in training mode
         loaded = True
-    return loaded and not program.cached(_calls_a_training_method)
-
-
-def loads_pretrained(program: ProgramModel, value: cst.BaseExpression | None) -> bool:
-    """``value`` is a Hugging Face ``X.from_pretrained(...)`` call (transformers, diffusers, peft)."""
-    if not isinstance(value, cst.Call):
-        return False
-    qual = program.qualname(value.func) or ""
-    return qual.startswith(_EVAL_LOADERS) and qual.endswith(".from_pretrained")
+    return loaded
 
 
 def _calls_a_training_method(program: ProgramModel) -> bool:
@@ -287,7 +297,7 @@ def mode_free_model(program: ProgramModel, target: str | None, site: cst.CSTNode
     built = False
     for binding in bindings:
         value = binding.value
-        if moved_itself(value, target):
+        if _moved_itself(value, target):
             continue
         if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Name):
             return False
@@ -314,7 +324,7 @@ class _ModeFreeClasses:
 _MODULE_MOVES = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16"})
 
 
-def moved_itself(value: cst.BaseExpression | None, target: str | None) -> bool:
+def _moved_itself(value: cst.BaseExpression | None, target: str | None) -> bool:
     """``target.to(device)`` / ``target.cuda()`` (chains of them too)."""
     while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) \
             and value.func.attr.value in _MODULE_MOVES:

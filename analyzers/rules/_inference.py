@@ -14,11 +14,11 @@ import libcst as cst
 
 from ..dataflow import dataflow
 from ..flow import BACKWARD, EVAL, FIT, FORWARD, OPT_STEP, SEED, TRAIN, Effect, Flow
-from ..lookups import same_object
+from ..lookups import calls_by_callee, same_object
 from ..model import FunctionInfo, ProgramModel
 from ..syntax import dotted_name, dotted_names_in, names_in, walk
 from ..torch_api import OPTIMIZER
-from ._eval_regions import EvalRegion, loads_pretrained, moved_itself
+from ._eval_regions import EvalRegion, bound_to_pretrained
 
 _TRAINING = frozenset({BACKWARD, OPT_STEP, FIT})
 
@@ -106,7 +106,8 @@ def pretrained_feature_methods(program: ProgramModel, flow: Flow, regions: list[
             continue
         target = next(e.target for e in effects if e.kind == FORWARD)
         attribute = target[5:] if target.startswith("self.") and target.count(".") == 1 else None
-        if attribute and _loaded_pretrained(program, cls, attribute) and not _parameters_handed_on(program, attribute):
+        if attribute and _loaded_pretrained(program, info.class_name, attribute) \
+                and not _parameters_handed_on(program, attribute):
             out.append(EvalRegion(info.node, info, effects, program))
     return out
 
@@ -115,29 +116,22 @@ def pretrained_feature_methods(program: ProgramModel, flow: Flow, regions: list[
 _PARAMETER_ACCESS = frozenset({"parameters", "named_parameters", "requires_grad_", "train"})
 
 
-def _loaded_pretrained(program: ProgramModel, cls: cst.ClassDef, attribute: str) -> bool:
-    """Every assignment of ``self.<attribute>`` in the class is a Hugging Face ``from_pretrained(...)`` load
-    (or the attribute moved: ``self.model = self.model.to(device)``), and there is one."""
-    loaded = False
-    for node in walk(cls.body):
-        if isinstance(node, cst.Assign) and any(dotted_name(t.target) == f"self.{attribute}" for t in node.targets):
-            if moved_itself(node.value, f"self.{attribute}"):
-                continue
-            if not loads_pretrained(program, node.value):
-                return False
-            loaded = True
-    return loaded
+def _loaded_pretrained(program: ProgramModel, class_name: str, attribute: str) -> bool:
+    """Every binding of ``self.<attribute>`` in the class's methods is a Hugging Face ``from_pretrained(...)``
+    load (or the attribute moved: ``self.model = self.model.to(device)``), and there is one."""
+    name, classes = f"self.{attribute}", dataflow(program)
+    bindings = [b for b in program.bindings.get(name, ()) if classes.class_of(classes.scope(b.node)) == class_name]
+    return bound_to_pretrained(program, bindings, name)
 
 
 def _parameters_handed_on(program: ProgramModel, attribute: str) -> bool:
     """Some ``<x>.<attribute>.parameters()`` / ``.named_parameters()`` / ``.requires_grad_()`` / ``.train()``
     in the module."""
-    for call in program.calls:
-        func = call.func
-        if type(func) is cst.Attribute and func.attr.value in _PARAMETER_ACCESS:
-            owner = dotted_name(func.value) or ""
-            if owner == attribute or owner.endswith(f".{attribute}"):
-                return True
+    by_method = calls_by_callee(program)[1]
+    for call in (call for method in _PARAMETER_ACCESS for call in by_method.get(method, ())):
+        owner = dotted_name(call.func.value) or ""
+        if owner == attribute or owner.endswith(f".{attribute}"):
+            return True
     return False
 
 
